@@ -1,0 +1,3 @@
+from harlite.cli import main
+
+main()
