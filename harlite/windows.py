@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from harlite.data.recordings import Recording, cache_dir
+from harlite.data.recordings import Recording, cached_arrays
 from harlite.frontend import FrontEndSpec, cut_windows, features, window_starts
 from harlite.protocol import LABELS, TEST_SUBJECTS, UNLABELLED
 
@@ -101,16 +100,11 @@ def load_windows(
         return WindowSet(X, y, subject)
     from harlite.data import hapt
 
-    key = hashlib.sha256(f"{hapt.source_identity()}|{spec.digest()}".encode()).hexdigest()[:16]
-    cached = cache_dir() / f"windows-hapt-{key}.npz"
-    if cache and cached.exists():
-        with np.load(cached) as z:
-            return WindowSet(z["X"], z["y"], z["subject"])
-    print("harlite: windowing the HAPT recordings (cached afterwards)...", file=sys.stderr)
-    windows = windows_from_recordings(hapt.load_hapt(), spec)
-    if cache:
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cached.with_suffix(".tmp.npz")
-        np.savez(tmp, X=windows.X, y=windows.y, subject=windows.subject)
-        tmp.replace(cached)
-    return windows
+    def build() -> dict[str, np.ndarray]:
+        print("harlite: windowing the HAPT recordings (cached afterwards)...", file=sys.stderr)
+        w = windows_from_recordings(hapt.load_hapt(cache=cache), spec)
+        return {"X": w.X, "y": w.y, "subject": w.subject}
+
+    identity = f"{hapt.source_identity()}|{spec.digest()}"
+    arrays = cached_arrays("windows-hapt", identity, build) if cache else build()
+    return WindowSet(arrays["X"], arrays["y"], arrays["subject"])

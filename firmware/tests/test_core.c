@@ -1,0 +1,322 @@
+/*
+ * Tests of the harlite core, for the host (gcc with sanitizers) and for the Cortex-M4 under QEMU
+ * (semihosting: stdio and files go to the host, main's return value is QEMU's exit status).
+ *
+ *   test_core                      unit tests, then the golden vectors in the current directory
+ *                                  (raw_f32.bin, input_int8.bin of `harlite simulate --dump-golden`)
+ *   test_core smooth MODE K ALPHA FILE
+ *                                  smooths the int8 model outputs in FILE (n x HARLITE_NUM_CLASSES, e.g.
+ *                                  output_int8.bin) and prints one class a line (MODE 0 none, 1 majority,
+ *                                  2 ema)
+ *
+ * Output lines start with "ok", "FAIL" or a result key ("golden:"); the return value is the number of
+ * failures (0 = pass).
+ */
+#include <float.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harlite_core.h"
+
+static int failures;
+
+#define CHECK(cond)                                                        \
+    do {                                                                   \
+        if (!(cond)) {                                                     \
+            printf("FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);         \
+            failures++;                                                    \
+        }                                                                  \
+    } while (0)
+
+enum { C = HARLITE_NUM_CHANNELS, W = HARLITE_WINDOW, H = HARLITE_HOP, K = HARLITE_NUM_CLASSES };
+
+static harlite_frontend_t fe, fe2;
+static int8_t window[HARLITE_WINDOW_BYTES], window2[HARLITE_WINDOW_BYTES];
+
+/* Deterministic pseudo-random numbers (xorshift32), identical on every target. */
+static unsigned long rng_state = 2463534242UL;
+static unsigned long rng(void) {
+    rng_state ^= (rng_state << 13) & 0xffffffffUL;
+    rng_state ^= rng_state >> 17;
+    rng_state ^= (rng_state << 5) & 0xffffffffUL;
+    return rng_state;
+}
+static float uniform(float lo, float hi) { return lo + (hi - lo) * (float)(rng() % 1000001UL) / 1000000.0f; }
+
+/* A walking-like raw sample: gravity on x, a 2 Hz gait, noise. */
+static void walk_sample(long i, float raw[HARLITE_NUM_RAW]) {
+    int r;
+    const float phase = (float)(i % 25) / 25.0f; /* 2 Hz at 50 Hz */
+    const float tri = phase < 0.5f ? 4.0f * phase - 1.0f : 3.0f - 4.0f * phase;
+    for (r = 0; r < HARLITE_NUM_RAW; r++) raw[r] = uniform(-0.05f, 0.05f);
+    raw[0] += 1.0f + 0.3f * tri;
+    if (HARLITE_NUM_RAW > 4) raw[4] += 0.8f * tri;
+}
+
+/* The row the last push wrote (white box: the newest ring slot). */
+static const int8_t *newest_row(const harlite_frontend_t *f) {
+    return f->ring[f->head == 0 ? W - 1 : f->head - 1];
+}
+
+static void test_first_window_and_hop(void) {
+    float raw[HARLITE_NUM_RAW];
+    long i, emitted = 0;
+    harlite_frontend_reset(&fe);
+    CHECK(harlite_frontend_window_int8(&fe, window) == 0);
+    for (i = 0; i < W + 3L * H; i++) {
+        const int ready = (walk_sample(i, raw), harlite_frontend_push(&fe, raw));
+        /* window k is complete exactly when sample k*H + W - 1 (0-based) arrives */
+        const int expect = i >= W - 1 && (i - (W - 1)) % H == 0;
+        CHECK(ready == expect);
+        if (i < W - 1) CHECK(harlite_frontend_window_int8(&fe, window) == 0);
+        emitted += ready;
+    }
+    CHECK(emitted == 4);
+    CHECK(harlite_frontend_window_int8(&fe, window) == 1);
+    printf("ok first window at sample %d, then every %d\n", W - 1, H);
+}
+
+/* Every window equals the rows of its samples in arrival order, across many wraps of the ring. */
+static void test_wrap_around(void) {
+    static int8_t rows[W + 8 * H][C];
+    float raw[HARLITE_NUM_RAW];
+    long i, k = 0;
+    harlite_frontend_reset(&fe);
+    for (i = 0; i < W + 8L * H; i++) {
+        int ready;
+        walk_sample(i, raw);
+        ready = harlite_frontend_push(&fe, raw);
+        memcpy(rows[i], newest_row(&fe), C);
+        if (ready) {
+            CHECK(harlite_frontend_window_int8(&fe, window) == 1);
+            CHECK(memcmp(window, rows[k * H], HARLITE_WINDOW_BYTES) == 0);
+            k++;
+        }
+    }
+    CHECK(k == 9);
+    printf("ok wrap-around: %ld windows equal their samples' rows\n", k);
+}
+
+/* A reset mid-stream forgets everything: the stream after it equals a fresh front end's. */
+static void test_reset_mid_stream(void) {
+    float raw[HARLITE_NUM_RAW];
+    long i, windows = 0;
+    harlite_frontend_reset(&fe);
+    for (i = 0; i < W + H / 2; i++) {
+        walk_sample(i, raw);
+        raw[1] += 3.0f; /* a different gravity, so a stale filter state would show */
+        harlite_frontend_push(&fe, raw);
+    }
+    harlite_frontend_reset(&fe);
+    harlite_frontend_reset(&fe2);
+    CHECK(harlite_frontend_window_int8(&fe, window) == 0);
+    for (i = 0; i < W + 2L * H; i++) {
+        int a, b;
+        walk_sample(i, raw);
+        a = harlite_frontend_push(&fe, raw);
+        b = harlite_frontend_push(&fe2, raw);
+        CHECK(a == b);
+        CHECK(memcmp(newest_row(&fe), newest_row(&fe2), C) == 0);
+        if (a) {
+            harlite_frontend_window_int8(&fe, window);
+            harlite_frontend_window_int8(&fe2, window2);
+            CHECK(memcmp(window, window2, sizeof window) == 0);
+            windows++;
+        }
+    }
+    CHECK(windows == 3);
+    printf("ok reset mid-stream\n");
+}
+
+/* Extremes and random values never misbehave (the sanitizers watch), and a reset recovers. */
+static void test_random_and_extremes(void) {
+    static const float extremes[] = {0.0f, -0.0f, FLT_MIN, -FLT_MIN, 1e-40f, FLT_MAX, -FLT_MAX, 1e30f, -1e30f,
+                                     1e6f, -1e6f, 127.0f, -128.0f};
+    const long n_extremes = (long)(sizeof extremes / sizeof extremes[0]);
+    float raw[HARLITE_NUM_RAW];
+    long i, windows = 0;
+    int r, c;
+    harlite_frontend_reset(&fe);
+    for (i = 0; i < 20L * W; i++) {
+        for (r = 0; r < HARLITE_NUM_RAW; r++) {
+            const unsigned long pick = rng() % 4;
+            raw[r] = pick == 0 ? extremes[rng() % (unsigned long)n_extremes]
+                     : pick == 1 ? uniform(-1e4f, 1e4f)
+                                 : uniform(-4.0f, 4.0f);
+        }
+        if (harlite_frontend_push(&fe, raw)) windows += harlite_frontend_window_int8(&fe, window);
+        if (rng() % 997 == 0) harlite_frontend_reset(&fe);
+    }
+    CHECK(windows > 0);
+    /* A channel that passes a raw value through saturates at the ends of int8 for huge inputs. */
+    for (c = 0; c < C; c++) {
+        static const uint8_t kind[] = HARLITE_CHANNEL_KIND;
+        static const uint8_t source[] = HARLITE_CHANNEL_SOURCE;
+        static const float mul[] = HARLITE_INPUT_MUL;
+        if (kind[c] != HARLITE_CH_RAW) continue;
+        for (r = 0; r < 2; r++) {
+            memset(raw, 0, sizeof raw);
+            raw[source[c]] = r ? FLT_MAX : -FLT_MAX;
+            harlite_frontend_reset(&fe);
+            harlite_frontend_push(&fe, raw);
+            CHECK(newest_row(&fe)[c] == ((r != 0) == (mul[c] > 0.0f) ? 127 : -128));
+        }
+    }
+    /* after reset, the extremes leave no trace */
+    harlite_frontend_reset(&fe);
+    harlite_frontend_reset(&fe2);
+    for (i = 0; i < W; i++) {
+        walk_sample(i, raw);
+        harlite_frontend_push(&fe, raw);
+        harlite_frontend_push(&fe2, raw);
+    }
+    harlite_frontend_window_int8(&fe, window);
+    harlite_frontend_window_int8(&fe2, window2);
+    CHECK(memcmp(window, window2, sizeof window) == 0);
+    printf("ok random and extreme input: %ld windows\n", windows);
+}
+
+static void scores_for(int cls, int8_t out[K]) {
+    int i;
+    for (i = 0; i < K; i++) out[i] = (int8_t)(i == cls ? 100 : -100);
+}
+
+static void test_smoothing(void) {
+    harlite_smoother_t sm;
+    int8_t s[K];
+    /* majority, k=3: A B -> a tie, the most recent wins; A B A -> A; (A) B A B -> B; A B C -> C; ... */
+    static const int seq[] = {0, 1, 0, 1, 2, 2, 0};
+    static const int want3[] = {0, 1, 0, 1, 2, 2, 2};
+    /* majority, k=4: A B A B -> a tie, B; B A B C -> B; A B C C -> C; B C C A -> C */
+    static const int want4[] = {0, 1, 0, 1, 1, 2, 2};
+    unsigned i;
+    CHECK(harlite_smoother_init(&sm, HARLITE_SMOOTH_MAJORITY, 0, 0.0f) == 0);
+    CHECK(harlite_smoother_init(&sm, HARLITE_SMOOTH_MAJORITY, HARLITE_MAJORITY_MAX + 1, 0.0f) == 0);
+    CHECK(harlite_smoother_init(&sm, HARLITE_SMOOTH_EMA, 0, 0.0f) == 0);
+    CHECK(harlite_smoother_init(&sm, HARLITE_SMOOTH_EMA, 0, 1.5f) == 0);
+    CHECK(harlite_smoother_init(&sm, (harlite_smoothing_t)7, 1, 0.5f) == 0);
+
+    CHECK(harlite_smoother_init(&sm, HARLITE_SMOOTH_MAJORITY, 3, 0.0f) == 1);
+    for (i = 0; i < sizeof seq / sizeof seq[0]; i++) {
+        scores_for(seq[i], s);
+        CHECK(harlite_smoother_update(&sm, s) == want3[i]);
+    }
+    CHECK(harlite_smoother_init(&sm, HARLITE_SMOOTH_MAJORITY, 4, 0.0f) == 1);
+    for (i = 0; i < sizeof seq / sizeof seq[0]; i++) {
+        scores_for(seq[i], s);
+        CHECK(harlite_smoother_update(&sm, s) == want4[i]);
+    }
+    harlite_smoother_reset(&sm); /* history gone: the first prediction stands alone */
+    scores_for(3, s);
+    CHECK(harlite_smoother_update(&sm, s) == 3);
+
+    /* none: argmax, ties to the lowest index */
+    CHECK(harlite_smoother_init(&sm, HARLITE_SMOOTH_NONE, 0, 0.0f) == 1);
+    memset(s, 0, sizeof s);
+    s[2] = s[4] = 5;
+    CHECK(harlite_smoother_update(&sm, s) == 2);
+
+    /* ema, alpha 0.25: a single window of another class does not flip it; three do */
+    CHECK(harlite_smoother_init(&sm, HARLITE_SMOOTH_EMA, 0, 0.25f) == 1);
+    scores_for(0, s);
+    CHECK(harlite_smoother_update(&sm, s) == 0);
+    CHECK(harlite_smoother_update(&sm, s) == 0);
+    scores_for(5, s);
+    CHECK(harlite_smoother_update(&sm, s) == 0);
+    CHECK(harlite_smoother_update(&sm, s) == 0);
+    CHECK(harlite_smoother_update(&sm, s) == 5);
+    harlite_smoother_reset(&sm);
+    scores_for(1, s);
+    CHECK(harlite_smoother_update(&sm, s) == 1);
+    printf("ok smoothing\n");
+}
+
+static unsigned long fnv1a(unsigned long h, const int8_t *p, size_t n) {
+    size_t i;
+    for (i = 0; i < n; i++) h = ((h ^ (unsigned char)p[i]) * 16777619UL) & 0xffffffffUL;
+    return h;
+}
+
+/* Replay raw_f32.bin through the core; every window must match input_int8.bin within 1 LSB. */
+static void test_golden(void) {
+    FILE *raw_file = fopen("raw_f32.bin", "rb");
+    FILE *want_file = fopen("input_int8.bin", "rb");
+    float raw[HARLITE_NUM_RAW];
+    long samples = 0, windows = 0, off_by_one = 0, worse = 0;
+    unsigned long hash = 2166136261UL;
+    if (!raw_file || !want_file) {
+        printf("FAIL golden: cannot open raw_f32.bin or input_int8.bin in the current directory\n");
+        failures++;
+        if (raw_file) fclose(raw_file);
+        if (want_file) fclose(want_file);
+        return;
+    }
+    harlite_frontend_reset(&fe);
+    while (fread(raw, sizeof raw, 1, raw_file) == 1) {
+        samples++;
+        if (!harlite_frontend_push(&fe, raw)) continue;
+        harlite_frontend_window_int8(&fe, window);
+        hash = fnv1a(hash, window, sizeof window);
+        if (fread(window2, sizeof window2, 1, want_file) != 1) {
+            printf("FAIL golden: the core emits more windows than input_int8.bin holds (%ld)\n", windows);
+            failures++;
+            break;
+        }
+        {
+            int j;
+            for (j = 0; j < HARLITE_WINDOW_BYTES; j++) {
+                const int d = abs(window[j] - window2[j]);
+                if (d == 1) off_by_one++;
+                if (d > 1) {
+                    if (worse++ < 5) {
+                        printf("FAIL golden: window %ld sample %d channel %d: core %d, python %d\n", windows,
+                               j / C, j % C, window[j], window2[j]);
+                    }
+                }
+            }
+        }
+        windows++;
+    }
+    if (fread(window2, 1, 1, want_file) == 1) {
+        printf("FAIL golden: input_int8.bin holds more windows than the core emitted (%ld)\n", windows);
+        failures++;
+    }
+    if (worse) failures++;
+    CHECK(windows > 0);
+    fclose(raw_file);
+    fclose(want_file);
+    printf("golden: samples=%ld windows=%ld values=%ld lsb1=%ld worse=%ld fnv=%08lx\n", samples, windows,
+           windows * (long)HARLITE_WINDOW_BYTES, off_by_one, worse, hash);
+}
+
+/* Print the smoothed class of each row of a file of int8 model outputs. */
+static int smooth_file(int mode, unsigned k, float alpha, const char *path) {
+    FILE *f = fopen(path, "rb");
+    harlite_smoother_t sm;
+    int8_t s[K];
+    if (!f || !harlite_smoother_init(&sm, (harlite_smoothing_t)mode, k, alpha)) {
+        printf("FAIL smooth: cannot open %s or invalid setting\n", path);
+        if (f) fclose(f);
+        return 1;
+    }
+    while (fread(s, sizeof s, 1, f) == 1) printf("%d\n", harlite_smoother_update(&sm, s));
+    fclose(f);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc == 6 && strcmp(argv[1], "smooth") == 0) {
+        return smooth_file(atoi(argv[2]), (unsigned)atoi(argv[3]), (float)atof(argv[4]), argv[5]);
+    }
+    printf("harlite core tests: window %d, hop %d, %d channels, %d classes, state %u bytes\n", W, H, C, K,
+           (unsigned)sizeof(harlite_frontend_t));
+    test_first_window_and_hop();
+    test_wrap_around();
+    test_reset_mid_stream();
+    test_random_and_extremes();
+    test_smoothing();
+    test_golden();
+    printf("%s: %d failure(s)\n", failures ? "FAIL" : "ok", failures);
+    return failures;
+}

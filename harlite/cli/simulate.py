@@ -1,0 +1,115 @@
+"""``harlite simulate``: replay recordings through a bundle as the board would run it."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from harlite.protocol import TEST_SUBJECTS, TRAIN_SUBJECTS
+
+SPLITS = {"test": TEST_SUBJECTS, "train": TRAIN_SUBJECTS}
+
+
+def _subjects(ctx: click.Context, param: click.Parameter, value: str | None) -> list[int] | None:
+    if value is None:
+        return None
+    try:
+        return [int(s) for s in value.split(",") if s.strip()]
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a comma-separated list of subject numbers, e.g. 2,4") from None
+
+
+def _smoothing(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    from harlite.smoothing import parse_smoothing
+
+    try:
+        return str(parse_smoothing(value))
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
+
+
+@click.command()
+@click.argument("bundle", type=click.Path(exists=True))
+@click.argument("recordings", nargs=-1, type=click.Path(exists=True, dir_okay=False))
+@click.option("--dataset", type=click.Choice(["hapt"]), help="Replay a dataset's continuous recordings.")
+@click.option("--subjects", callback=_subjects, help="Subjects of --dataset, comma-separated (e.g. 2,4).")
+@click.option("--split", type=click.Choice(sorted(SPLITS)), help="UCI HAR's test or training subjects of --dataset.")
+@click.option("--runtime", type=click.Choice(["tflm", "litert", "keras"]), default="tflm", show_default=True,
+              help="tflm: the int8 model in TFLite Micro (the board); litert: int8 in LiteRT; keras: the float model.")
+@click.option("--smoothing", default="none", show_default=True, callback=_smoothing,
+              help="none, majority:K (last K windows) or ema:ALPHA (average of probabilities).")
+@click.option("--out", type=click.Path(file_okay=False), help="Folder for timeline.csv and timeline.json.")
+@click.option("--plot", type=click.Path(dir_okay=False), help="PNG of the first recording: signal, true and predicted.")
+@click.option("--dump-golden", "golden", type=click.Path(file_okay=False),
+              help="Folder for the firmware's golden vectors of the first recording (TFLM only).")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
+@click.option("--force", is_flag=True, help="Overwrite existing output files.")
+def simulate(
+    bundle: str,
+    recordings: tuple[str, ...],
+    dataset: str | None,
+    subjects: list[int] | None,
+    split: str | None,
+    runtime: str,
+    smoothing: str,
+    out: str | None,
+    plot: str | None,
+    golden: str | None,
+    as_json: bool,
+    force: bool,
+) -> None:
+    """Replay recordings sample by sample through BUNDLE: front end, int8, runtime, smoothing.
+
+    RECORDING files are CSV (.csv or .csv.gz: time_s,acc_x,acc_y,acc_z,gyro_x,gyro_y,gyro_z[,label]);
+    other steady rates are resampled to the bundle's. Metrics count only windows whose samples all
+    carry one activity; the others are counted apart.
+
+    \b
+    Examples:
+      harlite simulate models/cnn_lstm --dataset hapt --split test --smoothing majority:3 --out sim
+      harlite simulate models/cnn_lstm walk.csv --plot walk.png --dump-golden firmware/tests/golden
+    """
+    from harlite.simulate import run
+
+    if split is not None and subjects is not None:
+        raise click.UsageError("give --subjects or --split, not both.")
+    if (split or subjects) and dataset is None:
+        dataset = "hapt"
+    summary = run(
+        bundle,
+        list(recordings),
+        dataset=dataset,
+        subjects=SPLITS[split] if split else subjects,
+        runtime=runtime,
+        smoothing=smoothing,
+        out=out,
+        plot=plot,
+        golden=golden,
+        force=force,
+        log=lambda message: click.echo(message, err=True),
+    )
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+    else:
+        click.echo(format_summary(summary))
+
+
+def format_summary(summary: dict) -> str:
+    """A few human lines: windows, accuracy and macro-F1 (raw and smoothed), cost, files."""
+    w, lat = summary["windows"], summary["latency"]
+    lines = [
+        f"{w['total']} windows from {len(summary['recordings'])} recording(s): {w['pure']} pure, "
+        f"{w['straddling']} straddling an activity change, {w['unlabelled']} with unlabelled samples, "
+        f"{w['no_labels']} without labels"
+    ]
+    for which, m in (summary["metrics"] or {}).items():
+        lines.append(f"{which:>8}: accuracy {m['accuracy']:.2%}, macro-F1 {m['macro_f1']:.3f} (n={m['n']})")
+    if lat["invoke_ms"]:
+        ms = lat["invoke_ms"]
+        lines.append(
+            f"{summary['runtime']}: invoke {ms['mean']:.3f} ms mean, {ms['p50']:.3f} p50, {ms['p99']:.3f} p99; "
+            f"{lat['windows_per_s']:.0f} windows/s end to end"
+        )
+    lines += [f"wrote {f}" for f in summary["files"]]
+    return "\n".join(lines)

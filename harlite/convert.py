@@ -1,0 +1,230 @@
+"""Keras model -> .tflite files (int8 for microcontrollers, float32/float16 for phones) and manifest.json.
+
+The int8 model is full-integer (int8 input and output) and is converted from the batch-1 export copy
+(``harlite.models.export_copy``), which makes the converter emit the fused
+``UNIDIRECTIONAL_SEQUENCE_LSTM`` op; activations are calibrated on windows of training subjects
+only. Conversion is deterministic: the same model and data give the same bytes.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+
+from harlite.frontend import FrontEndSpec, quantize_params, standardize
+from harlite.manifest import FORMAT_VERSION, MANIFEST, artifact_entry, atomic_write_bytes, check_writable, write_json
+from harlite.protocol import LABELS, RAW_CHANNELS, RAW_UNITS, TRAIN_SUBJECTS
+from harlite.windows import WindowSet
+
+FUSED_LSTM = "UNIDIRECTIONAL_SEQUENCE_LSTM"
+CALIBRATION_WINDOWS = 500
+TFLITE_FILES = {"int8": "model_int8.tflite", "float32": "model_float32.tflite", "float16": "model_float16.tflite"}
+
+
+def calibration_windows(
+    windows: WindowSet, mean: np.ndarray, std: np.ndarray, n: int = CALIBRATION_WINDOWS, seed: int = 0
+) -> np.ndarray:
+    """``n`` standardized windows drawn (seeded, without replacement) from the training subjects' windows."""
+    train = windows.of_subjects(TRAIN_SUBJECTS)
+    if n < 1:
+        raise click.ClickException(f"--calibration must be at least 1, got {n}.")
+    pick = np.sort(np.random.default_rng(seed).choice(len(train), size=min(n, len(train)), replace=False))
+    return standardize(train.X[pick], mean, std)
+
+
+def _converter(model: Any) -> Any:
+    from harlite.models import export_copy
+    from harlite.tf import tensorflow
+
+    tf = tensorflow()
+    deployable = model if model.input_shape[0] == 1 and not _has_batch_norm(model) else export_copy(model)
+    return tf, tf.lite.TFLiteConverter.from_keras_model(deployable)
+
+
+def to_int8(model: Any, calibration: np.ndarray) -> bytes:
+    """Full-integer int8 .tflite (int8 input and output) of ``model``, calibrated on standardized windows."""
+    tf, converter = _converter(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: ([window[None].astype(np.float32)] for window in calibration)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = tf.int8
+    converter.inference_output_type = tf.int8
+    data = converter.convert()
+    if FUSED_LSTM not in tflite_ops(data):
+        raise RuntimeError(f"the int8 model lacks {FUSED_LSTM}: convert from the batch-1 export copy")
+    return data
+
+
+def to_float(model: Any, float16: bool = False) -> bytes:
+    """Float .tflite (float32 input and output); ``float16`` stores the weights as float16."""
+    tf, converter = _converter(model)
+    if float16:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    return converter.convert()
+
+
+def _interpreter(data: bytes) -> Any:
+    from ai_edge_litert.interpreter import Interpreter
+
+    return Interpreter(model_content=data)
+
+
+def tflite_ops(data: bytes) -> list[str]:
+    """Sorted builtin op names used by a .tflite model."""
+    return sorted({op["op_name"] for op in _interpreter(data)._get_ops_details()})  # noqa: SLF001
+
+
+def io_details(data: bytes) -> dict[str, Any]:
+    """Input/output shape, dtype and (scale, zero point) of a single-input, single-output .tflite."""
+    interpreter = _interpreter(data)
+    out = {}
+    for side, details in (("input", interpreter.get_input_details()), ("output", interpreter.get_output_details())):
+        d = details[0]
+        scale, zero_point = d["quantization"]
+        out[side] = {
+            "shape": [int(v) for v in d["shape"]],
+            "dtype": np.dtype(d["dtype"]).name,
+            "scale": float(scale),
+            "zero_point": int(zero_point),
+        }
+    return out
+
+
+def quantization_info(int8: bytes, mean: np.ndarray, std: np.ndarray) -> dict[str, Any]:
+    """The manifest's ``quantization``: int8 input (with the fused per-channel mul/add) and output."""
+    io = io_details(int8)
+    scale, zero_point = io["input"]["scale"], io["input"]["zero_point"]
+    mul, add = quantize_params(mean, std, scale, zero_point)
+    return {
+        "input": {"scale": scale, "zero_point": zero_point, "input_mul": mul.tolist(), "input_add": add.tolist()},
+        "output": {"scale": io["output"]["scale"], "zero_point": io["output"]["zero_point"]},
+    }
+
+
+def resolve_model(path: str | Path) -> Path:
+    """The .keras file a MODEL argument means: a file, or a run folder (its QAT model when there is one)."""
+    path = Path(path)
+    if path.is_dir():
+        for candidate in (path / "qat" / "model.keras", path / "model.keras"):
+            if candidate.exists():
+                if candidate.parent.name == "qat":
+                    print(f"harlite: using the int8-ready model {candidate} (made by 'harlite qat')", file=sys.stderr)
+                return candidate
+        raise click.ClickException(f"{path} holds no model.keras: train one with 'harlite train --out {path}'.")
+    if not path.exists():
+        raise click.ClickException(f"{path} does not exist: pass a model.keras or a run folder of 'harlite train'.")
+    if path.suffix != ".keras":
+        raise click.ClickException(f"{path} is not a .keras model: pass a model.keras or a run folder.")
+    return path
+
+
+def convert(
+    model_path: str | Path,
+    out: str | Path,
+    calibration: int = CALIBRATION_WINDOWS,
+    force: bool = False,
+    windows: WindowSet | None = None,
+    firmware: str | Path | None = None,
+) -> dict[str, Any]:
+    """Write the bundle ``out`` (model.keras, three .tflite files, manifest.json) for a Keras model.
+
+    ``model_path`` is a model.keras (with normalization.json and, when known, metrics.json beside it)
+    or a run folder. ``windows`` defaults to the HAPT windows of the model's front end; calibration
+    uses ``calibration`` windows of training subjects only. Returns the manifest.
+    """
+    from harlite.train import load_model, load_normalization, save_model, versions
+    from harlite.windows import load_windows
+
+    source = resolve_model(model_path)
+    out = Path(out)
+    targets = [out / MANIFEST, out / "model.keras", *(out / name for name in TFLITE_FILES.values())]
+    for target in targets:
+        check_writable(target, force)
+    mean, std, spec = load_normalization(source.parent)
+    model = load_model(source)
+    windows = load_windows(spec=spec) if windows is None else windows
+    reference = calibration_windows(windows, mean, std, calibration)
+    print(f"harlite convert: {model.name} from {source}, calibrating on {len(reference)} training windows",
+          file=sys.stderr)  # fmt: skip
+    files = {
+        "int8": to_int8(model, reference),
+        "float32": to_float(model),
+        "float16": to_float(model, float16=True),
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    save_model(model, out / "model.keras")
+    for kind, data in files.items():
+        atomic_write_bytes(out / TFLITE_FILES[kind], data)
+    manifest = build_manifest(out, model, files["int8"], mean, std, spec, _known_metrics(source.parent))
+    manifest["build"].update({"source": str(source), "calibration_windows": len(reference)})
+    manifest["build"]["versions"] = versions()
+    write_json(out / MANIFEST, manifest)
+    if firmware is not None:
+        from harlite import codegen  # the TFLM C sources (another stage)
+
+        codegen.write_tflm_sources(out, manifest, firmware)
+    print(f"harlite convert: int8 {len(files['int8'])} bytes, float32 {len(files['float32'])}, "
+          f"float16 {len(files['float16'])} -> {out}", file=sys.stderr)  # fmt: skip
+    return manifest
+
+
+def build_manifest(
+    root: Path,
+    model: Any,
+    int8: bytes,
+    mean: np.ndarray,
+    std: np.ndarray,
+    spec: FrontEndSpec,
+    metrics: dict[str, Any],
+) -> dict[str, Any]:
+    """manifest.json of docs/bundle.md for the files already written in ``root``."""
+    from harlite.models import count_macs, count_params, export_copy
+
+    artifacts = {"keras": artifact_entry(root / "model.keras", root)}
+    artifacts.update({kind: artifact_entry(root / name, root) for kind, name in TFLITE_FILES.items()})
+    return {
+        "format": "harlite-bundle",
+        "format_version": FORMAT_VERSION,
+        "name": model.name,
+        "labels": list(LABELS),
+        "rate_hz": spec.rate_hz,
+        "window": spec.window,
+        "hop": spec.hop,
+        "raw_channels": [{"name": n, "unit": u} for n, u in zip(RAW_CHANNELS, RAW_UNITS)],
+        "frontend": spec.to_dict(),
+        "normalization": {"mean": [float(v) for v in mean], "std": [float(v) for v in std]},
+        "quantization": quantization_info(int8, mean, std),
+        "artifacts": artifacts,
+        "ops": tflite_ops(int8),
+        "model": {
+            "architecture": model.name,
+            "params": count_params(model),
+            "macs_per_window": count_macs(export_copy(model)),
+        },
+        "metrics": metrics,
+        "build": {"command": " ".join(["harlite", *sys.argv[1:]]) if sys.argv else ""},
+    }
+
+
+def _known_metrics(folder: Path) -> dict[str, Any]:
+    """Test-subject accuracy and macro-F1 of each variant from a metrics.json beside the model, if any."""
+    path = folder / "metrics.json"
+    if not path.exists():
+        return {}
+    from harlite.manifest import read_json
+
+    test = read_json(path).get("test", {})
+    return {
+        kind: {"accuracy": m["accuracy"], "macro_f1": m["macro_f1"], "n": m["n"], "subjects": "test"}
+        for kind, m in test.items()
+        if isinstance(m, dict) and "accuracy" in m
+    }
+
+
+def _has_batch_norm(model: Any) -> bool:
+    return any(type(layer).__name__ == "BatchNormalization" for layer in model.layers)

@@ -1,0 +1,202 @@
+"""The official UCI HAR dataset (Anguita et al. 2013): pre-cut 128-sample windows, from its zip or folder.
+
+Its windows were filtered offline (noise filters and a non-causal gravity separation) before they were
+cut, so it is a training and evaluation source, not a stream to replay; ``hapt`` holds the same
+subjects' continuous recordings.
+"""
+
+from __future__ import annotations
+
+import io
+import urllib.error
+import urllib.request
+import zipfile
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+
+import click
+import numpy as np
+
+from harlite.data.recordings import RecordingError, cache_dir, cached_arrays
+from harlite.manifest import atomic_write_bytes, sha256_file, write_json
+from harlite.protocol import WINDOW
+
+UCI_HAR_URL = "https://archive.ics.uci.edu/static/public/240/human+activity+recognition+using+smartphones.zip"
+INNER_ZIP = "UCI HAR Dataset.zip"
+FOLDER = "UCI HAR Dataset"
+CACHED_ZIP = "uci-har.zip"
+SPLITS = ("train", "test")
+PARSER_VERSION = 1
+# File stems in the channel order of the returned windows (UCI's body_gyro is the raw angular rate).
+SIGNALS: tuple[str, ...] = tuple(
+    f"{kind}_{axis}" for kind in ("body_acc", "body_gyro", "total_acc") for axis in "xyz"
+)
+
+Reader = Callable[[str], bytes]  # member path relative to the dataset root -> bytes
+
+
+def default_path() -> Path:
+    """Where ``fetch_uci_har`` stores the dataset by default."""
+    return cache_dir() / CACHED_ZIP
+
+
+def load_uci_har_windows(path: str | Path | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """UCI HAR's windows, train then test: X (n, 128, 9) float32, y (n,) class 0-5, subject (n,).
+
+    Channels: body_acc_x,y,z (g), gyro_x,y,z (rad/s, UCI's body_gyro), total_acc_x,y,z (g). ``path``
+    is ``UCI HAR Dataset.zip``, the UCI archive zip around it, the extracted folder (or its parent);
+    ``None`` means the copy ``harlite data fetch uci-har`` stored.
+    """
+    if path is None:
+        path = default_path()
+        if not path.exists():
+            raise click.ClickException(
+                "UCI HAR is not downloaded: run 'harlite data fetch uci-har' (or pass --from PATH to a copy)."
+            )
+    arrays = cached_arrays("uci-har", _identity(Path(path)), lambda: _parse(Path(path)))
+    return arrays["X"], arrays["y"], arrays["subject"]
+
+
+def _parse(path: Path) -> dict[str, np.ndarray]:
+    click.echo(f"harlite: reading UCI HAR from {path} (cached afterwards)...", err=True)
+    read = open_dataset(path)
+    parts = [_read_split(read, split, str(path)) for split in SPLITS]
+    return {key: np.concatenate(arrays) for key, arrays in zip(("X", "y", "subject"), zip(*parts))}
+
+
+def _identity(path: Path) -> str:
+    """Path, sizes and mtimes of a zip or of every file in a folder: changes when the data may have."""
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    stats = ";".join(f"{p.relative_to(path) if path.is_dir() else ''}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files)
+    return f"{path.resolve()}|{stats}|v{PARSER_VERSION}"
+
+
+def open_dataset(path: str | Path) -> Reader:
+    """A reader of the dataset's files (``train/y_train.txt``...) in a folder, a zip or a zip in a zip."""
+    path = Path(path)
+    if path.is_dir():
+        for root in (path, path / FOLDER):
+            if (root / "train" / "y_train.txt").is_file():
+                return lambda member: (root / member).read_bytes()
+        for name in (CACHED_ZIP, INNER_ZIP, UCI_HAR_URL.rsplit("/", 1)[1]):
+            if (path / name).is_file():
+                return open_dataset(path / name)
+        raise click.ClickException(f"{path} holds no UCI HAR dataset: point --from to '{FOLDER}' or its zip.")
+    if not path.is_file():
+        raise click.ClickException(f"{path} does not exist: point --from to '{FOLDER}' or its zip.")
+    try:
+        return _zip_reader(zipfile.ZipFile(path), str(path))
+    except zipfile.BadZipFile:
+        raise click.ClickException(f"{path} is not a zip file: point --from to '{FOLDER}' or its zip.") from None
+
+
+def _zip_reader(archive: zipfile.ZipFile, name: str) -> Reader:
+    """Reader into a zip holding the dataset, directly or as the nested ``UCI HAR Dataset.zip``."""
+    members = [m for m in archive.namelist() if not m.startswith("__MACOSX/")]
+    for member in members:
+        if member.endswith("train/y_train.txt"):
+            prefix = member[: -len("train/y_train.txt")]
+            return lambda m: archive.read(prefix + m)
+    for member in members:
+        if member.endswith(".zip"):
+            try:
+                return _zip_reader(zipfile.ZipFile(io.BytesIO(archive.read(member))), f"{name}/{member}")
+            except (zipfile.BadZipFile, click.ClickException):
+                continue
+    raise click.ClickException(f"{name} does not contain the UCI HAR dataset (no train/y_train.txt).")
+
+
+def _read_split(read: Reader, split: str, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(X, y, subject) of one split."""
+    y = _numbers(read, f"{split}/y_{split}.txt", name).astype(np.int64) - 1
+    subject = _numbers(read, f"{split}/subject_{split}.txt", name).astype(np.int64)
+    if len(subject) != len(y) or not np.isin(y, range(6)).all():
+        raise RecordingError(f"{name}: {split}/y_{split}.txt and subject_{split}.txt disagree or hold labels outside 1-6.")
+    X = np.empty((len(y), WINDOW, len(SIGNALS)), dtype=np.float32)
+    for c, signal in enumerate(SIGNALS):
+        member = f"{split}/Inertial Signals/{signal}_{split}.txt"
+        values = _numbers(read, member, name)
+        if values.size != len(y) * WINDOW:
+            raise RecordingError(f"{name}: {member} holds {values.size} values, expected {len(y)} windows of {WINDOW}.")
+        X[:, :, c] = values.reshape(len(y), WINDOW)
+    return X, y, subject
+
+
+def _numbers(read: Reader, member: str, name: str) -> np.ndarray:
+    """All whitespace-separated numbers of one dataset file, as float64."""
+    try:
+        return np.loadtxt(io.BytesIO(read(member)), dtype=np.float64, ndmin=1).ravel()
+    except (KeyError, FileNotFoundError):
+        raise RecordingError(f"{name} lacks {member}: download the complete dataset again.") from None
+    except ValueError as e:
+        raise RecordingError(f"{name}: {member} holds a value that is not a number ({e}).") from None
+
+
+def fetch_uci_har(
+    dest: str | Path | None = None,
+    force: bool = False,
+    source: str | Path | None = None,
+    url: str = UCI_HAR_URL,
+    timeout: float = 10.0,
+) -> Path:
+    """Download UCI HAR (or copy it from ``source``, a zip) to ``dest``; check it; record size and sha256.
+
+    ``dest`` defaults to the cache (where ``load_uci_har_windows(None)`` looks). A valid copy already
+    there is kept unless ``force``. The record ``<dest>.json`` holds the origin, bytes and sha256.
+    """
+    dest = Path(dest) if dest is not None else default_path()
+    if dest.exists() and not force:
+        _check(open_dataset(dest), str(dest))
+        click.echo(f"{dest} is already there (pass --force to fetch it again).", err=True)
+        return dest
+    if source is not None:
+        source = Path(source)
+        if not source.is_file():
+            raise click.ClickException(
+                f"{source} is not a file: fetch stores the UCI zip; pass a folder to --from of the command that reads it."
+            )
+        data, origin = source.read_bytes(), str(source.resolve())
+    else:
+        data, origin = _download(url, timeout), url
+    try:
+        _check(_zip_reader(zipfile.ZipFile(io.BytesIO(data)), origin), origin)
+    except zipfile.BadZipFile:
+        raise click.ClickException(f"{origin} is not a zip file; the UCI HAR archive is a zip.") from None
+    atomic_write_bytes(dest, data)
+    record = {"origin": origin, "bytes": len(data), "sha256": sha256_file(dest)}
+    write_json(dest.with_suffix(".json"), {**record, "fetched": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+    click.echo(f"stored {dest} ({len(data) / 1e6:.1f} MB, sha256 {record['sha256'][:16]}...)", err=True)
+    return dest
+
+
+def _check(read: Reader, name: str) -> None:
+    """Every file the loader needs is there."""
+    for split in SPLITS:
+        for member in [f"{split}/y_{split}.txt", f"{split}/subject_{split}.txt"] + [
+            f"{split}/Inertial Signals/{s}_{split}.txt" for s in SIGNALS
+        ]:
+            try:
+                read(member)
+            except (KeyError, FileNotFoundError):
+                raise RecordingError(f"{name} lacks {member}: fetch the complete archive again (--force).") from None
+
+
+def _download(url: str, timeout: float) -> bytes:
+    """The bytes at ``url``, with a progress bar on stderr; offline fails within ``timeout`` seconds."""
+    request = urllib.request.Request(url, headers={"User-Agent": "harlite"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            total = int(response.headers.get("Content-Length") or 0) or None
+            chunks = []
+            with click.progressbar(length=total, label="Downloading UCI HAR", file=click.get_text_stream("stderr")) as bar:
+                while chunk := response.read(1 << 16):
+                    chunks.append(chunk)
+                    bar.update(len(chunk))
+            return b"".join(chunks)
+    except (urllib.error.URLError, OSError) as e:
+        reason = getattr(e, "reason", e)
+        raise click.ClickException(
+            f"Cannot download {url} ({reason}). Download it on a machine with internet access and store it "
+            "with 'harlite data fetch uci-har --from PATH', or pass --from PATH to the command that reads it."
+        ) from None

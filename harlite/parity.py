@@ -1,0 +1,209 @@
+"""The parity check: does the model behave in LiteRT and on TFLite Micro as it did in Keras?
+
+The same windows (the test subjects' by default) run through the float Keras model, LiteRT float32,
+LiteRT int8 and TFLite Micro int8. For each pair of runtimes: top-1 agreement, the max and mean
+absolute difference of the (dequantized) probabilities and the windows that differ most; for each
+runtime its accuracy. Thresholds decide pass or fail:
+
+- TFLM vs LiteRT int8 top-1 agreement (the board's interpreter against the reference one);
+- the accuracy points int8 (LiteRT and TFLM) may lose against Keras float;
+- LiteRT float32 vs Keras top-1 agreement (a broken export, or an LSTM state not reset, shows here:
+  two interpreters can agree with each other and both be wrong).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from itertools import combinations
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+
+from harlite.codegen import MARKER, check_replaceable
+from harlite.frontend import FrontEndSpec
+from harlite.manifest import atomic_write_text, load_manifest, write_json
+from harlite.metrics import classification_metrics
+from harlite.protocol import TEST_SUBJECTS, TRAIN_SUBJECTS
+from harlite.windows import WindowSet
+
+RUNTIMES = ("keras", "litert-float32", "litert-int8", "tflm")
+NAMES = {"keras": "Keras float", "litert-float32": "LiteRT float32", "litert-int8": "LiteRT int8",
+         "tflm": "TFLM int8"}  # fmt: skip
+SPLITS = {"test": TEST_SUBJECTS, "train": TRAIN_SUBJECTS, "all": None}
+WORST = 5
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Pass/fail limits; agreements are fractions, the accuracy drop is in percentage points."""
+
+    min_tflm_agreement: float = 0.99
+    max_int8_drop: float = 1.0
+    min_float_agreement: float = 0.999
+
+
+def select_windows(windows: WindowSet, split: str = "test", limit: int | None = None) -> WindowSet:
+    """The split's windows; with ``limit``, that many spread evenly over them (every class, every subject)."""
+    if split not in SPLITS:
+        raise click.ClickException(f"unknown split {split!r}: choose one of {', '.join(SPLITS)}.")
+    part = windows if SPLITS[split] is None else windows.of_subjects(SPLITS[split])
+    if not len(part):
+        raise click.ClickException(f"no windows of the {split} subjects: check the data source.")
+    if limit is not None and limit < len(part):
+        if limit < 1:
+            raise click.ClickException(f"--limit must be at least 1, got {limit}.")
+        part = part.take(np.linspace(0, len(part) - 1, limit).round().astype(int))
+    return part
+
+
+def compare(a: np.ndarray, b: np.ndarray, windows: WindowSet) -> dict[str, Any]:
+    """Top-1 agreement, max/mean absolute probability difference and the windows differing most."""
+    diff = np.abs(a.astype(np.float64) - b.astype(np.float64)).max(axis=1)
+    pa, pb = a.argmax(1), b.argmax(1)
+    # disagreements first, then the largest difference
+    order = np.lexsort((-diff, pa == pb))[:WORST]
+    return {
+        "agreement": float((pa == pb).mean()),
+        "disagreements": int((pa != pb).sum()),
+        "max_abs_diff": float(diff.max()),
+        "mean_abs_diff": float(np.abs(a.astype(np.float64) - b).mean()),
+        "worst": [
+            {"window": int(i), "subject": int(windows.subject[i]), "label": int(windows.y[i]),
+             "pred": [int(pa[i]), int(pb[i])], "max_abs_diff": float(diff[i])}
+            for i in order
+        ],  # fmt: skip
+    }
+
+
+def check(report: dict[str, Any], thresholds: Thresholds) -> list[dict[str, Any]]:
+    """Each threshold's value, limit and verdict, with a message naming the breach and its size."""
+    pairs, runtimes = report["pairs"], report["runtimes"]
+    checks = [
+        _check("TFLM vs LiteRT int8 top-1 agreement", pairs["tflm|litert-int8"]["agreement"],
+               thresholds.min_tflm_agreement, at_least=True),
+        _check("LiteRT float32 vs Keras top-1 agreement", pairs["litert-float32|keras"]["agreement"],
+               thresholds.min_float_agreement, at_least=True),
+    ]  # fmt: skip
+    float_acc = runtimes["keras"]["accuracy"]
+    for kind in ("litert-int8", "tflm"):
+        drop = 100 * (float_acc - runtimes[kind]["accuracy"])
+        checks.append(_check(f"{NAMES[kind]} accuracy drop vs Keras float (points)", drop,
+                             thresholds.max_int8_drop, at_least=False))  # fmt: skip
+    return checks
+
+
+def _check(name: str, value: float, limit: float, at_least: bool) -> dict[str, Any]:
+    passed = value >= limit if at_least else value <= limit
+    if at_least:
+        shown = f"{100 * value:.2f}% (minimum {100 * limit:.2f}%)"
+        gap = f"short by {100 * (limit - value):.2f} points"
+    else:
+        shown = f"{value:.2f} (maximum {limit:.2f})"
+        gap = f"over by {value - limit:.2f} points"
+    message = f"{name}: {shown}" + ("" if passed else f", {gap}")
+    return {"name": name, "value": value, "limit": limit, "passed": bool(passed), "message": message}
+
+
+def parity(
+    bundle: str | Path | dict[str, Any],
+    split: str = "test",
+    limit: int | None = None,
+    thresholds: Thresholds = Thresholds(),
+    windows: WindowSet | None = None,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Run the windows through every runtime of ``bundle`` and compare; returns the report.
+
+    ``windows`` defaults to the HAPT windows of the bundle's front end; ``log`` gets progress lines.
+    """
+    from harlite.runtimes import open_runtime
+
+    say = log or (lambda message: None)
+    manifest = bundle if isinstance(bundle, dict) else load_manifest(bundle)
+    if windows is None:
+        from harlite.windows import load_windows
+
+        windows = load_windows(spec=FrontEndSpec.from_dict(manifest["frontend"]))
+    part = select_windows(windows, split, limit)
+    probs, runtimes = {}, {}
+    for kind in RUNTIMES:
+        start = time.perf_counter()
+        runtime = open_runtime(manifest, kind)
+        probs[kind] = runtime.predict(part.X)
+        metrics = classification_metrics(part.y, probs[kind].argmax(1), manifest["labels"])
+        runtimes[kind] = {"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"],
+                          "ms_per_window": runtime.ms_per_invoke}  # fmt: skip
+        say(f"parity: {NAMES[kind]:15s} accuracy {metrics['accuracy']:.2%} on {len(part)} windows "
+            f"({runtime.ms_per_invoke:.3f} ms/window, {time.perf_counter() - start:.1f} s)")  # fmt: skip
+    pairs = {f"{a}|{b}": compare(probs[a], probs[b], part) for a, b in _pairs()}
+    report = {
+        "note": f"{MARKER} parity; do not edit.",
+        "bundle": str(manifest.get("_root", "")),
+        "model_sha256": manifest["artifacts"]["int8"].get("sha256"),
+        "split": split,
+        "subjects": sorted(set(part.subject.tolist())),
+        "windows": len(part),
+        "labels": list(manifest["labels"]),
+        "runtimes": runtimes,
+        "pairs": pairs,
+        "thresholds": asdict(thresholds),
+    }
+    report["checks"] = check(report, thresholds)
+    report["passed"] = all(c["passed"] for c in report["checks"])
+    return report
+
+
+def _pairs() -> list[tuple[str, str]]:
+    """Every pair, the board's runtime first and the reference second (tflm|litert-int8, ...|keras)."""
+    return [(b, a) for a, b in combinations(RUNTIMES, 2)]
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """parity.md: the verdicts, each runtime's accuracy, each pair, the worst windows."""
+    labels = report["labels"]
+    lines = [
+        f"<!-- {report['note']} -->",
+        "# Parity: Keras vs LiteRT vs TFLite Micro",
+        "",
+        f"Bundle `{report['bundle']}` (int8 sha256 `{report['model_sha256']}`), {report['windows']} windows of "
+        f"the {report['split']} subjects {report['subjects']}.",
+        "",
+        f"**{'PASSED' if report['passed'] else 'FAILED'}**",
+        "",
+        *[f"- {'ok' if c['passed'] else 'FAILED'}: {c['message']}" for c in report["checks"]],
+        "",
+        "| runtime | accuracy | macro-F1 | host ms/window |",
+        "| --- | --- | --- | --- |",
+        *[f"| {NAMES[k]} | {r['accuracy']:.2%} | {r['macro_f1']:.4f} | {r['ms_per_window']:.3f} |"
+          for k, r in report["runtimes"].items()],
+        "",
+        "| pair | top-1 agreement | disagreements | max abs diff | mean abs diff |",
+        "| --- | --- | --- | --- | --- |",
+    ]  # fmt: skip
+    for key, p in report["pairs"].items():
+        a, b = key.split("|")
+        lines.append(f"| {NAMES[a]} vs {NAMES[b]} | {p['agreement']:.2%} | {p['disagreements']} | "
+                     f"{p['max_abs_diff']:.4f} | {p['mean_abs_diff']:.5f} |")  # fmt: skip
+    for key in ("tflm|litert-int8", "tflm|keras"):
+        a, b = key.split("|")
+        lines += ["", f"Worst windows, {NAMES[a]} vs {NAMES[b]}:", "",
+                  f"| window | subject | label | {NAMES[a]} | {NAMES[b]} | max abs diff |",
+                  "| --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+        lines += [f"| {w['window']} | {w['subject']} | {labels[w['label']]} | {labels[w['pred'][0]]} | "
+                  f"{labels[w['pred'][1]]} | {w['max_abs_diff']:.4f} |" for w in report["pairs"][key]["worst"]]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def write_reports(report: dict[str, Any], out: str | Path, force: bool = False) -> list[Path]:
+    """Write parity.json and parity.md into ``out``; a file harlite did not write needs ``force``."""
+    out = Path(out)
+    paths = [out / "parity.json", out / "parity.md"]
+    for path in paths:
+        check_replaceable(path, force)
+    write_json(paths[0], report)
+    atomic_write_text(paths[1], markdown(report))
+    return paths

@@ -1,0 +1,322 @@
+"""Quantization-aware fine-tuning (the LSTM included) and the post-training-quantization baseline.
+
+How the LSTM becomes quantization-aware: tfmot's default registry refuses ``LSTM`` and its RNN config
+made the int8 converter crash here, and converting any tfmot-wrapped LSTM gives a ``WHILE`` loop in
+float instead of the fused int8 op. So:
+
+1. The deployable model (batch norm folded, ``models.export_copy``) is annotated layer by layer with
+   QuantizeConfigs of our own and wrapped by tfmot's ``quantize_apply``. The weight quantizer
+   (``Int8WeightQuantizer``) fake-quantizes exactly as the TFLite converter will quantize: 8-bit
+   symmetric, narrow range, scale = max|w| / 127, per output channel for Conv1D and Dense, per gate
+   (the converter splits the LSTM into four gate matrices, each with one scale) for the LSTM's
+   ``cell.kernel`` and ``cell.recurrent_kernel``. Gradients pass straight through.
+2. Activations (the input, each convolution's ReLU output, the LSTM output, the logits before the
+   softmax) are fake-quantized with fixed ranges (``CalibratedRangeQuantizer``) seeded from the same
+   calibration windows the converter will use, and refreshed from them after every epoch, so training
+   sees the ranges the int8 model will have rather than tfmot's default [-6, 6] start.
+3. After each epoch the trained float weights are fake-quantized (the same rule, in NumPy) and copied
+   into the plain deployable model; converting that with calibration gives the fused int8
+   ``UNIDIRECTIONAL_SEQUENCE_LSTM`` whose weights are exactly the QAT grid values. That int8 file is
+   scored in LiteRT on the validation subjects; the best epoch is kept.
+4. The PTQ baseline is the float model converted directly (500 calibration windows of training
+   subjects). QAT is kept only if its int8 model beats PTQ's on the validation subjects; both are
+   reported on the test subjects either way.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tensorflow_model_optimization as tfmot
+
+from harlite.tf import tensorflow
+
+tf = tensorflow()
+
+QUANTIZER_BITS = 8
+LSTM_GATES = 4
+
+
+def fake_quant_int8(w: np.ndarray, groups: int) -> np.ndarray:
+    """Weights on the int8 grid: symmetric, scale max|w|/127 per block of the last axis (``groups`` blocks)."""
+    w = np.asarray(w, np.float32)
+    blocks = w.reshape(-1, groups, w.shape[-1] // groups)
+    scale = np.maximum(np.abs(blocks).max(axis=(0, 2), keepdims=True), 1e-12) / 127.0
+    return (np.clip(np.round(blocks / scale), -127, 127) * scale).reshape(w.shape).astype(np.float32)
+
+
+class Int8WeightQuantizer(tfmot.quantization.keras.quantizers.Quantizer):
+    """Fake-quantize a weight as the TFLite converter quantizes it; straight-through gradient.
+
+    ``gates`` = 0 means one scale per output channel (Conv1D, Dense); 4 means one scale per LSTM gate.
+    """
+
+    def __init__(self, gates: int = 0) -> None:
+        self.gates = gates
+
+    def build(self, tensor_shape: Any, name: str, layer: Any) -> dict[str, Any]:
+        return {}
+
+    def __call__(self, inputs: Any, training: Any, weights: dict[str, Any], **kwargs: Any) -> Any:
+        groups = self.gates or inputs.shape[-1]
+        blocks = tf.reshape(inputs, [-1, groups, inputs.shape[-1] // groups])
+        scale = tf.maximum(tf.reduce_max(tf.abs(blocks), axis=[0, 2], keepdims=True), 1e-12) / 127.0
+        quantized = tf.reshape(tf.clip_by_value(tf.round(blocks / scale), -127.0, 127.0) * scale, tf.shape(inputs))
+        return inputs + tf.stop_gradient(quantized - inputs)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"gates": self.gates}
+
+
+class CalibratedRangeQuantizer(tfmot.quantization.keras.quantizers.Quantizer):
+    """8-bit asymmetric fake quantization over a fixed [min, max] that ``seed_ranges`` sets."""
+
+    def build(self, tensor_shape: Any, name: str, layer: Any) -> dict[str, Any]:
+        k = tf.keras
+        make = lambda suffix, value: layer.add_weight(  # noqa: E731
+            f"{name}_{suffix}", initializer=k.initializers.Constant(value), trainable=False
+        )
+        return {"min_var": make("min", -6.0), "max_var": make("max", 6.0)}
+
+    def __call__(self, inputs: Any, training: Any, weights: dict[str, Any], **kwargs: Any) -> Any:
+        return tf.quantization.fake_quant_with_min_max_vars(
+            inputs, weights["min_var"], weights["max_var"], num_bits=QUANTIZER_BITS, narrow_range=False
+        )
+
+    def get_config(self) -> dict[str, Any]:
+        return {}
+
+
+class LayerQuantizeConfig(tfmot.quantization.keras.QuantizeConfig):
+    """Weights (by attribute path) with ``Int8WeightQuantizer``; the activation or the output with a fixed range.
+
+    ``weights`` are attribute paths such as ``"kernel"`` or ``"cell.recurrent_kernel"``;
+    ``activation`` quantizes the layer's ``activation`` (ReLU after, softmax before, as tfmot does);
+    ``output`` quantizes the layer's output (the LSTM, whose internals the int8 kernel handles itself).
+    """
+
+    def __init__(self, weights: tuple[str, ...], gates: int = 0, activation: bool = False, output: bool = False):
+        self.weights, self.gates, self.activation, self.output = tuple(weights), gates, activation, output
+
+    def _owner(self, layer: Any, path: str) -> tuple[Any, str]:
+        *parents, attr = path.split(".")
+        for parent in parents:
+            layer = getattr(layer, parent)
+        return layer, attr
+
+    def get_weights_and_quantizers(self, layer: Any) -> list[tuple[Any, Any]]:
+        return [(getattr(*self._owner(layer, p)), Int8WeightQuantizer(self.gates)) for p in self.weights]
+
+    def get_activations_and_quantizers(self, layer: Any) -> list[tuple[Any, Any]]:
+        return [(layer.activation, CalibratedRangeQuantizer())] if self.activation else []
+
+    def set_quantize_weights(self, layer: Any, quantize_weights: list[Any]) -> None:
+        for path, weight in zip(self.weights, quantize_weights):
+            setattr(*self._owner(layer, path), weight)
+
+    def set_quantize_activations(self, layer: Any, quantize_activations: list[Any]) -> None:
+        if self.activation:
+            layer.activation = quantize_activations[0]
+
+    def get_output_quantizers(self, layer: Any) -> list[Any]:
+        return [CalibratedRangeQuantizer()] if self.output else []
+
+    def get_config(self) -> dict[str, Any]:
+        return {"weights": self.weights, "gates": self.gates, "activation": self.activation, "output": self.output}
+
+
+def _layer_config(layer: Any) -> LayerQuantizeConfig:
+    kind = type(layer).__name__
+    if kind == "LSTM":
+        return LayerQuantizeConfig(("cell.kernel", "cell.recurrent_kernel"), gates=LSTM_GATES, output=True)
+    if kind in ("Conv1D", "Dense"):
+        return LayerQuantizeConfig(("kernel",), activation=True)
+    raise ValueError(f"no quantization config for a {kind} layer")
+
+
+CUSTOM_OBJECTS = {
+    "LayerQuantizeConfig": LayerQuantizeConfig,
+    "Int8WeightQuantizer": Int8WeightQuantizer,
+    "CalibratedRangeQuantizer": CalibratedRangeQuantizer,
+}
+
+
+def quantize_aware(deployable: Any) -> Any:
+    """tfmot QAT model of a deployable (batch-norm-free) model, every weighted layer annotated."""
+    q = tfmot.quantization.keras
+    annotated = tf.keras.models.clone_model(
+        deployable,
+        clone_function=lambda layer: (
+            q.quantize_annotate_layer(layer.__class__.from_config(layer.get_config()), _layer_config(layer))
+            if layer.weights
+            else layer.__class__.from_config(layer.get_config())
+        ),
+    )
+    with q.quantize_scope(CUSTOM_OBJECTS):
+        model = q.quantize_apply(annotated)
+    for layer in deployable.layers:
+        if layer.weights:
+            model.get_layer(f"quant_{layer.name}").layer.set_weights(layer.get_weights())
+    return model
+
+
+def quantized_copy(qat_model: Any, deployable: Any) -> Any:
+    """``deployable`` (changed in place and returned) with the QAT model's weights on the int8 grid."""
+    for layer in deployable.layers:
+        if not layer.weights:
+            continue
+        wrapper = qat_model.get_layer(f"quant_{layer.name}")
+        weights = wrapper.layer.get_weights()
+        config = _layer_config(layer)
+        for i, variable in enumerate(wrapper.layer.weights):
+            name = variable.name.split("/")[-1].split(":")[0]
+            if name in {p.split(".")[-1] for p in config.weights}:
+                weights[i] = fake_quant_int8(weights[i], config.gates or weights[i].shape[-1])
+        layer.set_weights(weights)
+    return deployable
+
+
+def activation_ranges(deployable: Any, calibration: np.ndarray) -> dict[str, tuple[float, float]]:
+    """Min/max over the calibration windows of every tensor the QAT model fake-quantizes.
+
+    Keys are ``input``, ``<layer>/post_activation`` (Conv1D after ReLU), ``<layer>/output`` (LSTM)
+    and ``<layer>/pre_activation`` (Dense logits before the softmax).
+    """
+    weighted = [layer for layer in deployable.layers if layer.weights]
+    probe = tf.keras.Model(deployable.inputs, [layer.input for layer in weighted] + [layer.output for layer in weighted])
+    values = probe.predict(calibration, batch_size=256, verbose=0)
+    inputs, outputs = values[: len(weighted)], values[len(weighted) :]
+    ranges = {"input": (float(calibration.min()), float(calibration.max()))}
+    for layer, x, y in zip(weighted, inputs, outputs):
+        kind = type(layer).__name__
+        if kind == "Dense":
+            kernel, bias = layer.get_weights()
+            y = x @ kernel + bias
+            ranges[f"{layer.name}/pre_activation"] = (float(y.min()), float(y.max()))
+        elif kind == "LSTM":
+            ranges[f"{layer.name}/output"] = (float(y.min()), float(y.max()))
+        else:
+            ranges[f"{layer.name}/post_activation"] = (float(y.min()), float(y.max()))
+    return ranges
+
+
+def seed_ranges(qat_model: Any, ranges: dict[str, tuple[float, float]]) -> None:
+    """Set the QAT model's activation quantizer ranges (and the input quantizer's) to ``ranges``."""
+    variables = {v.name.split(":")[0]: v for v in qat_model.non_trainable_weights}
+    for key, (lo, hi) in ranges.items():
+        layer, _, point = key.partition("/")
+        prefix = "quantize_layer/quantize_layer" if key == "input" else f"quant_{layer}/{point}"
+        for suffix, value in (("min", min(lo, 0.0)), ("max", max(hi, 0.0))):
+            variables[f"{prefix}_{suffix}"].assign(value)
+
+
+def qat(
+    run_dir: str | Path,
+    epochs: int = 4,
+    learning_rate: float = 1e-4,
+    calibration: int = 500,
+    force: bool = False,
+    windows: Any = None,
+) -> dict[str, Any]:
+    """Fine-tune the float model of ``run_dir`` with QAT; write ``run_dir/qat`` (the int8-ready model and both int8 files).
+
+    Returns the metrics written to ``run_dir/qat/metrics.json``: validation and test scores of the
+    float model, PTQ int8 and QAT int8, which one was chosen and why.
+    """
+    from harlite.convert import calibration_windows, to_int8
+    from harlite.evaluate import keras_predictor, litert_predictor, score
+    from harlite.manifest import atomic_write_bytes, check_writable, read_json, write_json
+    from harlite.metrics import plot_confusion
+    from harlite.models import export_copy
+    from harlite.protocol import LABELS
+    from harlite.train import TrainConfig, echo_epoch, fit, load_model, prepare_data, save_model, seed_everything
+    from harlite.windows import load_windows
+
+    run_dir = Path(run_dir)
+    out = run_dir / "qat"
+    for name in ("model.keras", "model_int8.tflite", "metrics.json"):
+        check_writable(out / name, force)
+    float_model = load_model(run_dir / "model.keras")
+    info = read_json(run_dir / "metrics.json")
+    known = set(TrainConfig.__dataclass_fields__)
+    config = TrainConfig(**{k: v for k, v in info["config"].items() if k in known})
+    from harlite.train import load_normalization
+
+    mean, std, spec = load_normalization(run_dir)
+    windows = load_windows(spec=spec) if windows is None else windows
+    data = prepare_data(config, windows, spec)
+    data.mean, data.std = mean, std
+    if not len(data.val):
+        raise ValueError("QAT selects on validation subjects: train with at least one validation subject")
+    seed_everything(config.seed)
+    reference = calibration_windows(windows, mean, std, calibration)
+    window = spec.window
+
+    def int8_scores(model: Any) -> tuple[bytes, dict[str, Any]]:
+        data_ = to_int8(model, reference)
+        return data_, score(litert_predictor(data_, mean, std, window), data.val)
+
+    start = time.perf_counter()
+    ptq_bytes, ptq_val = int8_scores(float_model)
+    print(f"harlite qat: PTQ int8 validation accuracy {ptq_val['accuracy']:.4f}", file=sys.stderr)
+    deployable = export_copy(float_model, batch_size=None)
+    qat_model = quantize_aware(deployable)
+    best: dict[str, Any] = {"epoch": 0, "val": None}
+    echo = echo_epoch("qat", epochs)
+    epochs_log: list[dict[str, Any]] = []
+
+    def after_epoch(epoch: int, row: dict[str, float]) -> None:
+        candidate = quantized_copy(qat_model, export_copy(float_model, batch_size=None))
+        seed_ranges(qat_model, activation_ranges(candidate, reference))
+        tflite, val = int8_scores(candidate)
+        row = {**row, "int8_val_accuracy": val["accuracy"], "int8_val_macro_f1": val["macro_f1"]}
+        echo(epoch, row)
+        print(f"qat epoch {epoch + 1}: int8 validation accuracy {val['accuracy']:.4f}", file=sys.stderr)
+        epochs_log.append(row)
+        if best["val"] is None or val["accuracy"] > best["val"]["accuracy"]:
+            best.update(epoch=epoch + 1, val=val, model=candidate, tflite=tflite)
+
+    seed_ranges(qat_model, activation_ranges(quantized_copy(qat_model, deployable), reference))
+    fit(qat_model, data, config, epochs, learning_rate, after_epoch)
+    seconds = time.perf_counter() - start
+
+    use_qat = best["val"]["accuracy"] > ptq_val["accuracy"]
+    chosen_model = best["model"] if use_qat else export_copy(float_model, batch_size=None)
+    chosen_bytes = best["tflite"] if use_qat else ptq_bytes
+    test = {
+        "float": score(keras_predictor(float_model, mean, std), data.test),
+        "ptq_int8": score(litert_predictor(ptq_bytes, mean, std, window), data.test),
+        "qat_int8": score(litert_predictor(best["tflite"], mean, std, window), data.test),
+    }
+    test["int8"] = test["qat_int8" if use_qat else "ptq_int8"]
+    metrics = {
+        "chosen": "qat" if use_qat else "ptq",
+        "reason": (
+            f"QAT int8 validation accuracy {best['val']['accuracy']:.4f} (epoch {best['epoch']}) "
+            f"{'>' if use_qat else '<='} PTQ {ptq_val['accuracy']:.4f}"
+        ),
+        "val": {"ptq_int8": ptq_val, "qat_int8": best["val"]},
+        "test": test,
+        "qat_seconds": seconds,
+        "qat": {"epochs": epochs, "learning_rate": learning_rate, "best_epoch": best["epoch"], "history": epochs_log},
+        "calibration_windows": len(reference),
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    save_model(chosen_model, out / "model.keras")
+    atomic_write_bytes(out / "model_int8.tflite", chosen_bytes)
+    atomic_write_bytes(out / "ptq_int8.tflite", ptq_bytes)
+    atomic_write_bytes(out / "qat_int8.tflite", best["tflite"])
+    shutil.copyfile(run_dir / "normalization.json", out / "normalization.json")
+    write_json(out / "metrics.json", metrics)
+    plot_confusion(test["int8"]["confusion"], LABELS, out / "confusion_int8.png", title=f"{metrics['chosen']} int8")
+    print(
+        f"harlite qat: test accuracy float {test['float']['accuracy']:.4f}, PTQ int8 {test['ptq_int8']['accuracy']:.4f}, "
+        f"QAT int8 {test['qat_int8']['accuracy']:.4f}; kept {metrics['chosen']} -> {out}",
+        file=sys.stderr,
+    )
+    return metrics

@@ -1,0 +1,487 @@
+"""The simulator: replay recordings through the board's path and see what the model would have said.
+
+Each recording is a stream, fed hop-sized block by block (as an IMU FIFO delivers samples) into the
+streaming front end, which emits a window every hop; each window is quantized with the bundle's input
+parameters, classified by the chosen runtime (TFLite Micro by default, the board's runtime, with the
+LSTM state reset before every window) and smoothed as the firmware smooths. The result is a timeline
+of windows, metrics over the windows whose samples all carry one activity, and the host's cost.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+
+from harlite.data.recordings import Recording
+from harlite.frontend import FrontEndSpec, StreamingFrontEnd, quantize, window_starts
+from harlite.manifest import atomic_write_bytes, atomic_write_text, check_writable, load_manifest, sha256_file
+from harlite.manifest import write_json
+from harlite.metrics import classification_metrics
+from harlite.protocol import UNLABELLED
+from harlite.smoothing import SmoothingSpec, parse_smoothing, smooth
+from harlite.windows import window_labels
+
+# --runtime name -> harlite.runtimes kind
+RUNTIMES = {"tflm": "tflm", "litert": "litert-int8", "keras": "keras"}
+REQUIRED_FIELDS = (
+    "labels",
+    "frontend.channels",
+    "normalization.mean",
+    "normalization.std",
+    "quantization.input.scale",
+    "quantization.input.zero_point",
+    "quantization.output.scale",
+    "quantization.output.zero_point",
+)
+# Why a window has no label: the kinds counted in SimulationResult.window_counts.
+PURE, STRADDLING, UNLABELLED_SAMPLES, NO_LABELS = "pure", "straddling", "unlabelled", "no_labels"
+GOLDEN_SMOOTHINGS = ("none", "majority:3", "majority:4", "ema:0.5")
+CONFIG_HEADER = "tflm/harlite_model_config.h"
+
+
+@dataclass
+class Trace:
+    """One recording's replay: per window its start sample, tensors, probabilities and predictions."""
+
+    recording: Recording
+    starts: np.ndarray  # (m,) first sample of each window
+    probs: np.ndarray  # (m, classes) float32, dequantized for int8 runtimes
+    raw: np.ndarray  # (m,) argmax of probs
+    smoothed: np.ndarray  # (m,)
+    truth: np.ndarray  # (m,) class of a pure window, else UNLABELLED
+    kind: np.ndarray  # (m,) PURE, STRADDLING, UNLABELLED_SAMPLES or NO_LABELS
+    inputs: np.ndarray | None = None  # (m, window, C) int8 model inputs (int8 runtimes)
+    outputs: np.ndarray | None = None  # (m, classes) int8 model outputs (int8 runtimes)
+
+
+@dataclass
+class SimulationResult:
+    """Everything a replay found: traces, metrics over pure windows, window counts, host cost."""
+
+    bundle: str
+    runtime: str
+    smoothing: SmoothingSpec
+    labels: tuple[str, ...]
+    spec: FrontEndSpec
+    manifest: dict[str, Any]
+    traces: list[Trace]
+    latency: dict[str, Any]
+    window_counts: dict[str, int]
+    metrics: dict[str, Any] | None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def columns(self) -> list[str]:
+        """The timeline's columns (docs/simulate.md)."""
+        fixed = ["recording", "start_s", "end_s", "pred_raw", "pred_smoothed", "label"]
+        return fixed + [f"p_{name}" for name in self.labels]
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One dict per window, in stream order; ``label`` is None where the window is not pure."""
+        rows = []
+        rate, window = self.spec.rate_hz, self.spec.window
+        for tr in self.traces:
+            for i, start in enumerate(tr.starts):
+                row = {
+                    "recording": tr.recording.source,
+                    "start_s": round(start / rate, 4),
+                    "end_s": round((start + window) / rate, 4),
+                    "pred_raw": self.labels[tr.raw[i]],
+                    "pred_smoothed": self.labels[tr.smoothed[i]],
+                    "label": self.labels[tr.truth[i]] if tr.truth[i] != UNLABELLED else None,
+                }
+                row.update({f"p_{name}": round(float(p), 6) for name, p in zip(self.labels, tr.probs[i])})
+                rows.append(row)
+        return rows
+
+    def summary(self) -> dict[str, Any]:
+        """The machine-readable result without the per-window rows."""
+        return {
+            "bundle": self.bundle,
+            "runtime": self.runtime,
+            "smoothing": str(self.smoothing),
+            "recordings": [
+                {"source": tr.recording.source, "samples": len(tr.recording), "windows": len(tr.starts)}
+                for tr in self.traces
+            ],
+            "windows": self.window_counts,
+            "metrics": self.metrics,
+            "latency": self.latency,
+            "warnings": self.warnings,
+        }
+
+
+def simulate(
+    bundle: str | Path | dict[str, Any],
+    recordings: list[Recording],
+    runtime: str = "tflm",
+    smoothing: str | SmoothingSpec = "none",
+    log: Callable[[str], None] | None = None,
+) -> SimulationResult:
+    """Replay ``recordings`` through ``bundle``'s front end, quantization, ``runtime`` and smoothing.
+
+    ``runtime`` is tflm, litert (the int8 model in LiteRT) or keras (the float model); ``log`` receives
+    progress and warnings.
+    """
+    from harlite.runtimes import open_runtime
+
+    manifest = bundle if isinstance(bundle, dict) else load_manifest(bundle, require=REQUIRED_FIELDS)
+    if runtime not in RUNTIMES:
+        raise click.ClickException(f"unknown runtime {runtime!r}: choose one of {', '.join(RUNTIMES)}.")
+    spec = FrontEndSpec.from_dict(manifest["frontend"])
+    labels = tuple(manifest["labels"])
+    smoothing = parse_smoothing(smoothing)
+    say = log or (lambda message: None)
+    model = open_runtime(manifest, RUNTIMES[runtime])
+    player = _Player(spec, manifest, model, smoothing)
+    traces, warnings = [], []
+    started = time.perf_counter()
+    for n, rec in enumerate(recordings, 1):
+        if rec.rate != spec.rate_hz:
+            raise click.ClickException(
+                f"{rec.source}: {rec.rate:g} Hz but the bundle expects {spec.rate_hz:g} Hz: "
+                "read it with harlite.data.recordings.read_csv, which resamples steady rates."
+            )
+        if len(rec) < spec.window:
+            warnings.append(
+                f"{rec.source}: {len(rec)} samples ({rec.duration_s:.2f} s) is shorter than one window "
+                f"({spec.window} samples): no windows."
+            )
+            say(f"warning: {warnings[-1]}")
+        traces.append(player.play(rec))
+        say(f"[{n}/{len(recordings)}] {rec.source}: {len(traces[-1].starts)} windows")
+    seconds = time.perf_counter() - started
+    counts = _window_counts(traces)
+    return SimulationResult(
+        bundle=str(manifest.get("_root", "")),
+        runtime=runtime,
+        smoothing=smoothing,
+        labels=labels,
+        spec=spec,
+        manifest=manifest,
+        traces=traces,
+        latency=player.latency(seconds),
+        window_counts=counts,
+        metrics=_metrics(traces, labels) if counts[PURE] else None,
+        warnings=warnings,
+    )
+
+
+class _Player:
+    """Drives one model over streams the way the firmware does."""
+
+    def __init__(self, spec: FrontEndSpec, manifest: dict[str, Any], model: Any, smoothing: SmoothingSpec) -> None:
+        self.spec = spec
+        self.model = model
+        self.int8 = hasattr(model, "invoke_int8")
+        norm, quant = manifest["normalization"], manifest["quantization"]
+        self.mean = np.asarray(norm["mean"], np.float32)
+        self.std = np.asarray(norm["std"], np.float32)
+        self.in_scale, self.in_zero = float(quant["input"]["scale"]), int(quant["input"]["zero_point"])
+        self.out_scale = np.float32(quant["output"]["scale"])
+        self.out_zero = np.float32(quant["output"]["zero_point"])
+        self.n_classes = len(manifest["labels"])
+        self.front_end = StreamingFrontEnd(spec)
+        self.smoothing = smoothing
+        self.invoke_ms: list[float] = []
+        self.batch_seconds, self.batch_windows = 0.0, 0
+
+    def play(self, rec: Recording) -> Trace:
+        """Replay one recording from a reset front end and smoother.
+
+        An int8 runtime classifies each window as it is emitted, as the board does; a float runtime
+        (Keras) classifies the recording's windows in one batch, which gives the same probabilities
+        since every window starts from a zero LSTM state.
+        """
+        self.front_end.reset()
+        inputs, outputs, probs, floats = [], [], [], []
+        hop = self.spec.hop
+        for i in range(0, len(rec), hop):
+            for window in self.front_end.push_block(rec.samples[i : i + hop]):
+                if not self.int8:
+                    floats.append(window)
+                    continue
+                q = quantize(window, self.mean, self.std, self.in_scale, self.in_zero)
+                t0 = time.perf_counter()
+                out = np.asarray(self.model.invoke_int8(q), np.int8).reshape(-1)
+                self.invoke_ms.append((time.perf_counter() - t0) * 1e3)
+                probs.append((out.astype(np.float32) - self.out_zero) * self.out_scale)
+                inputs.append(q)
+                outputs.append(out)
+        if floats:
+            t0 = time.perf_counter()
+            probs = list(self.model.predict(np.stack(floats)))
+            self.batch_seconds += time.perf_counter() - t0
+            self.batch_windows += len(floats)
+        m, window, n_channels = len(probs), self.spec.window, len(self.spec.channels)
+        probs_arr = np.array(probs, np.float32).reshape(m, self.n_classes)
+        truth, kind = _window_truth(rec, self.spec)
+        return Trace(
+            recording=rec,
+            starts=window_starts(len(rec), self.spec),
+            probs=probs_arr,
+            raw=probs_arr.argmax(axis=1),
+            smoothed=smooth(probs_arr, self.smoothing),
+            truth=truth,
+            kind=kind,
+            inputs=np.array(inputs, np.int8).reshape(m, window, n_channels) if self.int8 else None,
+            outputs=np.array(outputs, np.int8).reshape(m, self.n_classes) if self.int8 else None,
+        )
+
+    def latency(self, seconds: float) -> dict[str, Any]:
+        """Per-invoke latency (ms) and end-to-end windows per second (front end, quantization, smoothing)."""
+        ms = np.asarray(self.invoke_ms, np.float64)
+        windows = len(ms) + self.batch_windows
+        if len(ms):
+            invoke = {"mean": float(ms.mean()), "p50": float(np.percentile(ms, 50)), "p99": float(np.percentile(ms, 99))}
+        elif self.batch_windows:  # one batch per recording: only the mean per window is known
+            invoke = {"mean": 1e3 * self.batch_seconds / self.batch_windows, "p50": None, "p99": None}
+        else:
+            invoke = None
+        return {
+            "windows": windows,
+            "seconds": seconds,
+            "windows_per_s": windows / seconds if windows and seconds > 0 else 0.0,
+            "batched": not self.int8,
+            "invoke_ms": invoke,
+        }
+
+
+def _window_truth(rec: Recording, spec: FrontEndSpec) -> tuple[np.ndarray, np.ndarray]:
+    """Each window's class where pure (else UNLABELLED) and why it is or is not pure."""
+    truth = window_labels(rec.labels, len(rec), spec)
+    kind = np.full(len(truth), NO_LABELS if rec.labels is None else PURE, dtype=object)
+    if rec.labels is not None and len(truth):
+        starts = window_starts(len(rec), spec)
+        lab = np.asarray(rec.labels)[starts[:, None] + np.arange(spec.window)[None, :]]
+        kind[(lab != lab[:, :1]).any(axis=1)] = STRADDLING
+        kind[(lab == UNLABELLED).any(axis=1)] = UNLABELLED_SAMPLES
+    return truth, kind
+
+
+def _window_counts(traces: list[Trace]) -> dict[str, int]:
+    kinds = np.concatenate([tr.kind for tr in traces]) if traces else np.zeros(0, dtype=object)
+    counts = {"total": len(kinds)}
+    counts.update({k: int((kinds == k).sum()) for k in (PURE, STRADDLING, UNLABELLED_SAMPLES, NO_LABELS)})
+    return counts
+
+
+def _metrics(traces: list[Trace], labels: tuple[str, ...]) -> dict[str, Any]:
+    """Accuracy, macro-F1 and confusion of the raw and the smoothed predictions over pure windows."""
+    pure = np.concatenate([tr.kind == PURE for tr in traces])
+    truth = np.concatenate([tr.truth for tr in traces])[pure]
+    return {
+        which: classification_metrics(truth, np.concatenate([getattr(tr, which) for tr in traces])[pure], labels)
+        for which in ("raw", "smoothed")
+    }
+
+
+def run(
+    bundle: str | Path,
+    paths: list[str | Path] = (),
+    dataset: str | None = None,
+    subjects: list[int] | tuple[int, ...] | None = None,
+    runtime: str = "tflm",
+    smoothing: str = "none",
+    out: str | Path | None = None,
+    plot: str | Path | None = None,
+    golden: str | Path | None = None,
+    force: bool = False,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """What ``harlite simulate`` does: load, replay, then write the timeline, plot and golden vectors.
+
+    Returns the summary with the written files under ``files``.
+    """
+    manifest = load_manifest(bundle, require=REQUIRED_FIELDS)
+    smoothing = parse_smoothing(smoothing)
+    if golden is not None and runtime != "tflm":
+        raise click.UsageError("--dump-golden records TFLM outputs: use it with --runtime tflm (the default).")
+    for target in [plot] + ([Path(out) / n for n in ("timeline.csv", "timeline.json")] if out else []):
+        if target is not None:
+            check_writable(target, force)
+    recordings = load_recordings(paths, dataset, subjects)
+    result = simulate(manifest, recordings, runtime, smoothing, log)
+    files = write_timeline(result, out, force) if out is not None else []
+    if plot is not None:
+        shown = [i for i, tr in enumerate(result.traces) if len(tr.starts)]
+        if shown:
+            files.append(plot_timeline(result, plot, shown[0], force))
+            if len(recordings) > 1 and log:
+                log(f"the plot shows {recordings[shown[0]].source}, the first of {len(recordings)} recordings")
+        elif log:
+            log("warning: no recording gave a window, so there is no plot")
+    if golden is not None:
+        files += dump_golden(result, golden, force)
+    return {**result.summary(), "files": [str(f) for f in files]}
+
+
+def load_recordings(
+    paths: list[str | Path] = (), dataset: str | None = None, subjects: list[int] | tuple[int, ...] | None = None
+) -> list[Recording]:
+    """Recordings from CSV files (``.csv``, ``.csv.gz``) and/or a dataset's subjects (``hapt``)."""
+    from harlite.data.recordings import read_csv
+
+    recordings = []
+    for path in map(Path, paths):
+        if not path.name.lower().endswith((".csv", ".csv.gz")):
+            raise click.ClickException(
+                f"{path}: unknown recording format: harlite replays .csv or .csv.gz files with the header "
+                "time_s,acc_x,acc_y,acc_z,gyro_x,gyro_y,gyro_z[,label] (see 'harlite data export')."
+            )
+        recordings.append(read_csv(path))
+    if dataset is not None:
+        if dataset != "hapt":
+            raise click.ClickException(f"unknown dataset {dataset!r}: the continuous recordings come from 'hapt'.")
+        from harlite.data.hapt import load_hapt
+
+        try:
+            recordings.extend(load_hapt(subjects))
+        except ValueError as e:
+            raise click.ClickException(f"{e}.") from None
+    if not recordings:
+        raise click.ClickException("nothing to replay: give RECORDING files or --dataset hapt (with --subjects).")
+    return recordings
+
+
+def write_timeline(result: SimulationResult, out: str | Path, force: bool = False) -> list[Path]:
+    """Write ``out/timeline.csv`` (one row per window) and ``out/timeline.json`` (summary and rows)."""
+    out = Path(out)
+    csv_path, json_path = (check_writable(out / name, force) for name in ("timeline.csv", "timeline.json"))
+    rows = result.rows()
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=result.columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows({k: "" if v is None else v for k, v in row.items()} for row in rows)
+    atomic_write_text(csv_path, buf.getvalue())
+    write_json(json_path, {**result.summary(), "labels": list(result.labels), "columns": result.columns, "rows": rows})
+    return [csv_path, json_path]
+
+
+def dump_golden(result: SimulationResult, out: str | Path, force: bool = False, recording: int = 0) -> list[Path]:
+    """Write firmware test vectors of one TFLM-replayed recording (docs/simulate.md, golden vectors).
+
+    ``raw_f32.bin`` (n x 6 float32 LE), ``input_int8.bin`` (m x window x C), ``output_int8.bin``
+    (m x classes), ``golden.json`` and a copy of the bundle's ``harlite_model_config.h``.
+    """
+    if result.runtime != "tflm":
+        raise click.ClickException("golden vectors hold TFLM outputs: replay with --runtime tflm.")
+    if not result.traces:
+        raise click.ClickException("no recording was replayed, so there are no golden vectors to write.")
+    tr, manifest = result.traces[recording], result.manifest
+    root = Path(manifest["_root"])
+    header = root / manifest.get("artifacts", {}).get("tflm_config", {}).get("file", CONFIG_HEADER)
+    if not header.exists():
+        raise click.ClickException(f"{header} does not exist: rebuild the bundle with 'harlite convert'.")
+    out = Path(out)
+    names = ("raw_f32.bin", "input_int8.bin", "output_int8.bin", "golden.json", header.name)
+    paths = [check_writable(out / name, force) for name in names]
+    int8_file = root / manifest.get("artifacts", {}).get("int8", {}).get("file", "model_int8.tflite")
+    golden = {
+        "samples": len(tr.recording),
+        "windows": len(tr.starts),
+        "window": result.spec.window,
+        "hop": result.spec.hop,
+        "channels": len(result.spec.channels),
+        "classes": len(result.labels),
+        "source": tr.recording.source,
+        "bundle": result.bundle,
+        "model_sha256": sha256_file(int8_file),
+        "rate_hz": result.spec.rate_hz,
+        "frontend_digest": result.spec.digest(),
+        "labels": list(result.labels),
+        # Smoothed predictions of output_int8.bin per smoothing, for the C smoother's tests.
+        "smoothed": {str(parse_smoothing(s)): smooth(tr.probs, s).tolist() for s in _golden_smoothings(result)},
+    }
+    atomic_write_bytes(paths[0], np.ascontiguousarray(tr.recording.samples, dtype="<f4").tobytes())
+    atomic_write_bytes(paths[1], np.ascontiguousarray(tr.inputs, dtype=np.int8).tobytes())
+    atomic_write_bytes(paths[2], np.ascontiguousarray(tr.outputs, dtype=np.int8).tobytes())
+    write_json(paths[3], golden)
+    atomic_write_bytes(paths[4], header.read_bytes())
+    return paths
+
+
+def _golden_smoothings(result: SimulationResult) -> list[str]:
+    specs = [str(parse_smoothing(s)) for s in GOLDEN_SMOOTHINGS]
+    return specs + ([str(result.smoothing)] if str(result.smoothing) not in specs else [])
+
+
+# Activities: moving ones warm, still ones cool; samples without a label light grey.
+COLOURS = ("#d62728", "#ff7f0e", "#bcbd22", "#1f77b4", "#17becf", "#9467bd")
+NO_LABEL_COLOUR = "#dddddd"
+
+
+def plot_timeline(result: SimulationResult, path: str | Path, recording: int = 0, force: bool = False) -> Path:
+    """PNG of one recording: the acceleration, and true and predicted activities as coloured bands."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    path = check_writable(path, force)
+    tr, spec = result.traces[recording], result.spec
+    rec, rate = tr.recording, spec.rate_hz
+    minutes = rec.duration_s > 300
+    scale = rate * (60.0 if minutes else 1.0)  # samples per unit of the time axis
+
+    fig, (ax_sig, ax_band) = plt.subplots(
+        2, 1, sharex=True, figsize=(13, 5.6), dpi=110, gridspec_kw={"height_ratios": [2.0, 1.4], "hspace": 0.08}
+    )
+    t = np.arange(len(rec)) / scale
+    for axis, colour in zip("xyz", ("#222222", "#777777", "#b0b0b0")):
+        ax_sig.plot(t, rec.samples[:, "xyz".index(axis)], color=colour, lw=0.6, label=f"acc_{axis}")
+    ax_sig.set_ylabel("acceleration (g)")
+    ax_sig.legend(loc="upper right", ncol=3, fontsize=8, frameon=False)
+    ax_sig.grid(alpha=0.3)
+
+    rows = []  # (name, starts, ends, colours), in samples
+    if rec.labels is not None:
+        edges = np.flatnonzero(np.diff(rec.labels)) + 1
+        first = np.concatenate([[0], edges])
+        rows.append(("true", first, np.append(edges, len(rec)), [_colour(rec.labels[i]) for i in first]))
+    centre_lo = tr.starts + (spec.window - spec.hop) / 2  # a window's prediction drawn over its middle hop
+    shown = [("predicted", tr.raw)] + ([("smoothed", tr.smoothed)] if result.smoothing.kind != "none" else [])
+    for name, pred in shown:
+        rows.append((name, centre_lo, centre_lo + spec.hop, [COLOURS[c] for c in pred]))
+    final = shown[-1][1]
+    pure = tr.kind == PURE
+    if pure.any():
+        right = final == tr.truth
+        rows.append(("correct?", centre_lo[pure], centre_lo[pure] + spec.hop,
+                     ["#2ca02c" if ok else "#000000" for ok in right[pure]]))  # fmt: skip
+    for y, (name, lo, hi, colours) in enumerate(rows):
+        ax_band.broken_barh(list(zip(np.asarray(lo) / scale, (np.asarray(hi) - lo) / scale)), (y - 0.4, 0.8),
+                            facecolors=colours, edgecolor="none")  # fmt: skip
+    ax_band.set_yticks(range(len(rows)), [r[0] for r in rows])
+    ax_band.set_ylim(len(rows) - 0.5, -0.5)
+    ax_band.set_xlim(0, len(rec) / scale)
+    ax_band.set_xlabel(f"time ({'min' if minutes else 's'})")
+
+    handles = [Patch(color=c, label=name.replace("_", " ").lower()) for name, c in zip(result.labels, COLOURS)]
+    handles.append(Patch(color=NO_LABEL_COLOUR, label="no label / transition"))
+    if pure.any():
+        handles += [Patch(color="#2ca02c", label="right"), Patch(color="#000000", label="wrong")]
+    ax_band.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.32), ncol=len(handles),
+                   fontsize=8, frameon=False)  # fmt: skip
+    title = f"{rec.source}: {result.runtime}, smoothing {result.smoothing}"
+    if pure.any():
+        acc_raw, acc_final = (float((p[pure] == tr.truth[pure]).mean()) for p in (tr.raw, final))
+        title += f"; accuracy {acc_raw:.1%} raw, {acc_final:.1%} {shown[-1][0]} ({int(pure.sum())} pure windows)"
+    ax_sig.set_title(title, fontsize=10)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", bbox_inches="tight")
+    plt.close(fig)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def _colour(label: int) -> str:
+    return COLOURS[label] if 0 <= label < len(COLOURS) else NO_LABEL_COLOUR

@@ -1,0 +1,243 @@
+"""The simulator on real HAPT recordings with real runtimes: stream = batch, the timeline, smoothing,
+golden vectors, the plot, bad input and (with a small model trained on real windows) accuracy at 50 Hz,
+at 100 Hz and against ``harlite evaluate``."""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from fixtures_bundle import copy_bundle, tiny_bundle  # noqa: F401 (tiny_bundle is a fixture)
+
+from harlite.cli import main
+from harlite.data.hapt import load_hapt
+from harlite.data.recordings import Recording, read_csv, write_csv
+from harlite.frontend import FrontEndSpec, cut_windows, features, quantize
+from harlite.manifest import load_manifest, read_json, write_json
+from harlite.protocol import LABELS, UNLABELLED
+from harlite.runtimes import open_runtime
+from harlite.simulate import SimulationResult, dump_golden, plot_timeline, simulate, write_timeline
+from harlite.smoothing import smooth
+from harlite.windows import window_labels
+
+
+@pytest.fixture(scope="module")
+def recording() -> Recording:
+    """Four minutes of a real continuous recording of test subject 2, with its labels."""
+    rec = load_hapt([2])[0]
+    return replace(rec, samples=rec.samples[:12000], labels=rec.labels[:12000])
+
+
+@pytest.fixture(scope="module")
+def relabelled(recording: Recording) -> Recording:
+    """The same samples with activities that change without a gap, and a few unlabelled samples."""
+    labels = np.repeat(np.arange(6, dtype=np.int8), 2000)
+    labels[5000:5100] = UNLABELLED
+    return replace(recording, labels=labels, source="relabelled")
+
+
+@pytest.fixture(scope="module")
+def result(tiny_bundle: Path, recording: Recording, relabelled: Recording) -> SimulationResult:  # noqa: F811
+    return simulate(tiny_bundle, [recording, relabelled], runtime="tflm", smoothing="majority:3")
+
+
+def _batch_inputs(bundle: Path, rec: Recording) -> np.ndarray:
+    """The int8 windows of the batch path: features + cut_windows + quantize."""
+    m = load_manifest(bundle)
+    spec, q = FrontEndSpec.from_dict(m["frontend"]), m["quantization"]["input"]
+    windows = cut_windows(features(rec.samples, spec), spec)
+    return quantize(windows, m["normalization"]["mean"], m["normalization"]["std"], q["scale"], q["zero_point"])
+
+
+def _run(*args: str) -> object:
+    return CliRunner().invoke(main, ["simulate", *map(str, args)])
+
+
+def test_stream_int8_inputs_equal_the_batch_windows(tiny_bundle: Path, recording: Recording, result) -> None:  # noqa: F811
+    trace = result.traces[0]
+    batch = _batch_inputs(tiny_bundle, recording)
+    assert trace.inputs.shape == batch.shape == (186, 128, 9)
+    np.testing.assert_array_equal(trace.inputs, batch)
+    # The outputs are TFLM's for those inputs, and dequantize to the runtime's probabilities.
+    tflm = open_runtime(tiny_bundle, "tflm")
+    np.testing.assert_array_equal(trace.outputs[:30], np.array([tflm.invoke_int8(q) for q in batch[:30]]))
+    np.testing.assert_array_equal(trace.probs, tflm.predict(cut_windows(features(recording.samples))))
+
+
+def test_timeline_rows_times_labels_probabilities_and_smoothing(result, recording, relabelled, tmp_path) -> None:
+    paths = write_timeline(result, tmp_path)
+    assert [p.name for p in paths] == ["timeline.csv", "timeline.json"]
+    with open(paths[0], newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ["recording", "start_s", "end_s", "pred_raw", "pred_smoothed", "label"] + [
+        f"p_{name}" for name in LABELS
+    ]
+    assert len(rows) == 2 * 186 and rows[186]["recording"] == "relabelled"
+    for k, row in enumerate(rows[:186]):
+        assert float(row["start_s"]) == pytest.approx(k * 1.28) and float(row["end_s"]) == pytest.approx(k * 1.28 + 2.56)
+    for rec, part in ((recording, rows[:186]), (relabelled, rows[186:])):
+        truth = window_labels(rec.labels, len(rec))
+        assert [r["label"] for r in part] == ["" if t == UNLABELLED else LABELS[t] for t in truth]
+        probs = np.array([[float(r[f"p_{name}"]) for name in LABELS] for r in part])
+        assert np.all(np.abs(probs.sum(axis=1) - 1) < 0.03)
+        assert [r["pred_raw"] for r in part] == [LABELS[i] for i in probs.argmax(axis=1)]
+        assert [r["pred_smoothed"] for r in part] == [LABELS[i] for i in smooth(probs, "majority:3")]
+    doc = json.loads(paths[1].read_text())
+    assert doc["smoothing"] == "majority:3" and doc["runtime"] == "tflm" and len(doc["rows"]) == len(rows)
+    assert doc["rows"][0]["label"] in (None, *LABELS) and doc["rows"][5]["start_s"] == pytest.approx(6.4)
+
+
+def test_windows_straddling_a_change_or_unlabelled_samples_are_counted_apart(result, relabelled) -> None:
+    counts = result.window_counts
+    # relabelled: 5 activity changes every 2000 samples and one unlabelled stretch.
+    straddling = sum(1 for s in result.traces[1].starts if len(set(relabelled.labels[s : s + 128])) > 1
+                     and UNLABELLED not in relabelled.labels[s : s + 128])  # fmt: skip
+    assert counts["straddling"] == straddling > 0 and counts["unlabelled"] > 0 and counts["no_labels"] == 0
+    assert counts["total"] == counts["pure"] + counts["straddling"] + counts["unlabelled"] == 372
+    for which in ("raw", "smoothed"):
+        m = result.metrics[which]
+        assert m["n"] == counts["pure"] and np.array(m["confusion"]).sum() == counts["pure"]
+    pure = np.concatenate([tr.kind == "pure" for tr in result.traces])
+    raw = np.concatenate([tr.raw for tr in result.traces])[pure]
+    truth = np.concatenate([tr.truth for tr in result.traces])[pure]
+    assert result.metrics["raw"]["accuracy"] == pytest.approx((raw == truth).mean())
+    assert result.latency["windows"] == 372 and result.latency["invoke_ms"]["p99"] >= result.latency["invoke_ms"]["p50"]
+
+
+def test_golden_vectors_replay_to_the_same_tensors(tiny_bundle: Path, recording, result, tmp_path) -> None:  # noqa: F811
+    bundle = copy_bundle(tiny_bundle, tmp_path / "bundle")
+    header = bundle / "tflm" / "harlite_model_config.h"
+    header.parent.mkdir()
+    header.write_text("#define HARLITE_WINDOW 128\n")  # stands in for codegen's header: only copied
+    result = replace(result, manifest=load_manifest(bundle))
+    paths = dump_golden(result, tmp_path / "golden")
+    assert sorted(p.name for p in paths) == sorted(
+        ["raw_f32.bin", "input_int8.bin", "output_int8.bin", "golden.json", "harlite_model_config.h"]
+    )
+    golden = read_json(tmp_path / "golden" / "golden.json")
+    n, m = len(recording), 186
+    assert {k: golden[k] for k in ("samples", "windows", "window", "hop", "channels", "classes")} == {
+        "samples": n, "windows": m, "window": 128, "hop": 64, "channels": 9, "classes": 6}  # fmt: skip
+    assert golden["source"] == recording.source and len(golden["model_sha256"]) == 64
+    raw = np.fromfile(tmp_path / "golden" / "raw_f32.bin", dtype="<f4").reshape(n, 6)
+    inputs = np.fromfile(tmp_path / "golden" / "input_int8.bin", dtype=np.int8).reshape(m, 128, 9)
+    outputs = np.fromfile(tmp_path / "golden" / "output_int8.bin", dtype=np.int8).reshape(m, 6)
+    np.testing.assert_array_equal(raw, recording.samples)
+    np.testing.assert_array_equal(inputs, _batch_inputs(bundle, Recording(raw)))
+    tflm = open_runtime(bundle, "tflm")
+    np.testing.assert_array_equal(outputs[-10:], np.array([tflm.invoke_int8(q) for q in inputs[-10:]]))
+    assert (tmp_path / "golden" / "harlite_model_config.h").read_text() == header.read_text()
+    probs = (outputs.astype(np.float32) - result.manifest["quantization"]["output"]["zero_point"]) * np.float32(
+        result.manifest["quantization"]["output"]["scale"])  # fmt: skip
+    assert golden["smoothed"]["ema:0.5"] == smooth(probs, "ema:0.5").tolist()
+    with pytest.raises(Exception, match="exists; pass --force"):
+        dump_golden(result, tmp_path / "golden")
+
+
+def test_plot_is_a_png_of_the_recording(result, tmp_path) -> None:
+    path = plot_timeline(result, tmp_path / "timeline.png", recording=1)
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
+    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    assert width > 1000 and 400 < height < width
+
+
+def test_cli_replays_csv_files_writes_everything_and_prints_json(tiny_bundle: Path, recording, tmp_path) -> None:  # noqa: F811
+    csv_path = write_csv(recording, tmp_path / "rec.csv.gz")
+    res = _run(tiny_bundle, csv_path, "--smoothing", "ema:0.4", "--out", tmp_path / "out",
+               "--plot", tmp_path / "p.png", "--dump-golden", tmp_path / "g", "--json")  # fmt: skip
+    # The tiny bundle has no tflm/ header: golden vectors say how to get one.
+    assert res.exit_code == 1 and "harlite_model_config.h does not exist" in res.output
+    res = _run(tiny_bundle, csv_path, "--smoothing", "ema:0.4", "--out", tmp_path / "out",
+               "--plot", tmp_path / "p.png", "--json", "--force")  # fmt: skip
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.stdout)
+    assert summary["smoothing"] == "ema:0.4" and summary["windows"]["total"] == 186
+    assert summary["latency"]["windows_per_s"] > 0 and summary["metrics"]["smoothed"]["n"] == summary["windows"]["pure"]
+    assert {Path(f).name for f in summary["files"]} == {"timeline.csv", "timeline.json", "p.png"}
+    again = _run(tiny_bundle, csv_path, "--out", tmp_path / "out")
+    assert again.exit_code == 1 and "exists; pass --force" in again.output
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["{rec}.txt"], "unknown recording format"),
+        (["--smoothing", "median:3"], "bad smoothing 'median:3'"),
+        (["--subjects", "2,x"], "comma-separated list"),
+        (["--dataset", "hapt", "--subjects", "31"], "unknown HAPT subjects [31]"),
+        (["--runtime", "litert", "--dump-golden", "{tmp}/g"], "--dump-golden records TFLM outputs"),
+        ([], "nothing to replay"),
+    ],
+)
+def test_cli_bad_input_is_a_clear_error(tiny_bundle: Path, tmp_path, args, message) -> None:  # noqa: F811
+    (tmp_path / "rec.txt").write_text("time_s,acc_x\n0,1\n")
+    args = [a.format(rec=tmp_path / "rec", tmp=tmp_path) for a in args]
+    res = _run(tiny_bundle, *args)
+    assert res.exit_code in (1, 2) and message in res.output and "Traceback" not in res.output
+
+
+def test_cli_bundle_without_a_manifest_field(tiny_bundle: Path, tmp_path) -> None:  # noqa: F811
+    bundle = copy_bundle(tiny_bundle, tmp_path / "bundle")
+    manifest = read_json(bundle / "manifest.json")
+    del manifest["quantization"]["output"]["zero_point"]
+    write_json(bundle / "manifest.json", manifest)
+    res = _run(bundle, "--dataset", "hapt", "--subjects", "2")
+    assert res.exit_code == 1 and "lacks the field 'quantization.output.zero_point'" in res.output
+
+
+def test_cli_short_recording_warns_and_gives_no_windows(tiny_bundle: Path, recording, tmp_path) -> None:  # noqa: F811
+    short = write_csv(replace(recording, samples=recording.samples[:100], labels=recording.labels[:100]),
+                      tmp_path / "short.csv")  # fmt: skip
+    res = _run(tiny_bundle, short, "--plot", tmp_path / "p.png", "--out", tmp_path / "out")
+    assert res.exit_code == 0, res.output
+    assert "shorter than one window" in res.output and "0 windows" in res.output and "no plot" in res.output
+    assert (tmp_path / "out" / "timeline.csv").read_text().count("\n") == 1  # the header only
+    assert not (tmp_path / "p.png").exists()
+
+
+# ---- a small model trained on real windows: accuracy checks -------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def real_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small cnn_lstm trained for a few epochs on five training subjects, converted by harlite convert."""
+    from harlite.convert import convert
+    from harlite.train import TrainConfig, train
+    from harlite.windows import windows_from_recordings
+
+    root = tmp_path_factory.mktemp("real")
+    windows = windows_from_recordings(load_hapt([1, 3, 5, 6, 7, 2]))
+    config = TrainConfig(epochs=6, val_subjects=0, options={"conv": (8, 12), "units": 12})
+    train(root / "run", config, windows=windows)
+    convert(root / "run", root / "bundle", calibration=200, windows=windows)
+    return root / "bundle"
+
+
+def test_replay_matches_evaluate_on_the_same_windows(real_bundle: Path) -> None:
+    from harlite.evaluate import evaluate
+    from harlite.windows import windows_from_recordings
+
+    recordings = load_hapt([2])
+    evaluated = evaluate(real_bundle, windows=windows_from_recordings(recordings))["results"]["int8"]
+    litert = simulate(real_bundle, recordings, runtime="litert").metrics["raw"]
+    tflm = simulate(real_bundle, recordings, runtime="tflm").metrics["raw"]
+    assert evaluated["accuracy"] > 0.6  # the model has learnt something
+    # LiteRT on the streamed windows is harlite evaluate exactly; TFLM within 0.5 points of it.
+    assert litert["n"] == tflm["n"] == evaluated["n"] and litert["confusion"] == evaluated["confusion"]
+    assert abs(tflm["accuracy"] - evaluated["accuracy"]) <= 0.005
+
+
+def test_recording_at_100_hz_scores_like_the_50_hz_original(real_bundle: Path, tmp_path) -> None:
+    original = load_hapt([2])[0]
+    fast = write_csv(original.resampled(100.0), tmp_path / "fast.csv")
+    back = read_csv(fast)
+    assert back.rate == 50.0 and abs(len(back) - len(original)) <= 2
+    a, b = (simulate(real_bundle, [rec], runtime="tflm") for rec in (original, back))
+    assert abs(a.metrics["raw"]["accuracy"] - b.metrics["raw"]["accuracy"]) <= 0.01
+    assert (a.traces[0].raw[: len(b.traces[0].raw)] == b.traces[0].raw[: len(a.traces[0].raw)]).mean() > 0.95

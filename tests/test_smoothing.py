@@ -1,0 +1,78 @@
+"""Prediction smoothing: the spec parser and the rules the C core shares."""
+
+import numpy as np
+import pytest
+
+from harlite.smoothing import Smoother, SmoothingSpec, parse_smoothing, smooth
+
+
+def _onehot(classes: list[int], n: int = 6) -> np.ndarray:
+    return np.eye(n, dtype=np.float32)[classes]
+
+
+@pytest.mark.parametrize(
+    "text, spec",
+    [
+        ("none", SmoothingSpec()),
+        (" Majority:5 ", SmoothingSpec("majority", k=5)),
+        ("majority:1", SmoothingSpec("majority", k=1)),
+        ("ema:0.3", SmoothingSpec("ema", alpha=0.3)),
+        ("ema:1", SmoothingSpec("ema", alpha=1.0)),
+    ],
+)
+def test_parse_accepts_the_three_kinds_and_prints_back(text: str, spec: SmoothingSpec) -> None:
+    assert parse_smoothing(text) == spec
+    assert parse_smoothing(str(spec)) == spec
+
+
+@pytest.mark.parametrize(
+    "text", ["", "median:3", "majority", "majority:0", "majority:33", "majority:2.5", "ema:0", "ema:1.5", "ema:x", "none:3"]
+)
+def test_parse_rejects_bad_specs_with_the_fix(text: str) -> None:
+    with pytest.raises(ValueError, match="use none, majority:K .* or ema:ALPHA"):
+        parse_smoothing(text)
+
+
+def test_none_is_the_argmax_with_ties_to_the_lowest_index() -> None:
+    probs = np.array([[0.1, 0.5, 0.4, 0, 0, 0], [0.3, 0, 0.3, 0.3, 0, 0.1]], np.float32)
+    assert smooth(probs, "none").tolist() == [1, 0]
+
+
+def test_majority_counts_the_last_k_and_breaks_ties_by_recency() -> None:
+    raw = [0, 0, 1, 1, 2, 1, 2, 2, 3, 3, 3]
+    # k=3: windows [0] [0,0] [0,0,1] [0,1,1] [1,1,2] [1,2,1] [2,1,2] [1,2,2] [2,2,3] [2,3,3] [3,3,3]
+    assert smooth(_onehot(raw), "majority:3").tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3]
+    # k=2: a tie of two different classes goes to the newer one, i.e. the raw prediction.
+    assert smooth(_onehot(raw), "majority:2").tolist() == raw
+    # k=4 at [0,0,1,1]: a 2-2 tie, and 1 was seen last.
+    assert smooth(_onehot(raw), "majority:4")[3] == 1
+    # A single outlier inside a steady activity is removed.
+    assert smooth(_onehot([4, 4, 4, 0, 4, 4]), "majority:3").tolist() == [4] * 6
+
+
+def test_ema_follows_the_recurrence_in_float32() -> None:
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.ones(6), size=40).astype(np.float32)
+    alpha = np.float32(0.3)
+    s = probs[0].copy()
+    expected = [int(np.argmax(s))]
+    for p in probs[1:]:
+        s = alpha * p + (np.float32(1) - alpha) * s
+        expected.append(int(np.argmax(s)))
+    assert smooth(probs, "ema:0.3").tolist() == expected
+    # alpha = 1 is no smoothing; a small alpha lags behind a change of activity.
+    assert smooth(probs, "ema:1").tolist() == smooth(probs, "none").tolist()
+    lagging = smooth(_onehot([1] * 5 + [2] * 5), "ema:0.2").tolist()
+    assert lagging[:5] == [1] * 5 and lagging[5] == 1 and lagging[-1] == 2
+
+
+def test_reset_starts_a_new_stream() -> None:
+    smoother = Smoother("majority:5")
+    for c in [2, 2, 2, 2]:
+        smoother.update(_onehot([c])[0])
+    smoother.reset()
+    assert smoother.update(_onehot([5])[0]) == 5
+    ema = Smoother("ema:0.1")
+    ema.update(_onehot([3])[0])
+    ema.reset()
+    assert ema.update(_onehot([0])[0]) == 0
