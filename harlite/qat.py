@@ -147,38 +147,38 @@ CUSTOM_OBJECTS = {
 
 
 def quantize_aware(deployable: Any) -> Any:
-    """tfmot QAT model of a deployable (batch-norm-free) model, every weighted layer annotated."""
+    """tfmot QAT model of a deployable (batch-norm-free) model: every weighted layer annotated, same weights."""
     q = tfmot.quantization.keras
-    annotated = tf.keras.models.clone_model(
-        deployable,
-        clone_function=lambda layer: (
-            q.quantize_annotate_layer(layer.__class__.from_config(layer.get_config()), _layer_config(layer))
-            if layer.weights
-            else layer.__class__.from_config(layer.get_config())
-        ),
-    )
+
+    def annotate(layer: Any) -> Any:
+        fresh = layer.__class__.from_config(layer.get_config())
+        return q.quantize_annotate_layer(fresh, _layer_config(layer)) if layer.weights else fresh
+
+    annotated = tf.keras.models.clone_model(deployable, clone_function=annotate)
+    annotated.set_weights(deployable.get_weights())
     with q.quantize_scope(CUSTOM_OBJECTS):
-        model = q.quantize_apply(annotated)
-    for layer in deployable.layers:
-        if layer.weights:
-            model.get_layer(f"quant_{layer.name}").layer.set_weights(layer.get_weights())
-    return model
+        return q.quantize_apply(annotated)
 
 
 def quantized_copy(qat_model: Any, deployable: Any) -> Any:
-    """``deployable`` (changed in place and returned) with the QAT model's weights on the int8 grid."""
+    """``deployable`` (changed in place and returned) with the QAT model's weights, on the int8 grid."""
     for layer in deployable.layers:
         if not layer.weights:
             continue
-        wrapper = qat_model.get_layer(f"quant_{layer.name}")
-        weights = wrapper.layer.get_weights()
         config = _layer_config(layer)
-        for i, variable in enumerate(wrapper.layer.weights):
-            name = variable.name.split("/")[-1].split(":")[0]
-            if name in {p.split(".")[-1] for p in config.weights}:
-                weights[i] = fake_quant_int8(weights[i], config.gates or weights[i].shape[-1])
+        quantized = {p.split(".")[-1] for p in config.weights}
+        trained = {_short(v): v.numpy() for v in qat_model.get_layer(f"quant_{layer.name}").trainable_weights}
+        weights = []
+        for variable in layer.weights:
+            w = trained[_short(variable)]
+            weights.append(fake_quant_int8(w, config.gates or w.shape[-1]) if _short(variable) in quantized else w)
         layer.set_weights(weights)
     return deployable
+
+
+def _short(variable: Any) -> str:
+    """``kernel`` for a variable named ``lstm/lstm_cell/kernel:0``."""
+    return variable.name.split("/")[-1].split(":")[0]
 
 
 def activation_ranges(deployable: Any, calibration: np.ndarray) -> dict[str, tuple[float, float]]:

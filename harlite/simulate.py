@@ -45,6 +45,7 @@ REQUIRED_FIELDS = (
 PURE, STRADDLING, UNLABELLED_SAMPLES, NO_LABELS = "pure", "straddling", "unlabelled", "no_labels"
 GOLDEN_SMOOTHINGS = ("none", "majority:3", "majority:4", "ema:0.5")
 CONFIG_HEADER = "tflm/harlite_model_config.h"
+GOLDEN_FILES = ("raw_f32.bin", "input_int8.bin", "output_int8.bin", "golden.json", "harlite_model_config.h")
 
 
 @dataclass
@@ -143,7 +144,7 @@ def simulate(
     model = open_runtime(manifest, RUNTIMES[runtime])
     player = _Player(spec, manifest, model, smoothing)
     traces, warnings = [], []
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     for n, rec in enumerate(recordings, 1):
         if rec.rate != spec.rate_hz:
             raise click.ClickException(
@@ -158,7 +159,7 @@ def simulate(
             say(f"warning: {warnings[-1]}")
         traces.append(player.play(rec))
         say(f"[{n}/{len(recordings)}] {rec.source}: {len(traces[-1].starts)} windows")
-    seconds = time.perf_counter() - started
+    seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
     counts = _window_counts(traces)
     return SimulationResult(
         bundle=str(manifest.get("_root", "")),
@@ -168,7 +169,7 @@ def simulate(
         spec=spec,
         manifest=manifest,
         traces=traces,
-        latency=player.latency(seconds),
+        latency=player.latency(seconds, cpu_seconds),
         window_counts=counts,
         metrics=_metrics(traces, labels) if counts[PURE] else None,
         warnings=warnings,
@@ -236,12 +237,13 @@ class _Player:
             outputs=np.array(outputs, np.int8).reshape(m, self.n_classes) if self.int8 else None,
         )
 
-    def latency(self, seconds: float) -> dict[str, Any]:
-        """Per-invoke latency (ms) and end-to-end windows per second (front end, quantization, smoothing)."""
+    def latency(self, seconds: float, cpu_seconds: float) -> dict[str, Any]:
+        """Per-invoke latency (ms) and end-to-end windows per second (front end, quantization, smoothing),
+        by the wall clock and by this process's CPU time (which other busy processes do not inflate)."""
         ms = np.asarray(self.invoke_ms, np.float64)
         windows = len(ms) + self.batch_windows
         if len(ms):
-            invoke = {"mean": float(ms.mean()), "p50": float(np.percentile(ms, 50)), "p99": float(np.percentile(ms, 99))}
+            invoke = {"mean": float(ms.mean())} | {f"p{q}": float(np.percentile(ms, q)) for q in (50, 99)}
         elif self.batch_windows:  # one batch per recording: only the mean per window is known
             invoke = {"mean": 1e3 * self.batch_seconds / self.batch_windows, "p50": None, "p99": None}
         else:
@@ -250,6 +252,8 @@ class _Player:
             "windows": windows,
             "seconds": seconds,
             "windows_per_s": windows / seconds if windows and seconds > 0 else 0.0,
+            "cpu_seconds": cpu_seconds,
+            "windows_per_cpu_s": windows / cpu_seconds if windows and cpu_seconds > 0 else 0.0,
             "batched": not self.int8,
             "invoke_ms": invoke,
         }
@@ -303,24 +307,28 @@ def run(
     """
     manifest = load_manifest(bundle, require=REQUIRED_FIELDS)
     smoothing = parse_smoothing(smoothing)
+    say = log or (lambda message: None)
     if golden is not None and runtime != "tflm":
         raise click.UsageError("--dump-golden records TFLM outputs: use it with --runtime tflm (the default).")
-    for target in [plot] + ([Path(out) / n for n in ("timeline.csv", "timeline.json")] if out else []):
-        if target is not None:
-            check_writable(target, force)
+    targets = [Path(out) / name for name in ("timeline.csv", "timeline.json")] if out is not None else []
+    targets += [Path(golden) / name for name in GOLDEN_FILES] if golden is not None else []
+    for target in targets + ([plot] if plot is not None else []):
+        check_writable(target, force)
+    if golden is not None:
+        config_header(manifest)
     recordings = load_recordings(paths, dataset, subjects)
     result = simulate(manifest, recordings, runtime, smoothing, log)
     files = write_timeline(result, out, force) if out is not None else []
-    if plot is not None:
-        shown = [i for i, tr in enumerate(result.traces) if len(tr.starts)]
-        if shown:
-            files.append(plot_timeline(result, plot, shown[0], force))
-            if len(recordings) > 1 and log:
-                log(f"the plot shows {recordings[shown[0]].source}, the first of {len(recordings)} recordings")
-        elif log:
-            log("warning: no recording gave a window, so there is no plot")
-    if golden is not None:
-        files += dump_golden(result, golden, force)
+    # The plot and the golden vectors show one recording: the first that gave a window.
+    wanted = " and ".join(name for name, path in (("plot", plot), ("golden vectors", golden)) if path is not None)
+    shown = next((i for i, tr in enumerate(result.traces) if len(tr.starts)), None)
+    if wanted and shown is None:
+        say(f"warning: no recording gave a window, so there are no {wanted}")
+    elif wanted:
+        files += [plot_timeline(result, plot, shown, force)] if plot is not None else []
+        files += dump_golden(result, golden, force, shown) if golden is not None else []
+        if len(recordings) > 1:
+            say(f"{wanted}: {recordings[shown].source}, the first of {len(recordings)} recordings")
     return {**result.summary(), "files": [str(f) for f in files]}
 
 
@@ -374,17 +382,10 @@ def dump_golden(result: SimulationResult, out: str | Path, force: bool = False, 
     """
     if result.runtime != "tflm":
         raise click.ClickException("golden vectors hold TFLM outputs: replay with --runtime tflm.")
-    if not result.traces:
-        raise click.ClickException("no recording was replayed, so there are no golden vectors to write.")
     tr, manifest = result.traces[recording], result.manifest
-    root = Path(manifest["_root"])
-    header = root / manifest.get("artifacts", {}).get("tflm_config", {}).get("file", CONFIG_HEADER)
-    if not header.exists():
-        raise click.ClickException(f"{header} does not exist: rebuild the bundle with 'harlite convert'.")
-    out = Path(out)
-    names = ("raw_f32.bin", "input_int8.bin", "output_int8.bin", "golden.json", header.name)
-    paths = [check_writable(out / name, force) for name in names]
-    int8_file = root / manifest.get("artifacts", {}).get("int8", {}).get("file", "model_int8.tflite")
+    header = config_header(manifest)
+    paths = [check_writable(Path(out) / name, force) for name in GOLDEN_FILES]
+    int8_file = Path(manifest["_root"]) / manifest["artifacts"]["int8"]["file"]
     golden = {
         "samples": len(tr.recording),
         "windows": len(tr.starts),
@@ -407,6 +408,18 @@ def dump_golden(result: SimulationResult, out: str | Path, force: bool = False, 
     write_json(paths[3], golden)
     atomic_write_bytes(paths[4], header.read_bytes())
     return paths
+
+
+def config_header(manifest: dict[str, Any]) -> Path:
+    """The bundle's generated C header, which golden vectors carry; a clear error when it is missing."""
+    entry = manifest.get("artifacts", {}).get("tflm_config", {}).get("file", CONFIG_HEADER)
+    header = Path(manifest["_root"]) / entry
+    if not header.exists():
+        raise click.ClickException(
+            f"{header} does not exist, and golden vectors carry it: generate the bundle's TFLM sources "
+            "with 'harlite convert'."
+        )
+    return header
 
 
 def _golden_smoothings(result: SimulationResult) -> list[str]:
@@ -437,10 +450,10 @@ def plot_timeline(result: SimulationResult, path: str | Path, recording: int = 0
         2, 1, sharex=True, figsize=(13, 5.6), dpi=110, gridspec_kw={"height_ratios": [2.0, 1.4], "hspace": 0.08}
     )
     t = np.arange(len(rec)) / scale
-    for axis, colour in zip("xyz", ("#222222", "#777777", "#b0b0b0")):
+    for axis, colour in zip("xyz", ("#000000", "#8c564b", "#9a9a9a")):
         ax_sig.plot(t, rec.samples[:, "xyz".index(axis)], color=colour, lw=0.6, label=f"acc_{axis}")
     ax_sig.set_ylabel("acceleration (g)")
-    ax_sig.legend(loc="upper right", ncol=3, fontsize=8, frameon=False)
+    ax_sig.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
     ax_sig.grid(alpha=0.3)
 
     rows = []  # (name, starts, ends, colours), in samples
@@ -449,14 +462,16 @@ def plot_timeline(result: SimulationResult, path: str | Path, recording: int = 0
         first = np.concatenate([[0], edges])
         rows.append(("true", first, np.append(edges, len(rec)), [_colour(rec.labels[i]) for i in first]))
     centre_lo = tr.starts + (spec.window - spec.hop) / 2  # a window's prediction drawn over its middle hop
-    shown = [("predicted", tr.raw)] + ([("smoothed", tr.smoothed)] if result.smoothing.kind != "none" else [])
+    shown = [("predicted", tr.raw)]
+    if result.smoothing.kind != "none":
+        shown.append((f"smoothed\n{result.smoothing}", tr.smoothed))
     for name, pred in shown:
         rows.append((name, centre_lo, centre_lo + spec.hop, [COLOURS[c] for c in pred]))
     final = shown[-1][1]
     pure = tr.kind == PURE
     if pure.any():
         right = final == tr.truth
-        rows.append(("correct?", centre_lo[pure], centre_lo[pure] + spec.hop,
+        rows.append(("correct", centre_lo[pure], centre_lo[pure] + spec.hop,
                      ["#2ca02c" if ok else "#000000" for ok in right[pure]]))  # fmt: skip
     for y, (name, lo, hi, colours) in enumerate(rows):
         ax_band.broken_barh(list(zip(np.asarray(lo) / scale, (np.asarray(hi) - lo) / scale)), (y - 0.4, 0.8),
@@ -474,8 +489,8 @@ def plot_timeline(result: SimulationResult, path: str | Path, recording: int = 0
                    fontsize=8, frameon=False)  # fmt: skip
     title = f"{rec.source}: {result.runtime}, smoothing {result.smoothing}"
     if pure.any():
-        acc_raw, acc_final = (float((p[pure] == tr.truth[pure]).mean()) for p in (tr.raw, final))
-        title += f"; accuracy {acc_raw:.1%} raw, {acc_final:.1%} {shown[-1][0]} ({int(pure.sum())} pure windows)"
+        accuracy = [f"{float((p[pure] == tr.truth[pure]).mean()):.1%} {name.split()[0]}" for name, p in shown]
+        title += f"; accuracy {', '.join(accuracy)} ({int(pure.sum())} pure windows)"
     ax_sig.set_title(title, fontsize=10)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", bbox_inches="tight")

@@ -46,6 +46,7 @@ class TrainConfig:
     split_seed: int = 0
     gain_sigma: float = 0.1
     noise_sigma: float = 0.05
+    rotation_deg: float = 0.0
     options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -86,12 +87,35 @@ def seed_everything(seed: int) -> None:
 
 
 def augment(X: np.ndarray, data: Data, rng: np.random.Generator, config: TrainConfig) -> np.ndarray:
-    """Standardized copies of physical windows with a random gain per sensor and window, plus noise."""
+    """Standardized copies of physical windows: a random small rotation of the device (the same for
+    every sensor triplet), a random gain per sensor, Gaussian noise."""
     n, _, channels = X.shape
+    X = rotate(X, data.spec.channels, random_rotations(n, config.rotation_deg, rng)) if config.rotation_deg else X
     sensor = np.array(["gyro" in c for c in data.spec.channels[:channels]], dtype=int)
     gain = rng.normal(1.0, config.gain_sigma, size=(n, 1, 2)).astype(np.float32)[:, :, sensor]
     noise = rng.normal(0.0, config.noise_sigma, size=X.shape).astype(np.float32)
     return standardize(X * gain, data.mean, data.std) + noise
+
+
+def random_rotations(n: int, sigma_deg: float, rng: np.random.Generator) -> np.ndarray:
+    """(n, 3, 3) rotation matrices about random axes by normally distributed angles (Rodrigues)."""
+    axis = rng.normal(size=(n, 3))
+    axis /= np.linalg.norm(axis, axis=1, keepdims=True)
+    angle = np.deg2rad(rng.normal(0.0, sigma_deg, size=(n, 1, 1)))
+    K = np.zeros((n, 3, 3))
+    K[:, 0, 1], K[:, 0, 2], K[:, 1, 2] = -axis[:, 2], axis[:, 1], -axis[:, 0]
+    K -= K.transpose(0, 2, 1)
+    return (np.eye(3) + np.sin(angle) * K + (1 - np.cos(angle)) * K @ K).astype(np.float32)
+
+
+def rotate(X: np.ndarray, channels: tuple[str, ...], R: np.ndarray) -> np.ndarray:
+    """Windows with every x/y/z channel triplet (body_acc, gyro, total_acc, ...) rotated by R per window."""
+    X = X.copy()
+    for prefix in sorted({c[:-2] for c in channels if c[-2:] in ("_x", "_y", "_z")}):
+        idx = [channels.index(f"{prefix}_{axis}") for axis in "xyz" if f"{prefix}_{axis}" in channels]
+        if len(idx) == 3:
+            X[:, :, idx] = np.einsum("nij,ntj->nti", R, X[:, :, idx])
+    return X
 
 
 def fit(

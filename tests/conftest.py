@@ -32,6 +32,15 @@ def uci_signal(channel: int, windows: int) -> np.ndarray:
 
 
 @pytest.fixture(scope="session")
+def uci_har_expected() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The (X, y, subject) that loading the tiny UCI HAR set must give: train rows, then test rows."""
+    X = np.concatenate([np.stack([uci_signal(c, len(y)) for c in range(9)], axis=-1) for y, _ in UCI_SPLITS.values()])
+    y = np.array([label - 1 for labels, _ in UCI_SPLITS.values() for label in labels])
+    subject = np.array([s for _, subjects in UCI_SPLITS.values() for s in subjects])
+    return X.astype(np.float32), y, subject
+
+
+@pytest.fixture(scope="session")
 def uci_har_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An extracted 'UCI HAR Dataset' folder: 4 train and 3 test windows, in UCI's text layout."""
     root = tmp_path_factory.mktemp("uci") / FOLDER

@@ -42,7 +42,7 @@ def relabelled(recording: Recording) -> Recording:
 
 
 @pytest.fixture(scope="module")
-def result(tiny_bundle: Path, recording: Recording, relabelled: Recording) -> SimulationResult:  # noqa: F811
+def result(tiny_bundle, recording, relabelled) -> SimulationResult:  # noqa: F811
     return simulate(tiny_bundle, [recording, relabelled], runtime="tflm", smoothing="majority:3")
 
 
@@ -58,7 +58,7 @@ def _run(*args: str) -> object:
     return CliRunner().invoke(main, ["simulate", *map(str, args)])
 
 
-def test_stream_int8_inputs_equal_the_batch_windows(tiny_bundle: Path, recording: Recording, result) -> None:  # noqa: F811
+def test_stream_int8_inputs_equal_the_batch_windows(tiny_bundle, recording, result) -> None:  # noqa: F811
     trace = result.traces[0]
     batch = _batch_inputs(tiny_bundle, recording)
     assert trace.inputs.shape == batch.shape == (186, 128, 9)
@@ -79,7 +79,8 @@ def test_timeline_rows_times_labels_probabilities_and_smoothing(result, recordin
     ]
     assert len(rows) == 2 * 186 and rows[186]["recording"] == "relabelled"
     for k, row in enumerate(rows[:186]):
-        assert float(row["start_s"]) == pytest.approx(k * 1.28) and float(row["end_s"]) == pytest.approx(k * 1.28 + 2.56)
+        assert float(row["start_s"]) == pytest.approx(k * 1.28)
+        assert float(row["end_s"]) == pytest.approx(k * 1.28 + 2.56)
     for rec, part in ((recording, rows[:186]), (relabelled, rows[186:])):
         truth = window_labels(rec.labels, len(rec))
         assert [r["label"] for r in part] == ["" if t == UNLABELLED else LABELS[t] for t in truth]
@@ -106,10 +107,11 @@ def test_windows_straddling_a_change_or_unlabelled_samples_are_counted_apart(res
     raw = np.concatenate([tr.raw for tr in result.traces])[pure]
     truth = np.concatenate([tr.truth for tr in result.traces])[pure]
     assert result.metrics["raw"]["accuracy"] == pytest.approx((raw == truth).mean())
-    assert result.latency["windows"] == 372 and result.latency["invoke_ms"]["p99"] >= result.latency["invoke_ms"]["p50"]
+    latency = result.latency
+    assert latency["windows"] == 372 and latency["invoke_ms"]["p99"] >= latency["invoke_ms"]["p50"] > 0
 
 
-def test_golden_vectors_replay_to_the_same_tensors(tiny_bundle: Path, recording, result, tmp_path) -> None:  # noqa: F811
+def test_golden_vectors_replay_to_the_same_tensors(tiny_bundle, recording, result, tmp_path) -> None:  # noqa: F811
     bundle = copy_bundle(tiny_bundle, tmp_path / "bundle")
     header = bundle / "tflm" / "harlite_model_config.h"
     header.parent.mkdir()
@@ -147,7 +149,7 @@ def test_plot_is_a_png_of_the_recording(result, tmp_path) -> None:
     assert width > 1000 and 400 < height < width
 
 
-def test_cli_replays_csv_files_writes_everything_and_prints_json(tiny_bundle: Path, recording, tmp_path) -> None:  # noqa: F811
+def test_cli_replays_csv_files_writes_everything_and_prints_json(tiny_bundle, recording, tmp_path) -> None:  # noqa: F811
     csv_path = write_csv(recording, tmp_path / "rec.csv.gz")
     res = _run(tiny_bundle, csv_path, "--smoothing", "ema:0.4", "--out", tmp_path / "out",
                "--plot", tmp_path / "p.png", "--dump-golden", tmp_path / "g", "--json")  # fmt: skip
@@ -158,7 +160,8 @@ def test_cli_replays_csv_files_writes_everything_and_prints_json(tiny_bundle: Pa
     assert res.exit_code == 0, res.output
     summary = json.loads(res.stdout)
     assert summary["smoothing"] == "ema:0.4" and summary["windows"]["total"] == 186
-    assert summary["latency"]["windows_per_s"] > 0 and summary["metrics"]["smoothed"]["n"] == summary["windows"]["pure"]
+    assert summary["latency"]["windows_per_s"] > 0
+    assert summary["metrics"]["smoothed"]["n"] == summary["windows"]["pure"] > 0
     assert {Path(f).name for f in summary["files"]} == {"timeline.csv", "timeline.json", "p.png"}
     again = _run(tiny_bundle, csv_path, "--out", tmp_path / "out")
     assert again.exit_code == 1 and "exists; pass --force" in again.output
@@ -175,14 +178,14 @@ def test_cli_replays_csv_files_writes_everything_and_prints_json(tiny_bundle: Pa
         ([], "nothing to replay"),
     ],
 )
-def test_cli_bad_input_is_a_clear_error(tiny_bundle: Path, tmp_path, args, message) -> None:  # noqa: F811
+def test_cli_bad_input_is_a_clear_error(tiny_bundle, tmp_path, args, message) -> None:  # noqa: F811
     (tmp_path / "rec.txt").write_text("time_s,acc_x\n0,1\n")
     args = [a.format(rec=tmp_path / "rec", tmp=tmp_path) for a in args]
     res = _run(tiny_bundle, *args)
     assert res.exit_code in (1, 2) and message in res.output and "Traceback" not in res.output
 
 
-def test_cli_bundle_without_a_manifest_field(tiny_bundle: Path, tmp_path) -> None:  # noqa: F811
+def test_cli_bundle_without_a_manifest_field(tiny_bundle, tmp_path) -> None:  # noqa: F811
     bundle = copy_bundle(tiny_bundle, tmp_path / "bundle")
     manifest = read_json(bundle / "manifest.json")
     del manifest["quantization"]["output"]["zero_point"]
@@ -191,12 +194,13 @@ def test_cli_bundle_without_a_manifest_field(tiny_bundle: Path, tmp_path) -> Non
     assert res.exit_code == 1 and "lacks the field 'quantization.output.zero_point'" in res.output
 
 
-def test_cli_short_recording_warns_and_gives_no_windows(tiny_bundle: Path, recording, tmp_path) -> None:  # noqa: F811
+def test_cli_short_recording_warns_and_gives_no_windows(tiny_bundle, recording, tmp_path) -> None:  # noqa: F811
     short = write_csv(replace(recording, samples=recording.samples[:100], labels=recording.labels[:100]),
                       tmp_path / "short.csv")  # fmt: skip
     res = _run(tiny_bundle, short, "--plot", tmp_path / "p.png", "--out", tmp_path / "out")
     assert res.exit_code == 0, res.output
-    assert "shorter than one window" in res.output and "0 windows" in res.output and "no plot" in res.output
+    assert "shorter than one window" in res.output and "0 windows" in res.output
+    assert "no recording gave a window, so there are no plot" in res.output
     assert (tmp_path / "out" / "timeline.csv").read_text().count("\n") == 1  # the header only
     assert not (tmp_path / "p.png").exists()
 
@@ -206,16 +210,16 @@ def test_cli_short_recording_warns_and_gives_no_windows(tiny_bundle: Path, recor
 
 @pytest.fixture(scope="module")
 def real_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small cnn_lstm trained for a few epochs on five training subjects, converted by harlite convert."""
+    """A small cnn_lstm trained briefly on three training subjects, converted by harlite convert."""
     from harlite.convert import convert
     from harlite.train import TrainConfig, train
     from harlite.windows import windows_from_recordings
 
     root = tmp_path_factory.mktemp("real")
-    windows = windows_from_recordings(load_hapt([1, 3, 5, 6, 7, 2]))
-    config = TrainConfig(epochs=6, val_subjects=0, options={"conv": (8, 12), "units": 12})
+    windows = windows_from_recordings(load_hapt([1, 3, 5, 2]))
+    config = TrainConfig(epochs=4, val_subjects=0, options={"conv": (8, 12), "units": 12})
     train(root / "run", config, windows=windows)
-    convert(root / "run", root / "bundle", calibration=200, windows=windows)
+    convert(root / "run", root / "bundle", calibration=100, windows=windows)
     return root / "bundle"
 
 
@@ -223,12 +227,13 @@ def test_replay_matches_evaluate_on_the_same_windows(real_bundle: Path) -> None:
     from harlite.evaluate import evaluate
     from harlite.windows import windows_from_recordings
 
-    recordings = load_hapt([2])
-    evaluated = evaluate(real_bundle, windows=windows_from_recordings(recordings))["results"]["int8"]
+    recordings = load_hapt([2, 4])
+    windows = windows_from_recordings(recordings)
+    evaluated = evaluate(real_bundle / "model_int8.tflite", windows=windows)["results"]["model_int8"]
     litert = simulate(real_bundle, recordings, runtime="litert").metrics["raw"]
     tflm = simulate(real_bundle, recordings, runtime="tflm").metrics["raw"]
-    assert evaluated["accuracy"] > 0.6  # the model has learnt something
-    # LiteRT on the streamed windows is harlite evaluate exactly; TFLM within 0.5 points of it.
+    assert evaluated["accuracy"] > 0.5 and evaluated["n"] > 500  # the model has learnt something
+    # LiteRT on the streamed windows is harlite evaluate exactly; TFLM is within 0.5 points of it.
     assert litert["n"] == tflm["n"] == evaluated["n"] and litert["confusion"] == evaluated["confusion"]
     assert abs(tflm["accuracy"] - evaluated["accuracy"]) <= 0.005
 
@@ -239,5 +244,7 @@ def test_recording_at_100_hz_scores_like_the_50_hz_original(real_bundle: Path, t
     back = read_csv(fast)
     assert back.rate == 50.0 and abs(len(back) - len(original)) <= 2
     a, b = (simulate(real_bundle, [rec], runtime="tflm") for rec in (original, back))
+    assert a.window_counts["pure"] > 100
     assert abs(a.metrics["raw"]["accuracy"] - b.metrics["raw"]["accuracy"]) <= 0.01
-    assert (a.traces[0].raw[: len(b.traces[0].raw)] == b.traces[0].raw[: len(a.traces[0].raw)]).mean() > 0.95
+    n = min(len(a.traces[0].raw), len(b.traces[0].raw))
+    assert (a.traces[0].raw[:n] == b.traces[0].raw[:n]).mean() > 0.95

@@ -25,9 +25,10 @@ def test_parse_accepts_the_three_kinds_and_prints_back(text: str, spec: Smoothin
     assert parse_smoothing(str(spec)) == spec
 
 
-@pytest.mark.parametrize(
-    "text", ["", "median:3", "majority", "majority:0", "majority:33", "majority:2.5", "ema:0", "ema:1.5", "ema:x", "none:3"]
-)
+BAD = ["", "median:3", "majority", "majority:0", "majority:33", "majority:2.5", "ema:0", "ema:1.5", "ema:x", "none:3"]
+
+
+@pytest.mark.parametrize("text", BAD)
 def test_parse_rejects_bad_specs_with_the_fix(text: str) -> None:
     with pytest.raises(ValueError, match="use none, majority:K .* or ema:ALPHA"):
         parse_smoothing(text)

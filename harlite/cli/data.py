@@ -20,7 +20,8 @@ def _subjects(ctx: click.Context, param: click.Parameter, value: str) -> tuple[i
         raise click.BadParameter(f"{value!r}: give subject ids separated by commas, e.g. 9,18.") from None
     unknown = sorted(set(subjects) - set(ALL_SUBJECTS))
     if not subjects or unknown:
-        raise click.BadParameter(f"{', '.join(map(str, unknown)) or value!r}: HAPT subjects are 1-30, e.g. 9,18.")
+        which = f"unknown subject {', '.join(map(str, unknown))}" if unknown else "no subject given"
+        raise click.BadParameter(f"{which}: HAPT subjects are 1-30, e.g. 9,18.")
     return subjects
 
 
@@ -48,11 +49,14 @@ def info(source: str, path: Path | None, as_json: bool) -> None:
     """
     from harlite.data.recordings import describe_source
 
+    if path is not None and source != "uci-har":
+        raise click.UsageError("--from names a UCI HAR copy: use it with --source uci-har.")
     summary = describe_source(source, path)
     if as_json:
         click.echo(json.dumps(summary, indent=2))
         return
-    click.echo(f"source {summary['source']}: {len(summary['subjects'])} subjects, {summary['hours']:.2f} h of signal")
+    about = "about " if source == "uci-har" else ""  # its windows overlap: hours are estimated
+    click.echo(f"source {source}: {len(summary['subjects'])} subjects, {about}{summary['hours']:.2f} h of signal")
     click.echo(f"test subjects: {', '.join(map(str, summary['test_subjects']))}")
     click.echo(f"{'class':<20}{'train':>8}{'test':>8}")
     for name in (*LABELS, "total"):

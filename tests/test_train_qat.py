@@ -1,0 +1,131 @@
+"""Training and QAT on a few hundred real HAPT windows with a tiny model: run folder, reproducibility,
+the LSTM's weights on the int8 grid, and the converter keeping that grid."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harlite.protocol import TEST_SUBJECTS
+from harlite.train import TrainConfig, load_model, train
+from harlite.windows import WindowSet, load_windows
+
+TINY = TrainConfig(epochs=2, batch_size=32, val_subjects=1, options={"conv": (4, 6), "units": 6})
+SUBJECTS = (1, 3, 5, 6, 2, 4)  # four training subjects (one becomes validation), two test subjects
+
+
+def tiny_windows(cache: Path, every: int = 5) -> WindowSet:
+    """Every ``every``-th window of a few real HAPT subjects."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HARLITE_CACHE", str(cache))
+        windows = load_windows().of_subjects(SUBJECTS)
+    keep = np.zeros(len(windows), bool)
+    keep[::every] = True
+    return windows.take(keep)
+
+
+@pytest.fixture(scope="module")
+def windows(tmp_path_factory: pytest.TempPathFactory) -> WindowSet:
+    return tiny_windows(tmp_path_factory.mktemp("cache"))
+
+
+@pytest.fixture(scope="module")
+def run(windows: WindowSet, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("run")
+    train(out, TINY, windows=windows)
+    return out
+
+
+def test_train_writes_a_complete_run_folder(run: Path, windows: WindowSet) -> None:
+    for name in ("model.keras", "normalization.json", "history.json", "metrics.json", "learning_curves.png",
+                 "confusion.png"):  # fmt: skip
+        assert (run / name).stat().st_size > 0, name
+    metrics = json.loads((run / "metrics.json").read_text())
+    test = metrics["test"]["float"]
+    assert test["n"] == int(np.isin(windows.subject, TEST_SUBJECTS).sum())
+    assert 0.0 <= test["accuracy"] <= 1.0 and "macro_f1" in test and len(test["confusion"]) == 6
+    assert metrics["subjects"]["test"] == [2, 4] and len(metrics["subjects"]["val"]) == 1
+    assert not set(metrics["subjects"]["val"]) & set(metrics["subjects"]["train"])
+    history = json.loads((run / "history.json").read_text())
+    assert [row["epoch"] for row in history] == [1, 2] and "val_accuracy" in history[0]
+    norm = json.loads((run / "normalization.json").read_text())
+    train_X = windows.of_subjects(metrics["subjects"]["train"]).X
+    np.testing.assert_allclose(norm["mean"], train_X.reshape(-1, 9).mean(0), rtol=1e-4, atol=1e-5)
+
+
+def test_training_is_reproducible_and_refuses_to_overwrite(run: Path, windows: WindowSet, tmp_path: Path) -> None:
+    import click
+
+    train(tmp_path, TINY, windows=windows)
+    a, b = load_model(run / "model.keras"), load_model(tmp_path / "model.keras")
+    for wa, wb in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_array_equal(wa, wb)
+    with pytest.raises(click.ClickException, match="--force"):
+        train(tmp_path, TINY, windows=windows)
+
+
+def test_qat_puts_the_lstm_on_the_int8_grid_and_the_converter_keeps_it(run: Path, windows: WindowSet) -> None:
+    from ai_edge_litert.interpreter import Interpreter
+
+    from harlite.convert import FUSED_LSTM, calibration_windows, to_int8, tflite_ops
+    from harlite.models import export_copy
+    from harlite.frontend import standardize
+    from harlite.qat import quantize_aware, quantized_copy
+    from harlite.tf import keras
+    from harlite.train import load_normalization
+
+    mean, std, _ = load_normalization(run)
+    float_model = load_model(run / "model.keras")
+    qat_model = quantize_aware(export_copy(float_model, batch_size=None))
+    qat_model.compile(keras().optimizers.Adam(1e-2), "sparse_categorical_crossentropy")
+    qat_model.fit(standardize(windows.X, mean, std), windows.y, epochs=1, batch_size=32, verbose=0)
+    model = quantized_copy(qat_model, export_copy(float_model, batch_size=None))
+    kernel, recurrent, _ = model.get_layer("lstm").get_weights()
+    for w in (kernel, recurrent):
+        gates = w.reshape(w.shape[0], 4, -1)
+        scale = np.abs(gates).max(axis=(0, 2)) / 127
+        steps = gates / scale[None, :, None]
+        np.testing.assert_allclose(steps, np.round(steps), atol=1e-3)
+        assert len(np.unique(np.round(steps))) > 20  # really quantized weights, not zeros
+    conv = model.get_layer("conv0").get_weights()[0]
+    steps = conv / (np.abs(conv).max(axis=(0, 1)) / 127)
+    np.testing.assert_allclose(steps, np.round(steps), atol=1e-3)
+    # QAT changed the weights (it trained), and the converter quantizes them onto exactly this grid.
+    assert not np.allclose(kernel, export_copy(float_model).get_layer("lstm").get_weights()[0])
+    data = to_int8(model, calibration_windows(windows, mean, std, 50))
+    assert FUSED_LSTM in tflite_ops(data)
+    interpreter = Interpreter(model_content=data)
+    interpreter.allocate_tensors()
+    stored = [
+        interpreter.get_tensor(d["index"]).astype(np.float64) * d["quantization_parameters"]["scales"][0]
+        for d in interpreter.get_tensor_details()
+        if d["dtype"] == np.int8 and len(d["shape"]) == 2 and len(d["quantization_parameters"]["scales"]) == 1
+    ]
+    units = recurrent.shape[0]
+    for w in (kernel, recurrent):
+        for g in range(4):
+            block = w[:, g * units : (g + 1) * units].T
+            assert any(s.shape == block.shape and np.allclose(s, block, rtol=1e-5, atol=1e-7) for s in stored)
+
+
+def test_qat_command_reports_ptq_and_qat_and_keeps_the_better(run: Path, windows: WindowSet) -> None:
+    from harlite.convert import FUSED_LSTM, io_details, tflite_ops
+    from harlite.qat import qat
+
+    metrics = qat(run, epochs=1, calibration=64, windows=windows)
+    out = run / "qat"
+    assert metrics["chosen"] in ("qat", "ptq")
+    val = metrics["val"]
+    better = "qat_int8" if val["qat_int8"]["accuracy"] > val["ptq_int8"]["accuracy"] else "ptq_int8"
+    assert metrics["chosen"] == better[:3]
+    assert metrics["test"]["int8"] == metrics["test"][better]
+    for name in ("model_int8.tflite", "ptq_int8.tflite", "qat_int8.tflite"):
+        data = (out / name).read_bytes()
+        assert FUSED_LSTM in tflite_ops(data)
+        io = io_details(data)
+        assert io["input"]["dtype"] == io["output"]["dtype"] == "int8"
+    assert (out / "model_int8.tflite").read_bytes() == (out / f"{better[:3]}_int8.tflite").read_bytes()
+    assert load_model(out / "model.keras").input_shape == (None, 128, 9)
