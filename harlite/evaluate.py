@@ -23,6 +23,7 @@ from harlite.metrics import classification_metrics, plot_confusion
 from harlite.protocol import LABELS, TEST_SUBJECTS
 from harlite.windows import WindowSet
 
+MODEL_SUFFIXES = (".keras", ".tflite")
 Predictor = Callable[[np.ndarray], np.ndarray]  # physical windows (n, window, C) -> probabilities (n, classes)
 
 
@@ -82,24 +83,16 @@ def resolve_artifact(artifact: str | Path) -> tuple[dict[str, Predictor], np.nda
             f"{path} does not exist: pass a run folder, a bundle, a model.keras or a .tflite file."
         )
     folder = path if path.is_dir() else path.parent
-    if (folder / MANIFEST).exists():
-        manifest = load_manifest(folder, require=("normalization.mean", "normalization.std", "frontend", "artifacts"))
-        mean = np.asarray(manifest["normalization"]["mean"], np.float32)
-        std = np.asarray(manifest["normalization"]["std"], np.float32)
-        spec = FrontEndSpec.from_dict(manifest["frontend"])
-        files = {kind: folder / a["file"] for kind, a in manifest["artifacts"].items() if a["file"].endswith((".keras", ".tflite"))}
-    elif (folder / "normalization.json").exists():
-        mean, std, spec = load_normalization(folder)
-        files = {p.stem: p for p in sorted(folder.iterdir()) if p.suffix in (".keras", ".tflite")}
-    else:
-        raise click.ClickException(
-            f"{folder} has neither manifest.json nor normalization.json: the model's input scaling is unknown; "
-            "evaluate a bundle from 'harlite convert' or a run folder from 'harlite train'."
-        )
+    mean, std, spec = load_normalization(folder)
     if not path.is_dir():
-        if path.suffix not in (".keras", ".tflite"):
+        if path.suffix not in MODEL_SUFFIXES:
             raise click.ClickException(f"{path} is neither a .keras nor a .tflite model.")
         files = {path.stem: path}
+    elif (folder / MANIFEST).exists():
+        artifacts = load_manifest(folder, require=("artifacts",))["artifacts"]
+        files = {kind: folder / a["file"] for kind, a in artifacts.items() if a["file"].endswith(MODEL_SUFFIXES)}
+    else:
+        files = {p.stem: p for p in sorted(folder.iterdir()) if p.suffix in MODEL_SUFFIXES}
     if not files:
         raise click.ClickException(f"{folder} holds no .keras or .tflite model.")
     predictors = {}

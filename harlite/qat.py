@@ -207,12 +207,15 @@ def activation_ranges(deployable: Any, calibration: np.ndarray) -> dict[str, tup
 
 def seed_ranges(qat_model: Any, ranges: dict[str, tuple[float, float]]) -> None:
     """Set the QAT model's activation quantizer ranges (and the input quantizer's) to ``ranges``."""
-    variables = {v.name.split(":")[0]: v for v in qat_model.non_trainable_weights}
     for key, (lo, hi) in ranges.items():
-        layer, _, point = key.partition("/")
-        prefix = "quantize_layer/quantize_layer" if key == "input" else f"quant_{layer}/{point}"
+        name, _, point = key.partition("/")
+        if key == "input":
+            layer = next(layer for layer in qat_model.layers if type(layer).__name__ == "QuantizeLayer")
+        else:
+            layer = qat_model.get_layer(f"quant_{name}")
         for suffix, value in (("min", min(lo, 0.0)), ("max", max(hi, 0.0))):
-            variables[f"{prefix}_{suffix}"].assign(value)
+            (variable,) = [v for v in layer.non_trainable_weights if _short(v).endswith(f"{point}_{suffix}")]
+            variable.assign(value)
 
 
 def qat(

@@ -99,7 +99,7 @@ class _LiteRT:
         inp = self.interpreter.get_input_details()[0]
         out = self.interpreter.get_output_details()[0]
         self.input_index, self.output_index = inp["index"], out["index"]
-        self.input_shape, self.input_dtype = tuple(inp["shape"]), np.dtype(inp["dtype"])
+        self.input_shape, self.input_dtype = tuple(int(d) for d in inp["shape"]), np.dtype(inp["dtype"])
         self.input_quant, self.output_quant = _scalar_quant(inp["quantization"]), _scalar_quant(out["quantization"])
 
     def run(self, x: np.ndarray) -> np.ndarray:

@@ -243,8 +243,22 @@ def normalization_info(data: Data) -> dict[str, Any]:
 
 
 def load_normalization(folder: str | Path) -> tuple[np.ndarray, np.ndarray, FrontEndSpec]:
-    """(mean, std, front-end spec) from a run folder's normalization.json."""
-    info = read_json(Path(folder) / "normalization.json")
+    """(mean, std, front-end spec) from a run folder's normalization.json or a bundle's manifest.json."""
+    import click
+
+    from harlite.manifest import MANIFEST, load_manifest
+
+    folder = Path(folder)
+    if (folder / "normalization.json").exists():
+        info = read_json(folder / "normalization.json")
+    elif (folder / MANIFEST).exists():
+        manifest = load_manifest(folder, require=("normalization.mean", "normalization.std", "frontend"))
+        info = {**manifest["normalization"], "frontend": manifest["frontend"]}
+    else:
+        raise click.ClickException(
+            f"{folder} has neither normalization.json nor manifest.json, so the model's input scaling is "
+            "unknown: use a run folder of 'harlite train' or a bundle of 'harlite convert'."
+        )
     return (
         np.asarray(info["mean"], np.float32),
         np.asarray(info["std"], np.float32),

@@ -1,5 +1,6 @@
 """The firmware's C core, compiled with the real compilers: host tests under sanitizers, the Cortex-M4
-build run in QEMU, both replaying golden vectors of the Python front end and TFLM, and the core's size.
+build run in QEMU, both replaying golden vectors of a real HAPT recording (Python front end + TFLM via
+``harlite simulate``'s golden dump), the serial format read back by ``read_csv``, and the core's size.
 
 The cross toolchain and QEMU come from the Debian packages in .ci/apt-packages.txt; without them these
 tests skip locally and fail in CI (the CI environment variable set).
@@ -12,28 +13,39 @@ import os
 import re
 import shutil
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 from fixtures_bundle import copy_bundle, tiny_bundle  # noqa: F401  (session fixture)
 
-from harlite.data.recordings import Recording
-from harlite.frontend import RAW6_CHANNELS, FrontEndSpec, cut_windows, features, quantize, quantize_params
-from harlite.manifest import load_manifest
+from harlite.codegen import DATA_CC, TFLM_DIR, config_header, write_tflm_sources
+from harlite.data.hapt import load_hapt
+from harlite.data.recordings import read_csv
+from harlite.frontend import RAW6_CHANNELS, FrontEndSpec, cut_windows, features, quantize
 from harlite.protocol import LABELS
+from harlite.simulate import dump_golden, simulate
 
 FIRMWARE = Path(__file__).resolve().parents[1] / "firmware"
 CORE = FIRMWARE / "core"
+CORE_SOURCES = [CORE / "harlite_core.c", CORE / "harlite_serial.c"]
 TESTS = FIRMWARE / "tests"
 STARTUP = TESTS / "cortex_m4"
+SKETCH = FIRMWARE / "arduino" / "harlite_har"
 CORTEX_M4 = ["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"]
+# What the Arduino Mbed OS Nano Boards core (4.6.0, variants/ARDUINO_NANO33BLE/cflags.txt) compiles C with.
+NANO33BLE_CFLAGS = ["-std=gnu11", "-Os", "-Wall", "-Wextra", "-fdata-sections", "-ffunction-sections",
+                    "-funsigned-char", "-mcpu=cortex-m4", "-mfloat-abi=softfp", "-mfpu=fpv4-sp-d16",
+                    "-mthumb"]  # fmt: skip
 WARNINGS = ["-Wall", "-Wextra", "-Werror", "-Wpedantic", "-Wshadow", "-Wconversion"]
 SANITIZERS = ["-fsanitize=address,undefined,float-cast-overflow", "-fno-sanitize-recover=all"]
 QEMU = ["-machine", "mps2-an386", "-cpu", "cortex-m4", "-nographic", "-semihosting-config", "enable=on,target=native"]
 FLASH_BUDGET, RAM_BUDGET = 4096, 8192
 SMOOTHING_MODES = {"none": 0, "majority": 1, "ema": 2}
-GOLDEN_LINE = re.compile(r"^golden: samples=(\d+) windows=(\d+) values=(\d+) lsb1=(\d+) worse=(\d+) fnv=(\w+)$", re.M)
+GOLDEN_LINE = re.compile(
+    r"^golden: samples=(\d+) windows=(\d+) values=(\d+) lsb1=(\d+) worse=(\d+) fnv=(\w+)$", re.MULTILINE
+)
 
 
 def tool(name: str) -> str:
@@ -47,61 +59,16 @@ def tool(name: str) -> str:
     return path
 
 
-def run(cmd: list[str], cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+def run(cmd: list, cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [str(c) for c in cmd], cwd=cwd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
+        [str(c) for c in cmd], cwd=cwd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
+        check=False,
     )
 
 
-def compile_ok(cmd: list[str]) -> None:
+def compile_ok(cmd: list) -> None:
     done = run(cmd)
     assert done.returncode == 0, f"{' '.join(map(str, cmd))}\n{done.stdout}{done.stderr}"
-
-
-def config_header(manifest: dict) -> str:
-    """The bundle's harlite_model_config.h (docs: the generated C header contract), written here until
-    harlite.codegen provides it."""
-    spec = FrontEndSpec.from_dict(manifest["frontend"])
-    qi, qo = manifest["quantization"]["input"], manifest["quantization"]["output"]
-
-    def f32(x: float) -> str:
-        text = f"{float(np.float32(x)):.9g}"
-        return text + (".0f" if text.lstrip("-").isdigit() else "f")
-
-    def init(values, fmt=str) -> str:
-        return "{ " + ", ".join(fmt(v) for v in values) + " }"
-
-    def quoted(s: str) -> str:
-        return f'"{s}"'
-
-    defines = {
-        "RATE_HZ": f"{spec.rate_hz:g}",
-        "WINDOW": spec.window,
-        "HOP": spec.hop,
-        "NUM_RAW": 6,
-        "NUM_CHANNELS": len(spec.channels),
-        "NUM_CLASSES": len(manifest["labels"]),
-        "CH_RAW": 0,
-        "CH_BODY": 1,
-        "CH_GRAVITY": 2,
-        "CHANNEL_KIND": init(spec.kinds),
-        "CHANNEL_SOURCE": init(spec.sources),
-        "CHANNEL_NAMES": init(spec.channels, quoted),
-        "CHANNEL_UNITS": init(spec.to_dict()["units"], quoted),
-        "LABELS": init(manifest["labels"], quoted),
-        "GRAVITY_SECTIONS": len(spec.sos),
-        "GRAVITY_SOS": init(spec.sos, lambda row: init(row, f32)),
-        "GRAVITY_ZI": init(spec.zi, lambda row: init(row, f32)),
-        "INPUT_SCALE": f32(qi["scale"]),
-        "INPUT_ZERO_POINT": f"({int(qi['zero_point'])})",
-        "INPUT_MUL": init(qi["input_mul"], f32),
-        "INPUT_ADD": init(qi["input_add"], f32),
-        "OUTPUT_SCALE": f32(qo["scale"]),
-        "OUTPUT_ZERO_POINT": f"({int(qo['zero_point'])})",
-        "ARENA_BYTES": manifest.get("tflm", {}).get("arena_bytes", 16384),
-    }
-    lines = [f"#define HARLITE_{k} {v}" for k, v in defines.items()]
-    return "\n".join(["#ifndef HARLITE_MODEL_CONFIG_H", "#define HARLITE_MODEL_CONFIG_H", *lines, "#endif", ""])
 
 
 def walking(n: int, seed: int = 0) -> np.ndarray:
@@ -115,52 +82,37 @@ def walking(n: int, seed: int = 0) -> np.ndarray:
     return raw.astype(np.float32)
 
 
-def recording() -> Recording:
-    """A real HAPT recording of a test subject when the loader is there, else a synthetic walk."""
-    try:
-        from harlite.data.hapt import load_hapt
-    except ImportError:
-        return Recording(walking(6000), source="synthetic walk")
-    return next(rec for rec in load_hapt() if rec.subject == 2)
-
-
 @pytest.fixture(scope="module")
 def golden(tiny_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:  # noqa: F811
-    """Golden vectors of a recording replayed through the tiny bundle in TFLM (`harlite simulate
-    --dump-golden`)."""
-    from harlite.simulate import dump_golden, simulate
-
+    """Golden vectors (``harlite simulate --dump-golden``) of six minutes of test subject 2 replayed in
+    TFLM through the tiny bundle, with the TFLM sources that ``harlite convert`` generates."""
     root = tmp_path_factory.mktemp("firmware")
     bundle = copy_bundle(tiny_bundle, root / "bundle")
-    header = bundle / "tflm" / "harlite_model_config.h"
-    if not header.exists():
-        header.parent.mkdir(exist_ok=True)
-        header.write_text(config_header(load_manifest(bundle)))
-    result = simulate(load_manifest(bundle), [recording()], runtime="tflm")
-    dump_golden(result, root / "golden")
+    write_tflm_sources(bundle)
+    rec = load_hapt([2])[0]
+    rec = replace(rec, samples=rec.samples[:18000], labels=rec.labels[:18000])
+    dump_golden(simulate(bundle, [rec], runtime="tflm"), root / "golden")
     return root / "golden"
 
 
-def front_end_golden(directory: Path, spec: FrontEndSpec, raw: np.ndarray, clip: float) -> Path:
-    """Golden vectors of the Python front end alone (no model) for a front end of another shape; the
-    int8 range covers the central ``1 - 2 * clip`` of the standardized values, so the rest saturates."""
+def front_end_golden(directory: Path, spec: FrontEndSpec, raw: np.ndarray) -> Path:
+    """Golden input tensors of the Python front end alone (no model) for a front end of another shape;
+    the int8 range covers the central 98 % of the standardized values, so the rest saturates."""
     directory.mkdir()
     feats = features(raw, spec)
     mean, std = feats.mean(0), feats.std(0)
     z = (feats - mean) / std
-    lo, hi = np.quantile(z, clip), np.quantile(z, 1 - clip)
+    lo, hi = np.quantile(z, 0.01), np.quantile(z, 0.99)
     scale = float(np.float32((hi - lo) / 255))
     zero = int(np.clip(round(-128 - lo / scale), -128, 127))
-    mul, add = quantize_params(mean, std, scale, zero)
     manifest = {
-        "labels": list(LABELS),
-        "frontend": spec.to_dict(),
-        "quantization": {
-            "input": {"scale": scale, "zero_point": zero, "input_mul": mul.tolist(), "input_add": add.tolist()},
-            "output": {"scale": 1 / 256, "zero_point": -128},
-        },
-    }
-    (directory / "harlite_model_config.h").write_text(config_header(manifest))
+        "labels": list(LABELS), "rate_hz": spec.rate_hz, "window": spec.window, "hop": spec.hop,
+        "frontend": spec.to_dict(), "normalization": {"mean": mean.tolist(), "std": std.tolist()},
+        "quantization": {"input": {"scale": scale, "zero_point": zero},
+                         "output": {"scale": 1 / 256, "zero_point": -128}},
+        "artifacts": {"int8": {"file": "model_int8.tflite"}}, "tflm": {"arena_bytes": 8192},
+    }  # fmt: skip
+    (directory / "harlite_model_config.h").write_text(config_header(manifest, comment="test front end"))
     raw.astype("<f4").tofile(directory / "raw_f32.bin")
     quantize(cut_windows(feats, spec), mean, std, scale, zero).tofile(directory / "input_int8.bin")
     return directory
@@ -168,17 +120,16 @@ def front_end_golden(directory: Path, spec: FrontEndSpec, raw: np.ndarray, clip:
 
 def build_host(header_dir: Path, out: Path) -> Path:
     """The C tests for the host: gcc, C99, every warning an error, address and undefined-behaviour sanitizers."""
-    sources = [CORE / "harlite_core.c", TESTS / "test_core.c"]
     flags = ["-std=c99", "-O1", "-g", *WARNINGS, *SANITIZERS, f"-I{header_dir}", f"-I{CORE}"]
-    compile_ok([tool("gcc"), *flags, *sources, "-o", out])
+    compile_ok([tool("gcc"), *flags, *CORE_SOURCES, TESTS / "test_core.c", "-o", out])
     return out
 
 
-def run_tests(binary: list[str | Path], cwd: Path) -> dict[str, int | str]:
+def run_tests(command: list, cwd: Path) -> dict:
     """Run the C tests in a golden directory; returns the golden line's figures."""
-    done = run(binary, cwd=cwd)
+    done = run(command, cwd=cwd)
     assert done.returncode == 0 and "ok: 0 failure(s)" in done.stdout, done.stdout + done.stderr
-    samples, windows, values, lsb1, worse, fnv = GOLDEN_LINE.search(done.stdout).groups()
+    samples, windows, values, lsb1, _, fnv = GOLDEN_LINE.search(done.stdout).groups()
     return {"samples": int(samples), "windows": int(windows), "values": int(values), "lsb1": int(lsb1), "fnv": fnv}
 
 
@@ -190,21 +141,34 @@ def host_tests(golden: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_host_core_replays_golden_vectors_within_one_lsb(host_tests: Path, golden: Path) -> None:
     result = run_tests([host_tests], golden)
     meta = json.loads((golden / "golden.json").read_text())
-    assert (result["samples"], result["windows"]) == (meta["samples"], meta["windows"])
-    # Only float rounding may differ (the C gravity filter runs in float32, numpy's in float64).
+    assert (result["samples"], result["windows"]) == (meta["samples"], meta["windows"]) == (18000, 280)
+    # Only float rounding may differ (the C gravity filter runs in float32, numpy's in float64): rarely.
     assert result["lsb1"] <= 0.002 * result["values"], result
-    print(f"\nhost vs Python on {meta['source']}: {result}")
+    print(f"\nC core vs Python front end on {meta['source']}: {result}")
 
 
 def test_host_smoothing_matches_python(host_tests: Path, golden: Path) -> None:
     meta = json.loads((golden / "golden.json").read_text())
-    assert meta["smoothed"], "golden.json has no smoothed predictions"
+    assert {"none", "majority:3", "ema:0.5"} <= set(meta["smoothed"])
     for text, want in meta["smoothed"].items():
         mode, _, arg = text.partition(":")
         k, alpha = (arg, "0") if mode == "majority" else ("0", arg or "0")
         done = run([host_tests, "smooth", SMOOTHING_MODES[mode], k, alpha, "output_int8.bin"], cwd=golden)
         assert done.returncode == 0, done.stdout + done.stderr
         assert [int(line) for line in done.stdout.split()] == want, text
+
+
+def test_serial_samples_read_back_by_read_csv(host_tests: Path, golden: Path, tmp_path: Path) -> None:
+    """A captured session (the board's sample lines) replays in the simulator with the board's values."""
+    done = run([host_tests, "csv", "raw_f32.bin"], cwd=golden)
+    assert done.returncode == 0, done.stderr
+    (tmp_path / "session.csv").write_text(done.stdout)
+    rec = read_csv(tmp_path / "session.csv")
+    raw = np.fromfile(golden / "raw_f32.bin", dtype="<f4").reshape(-1, 6)
+    assert rec.rate == 50.0 and rec.samples.shape == raw.shape
+    exact = np.abs(raw) >= 2.0**-6  # 9 decimals give these back exactly, the rest within 1e-9
+    np.testing.assert_array_equal(rec.samples[exact], raw[exact])
+    np.testing.assert_allclose(rec.samples, raw, rtol=0, atol=1e-9)
 
 
 @pytest.mark.parametrize(
@@ -216,16 +180,15 @@ def test_host_smoothing_matches_python(host_tests: Path, golden: Path) -> None:
     ids=["raw6-hop48", "gravity-window100"],
 )
 def test_host_core_other_front_ends(spec: FrontEndSpec, tmp_path: Path) -> None:
-    directory = front_end_golden(tmp_path / "golden", spec, walking(2500, seed=3), clip=0.01)
+    directory = front_end_golden(tmp_path / "golden", spec, walking(2500, seed=3))
     result = run_tests([build_host(directory, tmp_path / "test_core")], directory)
     assert result["windows"] == (2500 - spec.window) // spec.hop + 1
     assert result["lsb1"] <= 0.002 * result["values"], result
-    print(f"\n{spec.channels}, window {spec.window}, hop {spec.hop}: {result}")
 
 
 def build_cortex_m4(header_dir: Path, out: Path) -> Path:
     """The same C tests for the Cortex-M4F (newlib, semihosting), linked for QEMU's mps2-an386."""
-    sources = [STARTUP / "startup.c", CORE / "harlite_core.c", TESTS / "test_core.c"]
+    sources = [STARTUP / "startup.c", *CORE_SOURCES, TESTS / "test_core.c"]
     flags = ["-std=c99", *CORTEX_M4, "-Os", "-g", *WARNINGS, f"-I{header_dir}", f"-I{CORE}"]
     link = ["--specs=rdimon.specs", "-T", STARTUP / "mps2_an386.ld"]
     compile_ok([tool("arm-none-eabi-gcc"), *flags, *sources, *link, "-o", out])
@@ -250,20 +213,41 @@ def arm_size(obj: Path) -> dict[str, int]:
 def test_core_fits_cortex_m4_budget(golden: Path, tmp_path: Path) -> None:
     gcc = tool("arm-none-eabi-gcc")
     flags = ["-std=c99", *CORTEX_M4, "-Os", *WARNINGS, f"-I{golden}", f"-I{CORE}", "-c"]
-    compile_ok([gcc, *flags, "-fstack-usage", CORE / "harlite_core.c", "-o", tmp_path / "core.o"])
+    for source in CORE_SOURCES:
+        compile_ok([gcc, *flags, "-fstack-usage", source, "-o", tmp_path / f"{source.stem}.o"])
     # The caller's RAM: one front end and one smoother, the state the sketch keeps.
     probe = tmp_path / "state.c"
     probe.write_text('#include "harlite_core.h"\nharlite_frontend_t fe;\nharlite_smoother_t sm;\n')
     compile_ok([gcc, *flags, probe, "-o", tmp_path / "state.o"])
-    core, state = arm_size(tmp_path / "core.o"), arm_size(tmp_path / "state.o")
-    stack = max(int(line.split("\t")[1]) for line in (tmp_path / "core.su").read_text().splitlines())
-    flash = core["text"] + core["data"]
-    ram = core["data"] + core["bss"] + state["bss"]
-    print(f"\ncore on Cortex-M4 -Os: flash {flash} B, RAM {ram} B (state {state['bss']} B), deepest frame {stack} B")
+    core, serial, state = (arm_size(tmp_path / f"{name}.o") for name in ("harlite_core", "harlite_serial", "state"))
+    stack = max(int(line.split("\t")[1]) for line in (tmp_path / "harlite_core.su").read_text().splitlines())
+    flash, ram = core["text"] + core["data"], core["data"] + core["bss"] + state["bss"]
+    print(f"\ncore on Cortex-M4 -Os: flash {flash} B, RAM {ram} B (state {state['bss']} B), deepest frame {stack} B;"
+          f" serial lines: flash {serial['text'] + serial['data']} B")  # fmt: skip
     assert flash < FLASH_BUDGET and ram + stack < RAM_BUDGET
-    # Arduino compiles C as gnu11, where GCC fuses a*b+c by default; the core turns that off, as numpy
-    # rounds twice (a fused multiply-add moves values by an LSB).
-    gnu = [gcc, "-std=gnu11", *CORTEX_M4, "-Os", f"-I{golden}", f"-I{CORE}", "-c", CORE / "harlite_core.c"]
-    compile_ok([*gnu, "-o", tmp_path / "gnu.o"])
-    disassembly = run([tool("arm-none-eabi-objdump"), "-d", tmp_path / "gnu.o"]).stdout
-    assert not re.search(r"\bv(fm|fnm)[as]\.f32", disassembly)
+    # The Nano 33 BLE core compiles C as gnu11, where GCC fuses a*b+c by default: the core turns that
+    # off, as numpy rounds twice (a fused multiply-add moves values by an LSB).
+    compile_ok([gcc, *NANO33BLE_CFLAGS, "-Werror", f"-I{golden}", f"-I{CORE}", "-c", CORE_SOURCES[0],
+                "-o", tmp_path / "nano.o"])  # fmt: skip
+    disassembly = run([tool("arm-none-eabi-objdump"), "-d", tmp_path / "nano.o"]).stdout
+    assert "vmul.f32" in disassembly and not re.search(r"\bv(fm|fnm)[as]\.f32", disassembly)
+
+
+def test_model_array_cross_compiles_into_flash(golden: Path, tmp_path: Path) -> None:
+    """The generated model array, as the sketch compiles it: const (flash, .rodata), 16-byte aligned."""
+    tflm = golden.parent / "bundle" / TFLM_DIR
+    obj = tmp_path / "model_data.o"
+    compile_ok([tool("arm-none-eabi-g++"), "-std=gnu++14", *CORTEX_M4, "-Os", "-Wall", "-Wextra", "-Werror", "-c",
+                tflm / DATA_CC, "-o", obj])  # fmt: skip
+    symbols = run([tool("arm-none-eabi-nm"), "-S", obj]).stdout.split()
+    _, size, kind = symbols[symbols.index("harlite_model_data") - 3 : symbols.index("harlite_model_data")]
+    model_bytes = (golden.parent / "bundle" / "model_int8.tflite").stat().st_size
+    assert (int(size, 16), kind) == (model_bytes, "R")
+    sections = run([tool("arm-none-eabi-objdump"), "-h", obj]).stdout
+    assert re.search(r"\.rodata\S*\s+\w+\s+\w+\s+\w+\s+\w+\s+2\*\*4", sections), sections
+
+
+def test_sketch_carries_the_core_unchanged() -> None:
+    """The Arduino IDE compiles only the sketch folder, so it holds copies of the core: the same bytes."""
+    for name in ("harlite_core.h", "harlite_core.c", "harlite_serial.h", "harlite_serial.c"):
+        assert (SKETCH / name).read_bytes() == (CORE / name).read_bytes(), f"cp firmware/core/{name} {SKETCH}/"

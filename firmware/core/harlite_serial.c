@@ -50,9 +50,9 @@ char *harlite_put_fixed(char *p, float x, int decimals) {
     } else {
         /* fraction * 10^decimals, rounded to nearest, ties to even: all in 64 bits (24 + 30 bits) */
         const uint64_t one = (uint64_t)1 << shift;
-        const uint64_t scaled = (uint64_t)(shift >= 32 ? mantissa : mantissa & (uint32_t)(one - 1u)) * pow10[decimals];
+        const uint64_t scaled = ((uint64_t)mantissa & (one - 1u)) * pow10[decimals];
         const uint64_t rest = scaled & (one - 1u), half = one >> 1;
-        whole = shift >= 32 ? 0 : mantissa >> shift;
+        whole = (uint32_t)((uint64_t)mantissa >> shift);
         frac = (uint32_t)(scaled >> shift);
         if (rest > half || (rest == half && ((decimals ? frac : whole) & 1u))) {
             if (decimals) frac++;
@@ -95,10 +95,9 @@ int harlite_format_sample(char *line, uint32_t index, const float raw[HARLITE_NU
     return (int)(p - line);
 }
 
-int harlite_format_prediction(char *line, uint32_t window, const int8_t scores[HARLITE_NUM_CLASSES],
-                              int smoothed, uint32_t invoke_ms) {
+int harlite_format_prediction(char *line, uint32_t start, const int8_t scores[HARLITE_NUM_CLASSES], int smoothed,
+                              uint32_t invoke_ms) {
     const int top = harlite_argmax_int8(scores, HARLITE_NUM_CLASSES);
-    const uint32_t start = window * (uint32_t)HARLITE_HOP;
     char *p = put_str(line, "# pred,start_s=", 15);
     p = put_time(p, start);
     p = put_str(p, ",end_s=", 7);

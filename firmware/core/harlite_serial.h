@@ -8,8 +8,8 @@
  *   time_s,acc_x,acc_y,acc_z,gyro_x,gyro_y,gyro_z                         (HARLITE_CSV_HEADER)
  *   12.340000,0.981234567,-0.331250000,0.020019531,0.012345679,-0.001065264,0.000000000
  *
- * time_s is the sample's index / HARLITE_RATE_HZ in microseconds; values carry 9 decimals, which
- * give every float32 back exactly from 2^-6 up (and within 5e-10 below). One line per window:
+ * time_s is the sample's index / HARLITE_RATE_HZ to the microsecond; values carry 9 decimals, which
+ * give every float32 back exactly from 2^-6 in magnitude up (and within 1e-9 below). One line per window:
  *
  *   # pred,start_s=10.240000,end_s=12.800000,pred_raw=WALKING,p=0.934,pred_smoothed=WALKING,invoke_ms=48
  *
@@ -36,10 +36,11 @@ extern "C" {
  * A value that is not finite or not below 2^30 in magnitude prints as nan (the reader rejects it). */
 int harlite_format_sample(char *line, uint32_t index, const float raw[HARLITE_NUM_RAW]);
 
-/* Writes the prediction line (no newline) of window `window` (0 = the first) into
- * line[HARLITE_LINE_MAX]; returns its length. */
-int harlite_format_prediction(char *line, uint32_t window, const int8_t scores[HARLITE_NUM_CLASSES],
-                              int smoothed, uint32_t invoke_ms);
+/* Writes the prediction line (no newline) of the window whose first sample is `start` into
+ * line[HARLITE_LINE_MAX]: the top class of the model's int8 `scores`, the `smoothed` class and the
+ * model's time; returns its length. */
+int harlite_format_prediction(char *line, uint32_t start, const int8_t scores[HARLITE_NUM_CLASSES], int smoothed,
+                              uint32_t invoke_ms);
 
 /* Writes x with `decimals` (0..9) digits after the point, correctly rounded (ties to even), into p;
  * returns the end of the text (not NUL-terminated). */

@@ -4,6 +4,8 @@
  *
  *   test_core                      unit tests, then the golden vectors in the current directory
  *                                  (raw_f32.bin, input_int8.bin of `harlite simulate --dump-golden`)
+ *   test_core csv FILE             prints the raw samples of FILE (n x 6 float32, e.g. raw_f32.bin) as
+ *                                  the board prints them: HARLITE_CSV_HEADER, then one row a sample
  *   test_core smooth MODE K ALPHA FILE
  *                                  smooths the int8 model outputs in FILE (n x HARLITE_NUM_CLASSES, e.g.
  *                                  output_int8.bin) and prints one class a line (MODE 0 none, 1 majority,
@@ -18,6 +20,7 @@
 #include <string.h>
 
 #include "harlite_core.h"
+#include "harlite_serial.h"
 
 static int failures;
 
@@ -222,14 +225,87 @@ static void test_smoothing(void) {
     scores_for(0, s);
     CHECK(harlite_smoother_update(&sm, s) == 0);
     CHECK(harlite_smoother_update(&sm, s) == 0);
-    scores_for(5, s);
+    scores_for(K - 1, s);
     CHECK(harlite_smoother_update(&sm, s) == 0);
     CHECK(harlite_smoother_update(&sm, s) == 0);
-    CHECK(harlite_smoother_update(&sm, s) == 5);
+    CHECK(harlite_smoother_update(&sm, s) == K - 1);
     harlite_smoother_reset(&sm);
     scores_for(1, s);
     CHECK(harlite_smoother_update(&sm, s) == 1);
     printf("ok smoothing\n");
+}
+
+/* The serial lines: numbers equal the C library's printf (correctly rounded, ties to even). */
+static void test_serial_lines(void) {
+    static const char *const names[] = HARLITE_LABELS;
+    char line[HARLITE_LINE_MAX], want[2 * HARLITE_LINE_MAX], *end;
+    float raw[HARLITE_NUM_RAW];
+    int8_t scores[K];
+    long i, mismatches = 0;
+    int r;
+    /* random finite floats below 2^30 (every exponent, subnormals included), at 9, 3 and 0 decimals */
+    for (i = 0; i < 30000; i++) {
+        const unsigned long bits = (rng() & 0x807fffffUL) | ((rng() % 157UL) << 23);
+        static const int decimals[] = {9, 3, 0};
+        const int d = decimals[i % 3];
+        float x;
+        uint32_t b = (uint32_t)bits;
+        memcpy(&x, &b, sizeof x);
+        end = harlite_put_fixed(line, x, d);
+        *end = '\0';
+        snprintf(want, sizeof want, "%.*f", d, (double)x);
+        if (strcmp(line, want) != 0 && mismatches++ < 5) {
+            printf("FAIL put_fixed(%.9g, %d): %s, printf %s\n", (double)x, d, line, want);
+        }
+    }
+    CHECK(mismatches == 0);
+    end = harlite_put_fixed(line, 1.0f / 1024.0f, 9); /* 0.0009765625: a tie at 9 decimals */
+    *end = '\0';
+    CHECK(strcmp(line, "0.000976562") == 0);
+    end = harlite_put_fixed(line, 2.5f, 0);
+    *end = '\0';
+    CHECK(strcmp(line, "2") == 0);
+    end = harlite_put_fixed(line, -0.0f, 3);
+    *end = '\0';
+    CHECK(strcmp(line, "-0.000") == 0);
+    end = harlite_put_fixed(line, 1073741824.0f, 9); /* 2^30 and beyond, and inf: not a number to the reader */
+    *end = '\0';
+    CHECK(strcmp(line, "nan") == 0);
+
+    for (r = 0; r < HARLITE_NUM_RAW; r++) raw[r] = (float)(r - 2) * 0.3183099f;
+    CHECK(harlite_format_sample(line, 617, raw) == (int)strlen(line));
+    snprintf(want, sizeof want, "%.6f,%.9f,%.9f,%.9f", 617.0 / HARLITE_RATE_HZ, (double)raw[0], (double)raw[1],
+             (double)raw[2]);
+    CHECK(strncmp(line, want, strlen(want)) == 0);
+
+    memset(scores, -128, sizeof scores);
+    scores[K - 1] = 111;
+    CHECK(harlite_format_prediction(line, 3 * H, scores, 0, 48) == (int)strlen(line));
+    snprintf(want, sizeof want, "# pred,start_s=%.6f,end_s=%.6f,pred_raw=%s,p=%.3f,pred_smoothed=%s,invoke_ms=48",
+             3.0 * H / HARLITE_RATE_HZ, (3.0 * H + W) / HARLITE_RATE_HZ, names[K - 1],
+             (double)((float)(111 - HARLITE_OUTPUT_ZERO_POINT) * HARLITE_OUTPUT_SCALE), names[0]);
+    CHECK(strcmp(line, want) == 0);
+    if (strcmp(line, want) != 0) printf("  %s\n  %s\n", line, want);
+    printf("ok serial lines\n");
+}
+
+/* Print a raw sample file as the board prints its samples. */
+static int print_csv(const char *path) {
+    FILE *f = fopen(path, "rb");
+    float raw[HARLITE_NUM_RAW];
+    char line[HARLITE_LINE_MAX];
+    uint32_t index = 0;
+    if (!f) {
+        printf("FAIL csv: cannot open %s\n", path);
+        return 1;
+    }
+    printf("%s\n", HARLITE_CSV_HEADER);
+    while (fread(raw, sizeof raw, 1, f) == 1) {
+        harlite_format_sample(line, index++, raw);
+        printf("%s\n", line);
+    }
+    fclose(f);
+    return 0;
 }
 
 static unsigned long fnv1a(unsigned long h, const int8_t *p, size_t n) {
@@ -306,6 +382,7 @@ static int smooth_file(int mode, unsigned k, float alpha, const char *path) {
 }
 
 int main(int argc, char **argv) {
+    if (argc == 3 && strcmp(argv[1], "csv") == 0) return print_csv(argv[2]);
     if (argc == 6 && strcmp(argv[1], "smooth") == 0) {
         return smooth_file(atoi(argv[2]), (unsigned)atoi(argv[3]), (float)atof(argv[4]), argv[5]);
     }
@@ -316,6 +393,7 @@ int main(int argc, char **argv) {
     test_reset_mid_stream();
     test_random_and_extremes();
     test_smoothing();
+    test_serial_lines();
     test_golden();
     printf("%s: %d failure(s)\n", failures ? "FAIL" : "ok", failures);
     return failures;

@@ -31,7 +31,7 @@ def _smoothing(ctx: click.Context, param: click.Parameter, value: str) -> str:
 
 @click.command()
 @click.argument("bundle", type=click.Path(exists=True))
-@click.argument("recordings", nargs=-1, type=click.Path(exists=True, dir_okay=False))
+@click.argument("recordings", nargs=-1, metavar="[RECORDING]...", type=click.Path(exists=True, dir_okay=False))
 @click.option("--dataset", type=click.Choice(["hapt"]), help="Replay a dataset's continuous recordings.")
 @click.option("--subjects", callback=_subjects, help="Subjects of --dataset, comma-separated (e.g. 2,4).")
 @click.option("--split", type=click.Choice(sorted(SPLITS)), help="UCI HAR's test or training subjects of --dataset.")

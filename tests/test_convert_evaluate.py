@@ -1,0 +1,126 @@
+"""Convert a tiny trained model into a bundle and evaluate it in real LiteRT against hand-computed scores."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import click
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from harlite.frontend import quantize, standardize
+from harlite.manifest import load_manifest, sha256_file
+from harlite.protocol import TEST_SUBJECTS
+from harlite.train import TrainConfig, load_model, train
+from harlite.windows import WindowSet
+from test_train_qat import tiny_windows
+
+TINY = TrainConfig(epochs=1, batch_size=32, val_subjects=0, options={"conv": (4, 6), "units": 6})
+
+
+@pytest.fixture(scope="module")
+def windows(tmp_path_factory: pytest.TempPathFactory) -> WindowSet:
+    return tiny_windows(tmp_path_factory.mktemp("cache"), every=6)
+
+
+@pytest.fixture(scope="module")
+def bundle(windows: WindowSet, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from harlite.convert import convert
+
+    run = tmp_path_factory.mktemp("run")
+    train(run, TINY, windows=windows)
+    out = tmp_path_factory.mktemp("bundle")
+    convert(run, out, calibration=40, windows=windows, force=True)
+    return out
+
+
+def test_bundle_files_and_manifest(bundle: Path) -> None:
+    from harlite.convert import FUSED_LSTM, io_details, tflite_ops
+
+    manifest = load_manifest(bundle, require=("quantization.input.input_mul", "artifacts.int8.sha256", "ops"))
+    for kind, artifact in manifest["artifacts"].items():
+        path = bundle / artifact["file"]
+        assert path.stat().st_size == artifact["bytes"] and sha256_file(path) == artifact["sha256"], kind
+    int8 = (bundle / "model_int8.tflite").read_bytes()
+    io = io_details(int8)
+    assert io["input"]["dtype"] == io["output"]["dtype"] == "int8"
+    assert io["input"]["shape"] == [1, 128, 9]
+    assert FUSED_LSTM in manifest["ops"] and manifest["ops"] == tflite_ops(int8)
+    assert io_details((bundle / "model_float32.tflite").read_bytes())["input"]["dtype"] == "float32"
+    q = manifest["quantization"]
+    assert (q["input"]["scale"], q["input"]["zero_point"]) == (io["input"]["scale"], io["input"]["zero_point"])
+    assert (q["output"]["scale"], q["output"]["zero_point"]) == (io["output"]["scale"], io["output"]["zero_point"])
+    mean, std = np.array(manifest["normalization"]["mean"]), np.array(manifest["normalization"]["std"])
+    np.testing.assert_allclose(q["input"]["input_mul"], 1 / (std * q["input"]["scale"]), rtol=1e-6)
+    assert manifest["frontend"]["channels"][0] == "body_acc_x" and manifest["window"] == 128
+    assert manifest["model"]["macs_per_window"] > 0 and manifest["metrics"]["float"]["subjects"] == "test"
+
+
+def test_conversion_is_deterministic(bundle: Path, windows: WindowSet, tmp_path: Path) -> None:
+    from harlite.convert import convert
+
+    convert(bundle / "model.keras", tmp_path, calibration=40, windows=windows)
+    for name in ("model_int8.tflite", "model_float32.tflite", "model_float16.tflite"):
+        assert (tmp_path / name).read_bytes() == (bundle / name).read_bytes(), name
+    with pytest.raises(click.ClickException, match="--force"):
+        convert(bundle / "model.keras", tmp_path, calibration=40, windows=windows)
+
+
+def test_evaluate_agrees_with_hand_computed_accuracy(bundle: Path, windows: WindowSet, tmp_path: Path) -> None:
+    from ai_edge_litert.interpreter import Interpreter
+
+    from harlite.evaluate import evaluate
+
+    report = evaluate(bundle, out=tmp_path, windows=windows)
+    test = windows.of_subjects(TEST_SUBJECTS)
+    manifest = load_manifest(bundle)
+    mean, std = np.array(manifest["normalization"]["mean"]), np.array(manifest["normalization"]["std"])
+    keras_pred = load_model(bundle / "model.keras").predict(standardize(test.X, mean, std), verbose=0).argmax(1)
+    interpreter = Interpreter(model_path=str(bundle / "model_int8.tflite"))
+    interpreter.allocate_tensors()
+    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    int8_pred = []
+    for q in quantize(test.X, mean, std, *inp["quantization"]):
+        interpreter.reset_all_variables()
+        interpreter.set_tensor(inp["index"], q[None])
+        interpreter.invoke()
+        int8_pred.append(int(interpreter.get_tensor(out["index"])[0].argmax()))
+    results = report["results"]
+    assert set(results) == {"keras", "int8", "float32", "float16"}
+    assert results["keras"]["accuracy"] == pytest.approx(np.mean(keras_pred == test.y))
+    assert results["int8"]["accuracy"] == pytest.approx(np.mean(np.array(int8_pred) == test.y))
+    assert results["float32"]["accuracy"] == pytest.approx(results["keras"]["accuracy"], abs=1 / len(test))
+    assert results["int8"]["n"] == len(test)
+    assert (tmp_path / "evaluation.json").exists() and (tmp_path / "confusion_int8.png").stat().st_size > 0
+
+
+def test_evaluate_a_single_tflite_via_the_cli(bundle: Path, windows: WindowSet, monkeypatch) -> None:
+    import harlite.evaluate
+    from harlite.cli import main
+
+    real = harlite.evaluate.evaluate
+    monkeypatch.setattr(harlite.evaluate, "evaluate", lambda *a, **k: real(*a, **k, windows=windows))
+    result = CliRunner().invoke(main, ["evaluate", str(bundle / "model_int8.tflite"), "--json"])
+    assert result.exit_code == 0, result.output
+    assert '"model_int8"' in result.output and '"accuracy"' in result.output
+
+
+def test_bad_input_gives_a_clear_error(bundle: Path, tmp_path: Path) -> None:
+    from harlite.cli import main
+    from harlite.convert import to_float
+    from harlite.models import build_model
+
+    runner = CliRunner()
+    missing = runner.invoke(main, ["evaluate", str(tmp_path / "nope.tflite")])
+    assert missing.exit_code == 1 and "does not exist" in missing.output and "Traceback" not in missing.output
+    no_model = runner.invoke(main, ["convert", str(tmp_path), "--out", str(tmp_path / "b")])
+    assert no_model.exit_code == 1 and "holds no model.keras" in no_model.output
+    shutil.copy(bundle / "manifest.json", tmp_path / "manifest.json")
+    (tmp_path / "short.tflite").write_bytes(to_float(build_model(window=64, conv=(4, 4), units=4)))
+    wrong = runner.invoke(main, ["evaluate", str(tmp_path / "short.tflite")])
+    assert wrong.exit_code == 1 and "[1, 64, 9]" in wrong.output and "[1, 128, 9]" in wrong.output
+    (tmp_path / "junk.tflite").write_bytes(b"not a model")
+    junk = runner.invoke(main, ["evaluate", str(tmp_path / "junk.tflite")])
+    assert junk.exit_code == 1 and "not a valid .tflite" in junk.output
