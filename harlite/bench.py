@@ -78,3 +78,19 @@ def run_bench(sections: tuple[str, ...] = SECTIONS, bundle: str | Path | None = 
 _SECTION_RUNNERS: dict[str, Callable[..., dict[str, Any]]] = {
     "data": lambda **_: bench_data(),
 }
+
+
+def format_table(figures: dict[str, Any]) -> str:
+    """The scalar figures of each section as an aligned two-column table."""
+    rows: list[tuple[str, str]] = []
+
+    def walk(prefix: str, node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                walk(f"{prefix}.{key}" if prefix else str(key), value)
+        elif isinstance(node, (int, float, str, bool)) and not prefix.startswith("machine"):
+            rows.append((prefix, f"{node:.4g}" if isinstance(node, float) else str(node)))
+
+    walk("", {k: v for k, v in figures.items() if k not in ("machine", "date")})
+    width = max((len(k) for k, _ in rows), default=0)
+    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)

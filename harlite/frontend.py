@@ -20,6 +20,8 @@ from scipy import signal
 
 from harlite.protocol import HOP, RATE_HZ, RAW_CHANNELS, WINDOW
 
+# Bump when the front end's arithmetic changes (it is part of the digest that keys cached windows).
+IMPLEMENTATION = 2  # 2: the gravity filter runs in float32, as on the board
 # Channel kinds, as in the generated C header.
 CH_RAW, CH_BODY, CH_GRAVITY = 0, 1, 2
 _KIND_PREFIX = {"": CH_RAW, "body_": CH_BODY, "gravity_": CH_GRAVITY, "total_": CH_RAW}
@@ -72,13 +74,17 @@ class FrontEndSpec:
 
     @cached_property
     def sos(self) -> np.ndarray:
-        """Gravity low-pass as second-order sections (k, 6): b0 b1 b2 a0 a1 a2."""
-        return signal.butter(self.gravity_order, self.gravity_cutoff_hz, fs=self.rate_hz, output="sos")
+        """Gravity low-pass as float32 second-order sections (k, 6): b0 b1 b2 a0 a1 a2.
+
+        The filter runs in float32, here as on the board, so Python and C give the same bits.
+        """
+        sos = signal.butter(self.gravity_order, self.gravity_cutoff_hz, fs=self.rate_hz, output="sos")
+        return sos.astype(np.float32)
 
     @cached_property
     def zi(self) -> np.ndarray:
-        """(k, 2) filter state that is steady for a constant unit input."""
-        return signal.sosfilt_zi(self.sos)
+        """(k, 2) float32 filter state that is steady for a constant unit input."""
+        return signal.sosfilt_zi(self.sos.astype(np.float64)).astype(np.float32)
 
     @property
     def kinds(self) -> np.ndarray:
@@ -110,6 +116,7 @@ class FrontEndSpec:
     def digest(self) -> str:
         """Short hash of everything that changes the front end's output."""
         d = {k: v for k, v in asdict(self).items() if not k.startswith("_")}
+        d["implementation"] = IMPLEMENTATION
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -126,7 +133,7 @@ class _GravityFilter:
 
     def run(self, x: np.ndarray) -> np.ndarray:
         """Filter (n, c) samples along axis 0, continuing from the current state."""
-        x = np.asarray(x, dtype=np.float64)
+        x = np.asarray(x, dtype=np.float32)
         if self.state is None:
             # Steady state for the first sample: the state of each section scaled by its input.
             self.state = self.zi[:, None, :] * x[0][None, :, None]
@@ -139,7 +146,7 @@ def _channels(raw: np.ndarray, gravity: np.ndarray, spec: FrontEndSpec) -> np.nd
     """Assemble the (n, C) channels from raw samples and the gravity estimate of the filtered ones."""
     full_gravity = np.zeros_like(raw)
     full_gravity[:, spec.filtered_raw] = gravity
-    out = np.empty((len(raw), len(spec.channels)), dtype=np.float64)
+    out = np.empty((len(raw), len(spec.channels)), dtype=np.float32)
     for c, (kind, src) in enumerate(spec._maps):
         if kind == CH_RAW:
             out[:, c] = raw[:, src]
@@ -147,12 +154,12 @@ def _channels(raw: np.ndarray, gravity: np.ndarray, spec: FrontEndSpec) -> np.nd
             out[:, c] = raw[:, src] - full_gravity[:, src]
         else:
             out[:, c] = full_gravity[:, src]
-    return out.astype(np.float32)
+    return out
 
 
 def features(samples: np.ndarray, spec: FrontEndSpec = FrontEndSpec()) -> np.ndarray:
     """Front-end channels (n, C) float32 of a whole recording's raw samples (n, 6), causally."""
-    raw = np.asarray(samples, dtype=np.float64)
+    raw = np.asarray(samples, dtype=np.float32)
     gravity_filter = _GravityFilter(spec)
     gravity = gravity_filter.run(raw[:, spec.filtered_raw]) if len(raw) and len(spec.filtered_raw) else None
     return _channels(raw, gravity if gravity is not None else np.zeros((len(raw), 0)), spec)
@@ -203,7 +210,7 @@ class StreamingFrontEnd:
     def push_block(self, raw_samples: np.ndarray) -> np.ndarray:
         """Add consecutive raw samples (k, 6); returns the (m, window, C) windows they complete."""
         spec = self.spec
-        raw = np.asarray(raw_samples, dtype=np.float64).reshape(-1, len(RAW_CHANNELS))
+        raw = np.asarray(raw_samples, dtype=np.float32).reshape(-1, len(RAW_CHANNELS))
         gravity = self._filter.run(raw[:, spec.filtered_raw]) if len(raw) and len(spec.filtered_raw) else None
         feats = _channels(raw, gravity if gravity is not None else np.zeros((len(raw), 0)), spec)
         # ``buffer`` holds samples [first, count + k): the ring's content plus the new block.

@@ -57,7 +57,7 @@ def test_gravity_separation_starts_steady_and_splits_body_from_total() -> None:
     raw = np.tile(np.array([0.1, -0.98, 0.2, 0.0, 0.0, 0.0], np.float32), (500, 1))
     f = features(raw, spec)
     # A phone lying still: no body acceleration from the first sample on, total = raw.
-    assert np.abs(f[:, 0:3]).max() < 1e-6
+    assert np.abs(f[:, 0:3]).max() < 1e-4  # float32 steady state: far below one int8 step
     np.testing.assert_allclose(f[:, 6:9], raw[:, 0:3])
     # A step in acceleration shows in body acc first and then decays as gravity catches up.
     raw[250:, 0] += 0.5

@@ -1,0 +1,84 @@
+"""``harlite build`` (the main job) and ``harlite bench`` (every stage's figures in one JSON)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from harlite.bench import SECTIONS
+
+
+@click.command()
+@click.option("--model", "model_name", default="cnn_lstm", show_default=True,
+              help="Architecture: cnn_lstm (compact default for MCUs) or lstm (two stacked LSTM(32)).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/default"),
+              show_default=True, help="Run folder; a stage whose inputs are unchanged is not redone.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for training and QAT.")
+@click.option("--quick", is_flag=True, help="A small smoke run (a few epochs, part of the test data), ~3 min.")
+@click.option("--release", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Also copy the finished bundle and report here, e.g. models/cnn_lstm.")
+@click.option("--force", is_flag=True, help="Replace an existing bundle at --release.")
+@click.option("--json", "as_json", is_flag=True, help="Print the gathered results as JSON on stdout.")
+def build(model_name: str, out: Path, seed: int, quick: bool, release: Path | None, force: bool, as_json: bool) -> None:
+    """Data, train, QAT, convert, parity, simulate and a report, in one command.
+
+    Runs on the embedded default data (UCI HAPT) and writes OUT/report.md, OUT/bundle (the model in every
+    form plus the TFLM C sources), OUT/parity and OUT/simulate. Exits 1 if the parity check fails.
+
+    \b
+    Examples:
+      harlite build                      # the default model into runs/default
+      harlite build --quick --out runs/smoke
+      harlite build --release models/cnn_lstm --force
+    """
+    from harlite.build import BuildConfig
+    from harlite.build import build as run
+
+    results = run(out, BuildConfig(model=model_name, seed=seed, quick=quick), release=release, force=force)
+    if as_json:
+        click.echo(json.dumps(results, indent=2, default=str))
+    else:
+        test = results["qat"]["test"]
+        click.echo(
+            f"{out}/report.md: float {test['float']['accuracy']:.2%}, int8 ({results['qat']['chosen']}) "
+            f"{test['int8']['accuracy']:.2%}, int8 model {results['convert']['artifacts']['int8']['bytes']:,} B, "
+            f"parity {'passed' if results['parity']['passed'] else 'FAILED'}"
+        )
+    if not results["parity"]["passed"]:
+        raise SystemExit(1)
+
+
+@click.command()
+@click.argument("sections", nargs=-1, type=click.Choice(SECTIONS + ("all",)))
+@click.option("--bundle", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("models/cnn_lstm"), show_default=True, help="Bundle whose figures are measured.")
+@click.option("--seeds", type=click.IntRange(1), default=3, show_default=True,
+              help="Seeds for the train section (mean and spread).")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the figures to this JSON file (default: bench.json).")
+@click.option("--force", is_flag=True, help="Overwrite the JSON file.")
+def bench(sections: tuple[str, ...], bundle: Path, seeds: int, json_path: Path | None, force: bool) -> None:
+    """Measure every stage and write one JSON: the figures notes quote.
+
+    SECTIONS: data (cold and warm load), train (float/PTQ/QAT over --seeds seeds, both models; slow),
+    bundle (sizes, arena, parity and host latency of --bundle), simulate (replay throughput), firmware
+    (the C core's flash and RAM on Cortex-M4, when arm-none-eabi-gcc is installed). Default: all but train.
+
+    \b
+    Examples:
+      harlite bench --json bench.json
+      harlite bench data
+      harlite bench train --seeds 3 --json bench_train.json
+    """
+    from harlite.bench import format_table, run_bench
+    from harlite.manifest import check_writable, write_json
+
+    chosen = tuple(s for s in SECTIONS if s != "train") if not sections else sections
+    chosen = SECTIONS if "all" in chosen else chosen
+    path = check_writable(json_path or Path("bench.json"), force)
+    figures = run_bench(chosen, bundle=bundle, seeds=seeds)
+    write_json(path, figures)
+    click.echo(format_table(figures))
+    click.echo(f"wrote {path}")
