@@ -75,8 +75,64 @@ def run_bench(sections: tuple[str, ...] = SECTIONS, bundle: str | Path | None = 
     return result
 
 
+def bench_bundle(bundle: str | Path) -> dict[str, Any]:
+    """Sizes, arena and released metrics from the manifest; parity and host latency measured now."""
+    from harlite.manifest import load_manifest
+    from harlite.parity import parity
+
+    manifest = load_manifest(bundle, require=("artifacts.int8", "tflm.arena_bytes"))
+    report = parity(manifest, log=progress)
+    pairs = report["pairs"]
+    return {
+        "bundle": str(bundle),
+        "model": manifest["model"],
+        "bytes": {kind: a["bytes"] for kind, a in manifest["artifacts"].items() if kind in ("int8", "float16", "float32")},
+        "tflm": manifest["tflm"],
+        "ops": manifest["ops"],
+        "released_metrics": manifest.get("metrics", {}),
+        "accuracy": {kind: r["accuracy"] for kind, r in report["runtimes"].items()},
+        "host_ms_per_window": {kind: r["ms_per_window"] for kind, r in report["runtimes"].items()},
+        "agreement": {key: p["agreement"] for key, p in pairs.items()},
+        "max_abs_diff": {key: p["max_abs_diff"] for key, p in pairs.items()},
+        "parity_passed": report["passed"],
+        "windows": report["windows"],
+    }
+
+
+def bench_simulate(bundle: str | Path) -> dict[str, Any]:
+    """Replay the test subjects' continuous recordings through the stream, TFLM and smoothing."""
+    from harlite.data.hapt import load_hapt
+    from harlite.protocol import TEST_SUBJECTS
+    from harlite.simulate import simulate
+
+    result = simulate(bundle, load_hapt(TEST_SUBJECTS), "tflm")
+    summary = result.summary()
+    return {
+        "recordings": len(summary["recordings"]),
+        "windows": summary["windows"],
+        "accuracy_pure_windows": summary["metrics"]["raw"]["accuracy"],
+        "latency": summary["latency"],
+        "target_windows_per_s": 500,
+    }
+
+
+def bench_firmware(bundle: str | Path) -> dict[str, Any]:
+    """The C core's footprint on Cortex-M4 (needs arm-none-eabi-gcc)."""
+    from harlite.firmware import ToolMissing, core_footprint
+
+    try:
+        figures: dict[str, Any] = core_footprint(Path(bundle) / "tflm")
+    except ToolMissing as missing:
+        return {"skipped": str(missing)}
+    figures["targets"] = {"flash_bytes": 4096, "ram_bytes": 8192}
+    return figures
+
+
 _SECTION_RUNNERS: dict[str, Callable[..., dict[str, Any]]] = {
     "data": lambda **_: bench_data(),
+    "bundle": lambda bundle, **_: bench_bundle(bundle),
+    "simulate": lambda bundle, **_: bench_simulate(bundle),
+    "firmware": lambda bundle, **_: bench_firmware(bundle),
 }
 
 

@@ -53,10 +53,34 @@ def to_int8(model: Any, calibration: np.ndarray) -> bytes:
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     converter.inference_input_type = tf.int8
     converter.inference_output_type = tf.int8
-    data = converter.convert()
+    data = zero_unused_buffers(converter.convert())
     if FUSED_LSTM not in tflite_ops(data):
         raise RuntimeError(f"the int8 model lacks {FUSED_LSTM}: convert from the batch-1 export copy")
     return data
+
+
+def zero_unused_buffers(data: bytes) -> bytes:
+    """The .tflite with the bytes of buffers no tensor uses set to zero.
+
+    The int8 converter leaves an orphan buffer of uninitialised memory behind the fused LSTM's state
+    (it differs between two conversions of the same model); zeroing it in place makes conversion
+    deterministic and changes nothing the interpreter reads.
+    """
+    from ai_edge_litert.schema_py_generated import Model
+
+    model = Model.GetRootAsModel(data, 0)
+    used = {model.Metadata(i).Buffer() for i in range(model.MetadataLength())}
+    for g in range(model.SubgraphsLength()):
+        subgraph = model.Subgraphs(g)
+        used |= {subgraph.Tensors(t).Buffer() for t in range(subgraph.TensorsLength())}
+    out = bytearray(data)
+    for b in set(range(1, model.BuffersLength())) - used:
+        table = model.Buffers(b)._tab  # noqa: SLF001 - flatbuffers' table gives the vector's position
+        slot = table.Offset(4)
+        if slot:
+            start = table.Vector(slot)
+            out[start : start + table.VectorLen(slot)] = bytes(table.VectorLen(slot))
+    return bytes(out)
 
 
 def to_float(model: Any, float16: bool = False) -> bytes:

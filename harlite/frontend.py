@@ -111,7 +111,11 @@ class FrontEndSpec:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> FrontEndSpec:
         names = ("rate_hz", "window", "hop", "channels", "gravity_cutoff_hz", "gravity_order")
-        return cls(**{k: (tuple(d[k]) if k == "channels" else d[k]) for k in names if k in d})
+        spec = cls(**{k: (tuple(d[k]) if k == "channels" else d[k]) for k in names if k in d})
+        if "gravity_sos" in d and not np.array_equal(np.asarray(d["gravity_sos"], np.float32), spec.sos):
+            # The C header carries the recorded coefficients: Python must run the very same ones.
+            raise ValueError("the recorded gravity filter differs from the one this scipy designs: rebuild the bundle")
+        return spec
 
     def digest(self) -> str:
         """Short hash of everything that changes the front end's output."""

@@ -23,22 +23,18 @@ from fixtures_bundle import copy_bundle, tiny_bundle  # noqa: F401  (session fix
 from harlite.codegen import DATA_CC, TFLM_DIR, config_header, write_tflm_sources
 from harlite.data.hapt import load_hapt
 from harlite.data.recordings import read_csv
+from harlite.firmware import CORE, CORE_SOURCES, CORTEX_M4, FIRMWARE, WARNINGS, core_footprint
 from harlite.frontend import RAW6_CHANNELS, FrontEndSpec, cut_windows, features, quantize
 from harlite.protocol import LABELS
 from harlite.simulate import dump_golden, simulate
 
-FIRMWARE = Path(__file__).resolve().parents[1] / "firmware"
-CORE = FIRMWARE / "core"
-CORE_SOURCES = [CORE / "harlite_core.c", CORE / "harlite_serial.c"]
 TESTS = FIRMWARE / "tests"
 STARTUP = TESTS / "cortex_m4"
 SKETCH = FIRMWARE / "arduino" / "harlite_har"
-CORTEX_M4 = ["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"]
 # What the Arduino Mbed OS Nano Boards core (4.6.0, variants/ARDUINO_NANO33BLE/cflags.txt) compiles C with.
 NANO33BLE_CFLAGS = ["-std=gnu11", "-Os", "-Wall", "-Wextra", "-fdata-sections", "-ffunction-sections",
                     "-funsigned-char", "-mcpu=cortex-m4", "-mfloat-abi=softfp", "-mfpu=fpv4-sp-d16",
                     "-mthumb"]  # fmt: skip
-WARNINGS = ["-Wall", "-Wextra", "-Werror", "-Wpedantic", "-Wshadow", "-Wconversion"]
 SANITIZERS = ["-fsanitize=address,undefined,float-cast-overflow", "-fno-sanitize-recover=all"]
 QEMU = ["-machine", "mps2-an386", "-cpu", "cortex-m4", "-nographic", "-semihosting-config", "enable=on,target=native"]
 FLASH_BUDGET, RAM_BUDGET = 4096, 8192
@@ -203,28 +199,13 @@ def test_cortex_m4_under_qemu_equals_host(host_tests: Path, golden: Path, tmp_pa
     print(f"\nCortex-M4 (QEMU mps2-an386) vs host: {on_arm}")
 
 
-def arm_size(obj: Path) -> dict[str, int]:
-    """text, data and bss bytes of an object (arm-none-eabi-size, Berkeley format)."""
-    lines = run([tool("arm-none-eabi-size"), obj]).stdout.splitlines()
-    text, data, bss = (int(v) for v in lines[1].split()[:3])
-    return {"text": text, "data": data, "bss": bss}
-
-
 def test_core_fits_cortex_m4_budget(golden: Path, tmp_path: Path) -> None:
+    tool("arm-none-eabi-gcc")
+    size = core_footprint(golden)
+    print(f"\ncore on Cortex-M4 -Os: {size}")
+    assert size["flash_bytes"] < FLASH_BUDGET and size["ram_bytes"] + size["stack_bytes"] < RAM_BUDGET
+    assert size["state_bytes"] >= 128 * len(FrontEndSpec().channels)  # the int8 ring is in the state
     gcc = tool("arm-none-eabi-gcc")
-    flags = ["-std=c99", *CORTEX_M4, "-Os", *WARNINGS, f"-I{golden}", f"-I{CORE}", "-c"]
-    for source in CORE_SOURCES:
-        compile_ok([gcc, *flags, "-fstack-usage", source, "-o", tmp_path / f"{source.stem}.o"])
-    # The caller's RAM: one front end and one smoother, the state the sketch keeps.
-    probe = tmp_path / "state.c"
-    probe.write_text('#include "harlite_core.h"\nharlite_frontend_t fe;\nharlite_smoother_t sm;\n')
-    compile_ok([gcc, *flags, probe, "-o", tmp_path / "state.o"])
-    core, serial, state = (arm_size(tmp_path / f"{name}.o") for name in ("harlite_core", "harlite_serial", "state"))
-    stack = max(int(line.split("\t")[1]) for line in (tmp_path / "harlite_core.su").read_text().splitlines())
-    flash, ram = core["text"] + core["data"], core["data"] + core["bss"] + state["bss"]
-    print(f"\ncore on Cortex-M4 -Os: flash {flash} B, RAM {ram} B (state {state['bss']} B), deepest frame {stack} B;"
-          f" serial lines: flash {serial['text'] + serial['data']} B")  # fmt: skip
-    assert flash < FLASH_BUDGET and ram + stack < RAM_BUDGET
     # The Nano 33 BLE core compiles C as gnu11, where GCC fuses a*b+c by default: the core turns that
     # off, as numpy rounds twice (a fused multiply-add moves values by an LSB).
     compile_ok([gcc, *NANO33BLE_CFLAGS, "-Werror", f"-I{golden}", f"-I{CORE}", "-c", CORE_SOURCES[0],
