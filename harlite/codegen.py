@@ -25,8 +25,15 @@ import click
 import numpy as np
 
 from harlite.frontend import channel_map, quantize_params
-from harlite.manifest import MANIFEST, artifact_entry, atomic_write_text, check_writable, load_manifest, sha256_file
-from harlite.manifest import write_json
+from harlite.manifest import (
+    MANIFEST,
+    artifact_entry,
+    atomic_write_text,
+    check_writable,
+    load_manifest,
+    sha256_file,
+    write_json,
+)
 from harlite.runtimes import require_fields
 
 TFLM_DIR = "tflm"
@@ -110,8 +117,10 @@ def model_ops(model: bytes) -> list[str]:
             code = codes[subgraph.Operators(o).OpcodeIndex()]
             builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
             if names[builtin] == "CUSTOM":
-                raise click.ClickException(f"the model uses the custom op {code.CustomCode().decode()!r}, which "
-                                           "harlite cannot register for TFLite Micro: convert with builtin ops only.")  # fmt: skip
+                raise click.ClickException(
+                    f"the model uses the custom op {code.CustomCode().decode()!r}, which harlite cannot register "
+                    "for TFLite Micro: convert with builtin ops only."
+                )
             used.add(names[builtin])
     return sorted(used)
 
@@ -198,8 +207,7 @@ def config_header(manifest: dict[str, Any], comment: str | None = None) -> str:
         ("INPUT_ADD", _c_list(map(_c_float, add)), None),
         ("OUTPUT_SCALE", _c_float(quant["output"]["scale"]), None),
         ("OUTPUT_ZERO_POINT", _c_int(quant["output"]["zero_point"]), None),
-        ("ARENA_BYTES", _c_int(tflm["arena_bytes"]), "measured with TFLM"
-         + (f": minimum {tflm['arena_min_bytes']} + margin {tflm['arena_margin_bytes']}" if "arena_min_bytes" in tflm else "")),
+        ("ARENA_BYTES", _c_int(tflm["arena_bytes"]), _arena_note(tflm)),
     ]
     body = "".join(
         f"#define HARLITE_{name} {value}" + (f"  /* {note} */" if note else "") + "\n" for name, value, note in lines
@@ -207,10 +215,16 @@ def config_header(manifest: dict[str, Any], comment: str | None = None) -> str:
     return f"#ifndef HARLITE_MODEL_CONFIG_H\n#define HARLITE_MODEL_CONFIG_H\n/* {comment} */\n{body}#endif\n"
 
 
+def _arena_note(tflm: dict[str, Any]) -> str:
+    if "arena_min_bytes" not in tflm:
+        return "measured with TFLM"
+    return f"measured with TFLM: minimum {tflm['arena_min_bytes']} + margin {tflm['arena_margin_bytes']}"
+
+
 def probe_arena(model_path: str | Path, arena_bytes: int) -> subprocess.CompletedProcess:
     """Allocate and invoke the model in TFLM with ``arena_bytes`` in a subprocess (returncode 0 = fits)."""
     return subprocess.run([sys.executable, "-c", _PROBE, str(model_path), str(int(arena_bytes))],
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+                          check=False, capture_output=True, text=True, timeout=120)  # fmt: skip
 
 
 def measure_arena(model_path: str | Path, step: int = ARENA_STEP) -> dict[str, int]:
@@ -299,9 +313,8 @@ def check_replaceable(path: Path, force: bool) -> None:
 
 
 def _measured_with() -> str:
-    from importlib.metadata import version
-
     import platform
+    from importlib.metadata import version
 
     return f"tflite-micro {version('tflite-micro')} Python interpreter, reference kernels, {platform.machine()} host"
 

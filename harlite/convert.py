@@ -9,6 +9,7 @@ only. Conversion is deterministic: the same model and data give the same bytes.
 from __future__ import annotations
 
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +54,9 @@ def to_int8(model: Any, calibration: np.ndarray) -> bytes:
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     converter.inference_input_type = tf.int8
     converter.inference_output_type = tf.int8
-    data = zero_unused_buffers(converter.convert())
+    with warnings.catch_warnings():  # "Statistics for quantized inputs were expected": they come from calibration
+        warnings.simplefilter("ignore", UserWarning)
+        data = zero_unused_buffers(converter.convert())
     if FUSED_LSTM not in tflite_ops(data):
         raise RuntimeError(f"the int8 model lacks {FUSED_LSTM}: convert from the batch-1 export copy")
     return data

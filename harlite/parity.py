@@ -71,12 +71,13 @@ def compare(a: np.ndarray, b: np.ndarray, windows: WindowSet) -> dict[str, Any]:
         "disagreements": int((pa != pb).sum()),
         "max_abs_diff": float(diff.max()),
         "mean_abs_diff": float(np.abs(a.astype(np.float64) - b).mean()),
-        "worst": [
-            {"window": int(i), "subject": int(windows.subject[i]), "label": int(windows.y[i]),
-             "pred": [int(pa[i]), int(pb[i])], "max_abs_diff": float(diff[i])}
-            for i in order
-        ],  # fmt: skip
+        "worst": [_window(i, windows, [int(pa[i]), int(pb[i])], float(diff[i])) for i in order],
     }
+
+
+def _window(i: int, windows: WindowSet, pred: list[int], max_abs_diff: float) -> dict[str, Any]:
+    return {"window": int(i), "subject": int(windows.subject[i]), "label": int(windows.y[i]), "pred": pred,
+            "max_abs_diff": max_abs_diff}  # fmt: skip
 
 
 def check(report: dict[str, Any], thresholds: Thresholds) -> list[dict[str, Any]]:
@@ -129,6 +130,7 @@ def parity(
 
         windows = load_windows(spec=FrontEndSpec.from_dict(manifest["frontend"]))
     part = select_windows(windows, split, limit)
+    say(f"parity: {len(part)} windows of the {split} subjects through {', '.join(NAMES.values())}")
     probs, runtimes = {}, {}
     for kind in RUNTIMES:
         start = time.perf_counter()
@@ -169,8 +171,10 @@ def markdown(report: dict[str, Any]) -> str:
         f"<!-- {report['note']} -->",
         "# Parity: Keras vs LiteRT vs TFLite Micro",
         "",
-        f"Bundle `{report['bundle']}` (int8 sha256 `{report['model_sha256']}`), {report['windows']} windows of "
-        f"the {report['split']} subjects {report['subjects']}.",
+        (
+            f"Bundle `{report['bundle']}` (int8 sha256 `{report['model_sha256']}`), {report['windows']} windows "
+            f"of the {report['split']} subjects {report['subjects']}."
+        ),
         "",
         f"**{'PASSED' if report['passed'] else 'FAILED'}**",
         "",
@@ -193,8 +197,10 @@ def markdown(report: dict[str, Any]) -> str:
         lines += ["", f"Worst windows, {NAMES[a]} vs {NAMES[b]}:", "",
                   f"| window | subject | label | {NAMES[a]} | {NAMES[b]} | max abs diff |",
                   "| --- | --- | --- | --- | --- | --- |"]  # fmt: skip
-        lines += [f"| {w['window']} | {w['subject']} | {labels[w['label']]} | {labels[w['pred'][0]]} | "
-                  f"{labels[w['pred'][1]]} | {w['max_abs_diff']:.4f} |" for w in report["pairs"][key]["worst"]]  # fmt: skip
+        for w in report["pairs"][key]["worst"]:
+            a_pred, b_pred = (labels[p] for p in w["pred"])
+            lines.append(f"| {w['window']} | {w['subject']} | {labels[w['label']]} | {a_pred} | {b_pred} | "
+                         f"{w['max_abs_diff']:.4f} |")  # fmt: skip
     return "\n".join(lines) + "\n"
 
 

@@ -92,6 +92,25 @@ class CalibratedRangeQuantizer(tfmot.quantization.keras.quantizers.Quantizer):
         return {}
 
 
+class Int8StateLSTMCell(tf.keras.layers.LSTMCell):
+    """An LSTMCell whose hidden state is fake-quantized to int8 at every step, as the fused int8 LSTM keeps it.
+
+    The int8 kernel feeds back an int8 hidden state (the scale of the layer's output), so rounding
+    errors enter the recurrence at every step; this cell lets QAT see and compensate for them.
+    """
+
+    def build(self, input_shape: Any) -> None:
+        super().build(input_shape)
+        constant = tf.keras.initializers.Constant
+        self.h_min = self.add_weight(name="h_min", shape=(), initializer=constant(-1.0), trainable=False)
+        self.h_max = self.add_weight(name="h_max", shape=(), initializer=constant(1.0), trainable=False)
+
+    def call(self, inputs: Any, states: Any, training: Any = None) -> Any:
+        h, (_, c) = super().call(inputs, states, training=training)
+        h = tf.quantization.fake_quant_with_min_max_vars(h, self.h_min, self.h_max, num_bits=QUANTIZER_BITS)
+        return h, [h, c]
+
+
 class LayerQuantizeConfig(tfmot.quantization.keras.QuantizeConfig):
     """Weights (by attribute path) with ``Int8WeightQuantizer``; the activation or the output with a fixed range.
 
@@ -132,8 +151,8 @@ class LayerQuantizeConfig(tfmot.quantization.keras.QuantizeConfig):
 
 def _layer_config(layer: Any) -> LayerQuantizeConfig:
     kind = type(layer).__name__
-    if kind == "LSTM":
-        return LayerQuantizeConfig(("cell.kernel", "cell.recurrent_kernel"), gates=LSTM_GATES, output=True)
+    if kind in ("LSTM", "RNN"):  # the hidden state is quantized by Int8StateLSTMCell itself
+        return LayerQuantizeConfig(("cell.kernel", "cell.recurrent_kernel"), gates=LSTM_GATES)
     if kind in ("Conv1D", "Dense"):
         return LayerQuantizeConfig(("kernel",), activation=True)
     raise ValueError(f"no quantization config for a {kind} layer")
@@ -143,21 +162,35 @@ CUSTOM_OBJECTS = {
     "LayerQuantizeConfig": LayerQuantizeConfig,
     "Int8WeightQuantizer": Int8WeightQuantizer,
     "CalibratedRangeQuantizer": CalibratedRangeQuantizer,
+    "Int8StateLSTMCell": Int8StateLSTMCell,
 }
 
 
 def quantize_aware(deployable: Any) -> Any:
-    """tfmot QAT model of a deployable (batch-norm-free) model: every weighted layer annotated, same weights."""
+    """tfmot QAT model of a deployable (batch-norm-free) model, with its weights.
+
+    Every weighted layer is annotated with a ``LayerQuantizeConfig``; each LSTM becomes an RNN over an
+    ``Int8StateLSTMCell`` (same weights, same maths, int8 hidden state).
+    """
     q = tfmot.quantization.keras
 
     def annotate(layer: Any) -> Any:
-        fresh = layer.__class__.from_config(layer.get_config())
+        if type(layer).__name__ == "LSTM":
+            cell = Int8StateLSTMCell(layer.units, name=f"{layer.name}_cell")
+            fresh = tf.keras.layers.RNN(cell, return_sequences=layer.return_sequences, name=layer.name)
+        else:
+            fresh = layer.__class__.from_config(layer.get_config())
         return q.quantize_annotate_layer(fresh, _layer_config(layer)) if layer.weights else fresh
 
     annotated = tf.keras.models.clone_model(deployable, clone_function=annotate)
-    annotated.set_weights(deployable.get_weights())
     with q.quantize_scope(CUSTOM_OBJECTS):
-        return q.quantize_apply(annotated)
+        model = q.quantize_apply(annotated)
+    for layer in deployable.layers:
+        if layer.weights:
+            target = {_short(v): v for v in model.get_layer(f"quant_{layer.name}").trainable_weights}
+            for variable in layer.weights:
+                target[_short(variable)].assign(variable)
+    return model
 
 
 def quantized_copy(qat_model: Any, deployable: Any) -> Any:
@@ -184,22 +217,26 @@ def _short(variable: Any) -> str:
 def activation_ranges(deployable: Any, calibration: np.ndarray) -> dict[str, tuple[float, float]]:
     """Min/max over the calibration windows of every tensor the QAT model fake-quantizes.
 
-    Keys are ``input``, ``<layer>/post_activation`` (Conv1D after ReLU), ``<layer>/output`` (LSTM)
-    and ``<layer>/pre_activation`` (Dense logits before the softmax).
+    Keys are ``input``, ``<layer>/post_activation`` (Conv1D after ReLU), ``<layer>/h`` (an LSTM's
+    hidden state over all steps, which the int8 kernel stores at the output's scale) and
+    ``<layer>/pre_activation`` (Dense logits before the softmax), as the converter calibrates them.
     """
     weighted = [layer for layer in deployable.layers if layer.weights]
     probe = tf.keras.Model(deployable.inputs, [layer.input for layer in weighted] + [layer.output for layer in weighted])
     values = probe.predict(calibration, batch_size=256, verbose=0)
-    inputs, outputs = values[: len(weighted)], values[len(weighted) :]
     ranges = {"input": (float(calibration.min()), float(calibration.max()))}
-    for layer, x, y in zip(weighted, inputs, outputs):
+    for layer, x, y in zip(weighted, values[: len(weighted)], values[len(weighted) :]):
         kind = type(layer).__name__
         if kind == "Dense":
             kernel, bias = layer.get_weights()
-            y = x @ kernel + bias
-            ranges[f"{layer.name}/pre_activation"] = (float(y.min()), float(y.max()))
+            logits = x @ kernel + bias
+            ranges[f"{layer.name}/pre_activation"] = (float(logits.min()), float(logits.max()))
         elif kind == "LSTM":
-            ranges[f"{layer.name}/output"] = (float(y.min()), float(y.max()))
+            sequence = tf.keras.layers.LSTM(layer.units, return_sequences=True)
+            sequence.build(x.shape)
+            sequence.set_weights(layer.get_weights())
+            h = sequence(x).numpy()
+            ranges[f"{layer.name}/h"] = (float(h.min()), float(h.max()))
         else:
             ranges[f"{layer.name}/post_activation"] = (float(y.min()), float(y.max()))
     return ranges

@@ -81,8 +81,10 @@ class KerasRuntime(Runtime):
 
     def predict(self, windows: np.ndarray) -> np.ndarray:
         x = standardize(self._check_windows(windows), self.mean, self.std)
+        if not len(x):
+            return np.zeros((0, len(self.manifest["labels"])), np.float32)
         start = time.perf_counter()
-        probs = self.model.predict(x, batch_size=256, verbose=0) if len(x) else np.zeros((0, len(self.manifest["labels"])))
+        probs = self.model.predict(x, batch_size=256, verbose=0)
         self.seconds += time.perf_counter() - start
         self.invokes += len(x)
         return np.asarray(probs, np.float32)

@@ -327,3 +327,58 @@ def plot_history(history: list[dict[str, float]], path: Path) -> Path:
     fig.savefig(buf, format="png")
     plt.close(fig)
     return atomic_write_bytes(path, buf.getvalue())
+
+
+def bench_train(
+    out: str | Path,
+    models: tuple[str, ...] = ("cnn_lstm", "lstm"),
+    seeds: tuple[int, ...] = (0, 1, 2),
+    epochs: int = 40,
+    windows: WindowSet | None = None,
+    force: bool = False,
+) -> dict[str, Any]:
+    """Train, QAT and convert each model for each seed; figures per run and mean/spread per model.
+
+    Writes ``out/<model>/seed<k>/`` run folders and ``out/train_bench.json`` (returned): for float,
+    PTQ int8 and QAT int8, test accuracy and macro-F1; .tflite bytes; params and MACs per window;
+    train and QAT wall time.
+    """
+    from harlite.convert import to_float
+    from harlite.qat import qat
+
+    out = Path(out)
+    check_writable(out / "train_bench.json", force)
+    windows = load_windows() if windows is None else windows
+    report: dict[str, Any] = {"seeds": list(seeds), "epochs": epochs, "versions": versions(), "models": {}}
+    for name in models:
+        runs = []
+        for seed in seeds:
+            run_dir = out / name / f"seed{seed}"
+            trained = train(run_dir, TrainConfig(model=name, epochs=epochs, seed=seed), force=force, windows=windows)
+            quantized = qat(run_dir, force=force, windows=windows)
+            model = load_model(run_dir / "model.keras")
+            runs.append({
+                "seed": seed,
+                **{f"{kind}_{m}": quantized["test"][kind][m] for kind in ("float", "ptq_int8", "qat_int8", "int8")
+                   for m in ("accuracy", "macro_f1")},
+                "chosen": quantized["chosen"],
+                "int8_bytes": (run_dir / "qat" / "model_int8.tflite").stat().st_size,
+                "float32_bytes": len(to_float(model)),
+                "float16_bytes": len(to_float(model, float16=True)),
+                "train_seconds": trained["train_seconds"],
+                "qat_seconds": quantized["qat_seconds"],
+                "train_qat_seconds": trained["train_seconds"] + quantized["qat_seconds"],
+            })  # fmt: skip
+        report["models"][name] = {**trained["model"], "runs": runs, "summary": _spread(runs)}
+        write_json(out / "train_bench.json", report)
+    return report
+
+
+def _spread(runs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Mean, standard deviation, min and max over runs of every numeric figure."""
+    keys = [k for k, v in runs[0].items() if isinstance(v, (int, float)) and k != "seed"]
+    return {
+        k: {"mean": float(np.mean(v)), "std": float(np.std(v)), "min": float(np.min(v)), "max": float(np.max(v))}
+        for k in keys
+        for v in [[run[k] for run in runs]]
+    }

@@ -9,7 +9,7 @@ it, and must be treated as read-only: ``copy_bundle`` it before changing anythin
 from __future__ import annotations
 
 import shutil
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +24,7 @@ EPOCHS = 3
 OPTIONS = {"conv": (8, 12), "units": 12}
 
 
-@lru_cache(maxsize=None)
+@cache
 def build_tiny_bundle(root: str) -> Path:
     """Train the tiny model into ``root/run`` and convert it into the bundle ``root/bundle``."""
     from harlite.convert import convert

@@ -21,8 +21,18 @@ import pytest
 from fixtures_bundle import copy_bundle, tiny_bundle  # noqa: F401  (session fixture)
 
 from harlite.codegen import (
-    ARTIFACTS, CONFIG_H, DATA_CC, DATA_H, OP_RESOLVER_METHODS, RESOLVER_H, TFLM_DIR, config_header, measure_arena,
-    model_ops, op_resolver_header, probe_arena, write_tflm_sources,
+    ARTIFACTS,
+    CONFIG_H,
+    DATA_CC,
+    DATA_H,
+    OP_RESOLVER_METHODS,
+    TFLM_DIR,
+    config_header,
+    measure_arena,
+    model_ops,
+    op_resolver_header,
+    probe_arena,
+    write_tflm_sources,
 )  # fmt: skip
 from harlite.frontend import quantize_params
 from harlite.manifest import load_manifest, sha256_file
@@ -42,7 +52,7 @@ def tool(name: str) -> str:
 
 
 def run_ok(cmd: list, cwd: Path | None = None) -> str:
-    done = subprocess.run([str(c) for c in cmd], cwd=cwd, capture_output=True, text=True, timeout=180)
+    done = subprocess.run([str(c) for c in cmd], cwd=cwd, check=False, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, f"{' '.join(map(str, cmd))}\n{done.stdout}{done.stderr}"
     return done.stdout
 
@@ -169,7 +179,7 @@ def test_op_resolver_lists_exactly_the_models_ops(generated: dict, tmp_path: Pat
     litert_ops = sorted({op["op_name"] for op in Interpreter(model_content=generated["model"])._get_ops_details()})
     assert model_ops(generated["model"]) == litert_ops == generated["manifest"]["ops"]
     out = compile_host(generated["tflm"], tmp_path)
-    registered = re.findall(r"^op (\w+)$", out, re.M)
+    registered = re.findall(r"^op (\w+)$", out, re.MULTILINE)
     assert registered == litert_ops
     assert f"status 0 count {len(litert_ops)} ops {len(litert_ops)}" in out
 

@@ -65,7 +65,7 @@ def test_select_windows_spreads_a_limit_over_the_split() -> None:
         select_windows(windows.of_subjects([1]), "test")
 
 
-def test_cli_writes_reports_prints_json_and_reruns(tiny_bundle: Path, tmp_path: Path, harlite_cache: Path) -> None:  # noqa: F811
+def test_cli_writes_reports_prints_json_and_reruns(tiny_bundle, tmp_path, harlite_cache) -> None:  # noqa: F811
     args = ["parity", str(tiny_bundle), "--limit", "120", "--max-int8-drop", "10", "--out", str(tmp_path), "--json"]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
@@ -82,7 +82,7 @@ def test_cli_writes_reports_prints_json_and_reruns(tiny_bundle: Path, tmp_path: 
     assert refused.exit_code == 1 and "--force" in refused.output
 
 
-def test_cli_breach_on_a_mismatched_pair_exits_1(tiny_bundle: Path, tmp_path: Path, harlite_cache: Path) -> None:  # noqa: F811
+def test_cli_breach_on_a_mismatched_pair_exits_1(tiny_bundle, tmp_path, harlite_cache) -> None:  # noqa: F811
     from harlite.train import load_model, save_model
 
     bundle = copy_bundle(tiny_bundle, tmp_path / "bundle")

@@ -44,7 +44,8 @@ def parity(
       harlite parity models/cnn_lstm --min-tflm-agreement 0.995 --max-int8-drop 0.5
     """
     from harlite.manifest import load_manifest
-    from harlite.parity import Thresholds, parity as run_parity, write_reports
+    from harlite.parity import Thresholds, write_reports
+    from harlite.parity import parity as run_parity
 
     manifest = load_manifest(bundle)
     thresholds = Thresholds(min_tflm_agreement, max_int8_drop, min_float_agreement)
