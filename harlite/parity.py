@@ -23,7 +23,7 @@ from typing import Any
 import click
 import numpy as np
 
-from harlite.codegen import MARKER, check_replaceable
+from harlite.manifest import MARKER, check_replaceable
 from harlite.frontend import FrontEndSpec
 from harlite.manifest import atomic_write_text, load_manifest, write_json
 from harlite.metrics import classification_metrics

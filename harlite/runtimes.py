@@ -20,7 +20,7 @@ import click
 import numpy as np
 
 from harlite.frontend import quantize, standardize
-from harlite.manifest import load_manifest
+from harlite.manifest import load_manifest, require_fields
 
 # kind -> the manifest artifact its model is read from
 KINDS: dict[str, str] = {
@@ -233,16 +233,6 @@ def artifact_path(manifest: dict[str, Any], artifact: str) -> Path:
     if not path.exists():
         raise click.ClickException(f"{path} is missing from the bundle: rebuild it with 'harlite convert'.")
     return path
-
-
-def require_fields(manifest: dict[str, Any], fields: tuple[str, ...]) -> None:
-    """Check that a loaded manifest has the dotted ``fields``; a missing one is a clear error."""
-    for field in fields:
-        node: Any = manifest
-        for part in field.split("."):
-            if not isinstance(node, dict) or part not in node:
-                raise click.ClickException(f"the bundle's manifest lacks '{field}': rebuild it with 'harlite convert'.")
-            node = node[part]
 
 
 def _shape_error(path: Path, shape: tuple[int, ...], expected: tuple[int, ...]) -> click.ClickException:

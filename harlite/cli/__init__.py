@@ -38,6 +38,14 @@ class LazyGroup(click.Group):
         module, attr = COMMANDS[name].split(":")
         return getattr(importlib.import_module(module), attr)
 
+    def invoke(self, ctx: click.Context) -> object:
+        """Exit 2 for bad input as for bad usage; 1 stays for a failed check (parity, say)."""
+        try:
+            return super().invoke(ctx)
+        except click.ClickException as error:
+            error.exit_code = 2
+            raise
+
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="harlite")
