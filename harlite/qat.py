@@ -262,6 +262,7 @@ def qat(
     calibration: int = 500,
     force: bool = False,
     windows: Any = None,
+    distill: bool = True,
 ) -> dict[str, Any]:
     """Fine-tune the float model of ``run_dir`` with QAT; write ``run_dir/qat`` (the int8-ready model and both int8 files).
 
@@ -322,7 +323,7 @@ def qat(
             best.update(epoch=epoch + 1, val=val, model=candidate, tflite=tflite)
 
     seed_ranges(qat_model, activation_ranges(quantized_copy(qat_model, deployable), reference))
-    fit(qat_model, data, config, epochs, learning_rate, after_epoch)
+    fit(qat_model, data, config, epochs, learning_rate, after_epoch, teacher=float_model if distill else None)
     seconds = time.perf_counter() - start
 
     use_qat = best["val"]["accuracy"] > ptq_val["accuracy"]

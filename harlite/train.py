@@ -125,26 +125,32 @@ def fit(
     epochs: int,
     learning_rate: float,
     on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+    teacher: Any = None,
 ) -> list[dict[str, float]]:
-    """Train ``model`` on ``data.train`` with a cosine schedule; returns per-epoch loss/accuracy history."""
+    """Train ``model`` on ``data.train`` with a cosine schedule; returns per-epoch loss/accuracy history.
+
+    With a ``teacher`` model the targets are its probabilities for the same augmented windows
+    (distillation) instead of the labels.
+    """
     from harlite.tf import keras
 
     k = keras()
     steps = int(np.ceil(len(data.train) / config.batch_size))
     schedule = k.optimizers.schedules.CosineDecay(learning_rate, decay_steps=max(1, epochs * steps))
-    model.compile(
-        optimizer=k.optimizers.Adam(schedule), loss="sparse_categorical_crossentropy", metrics=["accuracy"]
-    )
+    loss = "categorical_crossentropy" if teacher is not None else "sparse_categorical_crossentropy"
+    model.compile(optimizer=k.optimizers.Adam(schedule), loss=loss, metrics=["accuracy"])
     rng = np.random.default_rng(config.seed)
     Xv, yv = data.standardized(data.val), data.val.y
     history = []
     for epoch in range(epochs):
         start = time.perf_counter()
         Xa = augment(data.train.X, data, rng, config)
-        h = model.fit(Xa, data.train.y, batch_size=config.batch_size, epochs=1, shuffle=True, verbose=0)
+        targets = data.train.y if teacher is None else keras_predict(teacher, Xa)
+        h = model.fit(Xa, targets, batch_size=config.batch_size, epochs=1, shuffle=True, verbose=0)
         row = {"epoch": epoch + 1, "loss": h.history["loss"][-1], "accuracy": h.history["accuracy"][-1]}
         if len(yv):
-            row["val_loss"], row["val_accuracy"] = model.evaluate(Xv, yv, batch_size=256, verbose=0)
+            val_targets = yv if teacher is None else keras_predict(teacher, Xv)
+            row["val_loss"], row["val_accuracy"] = model.evaluate(Xv, val_targets, batch_size=256, verbose=0)
         row["seconds"] = time.perf_counter() - start
         history.append({k_: float(v) for k_, v in row.items()})
         if on_epoch is not None:
