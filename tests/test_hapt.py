@@ -138,7 +138,7 @@ def test_cli_export_writes_one_csv_per_experiment(tmp_path: Path, hapt: list, ha
     assert (back.labels == UNLABELLED).any()
 
     again = runner.invoke(main, ["data", "export", "--subjects", "9", "--out", str(tmp_path), "--gzip"])
-    assert again.exit_code == 1 and "--force" in again.output
+    assert again.exit_code == 2 and "--force" in again.output
     forced = runner.invoke(main, ["data", "export", "--subjects", "9", "--out", str(tmp_path), "--gzip", "--force"])
     assert forced.exit_code == 0 and forced.stdout.split() == [str(f) for f in files]
 

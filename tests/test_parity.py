@@ -79,7 +79,7 @@ def test_cli_writes_reports_prints_json_and_reruns(tiny_bundle, tmp_path, harlit
     assert rerun.exit_code == 0, rerun.output
     (tmp_path / "parity.md").write_text("my notes\n")
     refused = CliRunner().invoke(main, args)
-    assert refused.exit_code == 1 and "--force" in refused.output
+    assert refused.exit_code == 2 and "--force" in refused.output
 
 
 def test_cli_breach_on_a_mismatched_pair_exits_1(tiny_bundle, tmp_path, harlite_cache) -> None:  # noqa: F811

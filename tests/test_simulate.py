@@ -159,7 +159,7 @@ def test_cli_replays_csv_writes_everything_and_prints_json(tiny_bundle, recordin
     res = _run(tiny_bundle, csv_path, "--smoothing", "ema:0.4", "--out", tmp_path / "out",
                "--plot", tmp_path / "p.png", "--dump-golden", tmp_path / "g", "--json")  # fmt: skip
     # The tiny bundle has no tflm/ header: golden vectors say how to get one.
-    assert res.exit_code == 1 and "harlite_model_config.h does not exist" in res.output
+    assert res.exit_code == 2 and "harlite_model_config.h does not exist" in res.output
     res = _run(tiny_bundle, csv_path, "--smoothing", "ema:0.4", "--out", tmp_path / "out",
                "--plot", tmp_path / "p.png", "--json", "--force")  # fmt: skip
     assert res.exit_code == 0, res.output
@@ -169,7 +169,7 @@ def test_cli_replays_csv_writes_everything_and_prints_json(tiny_bundle, recordin
     assert summary["metrics"]["smoothed"]["n"] == summary["windows"]["pure"] > 0
     assert {Path(f).name for f in summary["files"]} == {"timeline.csv", "timeline.json", "p.png"}
     again = _run(tiny_bundle, csv_path, "--out", tmp_path / "out")
-    assert again.exit_code == 1 and "exists; pass --force" in again.output
+    assert again.exit_code == 2 and "exists; pass --force" in again.output
 
 
 @pytest.mark.parametrize(
@@ -197,7 +197,7 @@ def test_cli_bundle_without_a_manifest_field(tiny_bundle, tmp_path) -> None:
     del manifest["quantization"]["output"]["zero_point"]
     write_json(bundle / "manifest.json", manifest)
     res = _run(bundle, "--dataset", "hapt", "--subjects", "2")
-    assert res.exit_code == 1 and "lacks the field 'quantization.output.zero_point'" in res.output
+    assert res.exit_code == 2 and "lacks the field 'quantization.output.zero_point'" in res.output
 
 
 def test_cli_short_recording_warns_and_gives_no_windows(tiny_bundle, recording, tmp_path) -> None:

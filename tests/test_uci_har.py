@@ -164,7 +164,7 @@ def test_cli_fetch_from_a_local_zip_then_info(uci_har_archive: Path, harlite_cac
     folder = tmp_path / "folder"
     folder.mkdir()
     refused = runner.invoke(main, ["data", "fetch", "uci-har", "--from", str(folder), "--force"])
-    assert refused.exit_code == 1 and "is not a file" in refused.output
+    assert refused.exit_code == 2 and "is not a file" in refused.output
 
     info = runner.invoke(main, ["data", "info", "--source", "uci-har", "--json"])  # reads the fetched copy
     assert info.exit_code == 0, info.output
