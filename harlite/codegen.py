@@ -31,7 +31,6 @@ from harlite.manifest import (
     artifact_entry,
     check_replaceable,
     atomic_write_text,
-    check_writable,
     load_manifest,
     require_fields,
     sha256_file,
