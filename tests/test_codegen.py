@@ -18,7 +18,7 @@ from pathlib import Path
 import click
 import numpy as np
 import pytest
-from fixtures_bundle import copy_bundle, tiny_bundle  # noqa: F401  (session fixture)
+from fixtures_bundle import copy_bundle
 
 from harlite.codegen import (
     ARTIFACTS,

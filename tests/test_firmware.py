@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fixtures_bundle import copy_bundle, tiny_bundle  # noqa: F401  (session fixture)
+from fixtures_bundle import copy_bundle
 
 from harlite.codegen import DATA_CC, TFLM_DIR, config_header, write_tflm_sources
 from harlite.data.hapt import load_hapt

@@ -9,7 +9,7 @@ import click
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from fixtures_bundle import bundle_windows, copy_bundle, tiny_bundle  # noqa: F401  (session fixture)
+from fixtures_bundle import bundle_windows, copy_bundle
 
 from harlite.cli import main
 from harlite.parity import RUNTIMES, Thresholds, check, compare, parity, select_windows

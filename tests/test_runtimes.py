@@ -9,7 +9,7 @@ import time
 import click
 import numpy as np
 import pytest
-from fixtures_bundle import bundle_windows, tiny_bundle  # noqa: F401
+from fixtures_bundle import bundle_windows
 
 from harlite.frontend import quantize
 from harlite.manifest import load_manifest

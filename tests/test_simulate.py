@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from fixtures_bundle import copy_bundle, tiny_bundle  # noqa: F401 (a session fixture)
+from fixtures_bundle import copy_bundle
 
 from harlite.cli import main
 from harlite.codegen import config_header
