@@ -2,7 +2,7 @@
 
 ``write_tflm_sources(bundle)`` writes into ``bundle/tflm/`` (and optionally a firmware folder):
 
-- ``harlite_model_data.h/.cc``: the int8 .tflite byte for byte as an ``alignas(16) const`` array (const,
+- ``harlite_model_data.h/.cpp``: the int8 .tflite byte for byte as an ``alignas(16) const`` array (const,
   so it stays in flash) and its length ``HARLITE_MODEL_DATA_LEN``;
 - ``harlite_model_config.h``: C99 macros with everything the firmware must not hard-code (see
   ``config_header``), including the tensor arena size;
@@ -38,10 +38,10 @@ from harlite.manifest import (
 )
 
 TFLM_DIR = "tflm"
-DATA_H, DATA_CC = "harlite_model_data.h", "harlite_model_data.cc"
+DATA_H, DATA_CPP = "harlite_model_data.h", "harlite_model_data.cpp"
 CONFIG_H, RESOLVER_H = "harlite_model_config.h", "harlite_op_resolver.h"
 # manifest artifact key -> file in tflm/
-ARTIFACTS = {"tflm_model_header": DATA_H, "tflm_model_data": DATA_CC, "tflm_config": CONFIG_H,
+ARTIFACTS = {"tflm_model_header": DATA_H, "tflm_model_data": DATA_CPP, "tflm_config": CONFIG_H,
              "tflm_op_resolver": RESOLVER_H}  # fmt: skip
 ARENA_STEP = 16  # TFLM aligns its allocations to 16 bytes
 # The margin over the measured minimum: a quarter of it, at least 1 KiB. The probes run TFLM's reference
@@ -282,7 +282,7 @@ def write_tflm_sources(
     manifest["ops"] = ops
     open_runtime(manifest, "tflm")  # the model's quantization and shape must match the manifest
     header, source = model_data_sources(model, comment)
-    texts = {DATA_H: header, DATA_CC: source, CONFIG_H: config_header(manifest, comment), RESOLVER_H: resolver}
+    texts = {DATA_H: header, DATA_CPP: source, CONFIG_H: config_header(manifest, comment), RESOLVER_H: resolver}
     for folder in [bundle_dir / TFLM_DIR] + ([firmware] if firmware is not None else []):
         for name, text in texts.items():
             atomic_write_text(folder / name, text)

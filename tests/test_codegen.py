@@ -23,7 +23,7 @@ from fixtures_bundle import copy_bundle
 from harlite.codegen import (
     ARTIFACTS,
     CONFIG_H,
-    DATA_CC,
+    DATA_CPP,
     DATA_H,
     OP_RESOLVER_METHODS,
     TFLM_DIR,
@@ -140,7 +140,7 @@ def generated(tiny_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> di
 
 
 def test_model_array_is_the_tflite_byte_for_byte(generated: dict) -> None:
-    source = (generated["tflm"] / DATA_CC).read_text()
+    source = (generated["tflm"] / DATA_CPP).read_text()
     assert "alignas(16) const unsigned char harlite_model_data[HARLITE_MODEL_DATA_LEN] = {" in source
     body = source.split("= {", 1)[1].rsplit("};", 1)[0]
     data = bytes(int(h, 16) for h in re.findall(r"0x([0-9a-f]{2})", body))
@@ -191,7 +191,7 @@ def compile_host(tflm: Path, tmp_path: Path) -> str:
     (tmp_path / "main.cc").write_text(MAIN_CC)
     exe = tmp_path / "main"
     run_ok([tool("g++"), "-std=c++17", *STRICT, f"-I{tflm}", f"-I{tmp_path / 'include'}", tmp_path / "main.cc",
-            tflm / DATA_CC, "-o", exe])  # fmt: skip
+            tflm / DATA_CPP, "-o", exe])  # fmt: skip
     return run_ok([exe])
 
 
@@ -207,7 +207,7 @@ def test_sources_compile_for_cortex_m4_with_the_model_in_flash(generated: dict, 
     (include / "micro_mutable_op_resolver.h").write_text(stand_in())
     (tmp_path / "main.cc").write_text(MAIN_CC.replace("#include <cstdio>", "#include <cstdio>\n"))
     flags = ["-std=c++17", *CORTEX_M4, *STRICT, f"-I{generated['tflm']}", f"-I{tmp_path / 'include'}", "-c"]
-    run_ok([gxx, *flags, generated["tflm"] / DATA_CC, "-o", tmp_path / "data.o"])
+    run_ok([gxx, *flags, generated["tflm"] / DATA_CPP, "-o", tmp_path / "data.o"])
     run_ok([gxx, *flags, tmp_path / "main.cc", "-o", tmp_path / "main.o"])
     sections = run_ok([tool("arm-none-eabi-objdump"), "-h", tmp_path / "data.o"])
     rodata = re.search(r"\.rodata\s+([0-9a-f]+)\s+\S+\s+\S+\s+\S+\s+2\*\*(\d+)", sections)

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from fixtures_bundle import copy_bundle
 
-from harlite.codegen import DATA_CC, TFLM_DIR, config_header, write_tflm_sources
+from harlite.codegen import DATA_CPP, TFLM_DIR, config_header, write_tflm_sources
 from harlite.data.hapt import load_hapt
 from harlite.data.recordings import read_csv
 from harlite.firmware import CORE, CORE_SOURCES, CORTEX_M4, FIRMWARE, WARNINGS, core_footprint
@@ -220,7 +220,7 @@ def test_model_array_cross_compiles_into_flash(golden: Path, tmp_path: Path) -> 
     tflm = golden.parent / "bundle" / TFLM_DIR
     obj = tmp_path / "model_data.o"
     compile_ok([tool("arm-none-eabi-g++"), "-std=gnu++14", *CORTEX_M4, "-Os", "-Wall", "-Wextra", "-Werror", "-c",
-                tflm / DATA_CC, "-o", obj])  # fmt: skip
+                tflm / DATA_CPP, "-o", obj])  # fmt: skip
     symbols = run([tool("arm-none-eabi-nm"), "-S", obj]).stdout.split()
     _, size, kind = symbols[symbols.index("harlite_model_data") - 3 : symbols.index("harlite_model_data")]
     model_bytes = (golden.parent / "bundle" / "model_int8.tflite").stat().st_size
