@@ -16,6 +16,7 @@ from typing import Any
 import click
 import numpy as np
 
+from harlite.codegen import write_tflm_sources
 from harlite.frontend import FrontEndSpec, quantize_params, standardize
 from harlite.manifest import FORMAT_VERSION, MANIFEST, artifact_entry, atomic_write_bytes, check_writable, write_json
 from harlite.protocol import LABELS, RAW_CHANNELS, RAW_UNITS, TRAIN_SUBJECTS
@@ -191,10 +192,8 @@ def convert(
     manifest["build"].update({"source": str(source), "calibration_windows": len(reference)})
     manifest["build"]["versions"] = versions()
     write_json(out / MANIFEST, manifest)
-    if firmware is not None:
-        from harlite import codegen  # the TFLM C sources (another stage)
-
-        codegen.write_tflm_sources(out, manifest, firmware)
+    # The TFLM sources, arena and op list (running the model in TFLM first).
+    manifest = write_tflm_sources(out, manifest, firmware_dir=firmware, force=force)
     print(f"harlite convert: int8 {len(files['int8'])} bytes, float32 {len(files['float32'])}, "
           f"float16 {len(files['float16'])} -> {out}", file=sys.stderr)  # fmt: skip
     return manifest
