@@ -78,7 +78,7 @@ def build(out: str | Path, config: BuildConfig = BuildConfig(), release: str | P
     run.stage("simulate", params, ["simulate/timeline.csv"],
               lambda: simulate.run(bundle, dataset="hapt", subjects=config.simulate_subjects, out=out / "simulate",
                                    plot=out / "simulate" / "timeline.png", force=True, log=say))  # fmt: skip
-    results = {"config": params, **run.results, "seconds": run.timings}
+    results = {"config": params, "bundle": str(release or bundle), **run.results, "seconds": run.timings}
     run.stage("report", {**params, "results": results}, ["report.md"],
               lambda: {"files": [str(p) for p in write_report(out, results)]})  # fmt: skip
     write_json(out / "build.json", results)

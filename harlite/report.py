@@ -46,7 +46,8 @@ def _size_table(convert: dict[str, Any], simulate: dict[str, Any]) -> list[str]:
         rows.append(f"| TFLM tensor arena (measured, margin included) | {tflm['arena_bytes']:,} B |")
     if latency:
         rows.append(
-            f"| host latency per window, TFLM (mean / p99) | {latency['mean_ms']:.3f} ms / {latency['p99_ms']:.3f} ms |"
+            f"| host latency per window, TFLM (mean / p99) | {latency['invoke_ms']['mean']:.3f} ms / "
+            f"{latency['invoke_ms']['p99']:.3f} ms |"
         )
         rows.append(f"| simulator throughput | {latency['windows_per_s']:.0f} windows/s |")
     return rows
@@ -103,13 +104,13 @@ def render(results: dict[str, Any], pictures: tuple[tuple[str, str], ...] = ()) 
     for name, caption in pictures:
         lines += [f"![{caption}]({name})", f"*{caption}*", ""]
     if seconds:
-        lines += ["## Time", ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items() if v) or "all stages reused", ""]
+        lines += ["## Time", ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items()) + " (2-core host)", ""]
     lines += [
         "## Next",
-        "- Flash it: `harlite convert --firmware firmware/arduino/harlite_har` refreshes the sketch's model files,",
-        "  then follow firmware/README.md (Arduino IDE or PlatformIO).",
+        f"- Flash it: `harlite convert {results['bundle']} --firmware firmware/arduino/harlite_har` refreshes the",
+        "  sketch's model files; then follow firmware/README.md (Arduino IDE or PlatformIO).",
         "- Replay your own recording (CSV: `time_s,acc_x,acc_y,acc_z,gyro_x,gyro_y,gyro_z[,label]`, g and rad/s):",
-        "  `harlite simulate BUNDLE my_walk.csv --plot my_walk.png`.",
+        f"  `harlite simulate {results['bundle']} my_walk.csv --plot my_walk.png`.",
         "- A phone app feeds `model_float16.tflite` or `model_int8.tflite` with LiteRT: see README.md.",
     ]
     return "\n".join(lines) + "\n"

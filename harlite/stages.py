@@ -40,7 +40,7 @@ class RunFolder:
             if previous.get("digest") == self._chain:
                 print(f"{prefix}: unchanged, kept ({previous['seconds']:.0f} s before)", file=sys.stderr)
                 self.results[name] = previous["result"]
-                self.timings[name] = 0.0
+                self.timings[name] = previous["seconds"]
                 return previous["result"]
         print(f"{prefix}...", file=sys.stderr)
         start = time.perf_counter()

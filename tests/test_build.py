@@ -1,0 +1,59 @@
+"""The main job: the resumable run folder, and `harlite build --quick` end to end on the real data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from harlite.cli import main
+from harlite.manifest import load_manifest, sha256_file
+from harlite.stages import RunFolder
+
+
+def test_a_stage_is_redone_only_when_its_inputs_or_an_earlier_stage_change(tmp_path: Path) -> None:
+    calls: list[str] = []
+
+    def stage(name: str) -> dict[str, str]:
+        calls.append(name)
+        (tmp_path / f"{name}.out").write_text(name)
+        return {"made": name}
+
+    def run(a_param: int) -> dict[str, object]:
+        folder = RunFolder(tmp_path, total=2)
+        folder.stage("a", {"p": a_param}, ["a.out"], lambda: stage("a"))
+        folder.stage("b", {}, ["b.out"], lambda: stage("b"))
+        return folder.results
+
+    assert run(1) == {"a": {"made": "a"}, "b": {"made": "b"}} and calls == ["a", "b"]
+    assert run(1) == {"a": {"made": "a"}, "b": {"made": "b"}} and calls == ["a", "b"]  # all kept
+    (tmp_path / "b.out").unlink()  # a lost output is made again
+    run(1)
+    assert calls == ["a", "b", "b"]
+    run(2)  # a changed parameter redoes that stage and every later one
+    assert calls == ["a", "b", "b", "a", "b"]
+
+
+@pytest.mark.slow
+def test_quick_build_runs_every_stage_then_resumes_without_redoing_any(tmp_path: Path, harlite_cache: Path) -> None:
+    out, release = tmp_path / "run", tmp_path / "models" / "quick"
+    args = ["build", "--quick", "--out", str(out), "--release", str(release), "--json"]
+    first = CliRunner().invoke(main, args)
+    assert first.exit_code == 0, first.output
+    results = json.loads(first.stdout)
+    assert set(results["seconds"]) == {"data", "train", "qat", "convert", "parity", "simulate", "report"}
+    manifest = load_manifest(release, require=("tflm.arena_bytes", "quantization.input.scale"))
+    assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in manifest["ops"] and results["parity"]["passed"]
+    assert (release / "tflm" / "harlite_model_data.cpp").exists() and (release / "report_timeline.png").exists()
+    report = (out / "report.md").read_text()
+    assert "## Parity" in report and f"{manifest['artifacts']['int8']['bytes']:,} B" in report
+    int8 = sha256_file(release / "model_int8.tflite")
+
+    again = CliRunner().invoke(main, args)  # the release exists: refused without --force
+    assert again.exit_code == 2 and "--force" in again.output
+    resumed = CliRunner().invoke(main, [*args, "--force"])
+    assert resumed.exit_code == 0, resumed.output
+    assert resumed.stderr.count("unchanged, kept") == 7
+    assert sha256_file(release / "model_int8.tflite") == int8
