@@ -57,10 +57,23 @@ def to_int8(model: Any, calibration: np.ndarray) -> bytes:
     converter.inference_output_type = tf.int8
     with warnings.catch_warnings():  # "Statistics for quantized inputs were expected": they come from calibration
         warnings.simplefilter("ignore", UserWarning)
-        data = zero_unused_buffers(converter.convert())
+        data = strip_strings(zero_unused_buffers(converter.convert()))
     if FUSED_LSTM not in tflite_ops(data):
         raise RuntimeError(f"the int8 model lacks {FUSED_LSTM}: convert from the batch-1 export copy")
     return data
+
+
+def strip_strings(data: bytes) -> bytes:
+    """The .tflite without the strings no interpreter needs (tensor names, signature defs).
+
+    The microcontroller keeps every byte of the model in flash: this saves about 2 KB of a 32 KB model
+    and changes no output (tested in LiteRT and TFLM). The float models for phones keep their names.
+    """
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(data))
+    flatbuffer_utils.strip_strings(model)
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
 def zero_unused_buffers(data: bytes) -> bytes:
@@ -159,7 +172,8 @@ def convert(
     windows: WindowSet | None = None,
     firmware: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Write the bundle ``out`` (model.keras, three .tflite files, manifest.json) for a Keras model.
+    """Write the bundle ``out`` for a Keras model: model.keras, three .tflite files, the TFLM C sources
+    (``harlite.codegen``, also copied into ``firmware`` when given) and manifest.json.
 
     ``model_path`` is a model.keras (with normalization.json and, when known, metrics.json beside it)
     or a run folder. ``windows`` defaults to the HAPT windows of the model's front end; calibration
