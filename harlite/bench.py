@@ -128,8 +128,16 @@ def bench_firmware(bundle: str | Path) -> dict[str, Any]:
     return figures
 
 
+def bench_train(seeds: int, out: str | Path = "runs/bench") -> dict[str, Any]:
+    """Float, PTQ int8 and QAT int8 of both architectures over ``seeds`` seeds (slow: minutes per run)."""
+    from harlite.train import bench_train as run
+
+    return run(out, seeds=tuple(range(seeds)), force=True)
+
+
 _SECTION_RUNNERS: dict[str, Callable[..., dict[str, Any]]] = {
     "data": lambda **_: bench_data(),
+    "train": lambda seeds, **_: bench_train(seeds),
     "bundle": lambda bundle, **_: bench_bundle(bundle),
     "simulate": lambda bundle, **_: bench_simulate(bundle),
     "firmware": lambda bundle, **_: bench_firmware(bundle),

@@ -72,7 +72,8 @@ def build(out: str | Path, config: BuildConfig = BuildConfig(), release: str | P
               lambda: train(train_dir, train_config, force=True, windows=windows))  # fmt: skip
     run.stage("qat", params, ["train/qat/model.keras"],
               lambda: qat(train_dir, epochs=config.qat_epochs, force=True, windows=windows))  # fmt: skip
-    run.stage("convert", params, ["bundle/manifest.json"], lambda: _convert(convert, train_dir, bundle, windows))
+    run.stage("convert", params, ["bundle/manifest.json"],
+              lambda: _convert(convert, train_dir, bundle, windows, params))  # fmt: skip
     say = lambda message: print(f"  {message}", file=sys.stderr)  # noqa: E731
     run.stage("parity", params, ["parity/parity.json"], lambda: _parity(parity, bundle, out / "parity", config, say))
     run.stage("simulate", params, ["simulate/timeline.csv"],
@@ -87,8 +88,10 @@ def build(out: str | Path, config: BuildConfig = BuildConfig(), release: str | P
     return results
 
 
-def _convert(convert: Any, train_dir: Path, bundle: Path, windows: Any) -> dict[str, Any]:
+def _convert(convert: Any, train_dir: Path, bundle: Path, windows: Any, params: dict[str, Any]) -> dict[str, Any]:
     manifest = convert(train_dir / "qat" / "model.keras", bundle, force=True, windows=windows)
+    manifest["build"].update(params)  # how it was built: model, seed, quick
+    write_json(bundle / MANIFEST, {k: v for k, v in manifest.items() if k != "_root"})
     return {k: manifest[k] for k in ("artifacts", "ops", "tflm", "model", "metrics", "quantization") if k in manifest}
 
 
