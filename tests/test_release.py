@@ -1,0 +1,47 @@
+"""The released bundle in models/: intact, within its targets, usable without training, and what the sketch ships."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harlite.codegen import ARTIFACTS
+from harlite.manifest import load_manifest, sha256_file
+from harlite.parity import parity
+
+ROOT = Path(__file__).resolve().parents[1]
+RELEASED = ROOT / "models" / "cnn_lstm"
+SKETCH = ROOT / "firmware" / "arduino" / "harlite_har"
+
+
+@pytest.fixture(scope="module")
+def manifest() -> dict:
+    return load_manifest(RELEASED, require=("artifacts.int8", "tflm.arena_bytes", "metrics.int8", "build.seed"))
+
+
+def test_every_artifact_matches_its_recorded_bytes_and_sha256(manifest: dict) -> None:
+    for kind, entry in manifest["artifacts"].items():
+        path = RELEASED / entry["file"]
+        assert path.stat().st_size == entry["bytes"] and sha256_file(path) == entry["sha256"], kind
+
+
+def test_release_meets_its_targets(manifest: dict) -> None:
+    metrics = manifest["metrics"]
+    assert manifest["artifacts"]["int8"]["bytes"] <= 32 * 1024
+    assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in manifest["ops"]
+    assert metrics["int8"]["accuracy"] >= 0.935
+    assert metrics["float"]["accuracy"] - metrics["int8"]["accuracy"] <= 0.005
+
+
+def test_sketch_ships_the_released_generated_files(manifest: dict) -> None:
+    for name in ARTIFACTS.values():
+        assert (SKETCH / name).read_bytes() == (RELEASED / "tflm" / name).read_bytes(), (
+            f"refresh it: harlite convert models/cnn_lstm --firmware {SKETCH.relative_to(ROOT)}"
+        )
+
+
+def test_released_bundle_passes_parity_without_training(manifest: dict, harlite_cache: Path) -> None:
+    report = parity(manifest, limit=300)
+    assert report["passed"], report["checks"]
+    assert report["pairs"]["tflm|litert-int8"]["agreement"] >= 0.99
