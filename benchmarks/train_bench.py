@@ -16,14 +16,14 @@ def main() -> None:
     parser.add_argument("--out", required=True, help="Folder for run folders and train_bench.json.")
     parser.add_argument("--models", default="cnn_lstm,lstm", help="Comma-separated architectures.")
     parser.add_argument("--seeds", default="0,1,2", help="Comma-separated seeds.")
-    parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--epochs", type=int, default=None, help="Training epochs (default: the model's schedule).")
     parser.add_argument("--force", action="store_true", help="Overwrite earlier runs.")
     args = parser.parse_args()
     report = bench_train(
         args.out,
         models=tuple(args.models.split(",")),
         seeds=tuple(int(s) for s in args.seeds.split(",")),
-        epochs=args.epochs,
+        **({"epochs": args.epochs} if args.epochs else {}),
         force=args.force,
     )
     print(json.dumps({name: m["summary"] for name, m in report["models"].items()}, indent=2))

@@ -18,7 +18,14 @@ import numpy as np
 
 from harlite.codegen import write_tflm_sources
 from harlite.frontend import FrontEndSpec, quantize_params, standardize
-from harlite.manifest import FORMAT_VERSION, MANIFEST, artifact_entry, atomic_write_bytes, check_writable, write_json
+from harlite.manifest import (
+    FORMAT_VERSION,
+    MANIFEST,
+    artifact_entry,
+    atomic_write_bytes,
+    check_writable,
+    write_json,
+)
 from harlite.protocol import LABELS, RAW_CHANNELS, RAW_UNITS, TRAIN_SUBJECTS
 from harlite.windows import WindowSet
 
@@ -92,7 +99,7 @@ def zero_unused_buffers(data: bytes) -> bytes:
         used |= {subgraph.Tensors(t).Buffer() for t in range(subgraph.TensorsLength())}
     out = bytearray(data)
     for b in set(range(1, model.BuffersLength())) - used:
-        table = model.Buffers(b)._tab  # noqa: SLF001 - flatbuffers' table gives the vector's position
+        table = model.Buffers(b)._tab
         slot = table.Offset(4)
         if slot:
             start = table.Vector(slot)
@@ -117,7 +124,7 @@ def _interpreter(data: bytes) -> Any:
 
 def tflite_ops(data: bytes) -> list[str]:
     """Sorted builtin op names used by a .tflite model."""
-    return sorted({op["op_name"] for op in _interpreter(data)._get_ops_details()})  # noqa: SLF001
+    return sorted({op["op_name"] for op in _interpreter(data)._get_ops_details()})
 
 
 def io_details(data: bytes) -> dict[str, Any]:

@@ -1,107 +1,102 @@
 """Test-subject accuracy, macro-F1, per-class precision/recall and confusion matrices of any artifact.
 
-An artifact is a Keras run folder or model.keras, a bundle folder (every model in it), or a .tflite
-file next to a manifest.json or normalization.json. Models take physical windows through the same
-path as the device: standardization for float models, the fused standardize+quantize of the front
-end for int8 models. ``.tflite`` files run in the real LiteRT interpreter, reset before every window
-(the fused LSTM op keeps its state between invocations).
+An artifact is a run folder (its model.keras and .tflite files), a bundle folder (every model in
+it), or one .keras/.tflite file next to a manifest.json or normalization.json. Models run through
+``harlite.runtimes`` on physical windows, as on the device: standardization for float models, the
+front end's fused standardize+quantize for int8 models; ``.tflite`` files run in LiteRT, reset before
+every window (the fused LSTM op keeps its state between invocations).
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import click
 import numpy as np
 
-from harlite.frontend import FrontEndSpec, quantize, standardize
 from harlite.manifest import MANIFEST, check_writable, load_manifest, write_json
 from harlite.metrics import classification_metrics, plot_confusion
 from harlite.protocol import LABELS, TEST_SUBJECTS
 from harlite.windows import WindowSet
 
 MODEL_SUFFIXES = (".keras", ".tflite")
-Predictor = Callable[[np.ndarray], np.ndarray]  # physical windows (n, window, C) -> probabilities (n, classes)
 
 
-def litert_predictor(
-    data: bytes, mean: np.ndarray, std: np.ndarray, window: int, name: str = ".tflite"
-) -> Predictor:
-    """Probabilities of a .tflite model in LiteRT for physical windows, one window per invoke, reset each time."""
-    from ai_edge_litert.interpreter import Interpreter
+def base_manifest(folder: str | Path) -> dict[str, Any]:
+    """The bundle's manifest, or for a run folder the part of one that its normalization.json gives."""
+    from harlite.train import load_normalization
 
+    folder = Path(folder)
+    if (folder / MANIFEST).exists():
+        return load_manifest(folder)
+    mean, std, spec = load_normalization(folder)
+    return {
+        "labels": list(LABELS),
+        "window": spec.window,
+        "frontend": spec.to_dict(),
+        "normalization": {"mean": mean.tolist(), "std": std.tolist()},
+        "_root": str(folder),
+    }
+
+
+def open_model(path: Path, base: dict[str, Any]) -> Any:
+    """A ``harlite.runtimes`` runtime for one .keras or .tflite file described by ``base``."""
+    from harlite.convert import io_details, quantization_info
+    from harlite.runtimes import open_runtime
+
+    manifest = {**base, "_root": str(path.parent)}
+    if path.suffix == ".keras":
+        try:
+            return open_runtime({**manifest, "artifacts": {"keras": {"file": path.name}}}, "keras")
+        except (OSError, ValueError) as e:
+            raise click.ClickException(f"{path} is not a Keras model ({e}).") from None
     try:
-        interpreter = Interpreter(model_content=data)
-        interpreter.allocate_tensors()
+        data = path.read_bytes()
+        integer = io_details(data)["input"]["dtype"] == "int8"
     except (ValueError, RuntimeError) as e:
-        raise click.ClickException(f"{name} is not a valid .tflite model ({e}).") from None
-    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
-    shape = [int(v) for v in inp["shape"]]
-    if shape != [1, window, len(mean)]:
-        raise click.ClickException(
-            f"{name} takes input of shape {shape}, but the front end gives [1, {window}, {len(mean)}]: "
-            "pass a .tflite made by 'harlite convert' for this bundle."
-        )
-    in_scale, in_zero = inp["quantization"]
-    out_scale, out_zero = out["quantization"]
-    integer = np.dtype(inp["dtype"]) == np.int8
-
-    def predict(X: np.ndarray) -> np.ndarray:
-        x = quantize(X, mean, std, in_scale, in_zero) if integer else standardize(X, mean, std)
-        probs = np.empty((len(X), out["shape"][-1]), dtype=np.float32)
-        for i, window in enumerate(x):
-            interpreter.reset_all_variables()
-            interpreter.set_tensor(inp["index"], window[None])
-            interpreter.invoke()
-            y = interpreter.get_tensor(out["index"])[0]
-            probs[i] = (y.astype(np.float32) - out_zero) * out_scale if out_scale else y
-        return probs
-
-    return predict
+        raise click.ClickException(f"{path} is not a valid .tflite model ({e}).") from None
+    if not integer:
+        return open_runtime({**manifest, "artifacts": {"float32": {"file": path.name}}}, "litert-float32")
+    if base.get("artifacts", {}).get("int8", {}).get("file") != path.name or "quantization" not in base:
+        mean, std = (np.asarray(base["normalization"][k], np.float32) for k in ("mean", "std"))
+        manifest["quantization"] = quantization_info(data, mean, std)
+    return open_runtime({**manifest, "artifacts": {"int8": {"file": path.name}}}, "litert-int8")
 
 
-def keras_predictor(model: Any, mean: np.ndarray, std: np.ndarray) -> Predictor:
-    """Probabilities of a Keras model for physical windows."""
-    return lambda X: model.predict(standardize(X, mean, std), batch_size=256, verbose=0)
+def tflite_model(data: bytes, base: dict[str, Any]) -> Any:
+    """A LiteRT runtime for .tflite bytes (written to a temporary file that the runtime reads once)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.tflite"
+        path.write_bytes(data)
+        return open_model(path, base)
 
 
-def score(predict: Predictor, windows: WindowSet) -> dict[str, Any]:
-    """classification_metrics of a predictor on labelled windows."""
-    return classification_metrics(windows.y, predict(windows.X).argmax(axis=-1))
+def score(model: Any, windows: WindowSet) -> dict[str, Any]:
+    """classification_metrics of a runtime's predictions on labelled physical windows."""
+    return classification_metrics(windows.y, model.predict(windows.X).argmax(axis=-1))
 
 
-def resolve_artifact(artifact: str | Path) -> tuple[dict[str, Predictor], np.ndarray, np.ndarray, FrontEndSpec]:
-    """Predictors by name, normalization and front end for a run folder, bundle, .keras or .tflite path."""
-    from harlite.train import load_model, load_normalization
-
+def artifact_models(artifact: str | Path) -> tuple[dict[str, Path], dict[str, Any]]:
+    """Model files by name and the base manifest for a run folder, bundle, .keras or .tflite path."""
     path = Path(artifact)
     if not path.exists():
-        raise click.ClickException(
-            f"{path} does not exist: pass a run folder, a bundle, a model.keras or a .tflite file."
-        )
+        raise click.ClickException(f"{path} does not exist: pass a run folder, a bundle, a model.keras or a .tflite file.")
     folder = path if path.is_dir() else path.parent
-    mean, std, spec = load_normalization(folder)
+    base = base_manifest(folder)
     if not path.is_dir():
         if path.suffix not in MODEL_SUFFIXES:
             raise click.ClickException(f"{path} is neither a .keras nor a .tflite model.")
-        files = {path.stem: path}
-    elif (folder / MANIFEST).exists():
-        artifacts = load_manifest(folder, require=("artifacts",))["artifacts"]
-        files = {kind: folder / a["file"] for kind, a in artifacts.items() if a["file"].endswith(MODEL_SUFFIXES)}
+        return {path.stem: path}, base
+    if "artifacts" in base:
+        files = {k: folder / a["file"] for k, a in base["artifacts"].items() if a["file"].endswith(MODEL_SUFFIXES)}
     else:
         files = {p.stem: p for p in sorted(folder.iterdir()) if p.suffix in MODEL_SUFFIXES}
     if not files:
         raise click.ClickException(f"{folder} holds no .keras or .tflite model.")
-    predictors = {}
-    for name, file in files.items():
-        if file.suffix == ".keras":
-            predictors[name] = keras_predictor(load_model(file), mean, std)
-        else:
-            predictors[name] = litert_predictor(file.read_bytes(), mean, std, spec.window, name=str(file))
-    return predictors, mean, std, spec
+    return files, base
 
 
 def evaluate(
@@ -111,23 +106,25 @@ def evaluate(
 
     ``windows`` defaults to the HAPT windows of the artifact's front end; only test subjects are used.
     """
+    from harlite.frontend import FrontEndSpec
     from harlite.windows import load_windows
 
-    predictors, _, _, spec = resolve_artifact(artifact)
+    files, base = artifact_models(artifact)
+    models = {name: open_model(path, base) for name, path in files.items()}
     if out is not None:
         out = Path(out)
         check_writable(out / "evaluation.json", force)
-    windows = load_windows(spec=spec) if windows is None else windows
+    windows = load_windows(spec=FrontEndSpec.from_dict(base["frontend"])) if windows is None else windows
     test = windows.of_subjects(TEST_SUBJECTS)
     if not len(test):
         raise click.ClickException("the data holds no windows of the test subjects.")
     results = {}
-    for name, predict in predictors.items():
-        results[name] = score(predict, test)
-        print(f"harlite evaluate: {name}: accuracy {results[name]['accuracy']:.4f}, "
-              f"macro-F1 {results[name]['macro_f1']:.4f} (n={results[name]['n']})", file=sys.stderr)  # fmt: skip
+    for name, model in models.items():
+        results[name] = m = score(model, test)
+        print(f"harlite evaluate: {name}: accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f} (n={m['n']})",
+              file=sys.stderr)  # fmt: skip
         if out is not None:
-            plot_confusion(results[name]["confusion"], LABELS, out / f"confusion_{name}.png", title=name)
+            plot_confusion(m["confusion"], LABELS, out / f"confusion_{name}.png", title=name)
     report = {"artifact": str(artifact), "subjects": list(TEST_SUBJECTS), "results": results}
     if out is not None:
         write_json(out / "evaluation.json", report)

@@ -2,10 +2,10 @@
 
 Two architectures (``MODELS``):
 
-- ``cnn_lstm`` (the default, for microcontrollers): two Conv1D layers of stride 2 with batch norm and
-  ReLU shorten the 128-step window to 32 steps, one LSTM reads those, a Dense layer gives the softmax.
-  The convolutions do the cheap per-sample work, so the LSTM (the costly part) runs over a quarter of
-  the steps.
+- ``cnn_lstm`` (the default, for microcontrollers): two Conv1D layers (32 and 40 filters, kernel 5,
+  stride 2) with batch norm and ReLU shorten the 128-step window to 32 steps, one LSTM(40) reads
+  those, a Dense layer gives the softmax. The convolutions do the cheap per-sample work, so the LSTM
+  (the costly part) runs over a quarter of the steps. Widths chosen by measurement (docs/models.md).
 - ``lstm``: the reference design of the original LSTM-HAR work, two stacked LSTM(32) over the raw
   channels, softmax over the classes.
 
@@ -31,7 +31,7 @@ from harlite.tf import keras
 DEFAULT_MODEL = "cnn_lstm"
 
 
-def _cnn_lstm(x: Any, deploy: bool, conv: tuple[int, ...] = (24, 32), kernel: int = 5, units: int = 48) -> Any:
+def _cnn_lstm(x: Any, deploy: bool, conv: tuple[int, ...] = (32, 40), kernel: int = 5, units: int = 40) -> Any:
     layers = keras().layers
     for i, filters in enumerate(conv):
         if deploy:

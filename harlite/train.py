@@ -1,14 +1,16 @@
 """Float training: seeded, reproducible, subject-wise validation, a run folder with everything.
 
-The schedule is fixed (``epochs`` of Adam with a cosine-decaying learning rate), not early stopping:
-with only a few validation subjects the best validation epoch is noisy and picks a worse test model
-as often as a better one, while a fixed cosine schedule ends in a flat minimum whose accuracy varies
-less across seeds (docs/models.md has the measurements). The validation subjects are still held
-out of training: their accuracy is reported per epoch, and quantization-aware fine-tuning selects on
-them (``harlite.qat``).
+The schedule is fixed (``epochs`` of Adam with a cosine-decaying learning rate) rather than early
+stopping: validation accuracy on a few held-out subjects swings by several points from one epoch to
+the next (the sitting/standing boundary of one subject flips), so its best epoch is noise, while
+the end of a long cosine schedule is steady across seeds (docs/models.md has the measurements).
+The validation subjects stay out of training: their accuracy is reported per epoch, and
+``harlite qat`` decides between QAT and PTQ on them.
 
-Training sees standardized windows with light augmentation (a random gain per sensor and window,
-Gaussian noise), which models sensor-to-sensor variation without changing the model's input contract.
+Training sees standardized windows with augmentation that keeps the model's input contract: a small
+random rotation of the device (the same for every x/y/z triplet of a window; subjects wear the
+phone at slightly different angles, which is what confuses sitting with standing), a random gain
+per sensor and Gaussian noise.
 """
 
 from __future__ import annotations
@@ -26,7 +28,13 @@ import numpy as np
 from harlite.frontend import FrontEndSpec, standardize
 from harlite.manifest import check_writable, read_json, write_json
 from harlite.metrics import classification_metrics, plot_confusion
-from harlite.models import DEFAULT_MODEL, build_model, count_macs, count_params, export_copy
+from harlite.models import (
+    DEFAULT_MODEL,
+    build_model,
+    count_macs,
+    count_params,
+    export_copy,
+)
 from harlite.protocol import LABELS, TEST_SUBJECTS
 from harlite.windows import WindowSet, load_windows
 
@@ -38,7 +46,7 @@ class TrainConfig:
     """Everything that decides the trained model (with the data and the seed)."""
 
     model: str = DEFAULT_MODEL
-    epochs: int = 40
+    epochs: int = 80
     batch_size: int = 64
     learning_rate: float = 3e-3
     seed: int = 0
@@ -46,7 +54,7 @@ class TrainConfig:
     split_seed: int = 0
     gain_sigma: float = 0.1
     noise_sigma: float = 0.05
-    rotation_deg: float = 0.0
+    rotation_deg: float = 20.0
     options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -130,7 +138,8 @@ def fit(
     """Train ``model`` on ``data.train`` with a cosine schedule; returns per-epoch loss/accuracy history.
 
     With a ``teacher`` model the targets are its probabilities for the same augmented windows
-    (distillation) instead of the labels.
+    (distillation) instead of the labels, and the training "accuracy" is agreement with the teacher.
+    Validation loss and accuracy are always against the labels.
     """
     from harlite.tf import keras
 
@@ -147,10 +156,12 @@ def fit(
         Xa = augment(data.train.X, data, rng, config)
         targets = data.train.y if teacher is None else keras_predict(teacher, Xa)
         h = model.fit(Xa, targets, batch_size=config.batch_size, epochs=1, shuffle=True, verbose=0)
-        row = {"epoch": epoch + 1, "loss": h.history["loss"][-1], "accuracy": h.history["accuracy"][-1]}
+        row = {"epoch": epoch + 1, "loss": h.history["loss"][-1],
+               "accuracy" if teacher is None else "teacher_agreement": h.history["accuracy"][-1]}  # fmt: skip
         if len(yv):
-            val_targets = yv if teacher is None else keras_predict(teacher, Xv)
-            row["val_loss"], row["val_accuracy"] = model.evaluate(Xv, val_targets, batch_size=256, verbose=0)
+            p = keras_predict(model, Xv)
+            row["val_loss"] = -np.mean(np.log(np.clip(p[np.arange(len(yv)), yv], 1e-7, 1.0)))
+            row["val_accuracy"] = np.mean(p.argmax(-1) == yv)
         row["seconds"] = time.perf_counter() - start
         history.append({k_: float(v) for k_, v in row.items()})
         if on_epoch is not None:
@@ -162,12 +173,10 @@ def echo_epoch(prefix: str, epochs: int) -> Callable[[int, dict[str, float]], No
     """A progress line on stderr per epoch."""
 
     def echo(epoch: int, row: dict[str, float]) -> None:
+        fit_ = f"acc {row['accuracy']:.4f}" if "accuracy" in row else f"agreement {row['teacher_agreement']:.4f}"
         val = f" val_acc {row['val_accuracy']:.4f}" if "val_accuracy" in row else ""
-        print(
-            f"{prefix} epoch {epoch + 1}/{epochs}: loss {row['loss']:.4f} acc {row['accuracy']:.4f}{val}"
-            f" ({row['seconds']:.1f} s)",
-            file=sys.stderr,
-        )
+        print(f"{prefix} epoch {epoch + 1}/{epochs}: loss {row['loss']:.4f} {fit_}{val} ({row['seconds']:.1f} s)",
+              file=sys.stderr)  # fmt: skip
 
     return echo
 
@@ -175,6 +184,13 @@ def echo_epoch(prefix: str, epochs: int) -> Callable[[int, dict[str, float]], No
 def keras_predict(model: Any, X_std: np.ndarray) -> np.ndarray:
     """Class probabilities of a Keras model for standardized windows."""
     return model.predict(X_std, batch_size=256, verbose=0)
+
+
+def score_keras(model: Any, data: Data, part: WindowSet) -> dict[str, Any] | None:
+    """classification_metrics of a Keras model on a part of ``data`` (None for an empty part)."""
+    if not len(part):
+        return None
+    return classification_metrics(part.y, keras_predict(model, data.standardized(part)).argmax(-1))
 
 
 def train(
@@ -203,12 +219,7 @@ def train(
     start = time.perf_counter()
     history = fit(model, data, config, config.epochs, config.learning_rate, echo_epoch("train", config.epochs))
     seconds = time.perf_counter() - start
-    test = classification_metrics(data.test.y, keras_predict(model, data.standardized(data.test)).argmax(-1))
-    val = (
-        classification_metrics(data.val.y, keras_predict(model, data.standardized(data.val)).argmax(-1))
-        if len(data.val)
-        else None
-    )
+    test, val = (score_keras(model, data, part) for part in (data.test, data.val))
     metrics = {
         "test": {"float": test},
         "val": {"float": val},
@@ -227,6 +238,19 @@ def train(
     plot_confusion(test["confusion"], LABELS, out / "confusion.png", title=f"{config.model} float, test subjects")
     print(f"harlite train: test accuracy {test['accuracy']:.4f}, macro-F1 {test['macro_f1']:.4f} -> {out}", file=sys.stderr)
     return metrics
+
+
+def load_run(run_dir: str | Path, windows: WindowSet | None = None) -> tuple[Any, TrainConfig, Data, WindowSet]:
+    """A run folder's float model, training config, data split (with the run's normalization) and windows."""
+    run_dir = Path(run_dir)
+    model = load_model(run_dir / "model.keras")
+    known = set(TrainConfig.__dataclass_fields__)
+    config = TrainConfig(**{k: v for k, v in read_json(run_dir / "metrics.json")["config"].items() if k in known})
+    mean, std, spec = load_normalization(run_dir)
+    windows = load_windows(spec=spec) if windows is None else windows
+    data = prepare_data(config, windows, spec)
+    data.mean, data.std = mean, std
+    return model, config, data, windows
 
 
 def model_info(model: Any) -> dict[str, Any]:
@@ -339,7 +363,7 @@ def bench_train(
     out: str | Path,
     models: tuple[str, ...] = ("cnn_lstm", "lstm"),
     seeds: tuple[int, ...] = (0, 1, 2),
-    epochs: int = 40,
+    epochs: int = TrainConfig.epochs,
     windows: WindowSet | None = None,
     force: bool = False,
 ) -> dict[str, Any]:
@@ -375,9 +399,26 @@ def bench_train(
                 "qat_seconds": quantized["qat_seconds"],
                 "train_qat_seconds": trained["train_seconds"] + quantized["qat_seconds"],
             })  # fmt: skip
-        report["models"][name] = {**trained["model"], "runs": runs, "summary": _spread(runs)}
+        summary = _spread(runs)
+        report["models"][name] = {**trained["model"], "runs": runs, "summary": summary}
+        if name == DEFAULT_MODEL:
+            report["models"][name]["targets"] = checks = _targets(summary)
+            report["models"][name]["pass"] = all(checks.values())
         write_json(out / "train_bench.json", report)
     return report
+
+
+def _targets(summary: dict[str, dict[str, float]]) -> dict[str, bool]:
+    """The default model's targets (issue 3), on the means over seeds."""
+    mean = {k: v["mean"] for k, v in summary.items()}
+    return {
+        "float_accuracy >= 0.940": mean["float_accuracy"] >= 0.940,
+        "qat_int8_accuracy >= 0.935": mean["qat_int8_accuracy"] >= 0.935,
+        "qat_int8 within 0.5 points of float": mean["float_accuracy"] - mean["qat_int8_accuracy"] <= 0.005,
+        "qat_int8 >= ptq_int8": mean["qat_int8_accuracy"] >= mean["ptq_int8_accuracy"],
+        "int8_bytes <= 32 KiB": mean["int8_bytes"] <= 32 * 1024,
+        "train + qat <= 10 min": mean["train_qat_seconds"] <= 600,
+    }
 
 
 def _spread(runs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:

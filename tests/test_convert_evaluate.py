@@ -9,13 +9,13 @@ import click
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from test_train_qat import tiny_windows
 
 from harlite.frontend import quantize, standardize
 from harlite.manifest import load_manifest, sha256_file
 from harlite.protocol import TEST_SUBJECTS
 from harlite.train import TrainConfig, load_model, train
 from harlite.windows import WindowSet
-from test_train_qat import tiny_windows
 
 TINY = TrainConfig(epochs=1, batch_size=32, val_subjects=0, options={"conv": (4, 6), "units": 6})
 
@@ -52,7 +52,7 @@ def test_bundle_files_and_manifest(bundle: Path) -> None:
     q = manifest["quantization"]
     assert (q["input"]["scale"], q["input"]["zero_point"]) == (io["input"]["scale"], io["input"]["zero_point"])
     assert (q["output"]["scale"], q["output"]["zero_point"]) == (io["output"]["scale"], io["output"]["zero_point"])
-    mean, std = np.array(manifest["normalization"]["mean"]), np.array(manifest["normalization"]["std"])
+    std = np.array(manifest["normalization"]["std"])
     np.testing.assert_allclose(q["input"]["input_mul"], 1 / (std * q["input"]["scale"]), rtol=1e-6)
     assert manifest["frontend"]["channels"][0] == "body_acc_x" and manifest["window"] == 128
     assert manifest["model"]["macs_per_window"] > 0 and manifest["metrics"]["float"]["subjects"] == "test"
@@ -114,13 +114,13 @@ def test_bad_input_gives_a_clear_error(bundle: Path, tmp_path: Path) -> None:
 
     runner = CliRunner()
     missing = runner.invoke(main, ["evaluate", str(tmp_path / "nope.tflite")])
-    assert missing.exit_code == 1 and "does not exist" in missing.output and "Traceback" not in missing.output
+    assert missing.exit_code == 2 and "does not exist" in missing.output and "Traceback" not in missing.output
     no_model = runner.invoke(main, ["convert", str(tmp_path), "--out", str(tmp_path / "b")])
-    assert no_model.exit_code == 1 and "holds no model.keras" in no_model.output
+    assert no_model.exit_code == 2 and "holds no model.keras" in no_model.output
     shutil.copy(bundle / "manifest.json", tmp_path / "manifest.json")
     (tmp_path / "short.tflite").write_bytes(to_float(build_model(window=64, conv=(4, 4), units=4)))
     wrong = runner.invoke(main, ["evaluate", str(tmp_path / "short.tflite")])
-    assert wrong.exit_code == 1 and "[1, 64, 9]" in wrong.output and "[1, 128, 9]" in wrong.output
+    assert wrong.exit_code == 2 and "[1, 64, 9]" in wrong.output and "[1, 128, 9]" in wrong.output
     (tmp_path / "junk.tflite").write_bytes(b"not a model")
     junk = runner.invoke(main, ["evaluate", str(tmp_path / "junk.tflite")])
-    assert junk.exit_code == 1 and "not a valid .tflite" in junk.output
+    assert junk.exit_code == 2 and "not a valid .tflite" in junk.output

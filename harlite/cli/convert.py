@@ -33,6 +33,7 @@ def convert(model: Path, out: Path | None, firmware: Path | None, calibration: i
     \b
     Example:
       harlite convert runs/cnn_lstm --out models/cnn_lstm
+      harlite convert runs/cnn_lstm --out models/cnn_lstm --firmware firmware/arduino/harlite_har --force
       harlite convert runs/cnn_lstm/model.keras --out models/cnn_lstm_ptq --calibration 500 --force
       harlite convert models/cnn_lstm --firmware firmware/arduino/harlite_har
     """

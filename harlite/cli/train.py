@@ -22,7 +22,7 @@ def _print(result: dict[str, Any], as_json: bool, text: str) -> None:
 @click.command()
 @click.option("--model", "model_name", type=click.Choice(MODEL_NAMES), default="cnn_lstm", show_default=True,
               help="Architecture: cnn_lstm (compact default for MCUs) or lstm (2x LSTM(32) reference).")
-@click.option("--epochs", type=click.IntRange(1), default=40, show_default=True, help="Epochs of the cosine schedule.")
+@click.option("--epochs", type=click.IntRange(1), default=80, show_default=True, help="Epochs of the cosine schedule.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed (weights, shuffling, augmentation).")
 @click.option("--val-subjects", type=click.IntRange(0), default=4, show_default=True,
               help="Training subjects held out for validation (QAT selects on them).")
@@ -38,7 +38,7 @@ def train(model_name: str, epochs: int, seed: int, val_subjects: int, out: Path,
     \b
     Example:
       harlite train --out runs/cnn_lstm --seed 0
-      harlite train --model lstm --epochs 40 --out runs/lstm --json
+      harlite train --model lstm --out runs/lstm --json
     """
     from harlite.train import TrainConfig
     from harlite.train import train as run
@@ -50,8 +50,8 @@ def train(model_name: str, epochs: int, seed: int, val_subjects: int, out: Path,
 
 @click.command()
 @click.argument("run_dir", type=click.Path(path_type=Path))
-@click.option("--epochs", type=click.IntRange(1), default=4, show_default=True, help="QAT epochs.")
-@click.option("--lr", "learning_rate", type=click.FloatRange(0, min_open=True), default=1e-4, show_default=True,
+@click.option("--epochs", type=click.IntRange(1), default=8, show_default=True, help="QAT epochs.")
+@click.option("--lr", "learning_rate", type=click.FloatRange(0, min_open=True), default=5e-4, show_default=True,
               help="Peak learning rate (cosine decay).")
 @click.option("--calibration", type=click.IntRange(1), default=500, show_default=True,
               help="Calibration windows from training subjects.")
@@ -70,8 +70,6 @@ def qat(run_dir: Path, epochs: int, learning_rate: float, calibration: int, forc
     """
     from harlite.qat import qat as run
 
-    if not (run_dir / "model.keras").exists():
-        raise click.ClickException(f"{run_dir} holds no model.keras: run 'harlite train --out {run_dir}' first.")
     metrics = run(run_dir, epochs=epochs, learning_rate=learning_rate, calibration=calibration, force=force)
     scores = {k: metrics["test"][k] for k in ("float", "ptq_int8", "qat_int8")}
     _print(metrics, as_json, f"{run_dir / 'qat'}: kept {metrics['chosen']} ({metrics['reason']}); test {_summary(scores)}")
