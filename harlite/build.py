@@ -30,8 +30,8 @@ class BuildConfig:
         return 2 if self.quick else None  # None: the model's default schedule
 
     @property
-    def qat_epochs(self) -> int:
-        return 1 if self.quick else 4
+    def qat_epochs(self) -> int | None:
+        return 1 if self.quick else None  # None: QAT's default schedule
 
     @property
     def parity_limit(self) -> int | None:
@@ -70,8 +70,9 @@ def build(out: str | Path, config: BuildConfig = BuildConfig(), release: str | P
         train_config = TrainConfig(model=config.model, seed=config.seed, epochs=config.train_epochs)
     run.stage("train", params, ["train/model.keras"],
               lambda: train(train_dir, train_config, force=True, windows=windows))  # fmt: skip
+    qat_options = {} if config.qat_epochs is None else {"epochs": config.qat_epochs}
     run.stage("qat", params, ["train/qat/model.keras"],
-              lambda: qat(train_dir, epochs=config.qat_epochs, force=True, windows=windows))  # fmt: skip
+              lambda: qat(train_dir, force=True, windows=windows, **qat_options))  # fmt: skip
     run.stage("convert", params, ["bundle/manifest.json"],
               lambda: _convert(convert, train_dir, bundle, windows, params))  # fmt: skip
     say = lambda message: print(f"  {message}", file=sys.stderr)  # noqa: E731
