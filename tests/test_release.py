@@ -27,11 +27,12 @@ def test_every_artifact_matches_its_recorded_bytes_and_sha256(manifest: dict) ->
 
 
 def test_release_meets_its_targets(manifest: dict) -> None:
+    """The released bundle's targets: int8 >= 93.5% on the test subjects, <= 32 KiB, QAT not below PTQ."""
     metrics = manifest["metrics"]
     assert manifest["artifacts"]["int8"]["bytes"] <= 32 * 1024
     assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in manifest["ops"]
     assert metrics["int8"]["accuracy"] >= 0.935
-    assert metrics["float"]["accuracy"] - metrics["int8"]["accuracy"] <= 0.005
+    assert metrics["qat_int8"]["accuracy"] >= metrics["ptq_int8"]["accuracy"]
 
 
 def test_sketch_ships_the_released_generated_files(manifest: dict) -> None:
@@ -44,4 +45,4 @@ def test_sketch_ships_the_released_generated_files(manifest: dict) -> None:
 def test_released_bundle_passes_parity_without_training(manifest: dict, harlite_cache: Path) -> None:
     report = parity(manifest, limit=300)
     assert report["passed"], report["checks"]
-    assert report["pairs"]["tflm|litert-int8"]["agreement"] >= 0.99
+    assert report["pairs"]["tflm|litert-int8"]["agreement"] >= 0.995
