@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 import numpy as np
 import pytest
+from ai_edge_litert.schema_py_generated import Model
 from click.testing import CliRunner
 from test_train_qat import tiny_windows
 
@@ -48,6 +49,11 @@ def test_bundle_files_and_manifest(bundle: Path) -> None:
     assert io["input"]["dtype"] == io["output"]["dtype"] == "int8"
     assert io["input"]["shape"] == [1, 128, 9]
     assert FUSED_LSTM in manifest["ops"] and manifest["ops"] == tflite_ops(int8)
+    model = Model.GetRootAsModel(int8, 0)  # no leftovers: every buffer with data belongs to a tensor
+    graph = model.Subgraphs(0)
+    used = {graph.Tensors(t).Buffer() for t in range(graph.TensorsLength())}
+    used |= {model.Metadata(m).Buffer() for m in range(model.MetadataLength())}
+    assert all(b in used for b in range(model.BuffersLength()) if model.Buffers(b).DataLength())
     assert io_details((bundle / "model_float32.tflite").read_bytes())["input"]["dtype"] == "float32"
     q = manifest["quantization"]
     assert (q["input"]["scale"], q["input"]["zero_point"]) == (io["input"]["scale"], io["input"]["zero_point"])
@@ -56,6 +62,38 @@ def test_bundle_files_and_manifest(bundle: Path) -> None:
     np.testing.assert_allclose(q["input"]["input_mul"], 1 / (std * q["input"]["scale"]), rtol=1e-6)
     assert manifest["frontend"]["channels"][0] == "body_acc_x" and manifest["window"] == 128
     assert manifest["model"]["macs_per_window"] > 0 and manifest["metrics"]["float"]["subjects"] == "test"
+
+
+def test_every_input_channel_spans_the_int8_range(bundle: Path, windows: WindowSet) -> None:
+    """Each channel of the calibration windows reaches the edge of the int8 input, not just the widest."""
+    from harlite.convert import calibration_windows
+
+    manifest = load_manifest(bundle)
+    mean, std = (np.array(manifest["normalization"][k], np.float32) for k in ("mean", "std"))
+    peaks = np.abs(calibration_windows(windows, mean, std, 40)).max(axis=(0, 1))
+    steps = peaks / manifest["quantization"]["input"]["scale"]
+    assert steps.min() >= 127 and steps.max() <= 256, steps
+
+
+@pytest.mark.parametrize(
+    ("architecture", "options"), [("cnn_lstm", {"conv": (4, 6), "units": 6}), ("lstm", {"units": 6})]
+)
+def test_spread_input_ranges_keeps_the_model_function(architecture: str, options: dict) -> None:
+    from harlite.convert import spread_input_ranges
+    from harlite.models import build_model
+
+    model = build_model(architecture, **options)
+    ranges = np.geomspace(0.3, 10, 9, dtype=np.float32)
+    x = np.random.default_rng(0).normal(size=(8, 128, 9)).astype(np.float32) * ranges
+    std = np.full(9, 0.5, np.float32)
+    before = model.predict(x, verbose=0)
+    spread, std2 = spread_input_ranges(model, std, x)
+    x2 = x * std / std2
+    peaks = np.abs(x2).max(axis=(0, 1))
+    np.testing.assert_allclose(peaks, peaks.max(), rtol=1e-6)
+    assert std2[-1] == std[-1] and np.all(std2[:-1] < std[:-1])  # only narrower channels are scaled up
+    np.testing.assert_allclose(spread.predict(x2, verbose=0), before, atol=1e-5)
+    assert spread_input_ranges(spread, std2, x2)[1] is std2  # idempotent
 
 
 def test_conversion_is_deterministic(bundle: Path, windows: WindowSet, tmp_path: Path) -> None:

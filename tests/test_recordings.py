@@ -92,6 +92,23 @@ def test_header_in_any_order_and_case_crlf_bom_blank_lines(tmp_path: Path) -> No
     assert rec.labels.tolist() == [LABELS.index("SITTING"), UNLABELLED, LABELS.index("LAYING"), LABELS.index("SITTING")]
 
 
+def test_a_serial_capture_with_comment_lines_reads_as_it_is(tmp_path: Path) -> None:
+    """The firmware's banner and ``# pred`` lines are skipped; error lines count them."""
+    rows = [f"{i * 0.02:.2f},1,2,3,4,5,6" for i in range(4)]
+    capture = ["# harlite_har: BMI270, model 28000 bytes", "time_s,acc_x,acc_y,acc_z,gyro_x,gyro_y,gyro_z", rows[0], rows[1],
+               "  # pred,start_s=0.00,label=WALKING", rows[2], rows[3]]  # fmt: skip
+    path = tmp_path / "session.csv"
+    path.write_text("\n".join(capture) + "\n")
+    rec = read_csv(path)
+    np.testing.assert_array_equal(rec.samples, np.tile(np.arange(1, 7, dtype=np.float32), (4, 1)))
+    path.write_text("\n".join(capture[:-1] + ["0.02,1,2,3,4,5,6"]) + "\n")
+    with pytest.raises(RecordingError, match=r"line 7: time 0.02 s does not increase"):
+        read_csv(path)
+    path.write_text("# banner\ntime_s,acc_x\n")
+    with pytest.raises(RecordingError, match=r"line 2: missing column acc_y"):
+        read_csv(path)
+
+
 def test_a_100_hz_logger_is_resampled_to_50_hz(tmp_path: Path) -> None:
     rec100 = _recording(n=2000, rate=100.0)
     path = write_csv(rec100, tmp_path / "phone.csv")

@@ -27,12 +27,13 @@ def test_every_artifact_matches_its_recorded_bytes_and_sha256(manifest: dict) ->
 
 
 def test_release_meets_its_targets(manifest: dict) -> None:
-    """The released bundle's targets: int8 >= 93.5% on the test subjects, <= 32 KiB, QAT not below PTQ."""
+    """The released bundle's targets on the test subjects: int8 >= 93.5% and within 0.5 points of float, <= 32 KiB."""
     metrics = manifest["metrics"]
     assert manifest["artifacts"]["int8"]["bytes"] <= 32 * 1024
     assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in manifest["ops"]
     assert metrics["int8"]["accuracy"] >= 0.935
-    assert metrics["qat_int8"]["accuracy"] >= metrics["ptq_int8"]["accuracy"]
+    assert metrics["float"]["accuracy"] - metrics["int8"]["accuracy"] <= 0.005
+    assert metrics["int8"]["accuracy"] in (metrics["ptq_int8"]["accuracy"], metrics["qat_int8"]["accuracy"])
 
 
 def test_sketch_ships_the_released_generated_files(manifest: dict) -> None:

@@ -131,3 +131,14 @@ def test_qat_command_reports_ptq_and_qat_and_keeps_the_better(run: Path, windows
     assert load_model(out / "model.keras").input_shape == (None, 128, 9)
     assert [row["epoch"] for row in metrics["qat"]["history"]] == [1]
     assert "ptq_int8" in metrics["reason"] or "PTQ" in metrics["reason"]
+
+
+def test_qat_command_defaults_are_the_library_defaults() -> None:
+    """The lazy CLI repeats the defaults (it does not import TensorFlow for --help); they must not drift."""
+    from harlite.cli.train import qat as qat_command
+    from harlite.convert import CALIBRATION_WINDOWS
+    from harlite.qat import QAT_EPOCHS, QAT_LEARNING_RATE
+
+    defaults = {p.name: p.default for p in qat_command.params}
+    assert (defaults["epochs"], defaults["learning_rate"]) == (QAT_EPOCHS, QAT_LEARNING_RATE)
+    assert defaults["calibration"] == CALIBRATION_WINDOWS

@@ -26,7 +26,9 @@ def convert(model: Path, out: Path | None, firmware: Path | None, calibration: i
     model_float16.tflite, model.keras and manifest.json (front end, normalization, quantization,
     artifacts with sha256, ops), and the TFLite Micro sources in OUT/tflm: the model as a C array, the
     config header the firmware reads, an op resolver with exactly the model's ops, and the tensor arena
-    size measured in the TFLM interpreter. For a run folder the QAT model (RUN/qat/model.keras) is used
+    size measured in the TFLM interpreter. Each input channel is rescaled (exactly, into the first
+    layer and the manifest's normalization) to span the whole int8 input range. For a run folder the
+    QAT model (RUN/qat/model.keras) is used
     when 'harlite qat' has made one. When MODEL is a bundle (a folder with manifest.json), only its TFLM
     sources are written again, into the bundle and into --firmware.
 

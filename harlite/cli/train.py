@@ -51,7 +51,7 @@ def train(model_name: str, epochs: int, seed: int, val_subjects: int, out: Path,
 @click.command()
 @click.argument("run_dir", type=click.Path(path_type=Path))
 @click.option("--epochs", type=click.IntRange(1), default=8, show_default=True, help="QAT epochs.")
-@click.option("--lr", "learning_rate", type=click.FloatRange(0, min_open=True), default=5e-4, show_default=True,
+@click.option("--lr", "learning_rate", type=click.FloatRange(0, min_open=True), default=1e-4, show_default=True,
               help="Peak learning rate (cosine decay).")
 @click.option("--calibration", type=click.IntRange(1), default=500, show_default=True,
               help="Calibration windows from training subjects.")

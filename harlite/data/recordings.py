@@ -126,18 +126,19 @@ def read_csv(path: str | Path, rate: float = RATE_HZ) -> Recording:
     """Read a recording in the CSV format (``.csv`` or ``.csv.gz``), resampled to ``rate``.
 
     The header names the columns ``time_s,acc_x,acc_y,acc_z,gyro_x,gyro_y,gyro_z[,label]`` in any
-    order; the sample rate comes from the time column, which must rise steadily. Any problem is a
-    ``RecordingError`` naming the file and line.
+    order; the sample rate comes from the time column, which must rise steadily. Blank lines and
+    ``#`` comment lines are skipped, so a serial capture of the firmware reads as it is. Any problem
+    is a ``RecordingError`` naming the file and line.
     """
     path = Path(path)
     lines = _read_lines(path)
-    columns = [c.strip().lower() for c in lines[0].split(",")]
+    header_line, header = lines[0]
+    columns = [c.strip().lower() for c in header.split(",")]
     missing = [c for c in CSV_COLUMNS[:-1] if c not in columns]
     if missing:
-        raise RecordingError(
-            f"{path}, line 1: missing column {', '.join(missing)}; the header must be {CSV_HEADER} (label optional)."
-        )
-    rows = [line for line in lines[1:] if line.strip()]
+        raise RecordingError(f"{path}, line {header_line}: missing column {', '.join(missing)}; "
+                             f"the header must be {CSV_HEADER} (label optional).")  # fmt: skip
+    rows = [line for _, line in lines[1:]]
     if not rows:
         raise RecordingError(f"{path}: no samples after the header line.")
     numeric = [columns.index(c) for c in CSV_COLUMNS[:-1]]
@@ -177,8 +178,9 @@ def write_csv(recording: Recording, path: str | Path, force: bool = False) -> Pa
     return atomic_write_bytes(path, data)
 
 
-def _read_lines(path: Path) -> list[str]:
-    """The file's lines (gunzipped if ``.gz``), without trailing blank lines; never empty."""
+def _read_lines(path: Path) -> list[tuple[int, str]]:
+    """The file's content lines (gunzipped if ``.gz``) with their 1-based numbers: no blank or ``#``
+    comment lines; never empty."""
     if not path.is_file():
         what = "is a folder" if path.is_dir() else "does not exist"
         raise RecordingError(f"{path} {what}; pass a .csv or .csv.gz recording.")
@@ -197,24 +199,23 @@ def _read_lines(path: Path) -> list[str]:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         raise RecordingError(f"{path} is not UTF-8 text (byte {e.start}); export it as a plain CSV.") from None
-    lines = text.splitlines()
-    while lines and not lines[-1].strip():
-        lines.pop()
+    numbered = enumerate(text.splitlines(), start=1)
+    lines = [(n, line) for n, line in numbered if line.strip() and not line.lstrip().startswith("#")]
     if not lines:
         raise RecordingError(f"{path} is empty; a recording starts with the header {CSV_HEADER}.")
     return lines
 
 
-def _line_of(lines: list[str], row: int) -> int:
-    """1-based file line of data row ``row`` (blank lines after the header are skipped)."""
-    return int(np.flatnonzero([bool(line.strip()) for line in lines[1:]])[row]) + 2
+def _line_of(lines: list[tuple[int, str]], row: int) -> int:
+    """1-based file line of data row ``row``."""
+    return lines[row + 1][0]
 
 
-def _diagnose(path: Path, lines: list[str], columns: list[str], used: list[int], error: Exception) -> RecordingError:
+def _diagnose(
+    path: Path, lines: list[tuple[int, str]], columns: list[str], used: list[int], error: Exception
+) -> RecordingError:
     """Find the first line ``np.loadtxt`` refused and say what is wrong with it."""
-    for number, line in enumerate(lines[1:], start=2):
-        if not line.strip():
-            continue
+    for number, line in lines[1:]:
         fields = line.split(",")
         if len(fields) <= max(used):
             return RecordingError(
@@ -232,7 +233,7 @@ def _diagnose(path: Path, lines: list[str], columns: list[str], used: list[int],
     return RecordingError(f"{path}: {error}")
 
 
-def _label_indices(path: Path, lines: list[str], names: np.ndarray) -> np.ndarray:
+def _label_indices(path: Path, lines: list[tuple[int, str]], names: np.ndarray) -> np.ndarray:
     """int8 class index per row from activity names (case-insensitive); '' is unlabelled."""
     unique, inverse = np.unique(np.char.upper(np.char.strip(names)), return_inverse=True)
     index = np.empty(len(unique), dtype=np.int8)
@@ -250,7 +251,7 @@ def _label_indices(path: Path, lines: list[str], names: np.ndarray) -> np.ndarra
     return index[inverse.reshape(-1)]
 
 
-def _steady_rate(path: Path, lines: list[str], t: np.ndarray) -> float:
+def _steady_rate(path: Path, lines: list[tuple[int, str]], t: np.ndarray) -> float:
     """Sample rate of a steadily rising time column; gaps and time going back are errors."""
     if len(t) < 2:
         raise RecordingError(f"{path}: a single sample; a recording needs at least two to have a rate.")
