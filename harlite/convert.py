@@ -74,6 +74,15 @@ def spread_input_ranges(model: Any, std: np.ndarray, calibration: np.ndarray) ->
     return model, (std / gain).astype(np.float32)
 
 
+def int8_ready(
+    model: Any, windows: WindowSet, mean: np.ndarray, std: np.ndarray, n: int = CALIBRATION_WINDOWS
+) -> tuple[Any, np.ndarray, np.ndarray]:
+    """``model`` with its input ranges spread (``spread_input_ranges``), its new std and the ``n``
+    calibration windows standardized with that std: what ``to_int8`` needs."""
+    model, std = spread_input_ranges(model, std, calibration_windows(windows, mean, std, n))
+    return model, std, calibration_windows(windows, mean, std, n)
+
+
 def _converter(model: Any) -> Any:
     from harlite.models import export_copy
     from harlite.tf import tensorflow
@@ -210,8 +219,7 @@ def convert(
     mean, std, spec = load_normalization(source.parent)
     model = load_model(source)
     windows = load_windows(spec=spec) if windows is None else windows
-    model, std = spread_input_ranges(model, std, calibration_windows(windows, mean, std, calibration))
-    reference = calibration_windows(windows, mean, std, calibration)
+    model, std, reference = int8_ready(model, windows, mean, std, calibration)
     print(f"harlite convert: {model.name} from {source}, calibrating on {len(reference)} training windows",
           file=sys.stderr)  # fmt: skip
     files = {

@@ -289,7 +289,7 @@ def qat(
     """
     import click
 
-    from harlite.convert import calibration_windows, spread_input_ranges, to_int8
+    from harlite.convert import int8_ready, to_int8
     from harlite.evaluate import base_manifest, score, tflite_model
     from harlite.manifest import (
         atomic_write_bytes,
@@ -318,12 +318,11 @@ def qat(
         raise click.ClickException(f"{run_dir} was trained without validation subjects, which QAT selects on: "
                                    "train again with --val-subjects 4.")  # fmt: skip
     seed_everything(config.seed)
-    reference = calibration_windows(windows, data.mean, data.std, calibration)
-    float_model, std = spread_input_ranges(float_model, data.std, reference)
+    float_model, std, reference = int8_ready(float_model, windows, data.mean, data.std, calibration)
     data = replace(data, std=std)
-    reference = calibration_windows(windows, data.mean, data.std, calibration)
     normalization = {**read_json(run_dir / "normalization.json"), "std": std.tolist()}
-    base = {**base_manifest(run_dir), "normalization": {"mean": data.mean.tolist(), "std": normalization["std"]}}
+    base = base_manifest(run_dir)
+    base["normalization"]["std"] = normalization["std"]
     float_val = keras_predict(float_model, data.standardized(data.val)).argmax(-1)
 
     def int8_candidate(model: Any) -> dict[str, Any]:
