@@ -118,7 +118,8 @@ def bench_simulate(bundle: str | Path) -> dict[str, Any]:
 
 def bench_firmware(bundle: str | Path) -> dict[str, Any]:
     """The C core's footprint on Cortex-M4 (needs arm-none-eabi-gcc)."""
-    from harlite.firmware import ToolMissing, core_footprint
+    from harlite.errors import ToolMissing
+    from harlite.firmware import core_footprint
 
     try:
         figures: dict[str, Any] = core_footprint(Path(bundle) / "tflm")

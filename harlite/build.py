@@ -8,8 +8,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import click
-
+from harlite.errors import HarliteError
 from harlite.manifest import MANIFEST, read_json, write_json
 from harlite.protocol import TEST_SUBJECTS
 from harlite.stages import RunFolder
@@ -58,7 +57,7 @@ def build(out: str | Path, config: BuildConfig = BuildConfig(), release: str | P
 
     out = Path(out)
     if release is not None and Path(release, MANIFEST).exists() and not force:
-        raise click.ClickException(f"{release} already holds a bundle; pass --force to replace it.")
+        raise HarliteError(f"{release} already holds a bundle; pass --force to replace it.")
     run = RunFolder(out, STAGES)
     params = asdict(config)
     windows = load_windows()

@@ -21,16 +21,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import click
 import numpy as np
 
+from harlite.errors import BundleError
 from harlite.frontend import channel_map, quantize_params
 from harlite.manifest import (
     MANIFEST,
     MARKER,
     artifact_entry,
-    check_replaceable,
     atomic_write_text,
+    check_replaceable,
     load_manifest,
     require_fields,
     sha256_file,
@@ -117,7 +117,7 @@ def model_ops(model: bytes) -> list[str]:
             code = codes[subgraph.Operators(o).OpcodeIndex()]
             builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
             if names[builtin] == "CUSTOM":
-                raise click.ClickException(
+                raise BundleError(
                     f"the model uses the custom op {code.CustomCode().decode()!r}, which harlite cannot register "
                     "for TFLite Micro: convert with builtin ops only."
                 )
@@ -129,7 +129,7 @@ def op_resolver_header(ops: list[str], comment: str) -> str:
     """``harlite_op_resolver.h``: ``HarliteOpResolver`` and ``harlite_register_ops`` for exactly ``ops``."""
     missing = [op for op in ops if op not in OP_RESOLVER_METHODS]
     if missing:
-        raise click.ClickException(f"no tflite::MicroMutableOpResolver method is known for {', '.join(missing)}: "
+        raise BundleError(f"no tflite::MicroMutableOpResolver method is known for {', '.join(missing)}: "
                                    "change the model to use ops TFLite Micro supports.")  # fmt: skip
     adds = "".join(f"  if (resolver.{OP_RESOLVER_METHODS[op]}() != kTfLiteOk) return kTfLiteError;\n" for op in ops)
     return (
@@ -235,7 +235,7 @@ def measure_arena(model_path: str | Path, step: int = ARENA_STEP) -> dict[str, i
     hi = _round_up(max(10 * size, 64 * 1024), step)
     first = probe_arena(model_path, hi)
     if first.returncode != 0:
-        raise click.ClickException(f"TFLite Micro cannot run {Path(model_path).name} (with a {hi}-byte arena): "
+        raise BundleError(f"TFLite Micro cannot run {Path(model_path).name} (with a {hi}-byte arena): "
                                    f"{_last_error(first)}. Change the model to use ops TFLM supports.")  # fmt: skip
     lo = 0  # invariant: an arena of lo bytes fails, hi bytes works
     while hi - lo > step:
@@ -330,7 +330,7 @@ def _c_int(v: Any) -> str:
 def _c_float(v: Any) -> str:
     v = float(v)
     if not math.isfinite(v):
-        raise click.ClickException(f"the manifest holds a non-finite number ({v}): rebuild the bundle.")
+        raise BundleError(f"the manifest holds a non-finite number ({v}): rebuild the bundle.")
     s = f"{v:.9g}"
     return (s if any(c in s for c in ".e") else s + ".0") + "f"
 

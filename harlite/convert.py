@@ -13,10 +13,10 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import click
 import numpy as np
 
 from harlite.codegen import write_tflm_sources
+from harlite.errors import BundleError
 from harlite.frontend import FrontEndSpec, quantize_params, standardize
 from harlite.manifest import (
     FORMAT_VERSION,
@@ -40,7 +40,7 @@ def calibration_windows(
     """``n`` standardized windows drawn (seeded, without replacement) from the training subjects' windows."""
     train = windows.of_subjects(TRAIN_SUBJECTS)
     if n < 1:
-        raise click.ClickException(f"--calibration must be at least 1, got {n}.")
+        raise BundleError(f"--calibration must be at least 1, got {n}.")
     pick = np.sort(np.random.default_rng(seed).choice(len(train), size=min(n, len(train)), replace=False))
     return standardize(train.X[pick], mean, std)
 
@@ -185,11 +185,11 @@ def resolve_model(path: str | Path) -> Path:
                 if candidate.parent.name == "qat":
                     print(f"harlite: using the int8-ready model {candidate} (made by 'harlite qat')", file=sys.stderr)
                 return candidate
-        raise click.ClickException(f"{path} holds no model.keras: train one with 'harlite train --out {path}'.")
+        raise BundleError(f"{path} holds no model.keras: train one with 'harlite train --out {path}'.")
     if not path.exists():
-        raise click.ClickException(f"{path} does not exist: pass a model.keras or a run folder of 'harlite train'.")
+        raise BundleError(f"{path} does not exist: pass a model.keras or a run folder of 'harlite train'.")
     if path.suffix != ".keras":
-        raise click.ClickException(f"{path} is not a .keras model: pass a model.keras or a run folder.")
+        raise BundleError(f"{path} is not a .keras model: pass a model.keras or a run folder.")
     return path
 
 

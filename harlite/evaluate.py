@@ -14,9 +14,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import click
 import numpy as np
 
+from harlite.errors import BundleError
 from harlite.manifest import MANIFEST, check_writable, load_manifest, write_json
 from harlite.metrics import classification_metrics, plot_confusion
 from harlite.protocol import LABELS, TEST_SUBJECTS
@@ -52,12 +52,12 @@ def open_model(path: Path, base: dict[str, Any]) -> Any:
         try:
             return open_runtime({**manifest, "artifacts": {"keras": {"file": path.name}}}, "keras")
         except (OSError, ValueError) as e:
-            raise click.ClickException(f"{path} is not a Keras model ({e}).") from None
+            raise BundleError(f"{path} is not a Keras model ({e}).") from None
     try:
         data = path.read_bytes()
         integer = io_details(data)["input"]["dtype"] == "int8"
     except (ValueError, RuntimeError) as e:
-        raise click.ClickException(f"{path} is not a valid .tflite model ({e}).") from None
+        raise BundleError(f"{path} is not a valid .tflite model ({e}).") from None
     if not integer:
         return open_runtime({**manifest, "artifacts": {"float32": {"file": path.name}}}, "litert-float32")
     if base.get("artifacts", {}).get("int8", {}).get("file") != path.name or "quantization" not in base:
@@ -83,19 +83,19 @@ def artifact_models(artifact: str | Path) -> tuple[dict[str, Path], dict[str, An
     """Model files by name and the base manifest for a run folder, bundle, .keras or .tflite path."""
     path = Path(artifact)
     if not path.exists():
-        raise click.ClickException(f"{path} does not exist: pass a run folder, a bundle, a model.keras or a .tflite file.")
+        raise BundleError(f"{path} does not exist: pass a run folder, a bundle, a model.keras or a .tflite file.")
     folder = path if path.is_dir() else path.parent
     base = base_manifest(folder)
     if not path.is_dir():
         if path.suffix not in MODEL_SUFFIXES:
-            raise click.ClickException(f"{path} is neither a .keras nor a .tflite model.")
+            raise BundleError(f"{path} is neither a .keras nor a .tflite model.")
         return {path.stem: path}, base
     if "artifacts" in base:
         files = {k: folder / a["file"] for k, a in base["artifacts"].items() if a["file"].endswith(MODEL_SUFFIXES)}
     else:
         files = {p.stem: p for p in sorted(folder.iterdir()) if p.suffix in MODEL_SUFFIXES}
     if not files:
-        raise click.ClickException(f"{folder} holds no .keras or .tflite model.")
+        raise BundleError(f"{folder} holds no .keras or .tflite model.")
     return files, base
 
 
@@ -117,7 +117,7 @@ def evaluate(
     windows = load_windows(spec=FrontEndSpec.from_dict(base["frontend"])) if windows is None else windows
     test = windows.of_subjects(TEST_SUBJECTS)
     if not len(test):
-        raise click.ClickException("the data holds no windows of the test subjects.")
+        raise BundleError("the data holds no windows of the test subjects.")
     results = {}
     for name, model in models.items():
         results[name] = m = score(model, test)

@@ -8,15 +8,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from harlite.errors import ToolMissing
+
 FIRMWARE = Path(__file__).resolve().parents[1] / "firmware"
 CORE = FIRMWARE / "core"
 CORE_SOURCES = (CORE / "harlite_core.c", CORE / "harlite_serial.c")
 CORTEX_M4 = ("-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16")
 WARNINGS = ("-Wall", "-Wextra", "-Werror", "-Wpedantic", "-Wshadow", "-Wconversion")
-
-
-class ToolMissing(RuntimeError):
-    """A compiler or binutil is not installed."""
 
 
 def tool(name: str) -> str:

@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import click
+from harlite.errors import BundleError
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
@@ -30,7 +30,7 @@ def check_writable(path: str | Path, force: bool) -> Path:
     """Refuse to overwrite an existing file unless ``force``; returns the path."""
     path = Path(path)
     if path.exists() and not force:
-        raise click.ClickException(f"{path} exists; pass --force to overwrite it or choose another --out.")
+        raise BundleError(f"{path} exists; pass --force to overwrite it or choose another --out.")
     return path
 
 
@@ -74,9 +74,9 @@ def read_json(path: str | Path) -> Any:
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:
-        raise click.ClickException(f"{path} does not exist.") from None
+        raise BundleError(f"{path} does not exist.") from None
     except json.JSONDecodeError as e:
-        raise click.ClickException(f"{path} is not valid JSON (line {e.lineno}): {e.msg}.") from None
+        raise BundleError(f"{path} is not valid JSON (line {e.lineno}): {e.msg}.") from None
 
 
 def artifact_entry(path: str | Path, root: str | Path) -> dict[str, Any]:
@@ -94,7 +94,7 @@ def load_manifest(bundle: str | Path, require: tuple[str, ...] = ()) -> dict[str
     bundle = Path(bundle)
     path = bundle / MANIFEST if bundle.is_dir() else bundle
     if not path.exists():
-        raise click.ClickException(
+        raise BundleError(
             f"{path} does not exist: point to a bundle folder made by 'harlite convert' or 'harlite build'."
         )
     manifest = read_json(path)
@@ -109,7 +109,7 @@ def require_fields(manifest: dict[str, Any], fields: tuple[str, ...], where: str
         node: Any = manifest
         for part in field.split("."):
             if not isinstance(node, dict) or part not in node:
-                raise click.ClickException(f"{where} lacks the field '{field}': rebuild the bundle with 'harlite convert'.")
+                raise BundleError(f"{where} lacks the field '{field}': rebuild the bundle with 'harlite convert'.")
             node = node[part]
 
 

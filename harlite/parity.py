@@ -20,12 +20,11 @@ from itertools import combinations
 from pathlib import Path
 from typing import Any
 
-import click
 import numpy as np
 
-from harlite.manifest import MARKER, check_replaceable
+from harlite.errors import HarliteError
 from harlite.frontend import FrontEndSpec
-from harlite.manifest import atomic_write_text, load_manifest, write_json
+from harlite.manifest import MARKER, atomic_write_text, check_replaceable, load_manifest, write_json
 from harlite.metrics import classification_metrics
 from harlite.protocol import TEST_SUBJECTS, TRAIN_SUBJECTS
 from harlite.windows import WindowSet
@@ -49,13 +48,13 @@ class Thresholds:
 def select_windows(windows: WindowSet, split: str = "test", limit: int | None = None) -> WindowSet:
     """The split's windows; with ``limit``, that many spread evenly over them (every class, every subject)."""
     if split not in SPLITS:
-        raise click.ClickException(f"unknown split {split!r}: choose one of {', '.join(SPLITS)}.")
+        raise HarliteError(f"unknown split {split!r}: choose one of {', '.join(SPLITS)}.")
     part = windows if SPLITS[split] is None else windows.of_subjects(SPLITS[split])
     if not len(part):
-        raise click.ClickException(f"no windows of the {split} subjects: check the data source.")
+        raise HarliteError(f"no windows of the {split} subjects: check the data source.")
     if limit is not None and limit < len(part):
         if limit < 1:
-            raise click.ClickException(f"--limit must be at least 1, got {limit}.")
+            raise HarliteError(f"--limit must be at least 1, got {limit}.")
         part = part.take(np.linspace(0, len(part) - 1, limit).round().astype(int))
     return part
 

@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 import tensorflow_model_optimization as tfmot
 
+from harlite.errors import HarliteError
 from harlite.tf import tensorflow
 
 tf = tensorflow()
@@ -287,8 +288,6 @@ def qat(
     int8 on the validation subjects, otherwise PTQ is kept; both are scored on the test subjects.
     Returns the metrics written to ``run_dir/qat/metrics.json``.
     """
-    import click
-
     from harlite.convert import int8_ready, to_int8
     from harlite.evaluate import base_manifest, score, tflite_model
     from harlite.manifest import (
@@ -315,7 +314,7 @@ def qat(
         check_writable(out / name, force)
     float_model, config, data, windows = load_run(run_dir, windows)
     if not len(data.val):
-        raise click.ClickException(f"{run_dir} was trained without validation subjects, which QAT selects on: "
+        raise HarliteError(f"{run_dir} was trained without validation subjects, which QAT selects on: "
                                    "train again with --val-subjects 4.")  # fmt: skip
     seed_everything(config.seed)
     float_model, std, reference = int8_ready(float_model, windows, data.mean, data.std, calibration)

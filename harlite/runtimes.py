@@ -16,9 +16,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import click
 import numpy as np
 
+from harlite.errors import BundleError, HarliteError
 from harlite.frontend import quantize, standardize
 from harlite.manifest import load_manifest, require_fields
 
@@ -60,7 +60,7 @@ class Runtime:
     def _check_windows(self, windows: np.ndarray) -> np.ndarray:
         windows = np.asarray(windows)
         if windows.ndim != 3 or windows.shape[1:] != (self.window, self.channels):
-            raise click.ClickException(
+            raise BundleError(
                 f"{self.kind}: windows must be (n, {self.window}, {self.channels}), got {windows.shape}: "
                 "cut them with the bundle's front end (harlite.frontend)."
             )
@@ -126,7 +126,7 @@ class _TFLM:
         try:
             self.interpreter = runtime.Interpreter.from_bytes(model, arena_size=max(arena_bytes, 10 * len(model)))
         except RuntimeError as e:
-            raise click.ClickException(f"TFLite Micro cannot load the model: {e}.") from None
+            raise BundleError(f"TFLite Micro cannot load the model: {e}.") from None
         inp = self.interpreter.get_input_details(0)
         out = self.interpreter.get_output_details(0)
         self.input_shape, self.input_dtype = tuple(int(d) for d in inp["shape"]), np.dtype(inp["dtype"])
@@ -182,12 +182,12 @@ class Int8Runtime(InterpreterRuntime):
         self.input_quant = (float(quant["input"]["scale"]), int(quant["input"]["zero_point"]))
         self.output_quant = (float(quant["output"]["scale"]), int(quant["output"]["zero_point"]))
         if self.engine.input_dtype != np.int8:
-            raise click.ClickException(f"{self.path} takes {self.engine.input_dtype} input, not int8: "
+            raise BundleError(f"{self.path} takes {self.engine.input_dtype} input, not int8: "
                                        "regenerate it with 'harlite convert'.")  # fmt: skip
         for name, ours, model in (("input", self.input_quant, self.engine.input_quant),
                                   ("output", self.output_quant, self.engine.output_quant)):  # fmt: skip
             if not (np.isclose(ours[0], model[0], rtol=1e-6, atol=0) and ours[1] == model[1]):
-                raise click.ClickException(
+                raise BundleError(
                     f"manifest quantization.{name} (scale {ours[0]:.9g}, zero point {ours[1]}) differs from "
                     f"{self.path.name} (scale {model[0]:.9g}, zero point {model[1]}): rebuild the bundle "
                     "with 'harlite convert'."
@@ -197,7 +197,7 @@ class Int8Runtime(InterpreterRuntime):
         """(classes,) int8 output of one quantized (window, C) int8 window."""
         q = np.asarray(q)
         if q.dtype != np.int8 or q.shape != (self.window, self.channels):
-            raise click.ClickException(f"invoke_int8 takes a ({self.window}, {self.channels}) int8 window, "
+            raise BundleError(f"invoke_int8 takes a ({self.window}, {self.channels}) int8 window, "
                                        f"got {q.shape} {q.dtype}.")  # fmt: skip
         return self._invoke(q)
 
@@ -213,7 +213,7 @@ def open_runtime(bundle: str | Path | dict[str, Any], kind: str) -> Runtime:
     """The bundle's model in runtime ``kind`` (one of ``KINDS``); ``bundle`` is a folder, manifest path
     or a manifest loaded with ``harlite.manifest.load_manifest``."""
     if kind not in KINDS:
-        raise click.ClickException(f"unknown runtime {kind!r}: choose one of {', '.join(KINDS)}.")
+        raise BundleError(f"unknown runtime {kind!r}: choose one of {', '.join(KINDS)}.")
     manifest = bundle if isinstance(bundle, dict) else load_manifest(bundle)
     require_fields(manifest, REQUIRED)
     if kind == "keras":
@@ -227,16 +227,16 @@ def artifact_path(manifest: dict[str, Any], artifact: str) -> Path:
     """Path of a manifest artifact (``keras``, ``int8``, ...), which must exist."""
     entry = manifest.get("artifacts", {}).get(artifact)
     if not entry:
-        raise click.ClickException(f"the bundle's manifest lists no '{artifact}' artifact: "
+        raise BundleError(f"the bundle's manifest lists no '{artifact}' artifact: "
                                    "rebuild the bundle with 'harlite convert'.")  # fmt: skip
     path = Path(manifest.get("_root", ".")) / entry["file"]
     if not path.exists():
-        raise click.ClickException(f"{path} is missing from the bundle: rebuild it with 'harlite convert'.")
+        raise BundleError(f"{path} is missing from the bundle: rebuild it with 'harlite convert'.")
     return path
 
 
-def _shape_error(path: Path, shape: tuple[int, ...], expected: tuple[int, ...]) -> click.ClickException:
-    return click.ClickException(
+def _shape_error(path: Path, shape: tuple[int, ...], expected: tuple[int, ...]) -> HarliteError:
+    return BundleError(
         f"{path.name} takes input {list(shape)} but the manifest describes {list(expected)} "
         "(window, channels): the model and manifest.json come from different builds; rebuild the bundle."
     )

@@ -17,13 +17,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import click
 import numpy as np
 
 from harlite.data.recordings import Recording
+from harlite.errors import HarliteError
 from harlite.frontend import FrontEndSpec, StreamingFrontEnd, quantize, window_starts
-from harlite.manifest import atomic_write_bytes, atomic_write_text, check_writable, load_manifest, sha256_file
-from harlite.manifest import write_json
+from harlite.manifest import (
+    atomic_write_bytes,
+    atomic_write_text,
+    check_writable,
+    load_manifest,
+    sha256_file,
+    write_json,
+)
 from harlite.metrics import classification_metrics
 from harlite.protocol import UNLABELLED
 from harlite.smoothing import SmoothingSpec, parse_smoothing, smooth
@@ -136,7 +142,7 @@ def simulate(
 
     manifest = bundle if isinstance(bundle, dict) else load_manifest(bundle, require=REQUIRED_FIELDS)
     if runtime not in RUNTIMES:
-        raise click.ClickException(f"unknown runtime {runtime!r}: choose one of {', '.join(RUNTIMES)}.")
+        raise HarliteError(f"unknown runtime {runtime!r}: choose one of {', '.join(RUNTIMES)}.")
     spec = FrontEndSpec.from_dict(manifest["frontend"])
     labels = tuple(manifest["labels"])
     smoothing = parse_smoothing(smoothing)
@@ -147,7 +153,7 @@ def simulate(
     started, cpu_started = time.perf_counter(), time.process_time()
     for n, rec in enumerate(recordings, 1):
         if rec.rate != spec.rate_hz:
-            raise click.ClickException(
+            raise HarliteError(
                 f"{rec.source}: {rec.rate:g} Hz but the bundle expects {spec.rate_hz:g} Hz: "
                 "read it with harlite.data.recordings.read_csv, which resamples steady rates."
             )
@@ -309,7 +315,7 @@ def run(
     smoothing = parse_smoothing(smoothing)
     say = log or (lambda message: None)
     if golden is not None and runtime != "tflm":
-        raise click.UsageError("--dump-golden records TFLM outputs: use it with --runtime tflm (the default).")
+        raise HarliteError("--dump-golden records TFLM outputs: use it with --runtime tflm (the default).")
     targets = [Path(out) / name for name in ("timeline.csv", "timeline.json")] if out is not None else []
     targets += [Path(golden) / name for name in GOLDEN_FILES] if golden is not None else []
     for target in targets + ([plot] if plot is not None else []):
@@ -341,22 +347,22 @@ def load_recordings(
     recordings = []
     for path in map(Path, paths):
         if not path.name.lower().endswith((".csv", ".csv.gz")):
-            raise click.ClickException(
+            raise HarliteError(
                 f"{path}: unknown recording format: harlite replays .csv or .csv.gz files with the header "
                 "time_s,acc_x,acc_y,acc_z,gyro_x,gyro_y,gyro_z[,label] (see 'harlite data export')."
             )
         recordings.append(read_csv(path))
     if dataset is not None:
         if dataset != "hapt":
-            raise click.ClickException(f"unknown dataset {dataset!r}: the continuous recordings come from 'hapt'.")
+            raise HarliteError(f"unknown dataset {dataset!r}: the continuous recordings come from 'hapt'.")
         from harlite.data.hapt import load_hapt
 
         try:
             recordings.extend(load_hapt(subjects))
         except ValueError as e:
-            raise click.ClickException(f"{e}.") from None
+            raise HarliteError(f"{e}.") from None
     if not recordings:
-        raise click.ClickException("nothing to replay: give RECORDING files or --dataset hapt (with --subjects).")
+        raise HarliteError("nothing to replay: give RECORDING files or --dataset hapt (with --subjects).")
     return recordings
 
 
@@ -381,7 +387,7 @@ def dump_golden(result: SimulationResult, out: str | Path, force: bool = False, 
     (m x classes), ``golden.json`` and a copy of the bundle's ``harlite_model_config.h``.
     """
     if result.runtime != "tflm":
-        raise click.ClickException("golden vectors hold TFLM outputs: replay with --runtime tflm.")
+        raise HarliteError("golden vectors hold TFLM outputs: replay with --runtime tflm.")
     tr, manifest = result.traces[recording], result.manifest
     header = config_header(manifest)
     paths = [check_writable(Path(out) / name, force) for name in GOLDEN_FILES]
@@ -415,7 +421,7 @@ def config_header(manifest: dict[str, Any]) -> Path:
     entry = manifest.get("artifacts", {}).get("tflm_config", {}).get("file", CONFIG_HEADER)
     header = Path(manifest["_root"]) / entry
     if not header.exists():
-        raise click.ClickException(
+        raise HarliteError(
             f"{header} does not exist, and golden vectors carry it: generate the bundle's TFLM sources "
             "with 'harlite convert'."
         )

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from harlite.errors import HarliteError
 from harlite.frontend import FrontEndSpec, standardize
 from harlite.manifest import check_writable, read_json, write_json
 from harlite.metrics import classification_metrics, plot_confusion
@@ -274,8 +275,6 @@ def normalization_info(data: Data) -> dict[str, Any]:
 
 def load_normalization(folder: str | Path) -> tuple[np.ndarray, np.ndarray, FrontEndSpec]:
     """(mean, std, front-end spec) from a run folder's normalization.json or a bundle's manifest.json."""
-    import click
-
     from harlite.manifest import MANIFEST, load_manifest
 
     folder = Path(folder)
@@ -285,7 +284,7 @@ def load_normalization(folder: str | Path) -> tuple[np.ndarray, np.ndarray, Fron
         manifest = load_manifest(folder, require=("normalization.mean", "normalization.std", "frontend"))
         info = {**manifest["normalization"], "frontend": manifest["frontend"]}
     else:
-        raise click.ClickException(
+        raise HarliteError(
             f"{folder} has neither normalization.json nor manifest.json, so the model's input scaling is "
             "unknown: use a run folder of 'harlite train' or a bundle of 'harlite convert'."
         )
@@ -318,17 +317,15 @@ def save_model(model: Any, path: Path) -> None:
 
 def load_model(path: str | Path) -> Any:
     """Load a harlite Keras model, with a clear error for a missing or unreadable file."""
-    import click
-
     from harlite.tf import keras
 
     path = Path(path)
     if not path.exists():
-        raise click.ClickException(f"{path} does not exist: train a model first with 'harlite train --out DIR'.")
+        raise HarliteError(f"{path} does not exist: train a model first with 'harlite train --out DIR'.")
     try:
         return keras().models.load_model(path, compile=False)
     except (OSError, ValueError) as e:
-        raise click.ClickException(f"{path} is not a Keras model ({e}); pass a model.keras made by harlite.") from None
+        raise HarliteError(f"{path} is not a Keras model ({e}); pass a model.keras made by harlite.") from None
 
 
 def plot_history(history: list[dict[str, float]], path: Path) -> Path:

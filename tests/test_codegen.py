@@ -15,7 +15,6 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import click
 import numpy as np
 import pytest
 from fixtures_bundle import copy_bundle
@@ -34,6 +33,7 @@ from harlite.codegen import (
     probe_arena,
     write_tflm_sources,
 )  # fmt: skip
+from harlite.errors import HarliteError
 from harlite.frontend import quantize_params
 from harlite.manifest import load_manifest, sha256_file
 
@@ -256,7 +256,7 @@ def test_firmware_files_are_replaced_only_when_harlite_wrote_them(generated: dic
     firmware = tmp_path / "firmware"
     firmware.mkdir()
     (firmware / CONFIG_H).write_text("/* my own config */\n")
-    with pytest.raises(click.ClickException, match="--force"):
+    with pytest.raises(HarliteError, match="--force"):
         write_tflm_sources(bundle, firmware_dir=firmware)
     assert (firmware / CONFIG_H).read_text() == "/* my own config */\n"
     write_tflm_sources(bundle, firmware_dir=firmware, force=True)
@@ -264,9 +264,9 @@ def test_firmware_files_are_replaced_only_when_harlite_wrote_them(generated: dic
 
 
 def test_unsupported_models_are_clear_errors(tmp_path: Path) -> None:
-    with pytest.raises(click.ClickException, match="no tflite::MicroMutableOpResolver method is known for TOPK_V2"):
+    with pytest.raises(HarliteError, match="no tflite::MicroMutableOpResolver method is known for TOPK_V2"):
         op_resolver_header(["FULLY_CONNECTED", "TOPK_V2"], "test")
     broken = tmp_path / "broken.tflite"
     broken.write_bytes(b"\x1c\x00\x00\x00TFL3" + bytes(64))
-    with pytest.raises(click.ClickException, match="TFLite Micro cannot run broken.tflite"):
+    with pytest.raises(HarliteError, match="TFLite Micro cannot run broken.tflite"):
         measure_arena(broken)

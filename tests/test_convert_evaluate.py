@@ -5,13 +5,13 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import click
 import numpy as np
 import pytest
 from ai_edge_litert.schema_py_generated import Model
 from click.testing import CliRunner
 from test_train_qat import tiny_windows
 
+from harlite.errors import HarliteError
 from harlite.frontend import quantize, standardize
 from harlite.manifest import load_manifest, sha256_file
 from harlite.protocol import TEST_SUBJECTS
@@ -102,7 +102,7 @@ def test_conversion_is_deterministic(bundle: Path, windows: WindowSet, tmp_path:
     convert(bundle / "model.keras", tmp_path, calibration=40, windows=windows)
     for name in ("model_int8.tflite", "model_float32.tflite", "model_float16.tflite"):
         assert (tmp_path / name).read_bytes() == (bundle / name).read_bytes(), name
-    with pytest.raises(click.ClickException, match="--force"):
+    with pytest.raises(HarliteError, match="--force"):
         convert(bundle / "model.keras", tmp_path, calibration=40, windows=windows)
 
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import click
 import numpy as np
 import pytest
 from click.testing import CliRunner
 from fixtures_bundle import bundle_windows, copy_bundle
 
 from harlite.cli import main
+from harlite.errors import HarliteError
 from harlite.parity import RUNTIMES, Thresholds, check, compare, parity, select_windows
 from harlite.windows import WindowSet
 
@@ -59,9 +59,9 @@ def test_select_windows_spreads_a_limit_over_the_split() -> None:
     part = select_windows(windows, "test", 3)
     assert len(part) == 3 and set(part.subject.tolist()) == {2}
     assert len(select_windows(windows, "all", 4)) == 4
-    with pytest.raises(click.ClickException, match="unknown split"):
+    with pytest.raises(HarliteError, match="unknown split"):
         select_windows(windows, "val")
-    with pytest.raises(click.ClickException, match="no windows"):
+    with pytest.raises(HarliteError, match="no windows"):
         select_windows(windows.of_subjects([1]), "test")
 
 

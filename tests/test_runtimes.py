@@ -6,11 +6,11 @@ import json
 import shutil
 import time
 
-import click
 import numpy as np
 import pytest
 from fixtures_bundle import bundle_windows
 
+from harlite.errors import HarliteError
 from harlite.frontend import quantize
 from harlite.manifest import load_manifest
 from harlite.runtimes import KINDS, open_runtime
@@ -96,25 +96,25 @@ def _edited_bundle(tiny_bundle, tmp_path, edit):  # noqa: F811
 def test_model_and_manifest_shape_mismatch_is_a_clear_error(tiny_bundle, tmp_path):  # noqa: F811
     bundle = _edited_bundle(tiny_bundle, tmp_path, lambda m: m["frontend"]["channels"].pop())
     for kind in ("tflm", "litert-int8", "litert-float32", "keras"):
-        with pytest.raises(click.ClickException, match=r"takes input .*128, 9.*128, 8"):
+        with pytest.raises(HarliteError, match=r"takes input .*128, 9.*128, 8"):
             open_runtime(bundle, kind)
 
 
 def test_quantization_mismatch_is_a_clear_error(tiny_bundle, tmp_path):  # noqa: F811
     bundle = _edited_bundle(tiny_bundle, tmp_path, lambda m: m["quantization"]["input"].update(zero_point=5))
-    with pytest.raises(click.ClickException, match="quantization.input"):
+    with pytest.raises(HarliteError, match="quantization.input"):
         open_runtime(bundle, "tflm")
 
 
 def test_bad_requests_are_clear_errors(tiny_bundle, windows, tmp_path):  # noqa: F811
-    with pytest.raises(click.ClickException, match="unknown runtime"):
+    with pytest.raises(HarliteError, match="unknown runtime"):
         open_runtime(tiny_bundle, "onnx")
     runtime = open_runtime(tiny_bundle, "tflm")
-    with pytest.raises(click.ClickException, match=r"\(n, 128, 9\)"):
+    with pytest.raises(HarliteError, match=r"\(n, 128, 9\)"):
         runtime.predict(windows.X[:, :64])
-    with pytest.raises(click.ClickException, match="int8 window"):
+    with pytest.raises(HarliteError, match="int8 window"):
         runtime.invoke_int8(windows.X[0])
     bundle = shutil.copytree(tiny_bundle, tmp_path / "missing")
     (bundle / "model_int8.tflite").unlink()
-    with pytest.raises(click.ClickException, match="missing"):
+    with pytest.raises(HarliteError, match="missing"):
         open_runtime(bundle, "litert-int8")

@@ -25,6 +25,7 @@ from harlite.simulate import SimulationResult, dump_golden, plot_timeline, simul
 from harlite.smoothing import smooth
 from harlite.windows import window_labels
 
+
 @pytest.fixture(scope="module")
 def recording() -> Recording:
     """Four minutes of a real continuous recording of test subject 2, with its labels."""

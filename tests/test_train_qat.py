@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from harlite.errors import HarliteError
 from harlite.protocol import TEST_SUBJECTS
 from harlite.train import TrainConfig, load_model, train
 from harlite.windows import WindowSet, load_windows
@@ -57,13 +58,12 @@ def test_train_writes_a_complete_run_folder(run: Path, windows: WindowSet) -> No
 
 
 def test_training_is_reproducible_and_refuses_to_overwrite(run: Path, windows: WindowSet, tmp_path: Path) -> None:
-    import click
 
     train(tmp_path, TINY, windows=windows)
     a, b = load_model(run / "model.keras"), load_model(tmp_path / "model.keras")
     for wa, wb in zip(a.get_weights(), b.get_weights()):
         np.testing.assert_array_equal(wa, wb)
-    with pytest.raises(click.ClickException, match="--force"):
+    with pytest.raises(HarliteError, match="--force"):
         train(tmp_path, TINY, windows=windows)
 
 

@@ -12,7 +12,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import click
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -20,6 +19,7 @@ from click.testing import CliRunner
 from harlite.cli import main
 from harlite.data.recordings import RecordingError
 from harlite.data.uci_har import fetch_uci_har, load_uci_har_windows
+from harlite.errors import HarliteError
 
 
 @pytest.mark.parametrize("which", ["folder", "parent", "zip", "archive", "archive_folder"])
@@ -79,13 +79,13 @@ def test_a_damaged_dataset_is_a_clear_error(
 
 def test_not_the_dataset(tmp_path: Path, harlite_cache: Path) -> None:
     (tmp_path / "x.zip").write_bytes(b"PK not really")
-    with pytest.raises(click.ClickException, match="is not a zip file"):
+    with pytest.raises(HarliteError, match="is not a zip file"):
         load_uci_har_windows(tmp_path / "x.zip")
-    with pytest.raises(click.ClickException, match="holds no UCI HAR dataset"):
+    with pytest.raises(HarliteError, match="holds no UCI HAR dataset"):
         load_uci_har_windows(tmp_path)
-    with pytest.raises(click.ClickException, match="does not exist"):
+    with pytest.raises(HarliteError, match="does not exist"):
         load_uci_har_windows(tmp_path / "nowhere")
-    with pytest.raises(click.ClickException, match="harlite data fetch uci-har"):
+    with pytest.raises(HarliteError, match="harlite data fetch uci-har"):
         load_uci_har_windows(None)
 
 
@@ -137,21 +137,21 @@ def test_fetch_refuses_a_download_that_is_not_the_dataset(http_server, uci_har_f
     (root / "page.zip").write_text("<html>moved</html>")
     shutil.make_archive(str(root / "other"), "zip", uci_har_folder / "train")  # a zip, but not the dataset
     dest = tmp_path / "uci-har.zip"
-    with pytest.raises(click.ClickException, match="is not a zip file"):
+    with pytest.raises(HarliteError, match="is not a zip file"):
         fetch_uci_har(dest, url=f"{base}/page.zip")
-    with pytest.raises(click.ClickException, match="does not contain the UCI HAR dataset"):
+    with pytest.raises(HarliteError, match="does not contain the UCI HAR dataset"):
         fetch_uci_har(dest, url=f"{base}/other.zip")
-    with pytest.raises(click.ClickException, match="HTTP 404"):
+    with pytest.raises(HarliteError, match="HTTP 404"):
         fetch_uci_har(dest, url=f"{base}/missing.zip")
     assert not dest.exists()
 
 
 def test_fetch_offline_fails_fast_and_names_from(tmp_path: Path) -> None:
     start = time.perf_counter()
-    with pytest.raises(click.ClickException, match=r"--from PATH") as info:
+    with pytest.raises(HarliteError, match=r"--from PATH") as info:
         fetch_uci_har(tmp_path / "uci-har.zip", url=_closed_port_url())
     assert time.perf_counter() - start < 10.0
-    assert "Cannot download" in info.value.message and not (tmp_path / "uci-har.zip").exists()
+    assert "Cannot download" in str(info.value) and not (tmp_path / "uci-har.zip").exists()
 
 
 def test_cli_fetch_from_a_local_zip_then_info(uci_har_archive: Path, harlite_cache: Path, tmp_path: Path) -> None:

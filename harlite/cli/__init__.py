@@ -7,10 +7,12 @@ function and prints; the work happens in the library modules.
 from __future__ import annotations
 
 import importlib
+import os
 
 import click
 
 from harlite import __version__
+from harlite.errors import HarliteError
 
 # command name -> "module:attribute"; the module is imported only when the command runs or is listed.
 COMMANDS = {
@@ -39,16 +41,55 @@ class LazyGroup(click.Group):
         return getattr(importlib.import_module(module), attr)
 
     def invoke(self, ctx: click.Context) -> object:
-        """Exit 2 for bad input as for bad usage; 1 stays for a failed check (parity, say)."""
+        """Bad input or environment: one line on stderr and exit 2; 1 stays for a failed check (parity, say).
+
+        Nothing reaches the user as a traceback unless ``--verbose`` (or HARLITE_VERBOSE=1) asks for it.
+        """
         try:
             return super().invoke(ctx)
         except click.ClickException as error:
             error.exit_code = 2
             raise
+        except (click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except HarliteError as error:
+            raise _Failure(str(error), 2) from None
+        except KeyboardInterrupt:
+            raise _Failure("interrupted; files already written are complete (harlite writes atomically)", 130) from None
+        except OSError as error:
+            if verbose():
+                raise
+            where = f"{error.filename}: " if error.filename else ""
+            raise _Failure(f"{where}{error.strerror or error}; check the path, its permissions and free space", 2) from None
+        except Exception as error:  # a bug: say so in one line, the traceback on request
+            if verbose():
+                raise
+            raise _Failure(f"internal error ({type(error).__name__}: {error}); rerun with --verbose for the "
+                           "traceback and report it", 1) from None
+
+
+class _Failure(click.ClickException):
+    """A one-line error with its own exit status."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def verbose() -> bool:
+    """Whether ``--verbose`` (or HARLITE_VERBOSE=1) asked for TensorFlow's log and tracebacks."""
+    return os.environ.get("HARLITE_VERBOSE", "") not in ("", "0")
+
+
+def _set_verbose(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value:
+        os.environ["HARLITE_VERBOSE"] = "1"
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="harlite")
+@click.option("--verbose", is_flag=True, expose_value=False, is_eager=True, callback=_set_verbose,
+              help="Show TensorFlow's own log and full tracebacks.")
 def main() -> None:
     """harlite: a small, accurate activity classifier from a dataset to a microcontroller or a phone.
 

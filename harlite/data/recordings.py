@@ -13,9 +13,9 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-import click
 import numpy as np
 
+from harlite.errors import DataError
 from harlite.manifest import atomic_write_bytes, check_writable
 from harlite.protocol import LABELS, RATE_HZ, RAW_CHANNELS, UNLABELLED
 
@@ -27,7 +27,7 @@ RATE_TOLERANCE = 0.02
 GAP_FACTOR = 1.5
 
 
-class RecordingError(click.ClickException):
+class RecordingError(DataError):
     """A recording that cannot be read; the message names the file (and line) and the fix."""
 
 

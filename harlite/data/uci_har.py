@@ -8,6 +8,7 @@ subjects' continuous recordings.
 from __future__ import annotations
 
 import io
+import sys
 import urllib.error
 import urllib.request
 import zipfile
@@ -15,10 +16,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-import click
 import numpy as np
 
 from harlite.data.recordings import RecordingError, cache_dir, cached_arrays
+from harlite.errors import DataError, HarliteError
 from harlite.manifest import atomic_write_bytes, sha256_file, write_json
 from harlite.protocol import WINDOW
 
@@ -47,7 +48,7 @@ def load_uci_har_windows(path: str | Path | None = None) -> tuple[np.ndarray, np
     ``None`` means the copy ``harlite data fetch uci-har`` stored. Parsed arrays are cached.
     """
     if path is None and not default_path().exists():
-        raise click.ClickException(
+        raise DataError(
             "UCI HAR is not downloaded: run 'harlite data fetch uci-har' (or pass --from PATH to a copy)."
         )
     found = locate(default_path() if path is None else path)
@@ -65,9 +66,9 @@ def locate(path: str | Path) -> Path:
         for name in (CACHED_ZIP, INNER_ZIP, UCI_HAR_URL.rsplit("/", 1)[1]):
             if (path / name).is_file():
                 return path / name
-        raise click.ClickException(f"{path} holds no UCI HAR dataset: point --from to '{FOLDER}' or its zip.")
+        raise DataError(f"{path} holds no UCI HAR dataset: point --from to '{FOLDER}' or its zip.")
     if not path.is_file():
-        raise click.ClickException(f"{path} does not exist: point --from to '{FOLDER}' or its zip.")
+        raise DataError(f"{path} does not exist: point --from to '{FOLDER}' or its zip.")
     return path
 
 
@@ -79,7 +80,7 @@ def open_dataset(path: str | Path) -> Reader:
     try:
         return _zip_reader(zipfile.ZipFile(path), str(path))
     except zipfile.BadZipFile:
-        raise click.ClickException(f"{path} is not a zip file: point --from to '{FOLDER}' or its zip.") from None
+        raise DataError(f"{path} is not a zip file: point --from to '{FOLDER}' or its zip.") from None
 
 
 def members() -> list[str]:
@@ -101,7 +102,7 @@ def _identity(path: Path) -> str:
 
 def _parse(path: Path) -> dict[str, np.ndarray]:
     read = open_dataset(path)
-    click.echo(f"harlite: reading UCI HAR from {path} (cached afterwards)...", err=True)
+    print(f"harlite: reading UCI HAR from {path} (cached afterwards)...", file=sys.stderr)
     parts = [_read_split(read, split, str(path)) for split in SPLITS]
     return {key: np.concatenate(arrays) for key, arrays in zip(("X", "y", "subject"), zip(*parts))}
 
@@ -117,9 +118,9 @@ def _zip_reader(archive: zipfile.ZipFile, name: str) -> Reader:
         if member.endswith(".zip"):
             try:
                 return _zip_reader(zipfile.ZipFile(io.BytesIO(archive.read(member))), f"{name}/{member}")
-            except (zipfile.BadZipFile, click.ClickException):
+            except (zipfile.BadZipFile, HarliteError):
                 continue
-    raise click.ClickException(f"{name} does not contain the UCI HAR dataset (no train/y_train.txt).")
+    raise DataError(f"{name} does not contain the UCI HAR dataset (no train/y_train.txt).")
 
 
 def _read_split(read: Reader, split: str, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -165,12 +166,12 @@ def fetch_uci_har(
     dest = Path(dest) if dest is not None else default_path()
     if dest.exists() and not force:
         _check(open_dataset(dest), str(dest))
-        click.echo(f"{dest} is already there (pass --force to fetch it again).", err=True)
+        print(f"{dest} is already there (pass --force to fetch it again).", file=sys.stderr)
         return dest
     if source is not None:
         source = Path(source)
         if not source.is_file():
-            raise click.ClickException(
+            raise DataError(
                 f"{source} is not a file: fetch stores the UCI zip; pass a folder to --from of the command that reads it."
             )
         data, origin = source.read_bytes(), str(source.resolve())
@@ -179,11 +180,11 @@ def fetch_uci_har(
     try:
         _check(_zip_reader(zipfile.ZipFile(io.BytesIO(data)), origin), origin)
     except zipfile.BadZipFile:
-        raise click.ClickException(f"{origin} is not a zip file; the UCI HAR archive is a zip.") from None
+        raise DataError(f"{origin} is not a zip file; the UCI HAR archive is a zip.") from None
     atomic_write_bytes(dest, data)
     record = {"origin": origin, "bytes": len(data), "sha256": sha256_file(dest)}
     write_json(dest.with_suffix(".json"), {**record, "fetched": datetime.now(UTC).isoformat(timespec="seconds")})
-    click.echo(f"stored {dest} ({len(data) / 1e6:.1f} MB, sha256 {record['sha256'][:16]}...)", err=True)
+    print(f"stored {dest} ({len(data) / 1e6:.1f} MB, sha256 {record['sha256'][:16]}...)", file=sys.stderr)
     return dest
 
 
@@ -203,16 +204,17 @@ def _download(url: str, timeout: float) -> bytes:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             total = int(response.headers.get("Content-Length") or 0)  # 0: unknown
             chunks = []
-            with click.progressbar(
-                length=total, label="Downloading UCI HAR", file=click.get_text_stream("stderr")
-            ) as bar:
-                while chunk := response.read(1 << 16):
-                    chunks.append(chunk)
-                    bar.update(len(chunk))
+            done = 0
+            while chunk := response.read(1 << 16):
+                chunks.append(chunk)
+                done += len(chunk)
+                share = f" of {total / 1e6:.1f} MB ({done / total:.0%})" if total else " MB"
+                print(f"\rDownloading UCI HAR: {done / 1e6:.1f}{share}", end="", file=sys.stderr, flush=True)
+            print(file=sys.stderr)
             return b"".join(chunks)
     except (urllib.error.URLError, OSError) as e:
         reason = f"HTTP {e.code} {e.reason}" if isinstance(e, urllib.error.HTTPError) else getattr(e, "reason", e)
-        raise click.ClickException(
+        raise DataError(
             f"Cannot download {url} ({reason}). Download it on a machine with internet access and store it "
             "with 'harlite data fetch uci-har --from PATH', or pass --from PATH to the command that reads it."
         ) from None
