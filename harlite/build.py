@@ -4,29 +4,33 @@ from __future__ import annotations
 
 import shutil
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from harlite.errors import HarliteError
 from harlite.manifest import MANIFEST, read_json, write_json
-from harlite.protocol import TEST_SUBJECTS
 from harlite.stages import RunFolder
+from harlite.windows import DataSpec
 
 STAGES = 7
 
 
 @dataclass(frozen=True)
 class BuildConfig:
-    """What a build depends on; ``quick`` makes a small smoke run."""
+    """What a build depends on: the data and its protocol options, the model, the seed; ``quick`` makes a
+    small smoke run. ``epochs``/``batch_size`` of ``None`` are chosen from the amount of data."""
 
     model: str = "cnn_lstm"
     seed: int = 0
     quick: bool = False
+    data: DataSpec = field(default_factory=DataSpec)
+    epochs: int | None = None
+    batch_size: int | None = None
 
     @property
     def train_epochs(self) -> int | None:
-        return 2 if self.quick else None  # None: the model's default schedule
+        return 2 if self.quick else self.epochs
 
     @property
     def qat_epochs(self) -> int | None:
@@ -36,9 +40,8 @@ class BuildConfig:
     def parity_limit(self) -> int | None:
         return 400 if self.quick else None
 
-    @property
-    def simulate_subjects(self) -> tuple[int, ...]:
-        return TEST_SUBJECTS[:1] if self.quick else TEST_SUBJECTS
+    def params(self) -> dict[str, Any]:
+        return {**asdict(self), "data": self.data.to_dict()}
 
 
 def build(out: str | Path, config: BuildConfig = BuildConfig(), release: str | Path | None = None,
@@ -53,31 +56,36 @@ def build(out: str | Path, config: BuildConfig = BuildConfig(), release: str | P
     from harlite.qat import qat
     from harlite.report import write_report
     from harlite.train import TrainConfig, train
-    from harlite.windows import load_windows
+    from harlite.windows import load_split
 
     out = Path(out)
     if release is not None and Path(release, MANIFEST).exists() and not force:
         raise HarliteError(f"{release} already holds a bundle; pass --force to replace it.")
     run = RunFolder(out, STAGES)
-    params = asdict(config)
-    windows = load_windows()
-    run.stage("data", {}, [], lambda: {"windows": len(windows), "classes": windows.class_counts()})
+    params = config.params()
+    split = load_split(config.data)
+    for warning in split.warnings:
+        print(f"harlite build: note: {warning}", file=sys.stderr)
+    run.stage("data", params["data"], [], lambda: _data_result(split))
 
     train_dir, bundle = out / "train", out / "bundle"
-    train_config = TrainConfig(model=config.model, seed=config.seed)
-    if config.train_epochs is not None:
-        train_config = TrainConfig(model=config.model, seed=config.seed, epochs=config.train_epochs)
-    run.stage("train", params, ["train/model.keras"],
-              lambda: train(train_dir, train_config, force=True, windows=windows))  # fmt: skip
+    train_config = TrainConfig(model=config.model, seed=config.seed, epochs=config.train_epochs,
+                               batch_size=config.batch_size)  # fmt: skip
+    run.stage("train", params, ["train/model.keras"], lambda: train(train_dir, train_config, force=True, split=split))
     qat_options = {} if config.qat_epochs is None else {"epochs": config.qat_epochs}
     run.stage("qat", params, ["train/qat/model.keras"],
-              lambda: qat(train_dir, force=True, windows=windows, **qat_options))  # fmt: skip
+              lambda: qat(train_dir, force=True, split=split, **qat_options))  # fmt: skip
     run.stage("convert", params, ["bundle/manifest.json"],
-              lambda: _convert(convert, train_dir, bundle, windows, params))  # fmt: skip
+              lambda: _convert(convert, train_dir, bundle, split, params))  # fmt: skip
     say = lambda message: print(f"  {message}", file=sys.stderr)  # noqa: E731
-    run.stage("parity", params, ["parity/parity.json"], lambda: _parity(parity, bundle, out / "parity", config, say))
+    run.stage("parity", params, ["parity/parity.json"],
+              lambda: _parity(parity, bundle, out / "parity", config, split, say))  # fmt: skip
+    recordings = split.test_recordings()
+    if config.quick:  # one test subject's recordings
+        first = recordings[0].subject
+        recordings = [r for r in recordings if r.subject == first]
     run.stage("simulate", params, ["simulate/timeline.csv"],
-              lambda: simulate.run(bundle, dataset="hapt", subjects=config.simulate_subjects, out=out / "simulate",
+              lambda: simulate.run(bundle, recordings=recordings, out=out / "simulate",
                                    plot=out / "simulate" / "timeline.png", force=True, log=say))  # fmt: skip
     results = {"config": params, "bundle": str(release or bundle), **run.results, "seconds": run.timings}
     run.stage("report", {**params, "results": results}, ["report.md"],
@@ -88,15 +96,23 @@ def build(out: str | Path, config: BuildConfig = BuildConfig(), release: str | P
     return results
 
 
-def _convert(convert: Any, train_dir: Path, bundle: Path, windows: Any, params: dict[str, Any]) -> dict[str, Any]:
-    manifest = convert(train_dir / "qat" / "model.keras", bundle, force=True, windows=windows)
-    manifest["build"].update(params)  # how it was built: model, seed, quick
+def _data_result(split: Any) -> dict[str, Any]:
+    info = split.info()
+    return {"windows": sum(len(getattr(split, p)) for p in ("train", "val", "test")), "labels": list(split.protocol.labels),
+            "rate_hz": split.protocol.rate_hz, "raw_channels": list(split.protocol.raw_channels),
+            "source": split.spec.data, "split": split.kind, "groups": {k: info[k] for k in ("train", "val", "test")},
+            "classes": info["windows"], "warnings": split.warnings}  # fmt: skip
+
+
+def _convert(convert: Any, train_dir: Path, bundle: Path, split: Any, params: dict[str, Any]) -> dict[str, Any]:
+    manifest = convert(train_dir / "qat" / "model.keras", bundle, force=True, split=split)
+    manifest["build"].update(params)  # how it was built: model, seed, quick, data
     write_json(bundle / MANIFEST, {k: v for k, v in manifest.items() if k != "_root"})
     return {k: manifest[k] for k in ("artifacts", "ops", "tflm", "model", "metrics", "quantization") if k in manifest}
 
 
-def _parity(parity: Any, bundle: Path, out: Path, config: BuildConfig, say: Any) -> dict[str, Any]:
-    report = parity.parity(bundle, limit=config.parity_limit, log=say)
+def _parity(parity: Any, bundle: Path, out: Path, config: BuildConfig, split: Any, say: Any) -> dict[str, Any]:
+    report = parity.parity(bundle, limit=config.parity_limit, split=split, log=say)
     parity.write_reports(report, out, force=True)
     return report
 

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from harlite.errors import BundleError
-from harlite.frontend import channel_map, quantize_params
+from harlite.frontend import IMU6, channel_map, quantize_params
 from harlite.manifest import (
     MANIFEST,
     MARKER,
@@ -175,7 +175,8 @@ def config_header(manifest: dict[str, Any], comment: str | None = None) -> str:
     require_fields(manifest, REQUIRED + ("tflm.arena_bytes",))
     fe, quant, tflm = manifest["frontend"], manifest["quantization"], manifest["tflm"]
     channels = list(fe["channels"])
-    kinds, sources = zip(*(channel_map(c) for c in channels))
+    raw = tuple(fe.get("raw_channels", IMU6))
+    kinds, sources = zip(*(channel_map(c, raw) for c in channels))
     mul, add = quantize_params(
         np.asarray(manifest["normalization"]["mean"]), np.asarray(manifest["normalization"]["std"]),
         quant["input"]["scale"], quant["input"]["zero_point"],
@@ -187,7 +188,8 @@ def config_header(manifest: dict[str, Any], comment: str | None = None) -> str:
         ("RATE_HZ", str(int(rate)) if rate.is_integer() else _c_float(rate), None),
         ("WINDOW", _c_int(manifest["window"]), None),
         ("HOP", _c_int(manifest["hop"]), None),
-        ("NUM_RAW", "6", "acc_x,acc_y,acc_z (g), gyro_x,gyro_y,gyro_z (rad/s)"),
+        ("NUM_RAW", _c_int(len(raw)), "raw sensor values per sample, in g and rad/s"),
+        ("RAW_NAMES", _c_string(",".join(raw)), "their CSV columns"),
         ("NUM_CHANNELS", _c_int(len(channels)), None),
         ("NUM_CLASSES", _c_int(len(manifest["labels"])), None),
         ("CH_RAW", "0", "channel kinds"),
@@ -212,7 +214,7 @@ def config_header(manifest: dict[str, Any], comment: str | None = None) -> str:
     body = "".join(
         f"#define HARLITE_{name} {value}" + (f"  /* {note} */" if note else "") + "\n" for name, value, note in lines
     )
-    return f"#ifndef HARLITE_MODEL_CONFIG_H\n#define HARLITE_MODEL_CONFIG_H\n/* {comment} */\n{body}#endif\n"
+    return f"#ifndef HARLITE_MODEL_CONFIG_H\n#define HARLITE_MODEL_CONFIG_H\n/* {_c_comment(comment)} */\n{body}#endif\n"
 
 
 def _arena_note(tflm: dict[str, Any]) -> str:
@@ -300,7 +302,7 @@ def _comment(manifest: dict[str, Any], sha256: str | None = None) -> str:
     root = Path(manifest.get("_root", "."))
     entry = manifest["artifacts"]["int8"]
     sha = sha256 or entry.get("sha256") or sha256_file(root / entry["file"])
-    return f"{MARKER} from {root.resolve().name}/{MANIFEST}; {entry['file']} sha256 {sha}. Do not edit."
+    return _c_comment(f"{MARKER} from {root.resolve().name}/{MANIFEST}; {entry['file']} sha256 {sha}. Do not edit.")
 
 
 def _measured_with() -> str:
@@ -336,7 +338,18 @@ def _c_float(v: Any) -> str:
 
 
 def _c_string(s: str) -> str:
-    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """A C string literal of ``s``'s UTF-8 bytes: printable ASCII as is, anything else (quotes, backslashes,
+    '?' of trigraphs, control and non-ASCII bytes) as an escape, so no text can end the literal."""
+    out = []
+    for byte in str(s).encode("utf-8"):
+        char = chr(byte)
+        out.append(char if 0x20 <= byte < 0x7F and char not in '"\\?' else f"\\{byte:03o}")
+    return '"' + "".join(out) + '"'
+
+
+def _c_comment(text: str) -> str:
+    """``text`` safe inside a /* */ comment on one line: no line breaks, no comment end."""
+    return "".join(c if c.isprintable() else " " for c in str(text)).replace("*/", "* /")
 
 
 def _c_list(items: Any) -> str:

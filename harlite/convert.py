@@ -17,7 +17,7 @@ import numpy as np
 
 from harlite.codegen import write_tflm_sources
 from harlite.errors import BundleError
-from harlite.frontend import FrontEndSpec, quantize_params, standardize
+from harlite.frontend import quantize_params, standardize
 from harlite.manifest import (
     FORMAT_VERSION,
     MANIFEST,
@@ -26,8 +26,8 @@ from harlite.manifest import (
     check_writable,
     write_json,
 )
-from harlite.protocol import LABELS, RAW_CHANNELS, RAW_UNITS, TRAIN_SUBJECTS
-from harlite.windows import WindowSet
+from harlite.runs import ModelInput
+from harlite.windows import Split, WindowSet
 
 FUSED_LSTM = "UNIDIRECTIONAL_SEQUENCE_LSTM"
 CALIBRATION_WINDOWS = 500
@@ -35,10 +35,11 @@ TFLITE_FILES = {"int8": "model_int8.tflite", "float32": "model_float32.tflite", 
 
 
 def calibration_windows(
-    windows: WindowSet, mean: np.ndarray, std: np.ndarray, n: int = CALIBRATION_WINDOWS, seed: int = 0
+    pool: WindowSet, mean: np.ndarray, std: np.ndarray, n: int = CALIBRATION_WINDOWS, seed: int = 0
 ) -> np.ndarray:
-    """``n`` standardized windows drawn (seeded, without replacement) from the training subjects' windows."""
-    train = windows.of_subjects(TRAIN_SUBJECTS)
+    """``n`` standardized windows drawn (seeded, without replacement) from ``pool``, the split's non-test
+    windows (training and validation subjects)."""
+    train = pool
     if n < 1:
         raise BundleError(f"--calibration must be at least 1, got {n}.")
     pick = np.sort(np.random.default_rng(seed).choice(len(train), size=min(n, len(train)), replace=False))
@@ -75,12 +76,12 @@ def spread_input_ranges(model: Any, std: np.ndarray, calibration: np.ndarray) ->
 
 
 def int8_ready(
-    model: Any, windows: WindowSet, mean: np.ndarray, std: np.ndarray, n: int = CALIBRATION_WINDOWS
+    model: Any, pool: WindowSet, mean: np.ndarray, std: np.ndarray, n: int = CALIBRATION_WINDOWS
 ) -> tuple[Any, np.ndarray, np.ndarray]:
     """``model`` with its input ranges spread (``spread_input_ranges``), its new std and the ``n``
-    calibration windows standardized with that std: what ``to_int8`` needs."""
-    model, std = spread_input_ranges(model, std, calibration_windows(windows, mean, std, n))
-    return model, std, calibration_windows(windows, mean, std, n)
+    calibration windows of ``pool`` standardized with that std: what ``to_int8`` needs."""
+    model, std = spread_input_ranges(model, std, calibration_windows(pool, mean, std, n))
+    return model, std, calibration_windows(pool, mean, std, n)
 
 
 def _converter(model: Any) -> Any:
@@ -198,28 +199,29 @@ def convert(
     out: str | Path,
     calibration: int = CALIBRATION_WINDOWS,
     force: bool = False,
-    windows: WindowSet | None = None,
+    split: Split | None = None,
     firmware: str | Path | None = None,
 ) -> dict[str, Any]:
     """Write the bundle ``out`` for a Keras model: model.keras, three .tflite files, the TFLM C sources
     (``harlite.codegen``, also copied into ``firmware`` when given) and manifest.json.
 
-    ``model_path`` is a model.keras (with normalization.json and, when known, metrics.json beside it)
-    or a run folder. ``windows`` defaults to the HAPT windows of the model's front end; calibration
-    uses ``calibration`` windows of training subjects only. Returns the manifest.
+    ``model_path`` is a model.keras (with protocol.json or manifest.json and, when known, metrics.json
+    beside it) or a run folder. ``split`` defaults to the model's own data; calibration uses
+    ``calibration`` of its non-test windows. Returns the manifest.
     """
-    from harlite.train import load_model, load_normalization, save_model, versions
-    from harlite.windows import load_windows
+    from harlite.runs import load_model, read_model_input, save_model, versions
+    from harlite.windows import load_split
 
     source = resolve_model(model_path)
     out = Path(out)
     targets = [out / MANIFEST, out / "model.keras", *(out / name for name in TFLITE_FILES.values())]
     for target in targets:
         check_writable(target, force)
-    mean, std, spec = load_normalization(source.parent)
+    model_input = read_model_input(source.parent)
     model = load_model(source)
-    windows = load_windows(spec=spec) if windows is None else windows
-    model, std, reference = int8_ready(model, windows, mean, std, calibration)
+    split = load_split(model_input.data, model_input.protocol) if split is None else split
+    model, std, reference = int8_ready(model, split.pool, model_input.mean, model_input.std, calibration)
+    model_input = ModelInput(model_input.protocol, model_input.mean, std, model_input.data, model_input.dataset)
     print(f"harlite convert: {model.name} from {source}, calibrating on {len(reference)} training windows",
           file=sys.stderr)  # fmt: skip
     files = {
@@ -231,7 +233,7 @@ def convert(
     save_model(model, out / "model.keras")
     for kind, data in files.items():
         atomic_write_bytes(out / TFLITE_FILES[kind], data)
-    manifest = build_manifest(out, model, files["int8"], mean, std, spec, _known_metrics(source.parent))
+    manifest = build_manifest(out, model, files["int8"], model_input, _known_metrics(source.parent))
     manifest["build"].update({"source": str(source), "calibration_windows": len(reference)})
     manifest["build"]["versions"] = versions()
     write_json(out / MANIFEST, manifest)
@@ -242,32 +244,20 @@ def convert(
     return manifest
 
 
-def build_manifest(
-    root: Path,
-    model: Any,
-    int8: bytes,
-    mean: np.ndarray,
-    std: np.ndarray,
-    spec: FrontEndSpec,
-    metrics: dict[str, Any],
-) -> dict[str, Any]:
+def build_manifest(root: Path, model: Any, int8: bytes, model_input: ModelInput, metrics: dict[str, Any]) -> dict[str, Any]:
     """manifest.json of docs/bundle.md for the files already written in ``root``."""
     from harlite.models import count_macs, count_params, export_copy
 
     artifacts = {"keras": artifact_entry(root / "model.keras", root)}
     artifacts.update({kind: artifact_entry(root / name, root) for kind, name in TFLITE_FILES.items()})
+    described = model_input.to_dict()
+    dataset = described.pop("dataset")
     return {
         "format": "harlite-bundle",
         "format_version": FORMAT_VERSION,
         "name": model.name,
-        "labels": list(LABELS),
-        "rate_hz": spec.rate_hz,
-        "window": spec.window,
-        "hop": spec.hop,
-        "raw_channels": [{"name": n, "unit": u} for n, u in zip(RAW_CHANNELS, RAW_UNITS)],
-        "frontend": spec.to_dict(),
-        "normalization": {"mean": [float(v) for v in mean], "std": [float(v) for v in std]},
-        "quantization": quantization_info(int8, mean, std),
+        **described,
+        "quantization": quantization_info(int8, model_input.mean, model_input.std),
         "artifacts": artifacts,
         "ops": tflite_ops(int8),
         "model": {
@@ -276,12 +266,13 @@ def build_manifest(
             "macs_per_window": count_macs(export_copy(model)),
         },
         "metrics": metrics,
+        "dataset": dataset,
         "build": {"command": " ".join(["harlite", *sys.argv[1:]]) if sys.argv else ""},
     }
 
 
 def _known_metrics(folder: Path) -> dict[str, Any]:
-    """Test-subject accuracy and macro-F1 of each variant from a metrics.json beside the model, if any."""
+    """Test-split accuracy and macro-F1 of each variant from a metrics.json beside the model, if any."""
     path = folder / "metrics.json"
     if not path.exists():
         return {}
@@ -289,7 +280,7 @@ def _known_metrics(folder: Path) -> dict[str, Any]:
 
     test = read_json(path).get("test", {})
     return {
-        kind: {"accuracy": m["accuracy"], "macro_f1": m["macro_f1"], "n": m["n"], "subjects": "test"}
+        kind: {"accuracy": m["accuracy"], "macro_f1": m["macro_f1"], "n": m["n"], "split": "test"}
         for kind, m in test.items()
         if isinstance(m, dict) and "accuracy" in m
     }

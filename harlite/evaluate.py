@@ -1,4 +1,4 @@
-"""Test-subject accuracy, macro-F1, per-class precision/recall and confusion matrices of any artifact.
+"""Test-split accuracy, macro-F1, per-class precision/recall and confusion matrices of any artifact.
 
 An artifact is a run folder (its model.keras and .tflite files), a bundle folder (every model in
 it), or one .keras/.tflite file next to a manifest.json or normalization.json. Models run through
@@ -19,27 +19,18 @@ import numpy as np
 from harlite.errors import BundleError
 from harlite.manifest import MANIFEST, check_writable, load_manifest, write_json
 from harlite.metrics import classification_metrics, plot_confusion
-from harlite.protocol import LABELS, TEST_SUBJECTS
-from harlite.windows import WindowSet
+from harlite.runs import read_model_input
+from harlite.windows import DataSpec, Split, WindowSet, load_split
 
 MODEL_SUFFIXES = (".keras", ".tflite")
 
 
 def base_manifest(folder: str | Path) -> dict[str, Any]:
-    """The bundle's manifest, or for a run folder the part of one that its normalization.json gives."""
-    from harlite.train import load_normalization
-
+    """The bundle's manifest, or for a run folder the part of one that its protocol.json gives."""
     folder = Path(folder)
     if (folder / MANIFEST).exists():
         return load_manifest(folder)
-    mean, std, spec = load_normalization(folder)
-    return {
-        "labels": list(LABELS),
-        "window": spec.window,
-        "frontend": spec.to_dict(),
-        "normalization": {"mean": mean.tolist(), "std": std.tolist()},
-        "_root": str(folder),
-    }
+    return {**read_model_input(folder).to_dict(), "_root": str(folder)}
 
 
 def open_model(path: Path, base: dict[str, Any]) -> Any:
@@ -76,7 +67,7 @@ def tflite_model(data: bytes, base: dict[str, Any]) -> Any:
 
 def score(model: Any, windows: WindowSet) -> dict[str, Any]:
     """classification_metrics of a runtime's predictions on labelled physical windows."""
-    return classification_metrics(windows.y, model.predict(windows.X).argmax(axis=-1))
+    return classification_metrics(windows.y, model.predict(windows.X).argmax(axis=-1), model.manifest["labels"])
 
 
 def artifact_models(artifact: str | Path) -> tuple[dict[str, Path], dict[str, Any]]:
@@ -100,32 +91,35 @@ def artifact_models(artifact: str | Path) -> tuple[dict[str, Path], dict[str, An
 
 
 def evaluate(
-    artifact: str | Path, out: str | Path | None = None, force: bool = False, windows: WindowSet | None = None
+    artifact: str | Path,
+    out: str | Path | None = None,
+    force: bool = False,
+    split: Split | None = None,
+    data: str | None = None,
 ) -> dict[str, Any]:
-    """Metrics on the test subjects for every model of ``artifact``; with ``out``, JSON and confusion PNGs.
+    """Metrics on the test split for every model of ``artifact``; with ``out``, JSON and confusion PNGs.
 
-    ``windows`` defaults to the HAPT windows of the artifact's front end; only test subjects are used.
+    ``split`` defaults to the artifact's own data (its manifest's or protocol.json's ``dataset``), or
+    the dataset folder ``data`` split as the artifact was.
     """
-    from harlite.frontend import FrontEndSpec
-    from harlite.windows import load_windows
-
     files, base = artifact_models(artifact)
     models = {name: open_model(path, base) for name, path in files.items()}
     if out is not None:
         out = Path(out)
         check_writable(out / "evaluation.json", force)
-    windows = load_windows(spec=FrontEndSpec.from_dict(base["frontend"])) if windows is None else windows
-    test = windows.of_subjects(TEST_SUBJECTS)
-    if not len(test):
-        raise BundleError("the data holds no windows of the test subjects.")
+    if split is None:
+        model_input = read_model_input(base["_root"])
+        spec = model_input.data if data is None else DataSpec.from_dict({**model_input.data.to_dict(), "data": str(data)})
+        split = load_split(spec, model_input.protocol)
+    labels = tuple(base["labels"])
     results = {}
     for name, model in models.items():
-        results[name] = m = score(model, test)
+        results[name] = m = score(model, split.test)
         print(f"harlite evaluate: {name}: accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f} (n={m['n']})",
               file=sys.stderr)  # fmt: skip
         if out is not None:
-            plot_confusion(m["confusion"], LABELS, out / f"confusion_{name}.png", title=name)
-    report = {"artifact": str(artifact), "subjects": list(TEST_SUBJECTS), "results": results}
+            plot_confusion(m["confusion"], labels, out / f"confusion_{name}.png", title=name)
+    report = {"artifact": str(artifact), "split": split.kind, "test": split.groups.get("test", []), "results": results}
     if out is not None:
         write_json(out / "evaluation.json", report)
     return report

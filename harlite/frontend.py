@@ -18,14 +18,18 @@ from typing import Any
 import numpy as np
 from scipy import signal
 
-from harlite.protocol import HOP, RATE_HZ, RAW_CHANNELS, WINDOW
-
 # Bump when the front end's arithmetic changes (it is part of the digest that keys cached windows).
 IMPLEMENTATION = 2  # 2: the gravity filter runs in float32, as on the board
+# The defaults (UCI HAR's protocol): rate, window and hop in samples.
+DEFAULT_RATE_HZ, DEFAULT_WINDOW, DEFAULT_HOP = 50.0, 128, 64
+# Raw sensor channels: acceleration in g, angular rate in rad/s.
+ACC: tuple[str, ...] = ("acc_x", "acc_y", "acc_z")
+GYRO: tuple[str, ...] = ("gyro_x", "gyro_y", "gyro_z")
+IMU6: tuple[str, ...] = ACC + GYRO
+RAW_UNITS = {"acc": "g", "gyro": "rad/s"}
 # Channel kinds, as in the generated C header.
 CH_RAW, CH_BODY, CH_GRAVITY = 0, 1, 2
 _KIND_PREFIX = {"": CH_RAW, "body_": CH_BODY, "gravity_": CH_GRAVITY, "total_": CH_RAW}
-_RAW_ALIASES = {"acc": "acc", "gyro": "gyro"}
 
 UCI_HAR_CHANNELS: tuple[str, ...] = (
     "body_acc_x", "body_acc_y", "body_acc_z",
@@ -35,42 +39,58 @@ UCI_HAR_CHANNELS: tuple[str, ...] = (
 RAW6_CHANNELS: tuple[str, ...] = (
     "total_acc_x", "total_acc_y", "total_acc_z", "gyro_x", "gyro_y", "gyro_z",
 )  # fmt: skip
+# An accelerometer-only board: UCI HAR's channels without the gyroscope.
+ACC_CHANNELS: tuple[str, ...] = (
+    "body_acc_x", "body_acc_y", "body_acc_z", "total_acc_x", "total_acc_y", "total_acc_z",
+)  # fmt: skip
 
 
-def channel_map(name: str) -> tuple[int, int]:
+def default_channels(raw_channels: tuple[str, ...]) -> tuple[str, ...]:
+    """The front end's channels for a set of raw sensors: UCI HAR's nine, or six without a gyroscope."""
+    return UCI_HAR_CHANNELS if set(GYRO) <= set(raw_channels) else ACC_CHANNELS
+
+
+def channel_map(name: str, raw_channels: tuple[str, ...] = IMU6) -> tuple[int, int]:
     """(kind, raw index) of a channel name such as ``body_acc_x``, ``gyro_z`` or ``total_acc_y``."""
     for prefix, kind in sorted(_KIND_PREFIX.items(), key=lambda kv: -len(kv[0])):
         if name.startswith(prefix):
             raw = name[len(prefix) :]
-            if raw in RAW_CHANNELS:
-                if kind != CH_RAW and not raw.startswith("acc"):
-                    break
-                return kind, RAW_CHANNELS.index(raw)
-    raise ValueError(f"unknown channel {name!r}: use body_acc_*, gravity_acc_*, total_acc_* or gyro_*")
+            if raw in raw_channels and (kind == CH_RAW or raw.startswith("acc")):
+                return kind, raw_channels.index(raw)
+            break
+    sensors = "body_acc_*, gravity_acc_*, total_acc_*" + (", gyro_*" if GYRO[0] in raw_channels else "")
+    raise ValueError(f"unknown channel {name!r} for raw sensors {', '.join(raw_channels)}: use {sensors}")
 
 
 def channel_unit(name: str) -> str:
     """Physical unit of a front-end channel."""
-    return "rad/s" if "gyro" in name else "g"
+    return RAW_UNITS["gyro" if "gyro" in name else "acc"]
 
 
 @dataclass(frozen=True)
 class FrontEndSpec:
     """What turns raw samples into model windows; stored in every manifest."""
 
-    rate_hz: float = RATE_HZ
-    window: int = WINDOW
-    hop: int = HOP
+    rate_hz: float = DEFAULT_RATE_HZ
+    window: int = DEFAULT_WINDOW
+    hop: int = DEFAULT_HOP
     channels: tuple[str, ...] = UCI_HAR_CHANNELS
+    raw_channels: tuple[str, ...] = IMU6
     gravity_cutoff_hz: float = 0.3
     gravity_order: int = 3
     _maps: tuple[tuple[int, int], ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "channels", tuple(self.channels))
-        object.__setattr__(self, "_maps", tuple(channel_map(c) for c in self.channels))
+        object.__setattr__(self, "raw_channels", tuple(self.raw_channels))
+        if self.raw_channels not in (ACC, IMU6):
+            raise ValueError(f"raw channels must be {', '.join(ACC)} or {', '.join(IMU6)}, got {self.raw_channels}")
+        object.__setattr__(self, "_maps", tuple(channel_map(c, self.raw_channels) for c in self.channels))
         if not 0 < self.hop <= self.window:
             raise ValueError(f"hop must be in 1..window, got {self.hop}")
+        if not self.rate_hz > 0 or not 0 < self.gravity_cutoff_hz < self.rate_hz / 2:
+            raise ValueError(f"rate {self.rate_hz} Hz and gravity cut-off {self.gravity_cutoff_hz} Hz: "
+                             "the cut-off must lie between 0 and half the rate")  # fmt: skip
 
     @cached_property
     def sos(self) -> np.ndarray:
@@ -102,6 +122,7 @@ class FrontEndSpec:
     def to_dict(self) -> dict[str, Any]:
         d = {k: v for k, v in asdict(self).items() if not k.startswith("_")}
         d["channels"] = list(self.channels)
+        d["raw_channels"] = list(self.raw_channels)
         d["units"] = [channel_unit(c) for c in self.channels]
         d["gravity_sos"] = self.sos.tolist()
         d["gravity_zi"] = self.zi.tolist()
@@ -110,8 +131,8 @@ class FrontEndSpec:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> FrontEndSpec:
-        names = ("rate_hz", "window", "hop", "channels", "gravity_cutoff_hz", "gravity_order")
-        spec = cls(**{k: (tuple(d[k]) if k == "channels" else d[k]) for k in names if k in d})
+        names = ("rate_hz", "window", "hop", "channels", "raw_channels", "gravity_cutoff_hz", "gravity_order")
+        spec = cls(**{k: (tuple(d[k]) if "channels" in k else d[k]) for k in names if k in d})
         if "gravity_sos" in d and not np.array_equal(np.asarray(d["gravity_sos"], np.float32), spec.sos):
             # The C header carries the recorded coefficients: Python must run the very same ones.
             raise ValueError("the recorded gravity filter differs from the one this scipy designs: rebuild the bundle")
@@ -120,6 +141,8 @@ class FrontEndSpec:
     def digest(self) -> str:
         """Short hash of everything that changes the front end's output."""
         d = {k: v for k, v in asdict(self).items() if not k.startswith("_")}
+        if d["raw_channels"] == IMU6:  # the digest of a six-sensor front end predates raw_channels
+            del d["raw_channels"]
         d["implementation"] = IMPLEMENTATION
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -162,7 +185,7 @@ def _channels(raw: np.ndarray, gravity: np.ndarray, spec: FrontEndSpec) -> np.nd
 
 
 def features(samples: np.ndarray, spec: FrontEndSpec = FrontEndSpec()) -> np.ndarray:
-    """Front-end channels (n, C) float32 of a whole recording's raw samples (n, 6), causally."""
+    """Front-end channels (n, C) float32 of a whole recording's raw samples (n, raw channels), causally."""
     raw = np.asarray(samples, dtype=np.float32)
     gravity_filter = _GravityFilter(spec)
     gravity = gravity_filter.run(raw[:, spec.filtered_raw]) if len(raw) and len(spec.filtered_raw) else None
@@ -207,14 +230,14 @@ class StreamingFrontEnd:
         return self._count
 
     def push(self, raw_sample: np.ndarray) -> np.ndarray | None:
-        """Add one raw sample (6,); returns a (window, C) float32 window when one is complete."""
+        """Add one raw sample (raw channels,); returns a (window, C) float32 window when one is complete."""
         windows = self.push_block(np.asarray(raw_sample).reshape(1, -1))
         return windows[0] if len(windows) else None
 
     def push_block(self, raw_samples: np.ndarray) -> np.ndarray:
-        """Add consecutive raw samples (k, 6); returns the (m, window, C) windows they complete."""
+        """Add consecutive raw samples (k, raw channels); returns the (m, window, C) windows they complete."""
         spec = self.spec
-        raw = np.asarray(raw_samples, dtype=np.float32).reshape(-1, len(RAW_CHANNELS))
+        raw = np.asarray(raw_samples, dtype=np.float32).reshape(-1, len(spec.raw_channels))
         gravity = self._filter.run(raw[:, spec.filtered_raw]) if len(raw) and len(spec.filtered_raw) else None
         feats = _channels(raw, gravity if gravity is not None else np.zeros((len(raw), 0)), spec)
         # ``buffer`` holds samples [first, count + k): the ring's content plus the new block.

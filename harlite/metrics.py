@@ -8,10 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from harlite.protocol import LABELS
 
-
-def confusion(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int = len(LABELS)) -> np.ndarray:
+def confusion(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
     """(n_classes, n_classes) counts; rows are true classes, columns predictions."""
     cm = np.zeros((n_classes, n_classes), dtype=np.int64)
     np.add.at(cm, (np.asarray(y_true, int), np.asarray(y_pred, int)), 1)
@@ -19,7 +17,7 @@ def confusion(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int = len(LABEL
 
 
 def classification_metrics(
-    y_true: np.ndarray, y_pred: np.ndarray, labels: tuple[str, ...] | list[str] = LABELS
+    y_true: np.ndarray, y_pred: np.ndarray, labels: tuple[str, ...] | list[str]
 ) -> dict[str, Any]:
     """Accuracy, macro-F1, per-class precision/recall/F1/support and the confusion matrix."""
     cm = confusion(y_true, y_pred, len(labels))
@@ -57,7 +55,8 @@ def plot_confusion(cm: np.ndarray | list, labels: tuple[str, ...] | list[str], p
     cm = np.asarray(cm)
     rows = cm.sum(axis=1, keepdims=True)
     share = np.divide(cm, rows, out=np.zeros(cm.shape), where=rows > 0)
-    fig, ax = plt.subplots(figsize=(6.4, 5.4), dpi=110)
+    size = max(6.4, 0.55 * len(labels) + 3.0)  # room for many classes
+    fig, ax = plt.subplots(figsize=(size, size - 1.0), dpi=110)
     ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
     short = [name.replace("WALKING_", "WALK_").replace("_", " ").title() for name in labels]
     ax.set_xticks(range(len(labels)), short, rotation=35, ha="right")
@@ -66,7 +65,7 @@ def plot_confusion(cm: np.ndarray | list, labels: tuple[str, ...] | list[str], p
     ax.set_ylabel("true")
     for i in range(cm.shape[0]):
         for j in range(cm.shape[1]):
-            ax.text(j, i, f"{cm[i, j]}\n{share[i, j]:.0%}", ha="center", va="center", fontsize=7,
+            ax.text(j, i, f"{cm[i, j]}\n{share[i, j]:.0%}", ha="center", va="center", fontsize=7 if len(labels) <= 12 else 5,
                     color="white" if share[i, j] > 0.6 else "black")  # fmt: skip
     acc = np.trace(cm) / max(cm.sum(), 1)
     ax.set_title(f"{title + ' - ' if title else ''}accuracy {acc:.2%} (n={cm.sum()})")

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from harlite.protocol import LABELS, WINDOW
+from harlite.protocol import HAPT
 from harlite.tf import keras
 
 DEFAULT_MODEL = "cnn_lstm"
@@ -55,10 +55,10 @@ MODELS: dict[str, Callable[..., Any]] = {"cnn_lstm": _cnn_lstm, "lstm": _lstm}
 
 def build_model(
     name: str = DEFAULT_MODEL,
-    n_channels: int = 9,
+    n_channels: int = len(HAPT.frontend.channels),
     batch_size: int | None = None,
-    window: int = WINDOW,
-    n_classes: int = len(LABELS),
+    window: int = HAPT.window,
+    n_classes: int = HAPT.n_classes,
     deploy: bool = False,
     **options: Any,
 ) -> Any:

@@ -43,7 +43,6 @@ from typing import Any
 import numpy as np
 import tensorflow_model_optimization as tfmot
 
-from harlite.errors import HarliteError
 from harlite.tf import tensorflow
 
 tf = tensorflow()
@@ -267,7 +266,7 @@ def seed_ranges(qat_model: Any, ranges: dict[str, tuple[float, float]]) -> None:
 
 QAT_EPOCHS = 8
 QAT_LEARNING_RATE = 1e-4
-QAT_FILES = ("model.keras", "model_int8.tflite", "ptq_int8.tflite", "qat_int8.tflite", "metrics.json")
+QAT_FILES = ("model.keras", "protocol.json", "model_int8.tflite", "ptq_int8.tflite", "qat_int8.tflite", "metrics.json")
 
 
 def qat(
@@ -276,7 +275,7 @@ def qat(
     learning_rate: float = QAT_LEARNING_RATE,
     calibration: int = 500,
     force: bool = False,
-    windows: Any = None,
+    split: Any = None,
     distill: bool = True,
 ) -> dict[str, Any]:
     """QAT fine-tuning of the float model in ``run_dir``, beside its PTQ baseline; writes ``run_dir/qat``.
@@ -285,54 +284,40 @@ def qat(
     model's probabilities rather than the labels, so it repairs quantization error instead of
     re-training. Every epoch's int8 model is converted and scored in LiteRT on the validation
     subjects (recorded in the history). The final QAT int8 model is kept if it at least matches PTQ
-    int8 on the validation subjects, otherwise PTQ is kept; both are scored on the test subjects.
-    Returns the metrics written to ``run_dir/qat/metrics.json``.
+    int8 on the validation subjects (the training windows when there are none), otherwise PTQ is kept;
+    both are scored on the test subjects. ``split`` defaults to the run's own data. Returns the metrics
+    written to ``run_dir/qat/metrics.json``.
     """
     from harlite.convert import int8_ready, to_int8
-    from harlite.evaluate import base_manifest, score, tflite_model
-    from harlite.manifest import (
-        atomic_write_bytes,
-        check_writable,
-        read_json,
-        write_json,
-    )
+    from harlite.evaluate import score, tflite_model
+    from harlite.manifest import atomic_write_bytes, check_writable, write_json
     from harlite.metrics import classification_metrics, plot_confusion
     from harlite.models import export_copy
-    from harlite.protocol import LABELS
-    from harlite.train import (
-        echo_epoch,
-        fit,
-        keras_predict,
-        load_run,
-        save_model,
-        score_keras,
-        seed_everything,
-    )
+    from harlite.runs import save_model, write_model_input
+    from harlite.train import echo_epoch, fit, keras_predict, load_run, score_keras, seed_everything
 
     run_dir, out = Path(run_dir), Path(run_dir) / "qat"
     for name in QAT_FILES:
         check_writable(out / name, force)
-    float_model, config, data, windows = load_run(run_dir, windows)
-    if not len(data.val):
-        raise HarliteError(f"{run_dir} was trained without validation subjects, which QAT selects on: "
-                                   "train again with --val-subjects 4.")  # fmt: skip
+    float_model, config, data = load_run(run_dir, split)
+    selection, selected_on = (data.val, "validation") if len(data.val) else (data.train, "training")
     seed_everything(config.seed)
-    float_model, std, reference = int8_ready(float_model, windows, data.mean, data.std, calibration)
+    float_model, std, reference = int8_ready(float_model, data.split.pool, data.mean, data.std, calibration)
     data = replace(data, std=std)
-    normalization = {**read_json(run_dir / "normalization.json"), "std": std.tolist()}
-    base = base_manifest(run_dir)
-    base["normalization"]["std"] = normalization["std"]
-    float_val = keras_predict(float_model, data.standardized(data.val)).argmax(-1)
+    model_input = data.model_input()
+    base = {**model_input.to_dict(), "_root": str(run_dir)}
+    labels = data.protocol.labels
+    float_val = keras_predict(float_model, data.standardized(selection)).argmax(-1)
 
     def int8_candidate(model: Any) -> dict[str, Any]:
         tflite = to_int8(model, reference)
-        predicted = tflite_model(tflite, base).predict(data.val.X).argmax(-1)
-        val = classification_metrics(data.val.y, predicted)
+        predicted = tflite_model(tflite, base).predict(selection.X).argmax(-1)
+        val = classification_metrics(selection.y, predicted, labels)
         return {"model": model, "tflite": tflite, "val": val, "agreement": float(np.mean(predicted == float_val))}
 
     start = time.perf_counter()
     ptq = int8_candidate(export_copy(float_model, batch_size=None))
-    print(f"harlite qat: PTQ int8 validation accuracy {ptq['val']['accuracy']:.4f}", file=sys.stderr)
+    print(f"harlite qat: PTQ int8 {selected_on} accuracy {ptq['val']['accuracy']:.4f}", file=sys.stderr)
     qat_model = quantize_aware(export_copy(float_model, batch_size=None))
     seed_ranges(qat_model, activation_ranges(ptq["model"], reference))
     history: list[dict[str, Any]] = []
@@ -347,7 +332,7 @@ def qat(
                         "int8_val_agreement_with_float": candidate["agreement"]})  # fmt: skip
         final.update(candidate)
         echo(epoch, row)
-        print(f"qat epoch {epoch + 1}: int8 validation accuracy {candidate['val']['accuracy']:.4f}", file=sys.stderr)
+        print(f"qat epoch {epoch + 1}: int8 {selected_on} accuracy {candidate['val']['accuracy']:.4f}", file=sys.stderr)
 
     fit(qat_model, data, config, epochs, learning_rate, after_epoch, teacher=float_model if distill else None)
     seconds = time.perf_counter() - start
@@ -361,7 +346,7 @@ def qat(
     test["int8"] = test["qat_int8" if use_qat else "ptq_int8"]
     test["keras"] = score_keras(chosen["model"], data, data.test)
     relation = "matches or beats" if use_qat else "scores below"
-    reason = (f"QAT int8 {relation} PTQ int8 on the validation subjects: accuracy "
+    reason = (f"QAT int8 {relation} PTQ int8 on the {selected_on} windows: accuracy "
               f"{final['val']['accuracy']:.4f} vs {ptq['val']['accuracy']:.4f}")  # fmt: skip
     metrics = {
         "chosen": "qat" if use_qat else "ptq",
@@ -370,16 +355,17 @@ def qat(
         "val_agreement_with_float": {"ptq_int8": ptq["agreement"], "qat_int8": final["agreement"]},
         "test": test,
         "qat_seconds": seconds,
-        "qat": {"epochs": epochs, "learning_rate": learning_rate, "distill": distill, "history": history},
+        "qat": {"epochs": epochs, "learning_rate": learning_rate, "distill": distill, "history": history,
+                "selected_on": selected_on},
         "calibration_windows": len(reference),
     }
     out.mkdir(parents=True, exist_ok=True)
     save_model(chosen["model"], out / "model.keras")
     for name, tflite in (("model", chosen["tflite"]), ("ptq", ptq["tflite"]), ("qat", final["tflite"])):
         atomic_write_bytes(out / f"{name}_int8.tflite", tflite)
-    write_json(out / "normalization.json", normalization)
+    write_model_input(out, model_input)
     write_json(out / "metrics.json", metrics)
-    plot_confusion(test["int8"]["confusion"], LABELS, out / "confusion_int8.png", title=f"{metrics['chosen']} int8")
+    plot_confusion(test["int8"]["confusion"], labels, out / "confusion_int8.png", title=f"{metrics['chosen']} int8")
     print(f"harlite qat: {metrics['reason']}; kept {metrics['chosen']}. Test accuracy: float "
           f"{test['float']['accuracy']:.4f}, PTQ int8 {test['ptq_int8']['accuracy']:.4f}, QAT int8 "
           f"{test['qat_int8']['accuracy']:.4f} -> {out}", file=sys.stderr)  # fmt: skip

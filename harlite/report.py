@@ -11,8 +11,8 @@ from harlite.manifest import atomic_write_text
 # Pictures the report shows: (file written by a stage, name beside the report, caption).
 PICTURES = (
     ("train/learning_curves.png", "report_learning_curves.png", "Learning curves of the float model"),
-    ("train/qat/confusion_int8.png", "report_confusion_int8.png", "Confusion matrix of the int8 model (test subjects)"),
-    ("simulate/timeline.png", "report_timeline.png", "A test subject's recording replayed through the firmware path"),
+    ("train/qat/confusion_int8.png", "report_confusion_int8.png", "Confusion matrix of the int8 model (test split)"),
+    ("simulate/timeline.png", "report_timeline.png", "A test recording replayed through the firmware path"),
 )
 
 
@@ -29,6 +29,33 @@ def _accuracy_table(qat: dict[str, Any]) -> list[str]:
             rows.append(f"| {name} | {_pct(m['accuracy'])} | {m['macro_f1']:.4f} |")
     rows += ["", f"Kept: **{qat['chosen'].upper()}** ({qat['reason']})."]
     return rows
+
+
+def _per_class_table(qat: dict[str, Any]) -> list[str]:
+    """Precision and recall of the kept int8 model per class, so that a weak class shows."""
+    per_class = qat["test"]["int8"]["per_class"]
+    rows = ["| class | precision | recall | F1 | test windows |", "| --- | --- | --- | --- | --- |"]
+    for name, m in per_class.items():
+        rows.append(f"| {name} | {_pct(m['precision'])} | {_pct(m['recall'])} | {m['f1']:.3f} | {m['support']} |")
+    weak = [name for name, m in per_class.items() if m["support"] and m["recall"] < 0.8]
+    if weak:
+        rows += ["", f"Weak: {', '.join(weak)} (recall under 80%): more or cleaner recordings of these help most."]
+    return rows
+
+
+def _data_lines(data: dict[str, Any], config: dict[str, Any]) -> list[str]:
+    source = "the embedded UCI HAPT recordings (UCI HAR protocol)" if data["source"] == "hapt" else f"`{data['source']}`"
+    split = {"subject": "by subject", "recording": "by recording (fewer than 3 subjects)",
+             "time": "by time (the last 20% of every recording is test)"}[data["split"]]  # fmt: skip
+    test = config["data"].get("test_data")
+    lines = [
+        f"Built by `harlite build` (model `{config['model']}`, seed {config['seed']}"
+        f"{', quick smoke run' if config['quick'] else ''}) on {source}: labels {', '.join(data['labels'])}; "
+        f"sensors {', '.join(data['raw_channels'])} at {data['rate_hz']:g} Hz; {data['windows']:,} labelled windows, "
+        + (f"test split from `{test}`." if test else f"split {split}, test {', '.join(data['groups']['test'])}."),
+    ]
+    lines += [f"- note: {w}" for w in data.get("warnings", [])]
+    return lines
 
 
 def _size_table(convert: dict[str, Any], simulate: dict[str, Any]) -> list[str]:
@@ -84,12 +111,14 @@ def render(results: dict[str, Any], pictures: tuple[tuple[str, str], ...] = ()) 
     lines = [
         f"# harlite report: {convert['model']['architecture']}",
         "",
-        f"Built by `harlite build` (model `{config['model']}`, seed {config['seed']}"
-        f"{', quick smoke run' if config['quick'] else ''}) on the UCI HAPT recordings, UCI HAR protocol: "
-        f"{results['data']['windows']:,} labelled windows, test subjects held out.",
+        *_data_lines(results["data"], config),
         "",
         "## Accuracy",
         *_accuracy_table(results["qat"]),
+        "",
+        "Per class (int8, test split):",
+        "",
+        *_per_class_table(results["qat"]),
         "",
         "## Size and speed",
         *_size_table(convert, simulate),
@@ -109,7 +138,7 @@ def render(results: dict[str, Any], pictures: tuple[tuple[str, str], ...] = ()) 
         "## Next",
         f"- Flash it: `harlite convert {results['bundle']} --firmware firmware/arduino/harlite_har` refreshes the",
         "  sketch's model files; then follow firmware/README.md (Arduino IDE or PlatformIO).",
-        "- Replay your own recording (CSV: `time_s,acc_x,acc_y,acc_z,gyro_x,gyro_y,gyro_z[,label]`, g and rad/s):",
+        "- Replay your own recording (CSV: `time_s,acc_x,acc_y,acc_z[,gyro_x,gyro_y,gyro_z][,label]`, g and rad/s):",
         f"  `harlite simulate {results['bundle']} my_walk.csv --plot my_walk.png`.",
         "- A phone app feeds `model_float16.tflite` or `model_int8.tflite` with LiteRT: see README.md.",
     ]

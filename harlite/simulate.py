@@ -13,7 +13,7 @@ import csv
 import io
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ from harlite.manifest import (
     write_json,
 )
 from harlite.metrics import classification_metrics
-from harlite.protocol import UNLABELLED
+from harlite.protocol import UCI_LABELS, UNLABELLED
 from harlite.smoothing import SmoothingSpec, parse_smoothing, smooth
 from harlite.windows import window_labels
 
@@ -151,12 +151,12 @@ def simulate(
     player = _Player(spec, manifest, model, smoothing)
     traces, warnings = [], []
     started, cpu_started = time.perf_counter(), time.process_time()
+    relabel = manifest.get("dataset") or {}
     for n, rec in enumerate(recordings, 1):
-        if rec.rate != spec.rate_hz:
-            raise HarliteError(
-                f"{rec.source}: {rec.rate:g} Hz but the bundle expects {spec.rate_hz:g} Hz: "
-                "read it with harlite.data.recordings.read_csv, which resamples steady rates."
-            )
+        rec = fit_to_bundle(rec, spec, labels, relabel.get("merge"), tuple(relabel.get("ignore", ())))
+        for warning in rec.warnings:
+            warnings.append(warning)
+            say(f"warning: {warning}")
         if len(rec) < spec.window:
             warnings.append(
                 f"{rec.source}: {len(rec)} samples ({rec.duration_s:.2f} s) is shorter than one window "
@@ -180,6 +180,27 @@ def simulate(
         metrics=_metrics(traces, labels) if counts[PURE] else None,
         warnings=warnings,
     )
+
+
+def fit_to_bundle(rec: Recording, spec: FrontEndSpec, labels: tuple[str, ...], merge: dict[str, str] | None = None,
+                  ignore: tuple[str, ...] = ()) -> Recording:  # fmt: skip
+    """``rec`` at the bundle's rate, with the bundle's raw sensors and labels, renamed by the training
+    dataset's ``merge`` (other names count as unlabelled)."""
+    if rec.rate != spec.rate_hz:
+        raise HarliteError(
+            f"{rec.source}: {rec.rate:g} Hz but the bundle expects {spec.rate_hz:g} Hz: "
+            "read it with harlite.data.recordings.read_csv(path, rate), which resamples steady rates."
+        )
+    rec = rec.with_raw_channels(spec.raw_channels)
+    if rec.labels is None or rec.classes == labels:
+        return rec
+    merge = merge or {}
+    unknown = tuple(name for name in rec.classes if merge.get(name, name) not in labels)
+    quiet = [name for name in unknown if name in ignore]
+    shown = [name for name in unknown if name not in ignore]
+    note = (f"{rec.source}: label {', '.join(map(repr, shown))} is not one of the bundle's ({', '.join(labels)}): "
+            "those samples count as unlabelled",) if shown else ()  # fmt: skip
+    return replace(rec.with_classes(labels, merge, tuple(quiet) + tuple(shown)), warnings=rec.warnings + note)
 
 
 class _Player:
@@ -298,7 +319,8 @@ def run(
     bundle: str | Path,
     paths: list[str | Path] = (),
     dataset: str | None = None,
-    subjects: list[int] | tuple[int, ...] | None = None,
+    subjects: list[str] | tuple[str, ...] | None = None,
+    recordings: list[Recording] | None = None,
     runtime: str = "tflm",
     smoothing: str = "none",
     out: str | Path | None = None,
@@ -309,7 +331,8 @@ def run(
 ) -> dict[str, Any]:
     """What ``harlite simulate`` does: load, replay, then write the timeline, plot and golden vectors.
 
-    Returns the summary with the written files under ``files``.
+    The recordings are the CSV files ``paths``, a ``dataset``'s (with ``subjects``) and ``recordings``
+    already loaded. Returns the summary with the written files under ``files``.
     """
     manifest = load_manifest(bundle, require=REQUIRED_FIELDS)
     smoothing = parse_smoothing(smoothing)
@@ -322,7 +345,8 @@ def run(
         check_writable(target, force)
     if golden is not None:
         config_header(manifest)
-    recordings = load_recordings(paths, dataset, subjects)
+    given = list(recordings or [])
+    recordings = given + (load_recordings(paths, dataset, subjects, manifest) if paths or dataset or not given else [])
     result = simulate(manifest, recordings, runtime, smoothing, log)
     files = write_timeline(result, out, force) if out is not None else []
     # The plot and the golden vectors show one recording: the first that gave a window.
@@ -338,31 +362,48 @@ def run(
     return {**result.summary(), "files": [str(f) for f in files]}
 
 
+def bundle_subjects(bundle: str | Path, part: str) -> tuple[str, list[str]]:
+    """The dataset a bundle was trained on (``hapt`` or a folder) and the subjects of its ``part``
+    (test, or train: training and validation)."""
+    dataset = load_manifest(bundle).get("dataset") or {}
+    groups = dataset.get("test", []) if part == "test" else [*dataset.get("train", []), *dataset.get("val", [])]
+    if not groups or dataset.get("split", "subject") != "subject":
+        raise HarliteError(f"{bundle} records no {part} subjects of its data (split by {dataset.get('split', '?')}): "
+                           "give RECORDING files or --dataset with --subjects.")  # fmt: skip
+    return dataset.get("data", "hapt"), list(groups)
+
+
 def load_recordings(
-    paths: list[str | Path] = (), dataset: str | None = None, subjects: list[int] | tuple[int, ...] | None = None
+    paths: list[str | Path] = (),
+    dataset: str | None = None,
+    subjects: list[str] | tuple[str, ...] | None = None,
+    manifest: dict[str, Any] | None = None,
 ) -> list[Recording]:
-    """Recordings from CSV files (``.csv``, ``.csv.gz``) and/or a dataset's subjects (``hapt``)."""
+    """Recordings from CSV files (``.csv``, ``.csv.gz``) and/or a dataset: ``hapt`` (its ``subjects``) or a
+    dataset folder (every recording, or those of ``subjects``), at the rate of the bundle ``manifest``."""
     from harlite.data.recordings import read_csv
 
+    rate = None if manifest is None else float(manifest["rate_hz"])
     recordings = []
     for path in map(Path, paths):
         if not path.name.lower().endswith((".csv", ".csv.gz")):
             raise HarliteError(
                 f"{path}: unknown recording format: harlite replays .csv or .csv.gz files with the header "
-                "time_s,acc_x,acc_y,acc_z,gyro_x,gyro_y,gyro_z[,label] (see 'harlite data export')."
+                "time_s,acc_x,acc_y,acc_z[,gyro_x,gyro_y,gyro_z][,label] (see docs/data.md)."
             )
-        recordings.append(read_csv(path))
-    if dataset is not None:
-        if dataset != "hapt":
-            raise HarliteError(f"unknown dataset {dataset!r}: the continuous recordings come from 'hapt'.")
+        recordings.append(read_csv(path, rate))
+    if dataset == "hapt":
         from harlite.data.hapt import load_hapt
 
-        try:
-            recordings.extend(load_hapt(subjects))
-        except ValueError as e:
-            raise HarliteError(f"{e}.") from None
+        recordings.extend(load_hapt(subjects))
+    elif dataset is not None:
+        from harlite.data.datasets import load_dataset
+
+        found = load_dataset(dataset).recordings
+        chosen = [r for r in found if subjects is None or r.subject in subjects]
+        recordings.extend(r.resampled(rate) if rate else r for r in chosen)
     if not recordings:
-        raise HarliteError("nothing to replay: give RECORDING files or --dataset hapt (with --subjects).")
+        raise HarliteError("nothing to replay: give RECORDING files or --dataset (hapt or a dataset folder).")
     return recordings
 
 
@@ -433,9 +474,21 @@ def _golden_smoothings(result: SimulationResult) -> list[str]:
     return specs + ([str(result.smoothing)] if str(result.smoothing) not in specs else [])
 
 
-# Activities: moving ones warm, still ones cool; samples without a label light grey.
-COLOURS = ("#d62728", "#ff7f0e", "#bcbd22", "#1f77b4", "#17becf", "#9467bd")
+# UCI HAR's activities: moving ones warm, still ones cool; other labels take a qualitative colour map;
+# samples without a label light grey.
+UCI_COLOURS = ("#d62728", "#ff7f0e", "#bcbd22", "#1f77b4", "#17becf", "#9467bd")
 NO_LABEL_COLOUR = "#dddddd"
+
+
+def class_colours(labels: tuple[str, ...]) -> list[str]:
+    """A distinct colour per class, for any number of classes."""
+    from matplotlib import colormaps
+    from matplotlib.colors import to_hex
+
+    if labels == UCI_LABELS:
+        return list(UCI_COLOURS)
+    cmap = colormaps["tab10" if len(labels) <= 10 else "tab20"]
+    return [to_hex(cmap(i % cmap.N)) for i in range(len(labels))]
 
 
 def plot_timeline(result: SimulationResult, path: str | Path, recording: int = 0, force: bool = False) -> Path:
@@ -449,6 +502,11 @@ def plot_timeline(result: SimulationResult, path: str | Path, recording: int = 0
     path = check_writable(path, force)
     tr, spec = result.traces[recording], result.spec
     rec, rate = tr.recording, spec.rate_hz
+    colours = class_colours(result.labels)
+
+    def colour(label: int) -> str:
+        return colours[label] if 0 <= label < len(colours) else NO_LABEL_COLOUR
+
     minutes = rec.duration_s > 300
     scale = rate * (60.0 if minutes else 1.0)  # samples per unit of the time axis
 
@@ -456,8 +514,8 @@ def plot_timeline(result: SimulationResult, path: str | Path, recording: int = 0
         2, 1, sharex=True, figsize=(13, 5.6), dpi=110, gridspec_kw={"height_ratios": [2.0, 1.4], "hspace": 0.08}
     )
     t = np.arange(len(rec)) / scale
-    for axis, colour in zip("xyz", ("#000000", "#8c564b", "#9a9a9a")):
-        ax_sig.plot(t, rec.samples[:, "xyz".index(axis)], color=colour, lw=0.6, label=f"acc_{axis}")
+    for axis, line in zip("xyz", ("#000000", "#8c564b", "#9a9a9a")):
+        ax_sig.plot(t, rec.samples[:, "xyz".index(axis)], color=line, lw=0.6, label=f"acc_{axis}")
     ax_sig.set_ylabel("acceleration (g)")
     ax_sig.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
     ax_sig.grid(alpha=0.3)
@@ -466,28 +524,28 @@ def plot_timeline(result: SimulationResult, path: str | Path, recording: int = 0
     if rec.labels is not None:
         edges = np.flatnonzero(np.diff(rec.labels)) + 1
         first = np.concatenate([[0], edges])
-        rows.append(("true", first, np.append(edges, len(rec)), [_colour(rec.labels[i]) for i in first]))
+        rows.append(("true", first, np.append(edges, len(rec)), [colour(int(rec.labels[i])) for i in first]))
     centre_lo = tr.starts + (spec.window - spec.hop) / 2  # a window's prediction drawn over its middle hop
     shown = [("predicted", tr.raw)]
     if result.smoothing.kind != "none":
         shown.append((f"smoothed\n{result.smoothing}", tr.smoothed))
     for name, pred in shown:
-        rows.append((name, centre_lo, centre_lo + spec.hop, [COLOURS[c] for c in pred]))
+        rows.append((name, centre_lo, centre_lo + spec.hop, [colours[c] for c in pred]))
     final = shown[-1][1]
     pure = tr.kind == PURE
     if pure.any():
         right = final == tr.truth
         rows.append(("correct", centre_lo[pure], centre_lo[pure] + spec.hop,
                      ["#2ca02c" if ok else "#000000" for ok in right[pure]]))  # fmt: skip
-    for y, (name, lo, hi, colours) in enumerate(rows):
+    for y, (_, lo, hi, bands) in enumerate(rows):
         ax_band.broken_barh(list(zip(np.asarray(lo) / scale, (np.asarray(hi) - lo) / scale)), (y - 0.4, 0.8),
-                            facecolors=colours, edgecolor="none")  # fmt: skip
+                            facecolors=bands, edgecolor="none")  # fmt: skip
     ax_band.set_yticks(range(len(rows)), [r[0] for r in rows])
     ax_band.set_ylim(len(rows) - 0.5, -0.5)
     ax_band.set_xlim(0, len(rec) / scale)
     ax_band.set_xlabel(f"time ({'min' if minutes else 's'})")
 
-    handles = [Patch(color=c, label=name.replace("_", " ").lower()) for name, c in zip(result.labels, COLOURS)]
+    handles = [Patch(color=c, label=name.replace("_", " ").lower()) for name, c in zip(result.labels, colours)]
     handles.append(Patch(color=NO_LABEL_COLOUR, label="no label / transition"))
     if pure.any():
         handles += [Patch(color="#2ca02c", label="right"), Patch(color="#000000", label="wrong")]
@@ -503,6 +561,3 @@ def plot_timeline(result: SimulationResult, path: str | Path, recording: int = 0
     plt.close(fig)
     return atomic_write_bytes(path, buf.getvalue())
 
-
-def _colour(label: int) -> str:
-    return COLOURS[label] if 0 <= label < len(COLOURS) else NO_LABEL_COLOUR

@@ -15,75 +15,98 @@ per sensor and Gaussian noise.
 
 from __future__ import annotations
 
-import platform
+import math
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from harlite.errors import HarliteError
-from harlite.frontend import FrontEndSpec, standardize
+from harlite.frontend import standardize
 from harlite.manifest import check_writable, read_json, write_json
 from harlite.metrics import classification_metrics, plot_confusion
-from harlite.models import (
-    DEFAULT_MODEL,
-    build_model,
-    count_macs,
-    count_params,
-    export_copy,
-)
-from harlite.protocol import LABELS, TEST_SUBJECTS
-from harlite.windows import WindowSet, load_windows
+from harlite.models import DEFAULT_MODEL, build_model, count_macs, count_params, export_copy
+from harlite.protocol import Protocol
+from harlite.runs import ModelInput, load_model, read_model_input, save_model, versions, write_model_input
+from harlite.windows import DataSpec, Split, WindowSet, load_split
 
-RUN_FILES = ("model.keras", "normalization.json", "history.json", "metrics.json")
+RUN_FILES = ("model.keras", "protocol.json", "history.json", "metrics.json")
+# Small data: enough optimizer steps whatever the amount of data (within bounds), smaller batches.
+MIN_STEPS, MIN_EPOCHS, MAX_EPOCHS = 6000, 80, 400
+IMBALANCE_RATIO = 2.0  # class weights when the largest class has more than this many times the smallest's windows
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Everything that decides the trained model (with the data and the seed)."""
+    """Everything that decides the trained model (with the data and the seed); ``None`` = chosen from the data."""
 
     model: str = DEFAULT_MODEL
-    epochs: int = 80
-    batch_size: int = 64
+    epochs: int | None = None
+    batch_size: int | None = None
     learning_rate: float = 3e-3
     seed: int = 0
-    val_subjects: int = 4
-    split_seed: int = 0
     gain_sigma: float = 0.1
     noise_sigma: float = 0.05
     rotation_deg: float = 20.0
+    class_weights: bool | None = None
     options: dict[str, Any] = field(default_factory=dict)
+
+    def for_data(self, train: WindowSet, n_classes: int) -> TrainConfig:
+        """This config with the settings left to the data chosen for it (docs/models.md, "Small data").
+
+        Batch 64 from 2,048 windows (32 below, 16 under 256); epochs enough for about 6,000 optimizer steps,
+        80 to 400 (HAPT: 80); class weights when classes are unequal by more than 2 to 1.
+        """
+        n = len(train)
+        batch = self.batch_size or (64 if n >= 2048 else 32 if n >= 256 else 16)
+        steps = max(1, math.ceil(n / batch))
+        epochs = self.epochs or int(np.clip(math.ceil(MIN_STEPS / steps), MIN_EPOCHS, MAX_EPOCHS))
+        counts = np.bincount(train.y, minlength=n_classes)
+        present = counts[counts > 0]
+        weights = self.class_weights
+        if weights is None:
+            weights = bool(len(present) and present.max() > IMBALANCE_RATIO * present.min())
+        return replace(self, batch_size=batch, epochs=epochs, class_weights=weights)
 
 
 @dataclass
 class Data:
-    """Windows split by subject, with the normalization of the training part."""
+    """A split's windows with the normalization of its training part."""
 
-    train: WindowSet
-    val: WindowSet
-    test: WindowSet
+    split: Split
     mean: np.ndarray
     std: np.ndarray
-    spec: FrontEndSpec
+
+    @property
+    def protocol(self) -> Protocol:
+        return self.split.protocol
+
+    @property
+    def train(self) -> WindowSet:
+        return self.split.train
+
+    @property
+    def val(self) -> WindowSet:
+        return self.split.val
+
+    @property
+    def test(self) -> WindowSet:
+        return self.split.test
 
     def standardized(self, part: WindowSet) -> np.ndarray:
         return standardize(part.X, self.mean, self.std)
 
+    def model_input(self) -> ModelInput:
+        return ModelInput(self.protocol, self.mean, self.std, self.split.spec, self.split.info())
 
-def prepare_data(
-    config: TrainConfig, windows: WindowSet | None = None, spec: FrontEndSpec = FrontEndSpec()
-) -> Data:
-    """Split ``windows`` (default: HAPT through ``spec``) into train/val/test by subject; normalize on train."""
-    windows = load_windows(spec=spec) if windows is None else windows
-    train, val, test = windows.split(TEST_SUBJECTS, config.val_subjects, config.split_seed)
-    if not len(train) or not len(test):
-        raise ValueError("the windows hold no training or no test subjects: check the data source")
-    mean, std = train.normalization()
-    return Data(train, val, test, mean, std, spec)
+
+def prepare_data(split: Split) -> Data:
+    """A split with the normalization of its training windows."""
+    mean, std = split.train.normalization()
+    return Data(split, mean, std)
 
 
 def seed_everything(seed: int) -> None:
@@ -99,8 +122,9 @@ def augment(X: np.ndarray, data: Data, rng: np.random.Generator, config: TrainCo
     """Standardized copies of physical windows: a random small rotation of the device (the same for
     every sensor triplet), a random gain per sensor, Gaussian noise."""
     n, _, channels = X.shape
-    X = rotate(X, data.spec.channels, random_rotations(n, config.rotation_deg, rng)) if config.rotation_deg else X
-    sensor = np.array(["gyro" in c for c in data.spec.channels[:channels]], dtype=int)
+    names = data.protocol.frontend.channels
+    X = rotate(X, names, random_rotations(n, config.rotation_deg, rng)) if config.rotation_deg else X
+    sensor = np.array(["gyro" in c for c in names[:channels]], dtype=int)
     gain = rng.normal(1.0, config.gain_sigma, size=(n, 1, 2)).astype(np.float32)[:, :, sensor]
     noise = rng.normal(0.0, config.noise_sigma, size=X.shape).astype(np.float32)
     return standardize(X * gain, data.mean, data.std) + noise
@@ -151,12 +175,15 @@ def fit(
     model.compile(optimizer=k.optimizers.Adam(schedule), loss=loss, metrics=["accuracy"])
     rng = np.random.default_rng(config.seed)
     Xv, yv = data.standardized(data.val), data.val.y
+    weights = class_weights(data.train.y, data.protocol.n_classes) if config.class_weights and teacher is None else None
     history = []
     for epoch in range(epochs):
         start = time.perf_counter()
         Xa = augment(data.train.X, data, rng, config)
         targets = data.train.y if teacher is None else keras_predict(teacher, Xa)
-        h = model.fit(Xa, targets, batch_size=config.batch_size, epochs=1, shuffle=True, verbose=0)
+        sample_weight = None if weights is None else weights[data.train.y]
+        h = model.fit(Xa, targets, sample_weight=sample_weight, batch_size=config.batch_size, epochs=1, shuffle=True,
+                      verbose=0)  # fmt: skip
         row = {"epoch": epoch + 1, "loss": h.history["loss"][-1],
                "accuracy" if teacher is None else "teacher_agreement": h.history["accuracy"][-1]}  # fmt: skip
         if len(yv):
@@ -168,6 +195,15 @@ def fit(
         if on_epoch is not None:
             on_epoch(epoch, history[-1])
     return history
+
+
+def class_weights(y: np.ndarray, n_classes: int) -> np.ndarray:
+    """Per class n / (classes present x windows of the class): every class weighs the same in the loss."""
+    counts = np.bincount(y, minlength=n_classes).astype(np.float64)
+    present = counts > 0
+    weights = np.zeros(n_classes, np.float32)
+    weights[present] = len(y) / (present.sum() * counts[present])
+    return weights
 
 
 def echo_epoch(prefix: str, epochs: int) -> Callable[[int, dict[str, float]], None]:
@@ -191,32 +227,39 @@ def score_keras(model: Any, data: Data, part: WindowSet) -> dict[str, Any] | Non
     """classification_metrics of a Keras model on a part of ``data`` (None for an empty part)."""
     if not len(part):
         return None
-    return classification_metrics(part.y, keras_predict(model, data.standardized(part)).argmax(-1))
+    predicted = keras_predict(model, data.standardized(part)).argmax(-1)
+    return classification_metrics(part.y, predicted, data.protocol.labels)
 
 
 def train(
     out: str | Path,
     config: TrainConfig = TrainConfig(),
     force: bool = False,
-    windows: WindowSet | None = None,
-    spec: FrontEndSpec = FrontEndSpec(),
+    split: Split | None = None,
+    data_spec: DataSpec = DataSpec(),
 ) -> dict[str, Any]:
     """Train a float model into the run folder ``out``; returns the metrics written to metrics.json.
 
-    The run folder gets model.keras, normalization.json, history.json, metrics.json,
-    learning_curves.png and confusion.png.
+    ``split`` (default: ``load_split(data_spec)``) gives the windows. The run folder gets model.keras,
+    protocol.json, history.json, metrics.json, learning_curves.png and confusion.png.
     """
     out = Path(out)
     for name in RUN_FILES:
         check_writable(out / name, force)
-    data = prepare_data(config, windows, spec)
+    data = prepare_data(load_split(data_spec) if split is None else split)
+    config = config.for_data(data.train, data.protocol.n_classes)
     seed_everything(config.seed)
-    model = build_model(config.model, n_channels=data.train.X.shape[-1], **config.options)
+    protocol = data.protocol
+    model = build_model(config.model, n_channels=len(protocol.frontend.channels), window=protocol.window,
+                        n_classes=protocol.n_classes, **config.options)  # fmt: skip
     print(
         f"harlite train: {config.model}, {count_params(model)} parameters, {len(data.train)} training windows "
-        f"({len(set(data.train.subject.tolist()))} subjects), {len(data.val)} validation, {len(data.test)} test",
+        f"({len(set(data.train.group.tolist()))} {data.split.kind}s), {len(data.val)} validation, {len(data.test)} "
+        f"test; {config.epochs} epochs of batch {config.batch_size}{', class weights' if config.class_weights else ''}",
         file=sys.stderr,
     )
+    for warning in data.split.warnings:
+        print(f"harlite train: note: {warning}", file=sys.stderr)
     start = time.perf_counter()
     history = fit(model, data, config, config.epochs, config.learning_rate, echo_epoch("train", config.epochs))
     seconds = time.perf_counter() - start
@@ -227,105 +270,38 @@ def train(
         "model": model_info(model),
         "train_seconds": seconds,
         "config": asdict(config),
-        "subjects": subjects_info(data),
+        "split": data.split.info(),
+        "warnings": data.split.warnings,
         "versions": versions(),
     }
     out.mkdir(parents=True, exist_ok=True)
     save_model(model, out / "model.keras")
-    write_json(out / "normalization.json", normalization_info(data))
+    write_model_input(out, data.model_input())
     write_json(out / "history.json", history)
     write_json(out / "metrics.json", metrics)
     plot_history(history, out / "learning_curves.png")
-    plot_confusion(test["confusion"], LABELS, out / "confusion.png", title=f"{config.model} float, test subjects")
+    plot_confusion(test["confusion"], protocol.labels, out / "confusion.png", title=f"{config.model} float, test split")
     print(f"harlite train: test accuracy {test['accuracy']:.4f}, macro-F1 {test['macro_f1']:.4f} -> {out}", file=sys.stderr)
     return metrics
 
 
-def load_run(run_dir: str | Path, windows: WindowSet | None = None) -> tuple[Any, TrainConfig, Data, WindowSet]:
-    """A run folder's float model, training config, data split (with the run's normalization) and windows."""
+def load_run(run_dir: str | Path, split: Split | None = None) -> tuple[Any, TrainConfig, Data]:
+    """A run folder's float model, training config and data (its split, with the run's normalization).
+
+    ``split`` defaults to the run's own data (``protocol.json``'s dataset), cut with the run's protocol.
+    """
     run_dir = Path(run_dir)
     model = load_model(run_dir / "model.keras")
     known = set(TrainConfig.__dataclass_fields__)
     config = TrainConfig(**{k: v for k, v in read_json(run_dir / "metrics.json")["config"].items() if k in known})
-    mean, std, spec = load_normalization(run_dir)
-    windows = load_windows(spec=spec) if windows is None else windows
-    data = prepare_data(config, windows, spec)
-    data.mean, data.std = mean, std
-    return model, config, data, windows
+    model_input = read_model_input(run_dir)
+    split = load_split(model_input.data, model_input.protocol) if split is None else split
+    return model, config, Data(split, model_input.mean, model_input.std)
 
 
 def model_info(model: Any) -> dict[str, Any]:
     """Architecture, deployed parameter count and MACs per window."""
     return {"architecture": model.name, "params": count_params(model), "macs_per_window": count_macs(export_copy(model))}
-
-
-def subjects_info(data: Data) -> dict[str, list[int]]:
-    return {part: sorted(set(getattr(data, part).subject.tolist())) for part in ("train", "val", "test")}
-
-
-def normalization_info(data: Data) -> dict[str, Any]:
-    """normalization.json: per-channel mean/std and the front end that made the windows."""
-    return {
-        "channels": list(data.spec.channels),
-        "mean": data.mean.tolist(),
-        "std": data.std.tolist(),
-        "frontend": data.spec.to_dict(),
-    }
-
-
-def load_normalization(folder: str | Path) -> tuple[np.ndarray, np.ndarray, FrontEndSpec]:
-    """(mean, std, front-end spec) from a run folder's normalization.json or a bundle's manifest.json."""
-    from harlite.manifest import MANIFEST, load_manifest
-
-    folder = Path(folder)
-    if (folder / "normalization.json").exists():
-        info = read_json(folder / "normalization.json")
-    elif (folder / MANIFEST).exists():
-        manifest = load_manifest(folder, require=("normalization.mean", "normalization.std", "frontend"))
-        info = {**manifest["normalization"], "frontend": manifest["frontend"]}
-    else:
-        raise HarliteError(
-            f"{folder} has neither normalization.json nor manifest.json, so the model's input scaling is "
-            "unknown: use a run folder of 'harlite train' or a bundle of 'harlite convert'."
-        )
-    return (
-        np.asarray(info["mean"], np.float32),
-        np.asarray(info["std"], np.float32),
-        FrontEndSpec.from_dict(info["frontend"]),
-    )
-
-
-def versions() -> dict[str, str]:
-    """Versions of what built the model."""
-    from importlib.metadata import version
-
-    from harlite import __version__
-
-    return {
-        "harlite": __version__,
-        "python": platform.python_version(),
-        **{name: version(name) for name in ("tensorflow", "tf-keras", "tensorflow-model-optimization")},
-    }
-
-
-def save_model(model: Any, path: Path) -> None:
-    """Save a Keras model atomically (Keras writes to a temporary name that is then renamed)."""
-    tmp = path.with_name(f".{path.stem}.tmp.keras")
-    model.save(tmp)
-    tmp.replace(path)
-
-
-def load_model(path: str | Path) -> Any:
-    """Load a harlite Keras model, with a clear error for a missing or unreadable file."""
-    from harlite.tf import keras
-
-    path = Path(path)
-    if not path.exists():
-        raise HarliteError(f"{path} does not exist: train a model first with 'harlite train --out DIR'.")
-    try:
-        return keras().models.load_model(path, compile=False)
-    except (OSError, ValueError) as e:
-        raise HarliteError(f"{path} is not a Keras model ({e}); pass a model.keras made by harlite.") from None
 
 
 def plot_history(history: list[dict[str, float]], path: Path) -> Path:
@@ -354,75 +330,3 @@ def plot_history(history: list[dict[str, float]], path: Path) -> Path:
     fig.savefig(buf, format="png")
     plt.close(fig)
     return atomic_write_bytes(path, buf.getvalue())
-
-
-def bench_train(
-    out: str | Path,
-    models: tuple[str, ...] = ("cnn_lstm", "lstm"),
-    seeds: tuple[int, ...] = (0, 1, 2),
-    epochs: int = TrainConfig.epochs,
-    windows: WindowSet | None = None,
-    force: bool = False,
-) -> dict[str, Any]:
-    """Train, QAT and convert each model for each seed; figures per run and mean/spread per model.
-
-    Writes ``out/<model>/seed<k>/`` run folders and ``out/train_bench.json`` (returned): for float,
-    PTQ int8 and QAT int8, test accuracy and macro-F1; .tflite bytes; params and MACs per window;
-    train and QAT wall time.
-    """
-    from harlite.convert import to_float
-    from harlite.qat import qat
-
-    out = Path(out)
-    check_writable(out / "train_bench.json", force)
-    windows = load_windows() if windows is None else windows
-    report: dict[str, Any] = {"seeds": list(seeds), "epochs": epochs, "versions": versions(), "models": {}}
-    for name in models:
-        runs = []
-        for seed in seeds:
-            run_dir = out / name / f"seed{seed}"
-            trained = train(run_dir, TrainConfig(model=name, epochs=epochs, seed=seed), force=force, windows=windows)
-            quantized = qat(run_dir, force=force, windows=windows)
-            model = load_model(run_dir / "model.keras")
-            runs.append({
-                "seed": seed,
-                **{f"{kind}_{m}": quantized["test"][kind][m] for kind in ("float", "ptq_int8", "qat_int8", "int8")
-                   for m in ("accuracy", "macro_f1")},
-                "chosen": quantized["chosen"],
-                "int8_bytes": (run_dir / "qat" / "model_int8.tflite").stat().st_size,
-                "float32_bytes": len(to_float(model)),
-                "float16_bytes": len(to_float(model, float16=True)),
-                "train_seconds": trained["train_seconds"],
-                "qat_seconds": quantized["qat_seconds"],
-                "train_qat_seconds": trained["train_seconds"] + quantized["qat_seconds"],
-            })  # fmt: skip
-        summary = _spread(runs)
-        report["models"][name] = {**trained["model"], "runs": runs, "summary": summary}
-        if name == DEFAULT_MODEL:
-            report["models"][name]["targets"] = checks = _targets(summary)
-            report["models"][name]["pass"] = all(checks.values())
-        write_json(out / "train_bench.json", report)
-    return report
-
-
-def _targets(summary: dict[str, dict[str, float]]) -> dict[str, bool]:
-    """The default model's targets (issue 3), on the means over seeds."""
-    mean = {k: v["mean"] for k, v in summary.items()}
-    return {
-        "float_accuracy >= 0.940": mean["float_accuracy"] >= 0.940,
-        "qat_int8_accuracy >= 0.935": mean["qat_int8_accuracy"] >= 0.935,
-        "qat_int8 within 0.5 points of float": mean["float_accuracy"] - mean["qat_int8_accuracy"] <= 0.005,
-        "qat_int8 >= ptq_int8": mean["qat_int8_accuracy"] >= mean["ptq_int8_accuracy"],
-        "int8_bytes <= 32 KiB": mean["int8_bytes"] <= 32 * 1024,
-        "train + qat <= 10 min": mean["train_qat_seconds"] <= 600,
-    }
-
-
-def _spread(runs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
-    """Mean, standard deviation, min and max over runs of every numeric figure."""
-    keys = [k for k, v in runs[0].items() if isinstance(v, (int, float)) and k != "seed"]
-    return {
-        k: {"mean": float(np.mean(v)), "std": float(np.std(v)), "min": float(np.min(v)), "max": float(np.max(v))}
-        for k in keys
-        for v in [[run[k] for run in runs]]
-    }

@@ -9,15 +9,14 @@ it, and must be treated as read-only: ``copy_bundle`` it before changing anythin
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from functools import cache
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from harlite.frontend import FrontEndSpec
-from harlite.protocol import TRAIN_SUBJECTS
-from harlite.windows import WindowSet, load_windows
+from harlite.windows import Split, WindowSet, load_split
 
 TRAIN_WINDOWS = 1500
 EPOCHS = 3
@@ -28,38 +27,55 @@ OPTIONS = {"conv": (8, 12), "units": 12}
 def build_tiny_bundle(root: str) -> Path:
     """Train the tiny model into ``root/run`` and convert it into the bundle ``root/bundle``."""
     from harlite.convert import convert
-    from harlite.manifest import write_json
     from harlite.models import build_model
+    from harlite.runs import ModelInput, save_model, write_model_input
     from harlite.tf import keras
-    from harlite.train import save_model, seed_everything
+    from harlite.train import seed_everything
 
     run, bundle = Path(root) / "run", Path(root) / "bundle"
     run.mkdir(parents=True)
-    spec = FrontEndSpec()
-    train = load_windows(spec=spec).of_subjects(TRAIN_SUBJECTS)
-    train = train.take(np.sort(np.random.default_rng(0).choice(len(train), TRAIN_WINDOWS, replace=False)))
+    split = load_split()
+    train = split.pool.take(np.sort(np.random.default_rng(0).choice(len(split.pool), TRAIN_WINDOWS, replace=False)))
     mean, std = train.normalization()
     seed_everything(0)
-    model = build_model("cnn_lstm", n_channels=len(spec.channels), **OPTIONS)
+    model = build_model("cnn_lstm", n_channels=len(split.protocol.frontend.channels), **OPTIONS)
     model.compile(keras().optimizers.Adam(3e-3), "sparse_categorical_crossentropy")
     model.fit((train.X - mean) / std, train.y, epochs=EPOCHS, batch_size=32, verbose=0)
     save_model(model, run / "model.keras")
-    write_json(run / "normalization.json",
-               {"channels": list(spec.channels), "mean": mean, "std": std, "frontend": spec.to_dict()})  # fmt: skip
-    convert(run, bundle, calibration=200, windows=train)
+    write_model_input(run, ModelInput(split.protocol, mean, std, split.spec, split.info()))
+    convert(run, bundle, calibration=200, split=replace(split, pool=train))
     return bundle
 
 
-def bundle_windows(bundle: Path, n: int, cache: Path) -> WindowSet:
-    """``n`` real windows of the test subjects, spread evenly, cut with the bundle's front end
-    (HAPT read through the harlite cache folder ``cache``)."""
-    from harlite.manifest import load_manifest
-    from harlite.parity import select_windows
+def thinned(split: Split, train: tuple[str, ...], val: tuple[str, ...], test: tuple[str, ...], every: int = 1) -> Split:
+    """``split`` made small: the windows of these training, validation and test subjects, every ``every``-th."""
 
-    spec = FrontEndSpec.from_dict(load_manifest(bundle)["frontend"])
+    def thin(windows: WindowSet, groups: tuple[str, ...]) -> WindowSet:
+        windows = windows.of_groups(groups)
+        keep = np.zeros(len(windows), bool)
+        keep[::every] = True
+        return windows.take(keep)
+
+    pool = thin(split.pool, train + val)
+    return replace(split, train=pool.of_groups(train), val=pool.of_groups(val), test=thin(split.test, test), pool=pool,
+                   groups={"train": list(train), "val": list(val), "test": list(test)})  # fmt: skip
+
+
+def bundle_split(bundle: Path, cache: Path) -> Split:
+    """The bundle's own split, cut with its front end (HAPT read through the harlite cache folder ``cache``)."""
+    from harlite.runs import read_model_input
+
+    model_input = read_model_input(bundle)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("HARLITE_CACHE", str(cache))
-        return select_windows(load_windows(spec=spec), "test", n)
+        return load_split(model_input.data, model_input.protocol)
+
+
+def bundle_windows(bundle: Path, n: int, cache: Path) -> WindowSet:
+    """``n`` real windows of the test subjects, spread evenly, cut with the bundle's front end."""
+    from harlite.parity import select_windows
+
+    return select_windows(bundle_split(bundle, cache), "test", n)
 
 
 def copy_bundle(bundle: Path, dest: Path) -> Path:

@@ -9,31 +9,31 @@ import numpy as np
 import pytest
 from ai_edge_litert.schema_py_generated import Model
 from click.testing import CliRunner
-from test_train_qat import tiny_windows
+from test_train_qat import tiny_split
 
 from harlite.errors import HarliteError
 from harlite.frontend import quantize, standardize
 from harlite.manifest import load_manifest, sha256_file
-from harlite.protocol import TEST_SUBJECTS
-from harlite.train import TrainConfig, load_model, train
-from harlite.windows import WindowSet
+from harlite.runs import load_model
+from harlite.train import TrainConfig, train
+from harlite.windows import Split
 
-TINY = TrainConfig(epochs=1, batch_size=32, val_subjects=0, options={"conv": (4, 6), "units": 6})
-
-
-@pytest.fixture(scope="module")
-def windows(tmp_path_factory: pytest.TempPathFactory) -> WindowSet:
-    return tiny_windows(tmp_path_factory.mktemp("cache"), every=6)
+TINY = TrainConfig(epochs=1, batch_size=32, options={"conv": (4, 6), "units": 6})
 
 
 @pytest.fixture(scope="module")
-def bundle(windows: WindowSet, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def split(tmp_path_factory: pytest.TempPathFactory) -> Split:
+    return tiny_split(tmp_path_factory.mktemp("cache"), every=6)
+
+
+@pytest.fixture(scope="module")
+def bundle(split: Split, tmp_path_factory: pytest.TempPathFactory) -> Path:
     from harlite.convert import convert
 
     run = tmp_path_factory.mktemp("run")
-    train(run, TINY, windows=windows)
+    train(run, TINY, split=split)
     out = tmp_path_factory.mktemp("bundle")
-    convert(run, out, calibration=40, windows=windows, force=True)
+    convert(run, out, calibration=40, split=split, force=True)
     return out
 
 
@@ -61,16 +61,16 @@ def test_bundle_files_and_manifest(bundle: Path) -> None:
     std = np.array(manifest["normalization"]["std"])
     np.testing.assert_allclose(q["input"]["input_mul"], 1 / (std * q["input"]["scale"]), rtol=1e-6)
     assert manifest["frontend"]["channels"][0] == "body_acc_x" and manifest["window"] == 128
-    assert manifest["model"]["macs_per_window"] > 0 and manifest["metrics"]["float"]["subjects"] == "test"
+    assert manifest["model"]["macs_per_window"] > 0 and manifest["metrics"]["float"]["split"] == "test"
 
 
-def test_every_input_channel_spans_the_int8_range(bundle: Path, windows: WindowSet) -> None:
+def test_every_input_channel_spans_the_int8_range(bundle: Path, split: Split) -> None:
     """Each channel of the calibration windows reaches the edge of the int8 input, not just the widest."""
     from harlite.convert import calibration_windows
 
     manifest = load_manifest(bundle)
     mean, std = (np.array(manifest["normalization"][k], np.float32) for k in ("mean", "std"))
-    peaks = np.abs(calibration_windows(windows, mean, std, 40)).max(axis=(0, 1))
+    peaks = np.abs(calibration_windows(split.pool, mean, std, 40)).max(axis=(0, 1))
     steps = peaks / manifest["quantization"]["input"]["scale"]
     assert steps.min() >= 127 and steps.max() <= 256, steps
 
@@ -96,23 +96,23 @@ def test_spread_input_ranges_keeps_the_model_function(architecture: str, options
     assert spread_input_ranges(spread, std2, x2)[1] is std2  # idempotent
 
 
-def test_conversion_is_deterministic(bundle: Path, windows: WindowSet, tmp_path: Path) -> None:
+def test_conversion_is_deterministic(bundle: Path, split: Split, tmp_path: Path) -> None:
     from harlite.convert import convert
 
-    convert(bundle / "model.keras", tmp_path, calibration=40, windows=windows)
+    convert(bundle / "model.keras", tmp_path, calibration=40, split=split)
     for name in ("model_int8.tflite", "model_float32.tflite", "model_float16.tflite"):
         assert (tmp_path / name).read_bytes() == (bundle / name).read_bytes(), name
     with pytest.raises(HarliteError, match="--force"):
-        convert(bundle / "model.keras", tmp_path, calibration=40, windows=windows)
+        convert(bundle / "model.keras", tmp_path, calibration=40, split=split)
 
 
-def test_evaluate_agrees_with_hand_computed_accuracy(bundle: Path, windows: WindowSet, tmp_path: Path) -> None:
+def test_evaluate_agrees_with_hand_computed_accuracy(bundle: Path, split: Split, tmp_path: Path) -> None:
     from ai_edge_litert.interpreter import Interpreter
 
     from harlite.evaluate import evaluate
 
-    report = evaluate(bundle, out=tmp_path, windows=windows)
-    test = windows.of_subjects(TEST_SUBJECTS)
+    report = evaluate(bundle, out=tmp_path, split=split)
+    test = split.test
     manifest = load_manifest(bundle)
     mean, std = np.array(manifest["normalization"]["mean"]), np.array(manifest["normalization"]["std"])
     keras_pred = load_model(bundle / "model.keras").predict(standardize(test.X, mean, std), verbose=0).argmax(1)
@@ -134,12 +134,12 @@ def test_evaluate_agrees_with_hand_computed_accuracy(bundle: Path, windows: Wind
     assert (tmp_path / "evaluation.json").exists() and (tmp_path / "confusion_int8.png").stat().st_size > 0
 
 
-def test_evaluate_a_single_tflite_via_the_cli(bundle: Path, windows: WindowSet, monkeypatch) -> None:
+def test_evaluate_a_single_tflite_via_the_cli(bundle: Path, split: Split, monkeypatch) -> None:
     import harlite.evaluate
     from harlite.cli import main
 
     real = harlite.evaluate.evaluate
-    monkeypatch.setattr(harlite.evaluate, "evaluate", lambda *a, **k: real(*a, **k, windows=windows))
+    monkeypatch.setattr(harlite.evaluate, "evaluate", lambda *a, **k: real(*a, **k, split=split))
     result = CliRunner().invoke(main, ["evaluate", str(bundle / "model_int8.tflite"), "--json"])
     assert result.exit_code == 0, result.output
     assert '"model_int8"' in result.output and '"accuracy"' in result.output

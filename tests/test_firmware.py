@@ -25,7 +25,7 @@ from harlite.data.hapt import load_hapt
 from harlite.data.recordings import read_csv
 from harlite.firmware import CORE, CORE_SOURCES, CORTEX_M4, FIRMWARE, WARNINGS, core_footprint
 from harlite.frontend import RAW6_CHANNELS, FrontEndSpec, cut_windows, features, quantize
-from harlite.protocol import LABELS
+from harlite.protocol import UCI_LABELS as LABELS
 from harlite.simulate import dump_golden, simulate
 
 TESTS = FIRMWARE / "tests"

@@ -17,7 +17,8 @@ from click.testing import CliRunner
 from harlite.cli import main
 from harlite.data.hapt import UnsafePickleError, hapt_pickle_path, load_hapt, parse_hapt_pickle
 from harlite.data.recordings import RecordingError, read_csv
-from harlite.protocol import UNLABELLED
+from harlite.errors import HarliteError
+from harlite.protocol import UCI_LABELS, UNLABELLED
 
 
 @pytest.fixture
@@ -27,12 +28,12 @@ def hapt(harlite_cache: Path) -> list:
 
 def test_hapt_has_61_experiments_of_30_subjects_at_50_hz(hapt: list) -> None:
     assert len(hapt) == 61
-    assert sorted({r.subject for r in hapt}) == list(range(1, 31))
-    assert [r.subject for r in hapt].count(10) == 3
+    assert sorted({r.subject for r in hapt}, key=int) == [str(s) for s in range(1, 31)]
+    assert [r.subject for r in hapt].count("10") == 3 and all(r.classes == UCI_LABELS for r in hapt)
     assert sum(len(r) for r in hapt) == 1_122_772
     assert hapt[0].source == "hapt:exp01_user01" and hapt[20].source == "hapt:exp21_user10"
     assert hapt[-1].source == "hapt:exp61_user30"
-    assert all(r.rate == 50.0 and r.samples.dtype == np.float32 and r.labels.dtype == np.int8 for r in hapt)
+    assert all(r.rate == 50.0 and r.samples.dtype == np.float32 and r.labels.dtype == np.int16 for r in hapt)
     labels = np.concatenate([r.labels for r in hapt])
     counts = np.bincount(labels + 1)
     assert counts.tolist() == [374_366, 122_091, 116_707, 107_961, 126_677, 138_105, 136_865]  # -1, then classes 0-5
@@ -53,7 +54,7 @@ def test_subjects_filter_and_unknown_subject(hapt: list) -> None:
     nine = load_hapt([9])
     assert [r.source for r in nine] == ["hapt:exp17_user09", "hapt:exp18_user09"]
     np.testing.assert_array_equal(nine[0].samples, hapt[16].samples)
-    with pytest.raises(ValueError, match="unknown HAPT subjects"):
+    with pytest.raises(HarliteError, match="unknown HAPT subject 31"):
         load_hapt([31])
 
 
@@ -134,7 +135,7 @@ def test_cli_export_writes_one_csv_per_experiment(tmp_path: Path, hapt: list, ha
     assert [f.name for f in files] == ["hapt_exp17_user09.csv.gz", "hapt_exp18_user09.csv.gz"]
     back = read_csv(files[0])
     np.testing.assert_array_equal(back.samples, hapt[16].samples)
-    np.testing.assert_array_equal(back.labels, hapt[16].labels)
+    np.testing.assert_array_equal(back.with_classes(UCI_LABELS).labels, hapt[16].labels)
     assert (back.labels == UNLABELLED).any()
 
     again = runner.invoke(main, ["data", "export", "--subjects", "9", "--out", str(tmp_path), "--gzip"])
@@ -156,11 +157,21 @@ def test_cli_info_hapt_json(harlite_cache: Path) -> None:
     result = CliRunner().invoke(main, ["data", "info", "--json"])
     assert result.exit_code == 0, result.output
     info = json.loads(result.stdout)
-    assert info["subjects"] == list(range(1, 31)) and info["recordings"] == 61
-    assert 6.2 < info["hours"] < 6.3
-    train, test = info["windows"]["train"], info["windows"]["test"]
-    assert train["total"] == sum(v for k, v in train.items() if k != "total") and train["total"] > 2 * test["total"]
-    assert min(test[k] for k in test) > 300  # every class is present for the test subjects
+    assert info["subjects"] == [str(s) for s in range(1, 31)] and info["recordings"] == 61
+    assert 6.2 < info["hours"] < 6.3 and info["sensors"] == ["acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z"]
+    assert info["split"] == "subject" and info["groups"]["test"] == ["2", "4", "9", "10", "12", "13", "18", "20", "24"]
+    train, val, test = (info["windows"][part] for part in ("train", "val", "test"))
+    assert len(info["groups"]["val"]) == 4 and not set(info["groups"]["val"]) & set(info["groups"]["train"])
+    assert train["total"] == sum(v for k, v in train.items() if k != "total") and train["total"] + val["total"] > 2 * test["total"]
+    assert min(test[k] for k in test) > 300 and test["total"] == 2874  # every class, UCI HAR's test windows
+    assert info["warnings"] == []
+
+
+def test_cli_export_as_a_dataset_folder(tmp_path: Path, harlite_cache: Path) -> None:
+    result = CliRunner().invoke(main, ["data", "export", "--subjects", "9,2", "--as-dataset", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*.csv")) == [
+        "2/hapt_exp03_user02.csv", "2/hapt_exp04_user02.csv", "9/hapt_exp17_user09.csv", "9/hapt_exp18_user09.csv"]
 
 
 @pytest.mark.parametrize("command", [["data"], ["data", "info"], ["data", "export"], ["data", "fetch"]])

@@ -3,22 +3,25 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from fixtures_bundle import bundle_windows, copy_bundle
+from fixtures_bundle import bundle_split, copy_bundle
 
 from harlite.cli import main
 from harlite.errors import HarliteError
-from harlite.parity import RUNTIMES, Thresholds, check, compare, parity, select_windows
-from harlite.windows import WindowSet
+from harlite.parity import RUNTIMES, Thresholds, _check, check, compare, parity, select_windows
+from harlite.protocol import HAPT
+from harlite.windows import DataSpec, Split, WindowSet
 
 
 @pytest.fixture(scope="module")
 def report(tiny_bundle: Path, _session_cache: Path) -> dict:  # noqa: F811
-    return parity(tiny_bundle, windows=bundle_windows(tiny_bundle, 300, _session_cache), limit=200)
+    split = bundle_split(tiny_bundle, _session_cache)
+    return parity(tiny_bundle, split=replace(split, test=select_windows(split, "test", 300)), limit=200)
 
 
 def test_report_compares_every_pair_of_runtimes(report: dict) -> None:
@@ -36,7 +39,7 @@ def test_report_compares_every_pair_of_runtimes(report: dict) -> None:
 def test_compare_counts_agreement_and_lists_disagreements_first() -> None:
     a = np.array([[0.9, 0.1], [0.6, 0.4], [0.2, 0.8], [0.5, 0.5]], np.float32)
     b = np.array([[0.5, 0.5], [0.4, 0.6], [0.2, 0.8], [0.5, 0.5]], np.float32)
-    windows = WindowSet(np.zeros((4, 1, 1)), np.array([0, 0, 1, 1]), np.array([2, 4, 9, 10]))
+    windows = WindowSet(np.zeros((4, 1, 1)), np.array([0, 0, 1, 1]), np.array(["2", "4", "9", "10"]))
     got = compare(a, b, windows)
     assert got["agreement"] == 0.75 and got["disagreements"] == 1
     assert np.isclose(got["max_abs_diff"], 0.4) and np.isclose(got["mean_abs_diff"], 1.2 / 8)
@@ -55,14 +58,24 @@ def test_a_breach_names_the_threshold_and_its_size(report: dict) -> None:
 
 
 def test_select_windows_spreads_a_limit_over_the_split() -> None:
-    windows = WindowSet(np.zeros((10, 1, 1)), np.arange(10) % 6, np.array([1, 2] * 5))
-    part = select_windows(windows, "test", 3)
-    assert len(part) == 3 and set(part.subject.tolist()) == {2}
-    assert len(select_windows(windows, "all", 4)) == 4
+    windows = WindowSet(np.zeros((10, 1, 1)), np.arange(10) % 6, np.array(["1", "2"] * 5))
+    pool, test = windows.of_groups(["1"]), windows.of_groups(["2"])
+    split = Split(DataSpec(), HAPT, pool, pool.take(np.zeros(len(pool), bool)), test, pool, "subject")
+    part = select_windows(split, "test", 3)
+    assert len(part) == 3 and set(part.group.tolist()) == {"2"}
+    assert len(select_windows(split, "all", 4)) == 4 and len(select_windows(split, "all")) == 10
+    assert set(select_windows(split, "train").group.tolist()) == {"1"}
     with pytest.raises(HarliteError, match="unknown split"):
-        select_windows(windows, "val")
+        select_windows(split, "val")
     with pytest.raises(HarliteError, match="no windows"):
-        select_windows(windows.of_subjects([1]), "test")
+        select_windows(replace(split, test=test.take(np.zeros(len(test), bool))), "test")
+
+
+def test_float_rounding_is_not_a_breach() -> None:
+    """A drop of 1.0000000000000009 points against a 1.0 limit (float arithmetic) passes; 1.01 does not."""
+    assert _check("drop", 1.0000000000000009, 1.0, at_least=False)["passed"]
+    assert _check("agreement", 0.98999999999999999, 0.99, at_least=True)["passed"]
+    assert not _check("drop", 1.01, 1.0, at_least=False)["passed"]
 
 
 def test_cli_writes_reports_prints_json_and_reruns(tiny_bundle, tmp_path, harlite_cache) -> None:  # noqa: F811
@@ -83,7 +96,7 @@ def test_cli_writes_reports_prints_json_and_reruns(tiny_bundle, tmp_path, harlit
 
 
 def test_cli_breach_on_a_mismatched_pair_exits_1(tiny_bundle, tmp_path, harlite_cache) -> None:  # noqa: F811
-    from harlite.train import load_model, save_model
+    from harlite.runs import load_model, save_model
 
     bundle = copy_bundle(tiny_bundle, tmp_path / "bundle")
     model = load_model(bundle / "model.keras")
@@ -91,11 +104,12 @@ def test_cli_breach_on_a_mismatched_pair_exits_1(tiny_bundle, tmp_path, harlite_
     kernel, bias = dense.get_weights()
     dense.set_weights([np.roll(kernel, 1, axis=1), np.roll(bias, 1)])  # Keras now names the next class
     save_model(model, bundle / "model.keras")
-    result = CliRunner().invoke(main, ["parity", str(bundle), "--limit", "60"])
+    result = CliRunner().invoke(main, ["parity", str(bundle), "--limit", "60", "--out", str(tmp_path / "out")])
     assert result.exit_code == 1
     assert "FAILED LiteRT float32 vs Keras top-1 agreement" in result.stderr and "short by" in result.stderr
     assert "parity FAILED" in result.stderr
-    assert json.loads((bundle / "parity.json").read_text())["passed"] is False
+    assert json.loads((tmp_path / "out" / "parity.json").read_text())["passed"] is False
+    assert not (bundle / "parity.json").exists()  # a check does not write into the bundle
 
 
 def test_cli_help_has_an_example() -> None:

@@ -13,13 +13,15 @@ from harlite.data.recordings import (
     CSV_HEADER,
     Recording,
     RecordingError,
+    Units,
     cache_dir,
     read_csv,
     resample,
     write_csv,
 )
 from harlite.errors import HarliteError
-from harlite.protocol import LABELS, UNLABELLED
+from harlite.frontend import ACC
+from harlite.protocol import UCI_LABELS, UNLABELLED
 
 
 def _recording(n: int = 500, rate: float = 50.0, labelled: bool = True, seed: int = 0) -> Recording:
@@ -31,8 +33,8 @@ def _recording(n: int = 500, rate: float = 50.0, labelled: bool = True, seed: in
     samples[:, 4] += 0.8 * np.sin(2 * np.pi * 2 * t + 0.4)
     labels = None
     if labelled:
-        labels = np.repeat(np.array([0, 5, UNLABELLED, 3, 1], dtype=np.int8), -(-n // 5))[:n]
-    return Recording(samples.astype(np.float32), rate, labels, None, "test")
+        labels = np.repeat(np.array([0, 5, UNLABELLED, 3, 1], dtype=np.int16), -(-n // 5))[:n]
+    return Recording(samples.astype(np.float32), rate, labels, UCI_LABELS, source="test")
 
 
 def _write(path: Path, rows: list[str], header: str = CSV_HEADER) -> Path:
@@ -41,7 +43,7 @@ def _write(path: Path, rows: list[str], header: str = CSV_HEADER) -> Path:
 
 
 def _rows(n: int = 10, dt: float = 0.02, label: str = "walking") -> list[str]:
-    return [f"{i * dt:.6f},0.1,0.2,1.0,0.01,0.02,0.03,{label}" for i in range(n)]
+    return [f"{i * dt:.12g},0.1,0.2,1.0,0.01,0.02,0.03,{label}" for i in range(n)]
 
 
 @pytest.mark.parametrize("name", ["rec.csv", "rec.csv.gz"])
@@ -52,16 +54,11 @@ def test_round_trip_is_exact(tmp_path: Path, name: str) -> None:
     assert text.splitlines()[0] == CSV_HEADER
     assert text.splitlines()[1].startswith("0.0,") and text.splitlines()[2].startswith("0.02,")
     back = read_csv(path)
-    assert back.rate == 50.0 and back.source == str(path)
+    assert back.rate == 50.0 and back.source == str(path) and back.warnings == ()
     np.testing.assert_array_equal(back.samples, rec.samples)
-    np.testing.assert_array_equal(back.labels, rec.labels)
-    assert back.labels.dtype == np.int8 and set(back.label_names) == {
-        "",
-        "WALKING",
-        "SITTING",
-        "LAYING",
-        "WALKING_UPSTAIRS",
-    }
+    assert back.label_names == rec.label_names
+    assert back.classes == ("WALKING", "LAYING", "SITTING", "WALKING_UPSTAIRS")  # in order of appearance
+    np.testing.assert_array_equal(back.with_classes(UCI_LABELS).labels, rec.labels)
 
 
 def test_without_labels_the_column_is_absent(tmp_path: Path) -> None:
@@ -79,7 +76,7 @@ def test_write_refuses_to_overwrite_without_force(tmp_path: Path) -> None:
 
 
 def test_header_in_any_order_and_case_crlf_bom_blank_lines(tmp_path: Path) -> None:
-    rows = [f"{lab},{i * 0.02:.2f},3,2,1,6,5,4" for i, lab in enumerate(["Sitting", "", " laying ", "SITTING"])]
+    rows = [f"{lab},{i * 0.02:.2f},3,2,1,.6,.5,.4" for i, lab in enumerate(["Sitting", "", " laying ", "Sitting"])]
     text = (
         "LABEL, time_s ,acc_z,acc_y,acc_x,gyro_z,gyro_y,gyro_x\r\n"
         + "\r\n".join(rows[:2] + [""] + rows[2:])
@@ -88,20 +85,20 @@ def test_header_in_any_order_and_case_crlf_bom_blank_lines(tmp_path: Path) -> No
     path = tmp_path / "rec.csv"
     path.write_bytes(b"\xef\xbb\xbf" + text.encode())
     rec = read_csv(path)
-    np.testing.assert_array_equal(rec.samples, np.tile(np.arange(1, 7, dtype=np.float32), (4, 1)))
-    assert rec.labels.tolist() == [LABELS.index("SITTING"), UNLABELLED, LABELS.index("LAYING"), LABELS.index("SITTING")]
+    np.testing.assert_array_equal(rec.samples, np.tile(np.array([1, 2, 3, .4, .5, .6], np.float32), (4, 1)))
+    assert rec.classes == ("Sitting", "laying") and rec.labels.tolist() == [0, UNLABELLED, 1, 0]
 
 
 def test_a_serial_capture_with_comment_lines_reads_as_it_is(tmp_path: Path) -> None:
     """The firmware's banner and ``# pred`` lines are skipped; error lines count them."""
-    rows = [f"{i * 0.02:.2f},1,2,3,4,5,6" for i in range(4)]
+    rows = [f"{i * 0.02:.2f},1,0,0,.4,.5,.6" for i in range(4)]
     capture = ["# harlite_har: BMI270, model 28000 bytes", "time_s,acc_x,acc_y,acc_z,gyro_x,gyro_y,gyro_z", rows[0], rows[1],
                "  # pred,start_s=0.00,label=WALKING", rows[2], rows[3]]  # fmt: skip
     path = tmp_path / "session.csv"
     path.write_text("\n".join(capture) + "\n")
     rec = read_csv(path)
-    np.testing.assert_array_equal(rec.samples, np.tile(np.arange(1, 7, dtype=np.float32), (4, 1)))
-    path.write_text("\n".join(capture[:-1] + ["0.02,1,2,3,4,5,6"]) + "\n")
+    np.testing.assert_array_equal(rec.samples, np.tile(np.array([1, 0, 0, .4, .5, .6], np.float32), (4, 1)))
+    path.write_text("\n".join(capture[:-1] + ["0.02,1,0,0,.4,.5,.6"]) + "\n")
     with pytest.raises(RecordingError, match=r"line 7: time 0.02 s does not increase"):
         read_csv(path)
     path.write_text("# banner\ntime_s,acc_x\n")
@@ -112,20 +109,21 @@ def test_a_serial_capture_with_comment_lines_reads_as_it_is(tmp_path: Path) -> N
 def test_a_100_hz_logger_is_resampled_to_50_hz(tmp_path: Path) -> None:
     rec100 = _recording(n=2000, rate=100.0)
     path = write_csv(rec100, tmp_path / "phone.csv")
-    rec = read_csv(path)
+    assert read_csv(path).rate == 100.0  # read at its own rate unless a rate is asked for
+    rec = read_csv(path, 50.0)
     assert rec.rate == 50.0 and len(rec) == 1000
     # the noise is white (up to 50 Hz) and is low-passed at 25 Hz; the 2 Hz gait and gravity survive, edges included
     t = np.arange(1000) / 50.0
     np.testing.assert_allclose(rec.samples[:, 0], 1.0 + 0.3 * np.sin(2 * np.pi * 2 * t), atol=0.15)
     assert abs(rec.samples[:, 0].mean() - rec100.samples[:, 0].mean()) < 0.01
-    np.testing.assert_array_equal(rec.labels, rec100.labels[::2])
+    assert rec.label_names == rec100.label_names[::2]
 
 
 def test_resample_ratio_and_near_rate_tolerance() -> None:
     rec = _recording(n=1190, rate=119.0)  # an Arduino Nano 33 BLE's IMU rate
-    out = resample(rec)
+    out = resample(rec, 50.0)
     assert out.rate == 50.0 and len(out) == 500
-    near = resample(_recording(n=100, rate=50.5))
+    near = resample(_recording(n=100, rate=50.5), 50.0)
     assert len(near) == 100 and near.rate == 50.0  # within the clock tolerance: relabelled only
     assert rec.resampled(25.0).rate == 25.0
 
@@ -148,7 +146,10 @@ def test_a_one_hour_file_reads_fast(tmp_path: Path) -> None:
         (_rows(3) + ["0.060000,0.1,nan,1.0,0.01,0.02,0.03,"], CSV_HEADER, r"line 5: a value is not a finite number"),
         (_rows(4) + ["0.500000,0.1,0.2,1.0,0.01,0.02,0.03,"], CSV_HEADER, r"line 6: a gap of 0.440 s"),
         (_rows(4) + ["0.040000,0.1,0.2,1.0,0.01,0.02,0.03,"], CSV_HEADER, r"line 6: time 0.04 s does not increase"),
-        (_rows(2) + ["0.040000,0.1,0.2,1.0,0.01,0.02,0.03,jogging"], CSV_HEADER, r"line 4: unknown label 'jogging'"),
+        (_rows(), "time_s,acc_x,acc_y,acc_z,gyro_x,gyro_y,label", r"line 1: missing column gyro_z"),
+        (_rows(dt=20.0), CSV_HEADER, r"looks like milliseconds"),
+        (_rows(dt=2000.0), CSV_HEADER, r"gives 0.0005 Hz.*time_s is in seconds"),
+        (_rows(dt=1e-9), CSV_HEADER, r"gives 1e\+09 Hz"),
         ([], CSV_HEADER, r"no samples after the header"),
         (_rows(1), CSV_HEADER, r"a single sample"),
     ],
@@ -181,3 +182,48 @@ def test_unreadable_files(tmp_path: Path, name: str, content: bytes, message: st
 def test_cache_dir_follows_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HARLITE_CACHE", str(tmp_path / "c"))
     assert cache_dir() == tmp_path / "c" and cache_dir().is_dir()
+
+
+def test_a_rate_too_low_for_the_model_is_refused(tmp_path: Path) -> None:
+    path = _write(tmp_path / "slow.csv", _rows(n=40, dt=0.2))  # 5 Hz
+    assert read_csv(path, 10.0).rate == 10.0  # upsampled twice: fine
+    with pytest.raises(RecordingError, match=r"gives 5 Hz.*the model samples at 50 Hz, so at least 8.33 Hz"):
+        read_csv(path, 50.0)
+
+
+def test_accelerometer_only_and_any_label_names(tmp_path: Path) -> None:
+    rows = [f"{i * 0.04:.2f},0.0,1.0,0.0,{lab}" for i, lab in enumerate(["brushing teeth"] * 3 + ["Zähne"] * 3)]
+    rec = read_csv(_write(tmp_path / "wrist.csv", rows, "time_s,acc_x,acc_y,acc_z,label"))
+    assert rec.raw_channels == ACC and rec.samples.shape == (6, 3) and rec.rate == pytest.approx(25.0)
+    assert rec.classes == ("brushing teeth", "Zähne") and rec.label_names[-1] == "Zähne"
+    with pytest.raises(RecordingError, match="no gyro_x"):
+        rec.with_raw_channels(("acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z"))
+
+
+def test_units_from_the_dataset_and_units_that_cannot_be_right(tmp_path: Path) -> None:
+    header = CSV_HEADER
+    si = [f"{i * 0.02:.2f},0.0,0.0,9.80665,0.0,0.0,57.29578,walk" for i in range(50)]
+    path = _write(tmp_path / "si.csv", si, header)
+    with pytest.raises(RecordingError, match=r"looks like m/s\^2"):
+        read_csv(path)
+    with pytest.raises(RecordingError, match=r"looks like deg/s"):
+        read_csv(path, units=Units(acc="m/s^2"))
+    rec = read_csv(path, units=Units(acc="m/s^2", gyro="deg/s"))
+    np.testing.assert_allclose(rec.samples[0], [0, 0, 1, 0, 0, 1], rtol=1e-6)
+    with pytest.raises(HarliteError, match="unknown acc unit 'mg'"):
+        Units(acc="mg")
+
+
+def test_a_spike_is_clipped_with_a_warning_and_jitter_is_regridded(tmp_path: Path) -> None:
+    rows = [f"{i * 0.02:.3f},0.0,0.0,1.0,0.0,0.0,0.1,walk" for i in range(200)]
+    rows[100] = "2.000,0.0,0.0,1e30,0.0,0.0,0.1,walk"
+    rec = read_csv(_write(tmp_path / "spike.csv", rows))
+    assert rec.samples[100, 2] == 16.0 and rec.samples[99, 2] == 1.0
+    assert len(rec.warnings) == 1 and "1 sample(s) beyond what an IMU reports" in rec.warnings[0]
+    rng = np.random.default_rng(0)
+    times = np.cumsum(rng.uniform(0.012, 0.028, 300))  # a phone logger: 20 ms +- 8 ms
+    jitter = [f"{t:.6f},{np.sin(t):.6f},0.0,1.0,walk" for t in times]
+    rec = read_csv(_write(tmp_path / "jitter.csv", jitter, "time_s,acc_x,acc_y,acc_z,label"))
+    assert "regridded" in rec.warnings[0] and rec.rate == pytest.approx(299 / (times[-1] - times[0]))
+    grid = times[0] + np.arange(len(rec)) / rec.rate
+    np.testing.assert_allclose(rec.samples[:, 0], np.sin(grid), atol=2e-3)  # linear interpolation of a sine

@@ -12,18 +12,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from fixtures_bundle import copy_bundle
+from fixtures_bundle import bundle_split, copy_bundle
 
 from harlite.cli import main
 from harlite.data.hapt import load_hapt
 from harlite.data.recordings import Recording, read_csv, write_csv
 from harlite.frontend import FrontEndSpec, cut_windows, features, quantize
 from harlite.manifest import load_manifest, read_json, write_json
-from harlite.protocol import LABELS, UNLABELLED
+from harlite.protocol import UCI_LABELS as LABELS
+from harlite.protocol import HAPT, UNLABELLED
 from harlite.runtimes import open_runtime
 from harlite.simulate import SimulationResult, dump_golden, plot_timeline, simulate, write_timeline
 from harlite.smoothing import smooth
-from harlite.windows import window_labels
+from harlite.windows import WindowSet, window_labels
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +83,7 @@ def test_timeline_rows_times_labels_probabilities_and_smoothing(result, recordin
         assert float(row["start_s"]) == pytest.approx(k * 1.28)
         assert float(row["end_s"]) == pytest.approx(k * 1.28 + 2.56)
     for rec, part in ((recording, rows[:186]), (relabelled, rows[186:])):
-        truth = window_labels(rec.labels, len(rec))
+        truth = window_labels(rec.labels, len(rec), HAPT.frontend)
         assert [r["label"] for r in part] == ["" if t == UNLABELLED else LABELS[t] for t in truth]
         probs = np.array([[float(r[f"p_{name}"]) for name in LABELS] for r in part])
         assert np.all(np.abs(probs.sum(axis=1) - 1) < 0.03)
@@ -129,7 +130,7 @@ def test_golden_vectors_replay_to_the_same_tensors(tiny_bundle, recording, resul
     inputs = np.fromfile(tmp_path / "golden" / "input_int8.bin", dtype=np.int8).reshape(m, 128, 9)
     outputs = np.fromfile(tmp_path / "golden" / "output_int8.bin", dtype=np.int8).reshape(m, 6)
     np.testing.assert_array_equal(raw, recording.samples)
-    np.testing.assert_array_equal(inputs, _batch_inputs(tiny_bundle, Recording(raw)))
+    np.testing.assert_array_equal(inputs, _batch_inputs(tiny_bundle, Recording(raw, 50.0)))
     tflm = open_runtime(tiny_bundle, "tflm")
     np.testing.assert_array_equal(outputs[-10:], np.array([tflm.invoke_int8(q) for q in inputs[-10:]]))
     assert (tmp_path / "golden" / "harlite_model_config.h").read_text() == header.read_text()
@@ -174,9 +175,10 @@ def test_cli_replays_csv_writes_everything_and_prints_json(tiny_bundle, recordin
     [
         (["{rec}.txt"], "unknown recording format"),
         (["--smoothing", "median:3"], "bad smoothing 'median:3'"),
-        (["--subjects", "2,x"], "comma-separated list"),
+        (["--subjects", ","], "give subject names separated by commas"),
         (["--subjects", "2", "--split", "test"], "give --subjects or --split, not both"),
-        (["--dataset", "hapt", "--subjects", "31"], "unknown HAPT subjects [31]"),
+        (["--dataset", "hapt", "--subjects", "31"], "unknown HAPT subject 31"),
+        (["--dataset", "{tmp}/nowhere"], "is not a folder"),
         (["--runtime", "litert", "--dump-golden", "{tmp}/g"], "--dump-golden records TFLM outputs"),
         ([], "nothing to replay"),
     ],
@@ -208,13 +210,15 @@ def test_cli_short_recording_warns_and_gives_no_windows(tiny_bundle, recording, 
     assert not (tmp_path / "p.png").exists()
 
 
-def test_replay_matches_evaluate_on_the_same_windows(tiny_bundle) -> None:
+def test_replay_matches_evaluate_on_the_same_windows(tiny_bundle, harlite_cache) -> None:
     from harlite.evaluate import evaluate
     from harlite.windows import windows_from_recordings
 
     recordings = load_hapt([2, 4])
-    windows = windows_from_recordings(recordings)
-    evaluated = evaluate(tiny_bundle / "model_int8.tflite", windows=windows)["results"]["model_int8"]
+    arrays = windows_from_recordings(recordings, HAPT.frontend)
+    split = bundle_split(tiny_bundle, harlite_cache)
+    split = replace(split, test=WindowSet(arrays["X"], arrays["y"], arrays["subject"]))
+    evaluated = evaluate(tiny_bundle / "model_int8.tflite", split=split)["results"]["model_int8"]
     litert = simulate(tiny_bundle, recordings, runtime="litert").metrics["raw"]
     tflm = simulate(tiny_bundle, recordings, runtime="tflm").metrics["raw"]
     assert evaluated["accuracy"] > 0.5 and evaluated["n"] > 500  # the model has learnt something
@@ -226,7 +230,7 @@ def test_replay_matches_evaluate_on_the_same_windows(tiny_bundle) -> None:
 def test_recording_at_100_hz_scores_like_the_50_hz_original(tiny_bundle, tmp_path) -> None:
     original = load_hapt([2])[0]
     fast = write_csv(original.resampled(100.0), tmp_path / "fast.csv")
-    back = read_csv(fast)
+    back = read_csv(fast, 50.0).with_classes(LABELS)
     assert back.rate == 50.0 and abs(len(back) - len(original)) <= 2
     a, b = (simulate(tiny_bundle, [rec], runtime="tflm") for rec in (original, back))
     assert a.window_counts["pure"] > 100

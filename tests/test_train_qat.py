@@ -8,66 +8,86 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fixtures_bundle import thinned
 
 from harlite.errors import HarliteError
-from harlite.protocol import TEST_SUBJECTS
-from harlite.train import TrainConfig, load_model, train
-from harlite.windows import WindowSet, load_windows
+from harlite.runs import load_model, read_model_input
+from harlite.train import TrainConfig, train
+from harlite.windows import DataSpec, Split, load_split
 
-TINY = TrainConfig(epochs=2, batch_size=32, val_subjects=1, options={"conv": (4, 6), "units": 6})
-SUBJECTS = (1, 3, 5, 6, 2, 4)  # four training subjects (one becomes validation), two test subjects
+TINY = TrainConfig(epochs=2, batch_size=32, options={"conv": (4, 6), "units": 6})
+# three training subjects, one validation subject, two test subjects
+TRAIN, VAL, TEST = ("1", "3", "6"), ("5",), ("2", "4")
 
 
-def tiny_windows(cache: Path, every: int = 5) -> WindowSet:
-    """Every ``every``-th window of a few real HAPT subjects."""
+def tiny_split(cache: Path, every: int = 5) -> Split:
+    """Every ``every``-th window of a few real HAPT subjects, two of them the test split."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("HARLITE_CACHE", str(cache))
-        windows = load_windows().of_subjects(SUBJECTS)
-    keep = np.zeros(len(windows), bool)
-    keep[::every] = True
-    return windows.take(keep)
+        split = load_split(DataSpec(test_subjects=TEST))
+    return thinned(split, TRAIN, VAL, TEST, every)
 
 
 @pytest.fixture(scope="module")
-def windows(tmp_path_factory: pytest.TempPathFactory) -> WindowSet:
-    return tiny_windows(tmp_path_factory.mktemp("cache"))
+def split(tmp_path_factory: pytest.TempPathFactory) -> Split:
+    return tiny_split(tmp_path_factory.mktemp("cache"))
 
 
 @pytest.fixture(scope="module")
-def run(windows: WindowSet, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def run(split: Split, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("run")
-    train(out, TINY, windows=windows)
+    train(out, TINY, split=split)
     return out
 
 
-def test_train_writes_a_complete_run_folder(run: Path, windows: WindowSet) -> None:
-    for name in ("model.keras", "normalization.json", "history.json", "metrics.json", "learning_curves.png",
+def test_train_writes_a_complete_run_folder(run: Path, split: Split) -> None:
+    for name in ("model.keras", "protocol.json", "history.json", "metrics.json", "learning_curves.png",
                  "confusion.png"):  # fmt: skip
         assert (run / name).stat().st_size > 0, name
     metrics = json.loads((run / "metrics.json").read_text())
     test = metrics["test"]["float"]
-    assert test["n"] == int(np.isin(windows.subject, TEST_SUBJECTS).sum())
+    assert test["n"] == len(split.test) and set(split.test.group.tolist()) == {"2", "4"}
     assert 0.0 <= test["accuracy"] <= 1.0 and "macro_f1" in test and len(test["confusion"]) == 6
-    assert metrics["subjects"]["test"] == [2, 4] and len(metrics["subjects"]["val"]) == 1
-    assert not set(metrics["subjects"]["val"]) & set(metrics["subjects"]["train"])
+    assert set(test["per_class"]) == set(split.protocol.labels)
+    groups = metrics["split"]
+    assert groups["test"] == ["2", "4"] and len(groups["val"]) == 1 and len(groups["train"]) == 3
+    assert not set(groups["val"]) & set(groups["train"])
     history = json.loads((run / "history.json").read_text())
     assert [row["epoch"] for row in history] == [1, 2] and "val_accuracy" in history[0]
-    norm = json.loads((run / "normalization.json").read_text())
-    train_X = windows.of_subjects(metrics["subjects"]["train"]).X
-    np.testing.assert_allclose(norm["mean"], train_X.reshape(-1, 9).mean(0), rtol=1e-4, atol=1e-5)
+    model_input = read_model_input(run)
+    assert model_input.protocol == split.protocol and model_input.data == split.spec
+    train_X = split.train.X
+    np.testing.assert_allclose(model_input.mean, train_X.reshape(-1, 9).mean(0), rtol=1e-4, atol=1e-5)
 
 
-def test_training_is_reproducible_and_refuses_to_overwrite(run: Path, windows: WindowSet, tmp_path: Path) -> None:
-
-    train(tmp_path, TINY, windows=windows)
+def test_training_is_reproducible_and_refuses_to_overwrite(run: Path, split: Split, tmp_path: Path) -> None:
+    train(tmp_path, TINY, split=split)
     a, b = load_model(run / "model.keras"), load_model(tmp_path / "model.keras")
     for wa, wb in zip(a.get_weights(), b.get_weights()):
         np.testing.assert_array_equal(wa, wb)
     with pytest.raises(HarliteError, match="--force"):
-        train(tmp_path, TINY, windows=windows)
+        train(tmp_path, TINY, split=split)
 
 
-def test_qat_puts_the_lstm_on_the_int8_grid_and_the_converter_keeps_it(run: Path, windows: WindowSet) -> None:
+def test_settings_follow_the_amount_of_data(split: Split) -> None:
+    """Small data gets more epochs and smaller batches (about 6,000 steps), HAPT the measured 80 x 64."""
+    from harlite.windows import WindowSet
+
+    def windows(n: int, counts: tuple[int, ...] = ()) -> WindowSet:
+        y = np.concatenate([np.full(c, i) for i, c in enumerate(counts)]) if counts else np.arange(n) % 4
+        return WindowSet(np.zeros((len(y), 1, 1), np.float32), y, np.zeros(len(y), str))
+
+    hapt = TrainConfig().for_data(windows(5705), 6)
+    assert (hapt.epochs, hapt.batch_size, hapt.class_weights) == (80, 64, False)
+    small = TrainConfig().for_data(windows(300), 4)
+    assert small.batch_size == 32 and small.epochs == 400 and small.epochs * -(-300 // 32) >= 3000
+    tiny = TrainConfig().for_data(windows(100), 4)
+    assert tiny.batch_size == 16
+    assert TrainConfig().for_data(windows(0, (300, 50, 40)), 3).class_weights
+    assert TrainConfig(epochs=3, class_weights=False).for_data(windows(0, (300, 50, 40)), 3).epochs == 3
+
+
+def test_qat_puts_the_lstm_on_the_int8_grid_and_the_converter_keeps_it(run: Path, split: Split) -> None:
     from ai_edge_litert.interpreter import Interpreter
 
     from harlite.convert import FUSED_LSTM, calibration_windows, tflite_ops, to_int8
@@ -75,9 +95,9 @@ def test_qat_puts_the_lstm_on_the_int8_grid_and_the_converter_keeps_it(run: Path
     from harlite.models import export_copy
     from harlite.qat import quantize_aware, quantized_copy
     from harlite.tf import keras
-    from harlite.train import load_normalization
 
-    mean, std, _ = load_normalization(run)
+    model_input = read_model_input(run)
+    mean, std, windows = model_input.mean, model_input.std, split.pool
     float_model = load_model(run / "model.keras")
     qat_model = quantize_aware(export_copy(float_model, batch_size=None))
     qat_model.compile(keras().optimizers.Adam(1e-2), "sparse_categorical_crossentropy")
@@ -111,11 +131,11 @@ def test_qat_puts_the_lstm_on_the_int8_grid_and_the_converter_keeps_it(run: Path
             assert any(s.shape == block.shape and np.allclose(s, block, rtol=1e-5, atol=1e-7) for s in stored)
 
 
-def test_qat_command_reports_ptq_and_qat_and_keeps_the_better(run: Path, windows: WindowSet) -> None:
+def test_qat_command_reports_ptq_and_qat_and_keeps_the_better(run: Path, split: Split) -> None:
     from harlite.convert import FUSED_LSTM, io_details, tflite_ops
     from harlite.qat import qat
 
-    metrics = qat(run, epochs=1, calibration=64, windows=windows)
+    metrics = qat(run, epochs=1, calibration=64, split=split)
     out = run / "qat"
     assert metrics["chosen"] in ("qat", "ptq")
     val = metrics["val"]

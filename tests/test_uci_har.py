@@ -169,7 +169,7 @@ def test_cli_fetch_from_a_local_zip_then_info(uci_har_archive: Path, harlite_cac
     info = runner.invoke(main, ["data", "info", "--source", "uci-har", "--json"])  # reads the fetched copy
     assert info.exit_code == 0, info.output
     summary = json.loads(info.stdout)
-    assert summary["subjects"] == [1, 2, 3, 4]
+    assert summary["subjects"] == ["1", "2", "3", "4"]
     assert summary["windows"]["train"] == {
         "WALKING": 1, "WALKING_UPSTAIRS": 1, "WALKING_DOWNSTAIRS": 0, "SITTING": 1, "STANDING": 0, "LAYING": 1, "total": 4,
     }  # fmt: skip

@@ -8,35 +8,47 @@ from pathlib import Path
 import click
 
 from harlite.bench import SECTIONS
+from harlite.cli.options import data_options, data_spec
 
 
 @click.command()
-@click.option("--model", "model_name", default="cnn_lstm", show_default=True,
+@click.option("--model", "model_name", type=click.Choice(["cnn_lstm", "lstm"]), default="cnn_lstm", show_default=True,
               help="Architecture: cnn_lstm (compact default for MCUs) or lstm (two stacked LSTM(32)).")
+@data_options
+@click.option("--epochs", type=click.IntRange(1), default=None,
+              help="Training epochs.  [default: chosen from the amount of data; 80 for HAPT]")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/default"),
               show_default=True, help="Run folder; a stage whose inputs are unchanged is not redone.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for training and QAT.")
-@click.option("--quick", is_flag=True, help="A small smoke run (a few epochs, part of the test data), ~3 min.")
+@click.option("--quick", is_flag=True, help="A small smoke run (2 epochs, part of the test data), about 75 s.")
 @click.option("--release", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Also copy the finished bundle and report here, e.g. models/cnn_lstm.")
 @click.option("--force", is_flag=True, help="Replace an existing bundle at --release.")
 @click.option("--json", "as_json", is_flag=True, help="Print the gathered results as JSON on stdout.")
-def build(model_name: str, out: Path, seed: int, quick: bool, release: Path | None, force: bool, as_json: bool) -> None:
+def build(model_name: str, data: Path | None, test_data: Path | None, test_subjects: tuple[str, ...] | None,
+          val_subjects: int | None, rate_hz: float | None, window: str | None, hop: str | None, epochs: int | None,
+          out: Path, seed: int, quick: bool, release: Path | None, force: bool, as_json: bool) -> None:  # fmt: skip
     """Data, train, QAT, convert, parity, simulate and a report, in one command.
 
-    Runs on the embedded default data (UCI HAPT) and writes OUT/report.md, OUT/bundle (the model in every
-    form plus the TFLM C sources), OUT/parity and OUT/simulate. Exits 1 if the parity check fails.
+    Runs on the embedded default data (UCI HAPT) or on your recordings (--data: any labels, acc or acc
+    and gyro, any steady rate) and writes OUT/report.md, OUT/bundle (the model in every form plus the
+    TFLM C sources; its manifest carries your labels, sensors and rate to the firmware), OUT/parity and
+    OUT/simulate (the test recordings replayed). Exits 1 if the parity check fails.
 
     \b
     Examples:
       harlite build                      # the default model into runs/default
       harlite build --quick --out runs/smoke
+      harlite build --data my_recordings/ --out runs/mine
+      harlite build --data wrist/ --test-data wrist_test/ --rate 25 --out runs/wrist
       harlite build --release models/cnn_lstm --force
     """
     from harlite.build import BuildConfig
     from harlite.build import build as run
 
-    results = run(out, BuildConfig(model=model_name, seed=seed, quick=quick), release=release, force=force)
+    spec = data_spec(data, test_data, test_subjects, val_subjects, rate_hz, window, hop)
+    config = BuildConfig(model=model_name, seed=seed, quick=quick, data=spec, epochs=epochs)
+    results = run(out, config, release=release, force=force)
     if as_json:
         click.echo(json.dumps(results, indent=2, default=str))
     else:

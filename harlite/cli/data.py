@@ -7,68 +7,102 @@ from pathlib import Path
 
 import click
 
-from harlite.protocol import ALL_SUBJECTS, LABELS
+from harlite.cli.options import data_options, data_spec
 
 SOURCES = ("hapt", "uci-har")
 
 
-def _subjects(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, ...]:
-    """Parse ``9,18`` into subject ids 1-30."""
-    try:
-        subjects = tuple(int(s) for s in value.split(",") if s.strip())
-    except ValueError:
-        raise click.BadParameter(f"{value!r}: give subject ids separated by commas, e.g. 9,18.") from None
-    unknown = sorted(set(subjects) - set(ALL_SUBJECTS))
+def _hapt_subjects(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, ...]:
+    """``9,18``: HAPT subject ids 1-30."""
+    from harlite.data.hapt import SUBJECTS
+
+    subjects = tuple(s.strip() for s in value.split(",") if s.strip())
+    unknown = [s for s in subjects if s not in SUBJECTS]
     if not subjects or unknown:
-        which = f"unknown subject {', '.join(map(str, unknown))}" if unknown else "no subject given"
+        which = f"unknown subject {', '.join(unknown)}" if unknown else "no subject given"
         raise click.BadParameter(f"{which}: HAPT subjects are 1-30, e.g. 9,18.")
     return subjects
 
 
 @click.group()
 def data() -> None:
-    """Real recordings: the embedded UCI HAPT set (default) and the official UCI HAR windows.
+    """Your recordings, the embedded UCI HAPT set (default) and the official UCI HAR windows.
 
     \b
     Example:
+      harlite data info --data my_recordings/
       harlite data info
       harlite data export --subjects 9,18 --out recordings/
     """
 
 
 @data.command()
-@click.option("--source", type=click.Choice(SOURCES), default="hapt", show_default=True, help="Data source.")
+@data_options
+@click.option("--source", type=click.Choice(SOURCES), default=None,
+              help="hapt (the default without --data) or uci-har (the official pre-cut windows, with --from).")
 @click.option("--from", "path", type=click.Path(exists=True, path_type=Path), help="UCI HAR zip or folder.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
-def info(source: str, path: Path | None, as_json: bool) -> None:
-    """Subjects, hours of signal and labelled windows per class (train/test subjects).
+def info(data: Path | None, test_data: Path | None, test_subjects: tuple[str, ...] | None, val_subjects: int | None,
+         rate_hz: float | None, window: str | None, hop: str | None, source: str | None, path: Path | None,
+         as_json: bool) -> None:  # fmt: skip
+    """Recordings, subjects, rate, hours, sensors and labelled windows per class of each split, with warnings
+    (a class with very few windows, a class missing from the test split, very unequal classes).
+
+    The split is the one 'harlite train' and 'harlite build' make with the same options.
 
     \b
     Example:
-      harlite data info --source hapt --json
+      harlite data info --data my_recordings/
+      harlite data info --data wrist/ --test-data wrist_test/ --json
+      harlite data info --source uci-har --from UCI_HAR_Dataset.zip
     """
-    from harlite.data.recordings import describe_source
+    if source == "uci-har" or path is not None:
+        if path is not None and source != "uci-har":
+            raise click.UsageError("--from names a UCI HAR copy: use it with --source uci-har.")
+        from harlite.data.uci_har import describe_uci_har
 
-    if path is not None and source != "uci-har":
-        raise click.UsageError("--from names a UCI HAR copy: use it with --source uci-har.")
-    summary = describe_source(source, path)
+        summary = describe_uci_har(path)
+    else:
+        if source == "hapt" and data is not None:
+            raise click.UsageError("give --data or --source hapt, not both.")
+        from harlite.windows import describe
+
+        summary = describe(data_spec(data, test_data, test_subjects, val_subjects, rate_hz, window, hop))
     if as_json:
         click.echo(json.dumps(summary, indent=2))
         return
-    about = "about " if source == "uci-har" else ""  # its windows overlap: hours are estimated
-    click.echo(f"source {source}: {len(summary['subjects'])} subjects, {about}{summary['hours']:.2f} h of signal")
-    click.echo(f"test subjects: {', '.join(map(str, summary['test_subjects']))}")
-    click.echo(f"{'class':<20}{'train':>8}{'test':>8}")
-    for name in (*LABELS, "total"):
-        click.echo(f"{name:<20}{summary['windows']['train'][name]:>8}{summary['windows']['test'][name]:>8}")
+    click.echo(format_info(summary))
+
+
+def format_info(summary: dict) -> str:
+    """data info for people: one paragraph, a table of windows per class and split, the warnings."""
+    about = "about " if summary["source"] == "uci-har" else ""  # its windows overlap: hours are estimated
+    lines = [f"{summary['source']}: {summary.get('recordings', '?')} recordings, {len(summary['subjects'])} subjects, "
+             f"{about}{summary['hours']:.2f} h, sensors {', '.join(summary['sensors'])}, "
+             f"rate {', '.join(f'{r:g}' for r in summary.get('rates_hz', [])) or '?'} Hz"]  # fmt: skip
+    if "protocol" in summary:
+        p = summary["protocol"]
+        lines.append(f"model protocol: {p['rate_hz']:g} Hz, window {p['window']}, hop {p['hop']}, "
+                     f"channels {', '.join(p['channels'])}")  # fmt: skip
+    if "split" in summary:
+        test = summary["groups"]["test"]
+        lines.append(f"split by {summary['split']}; test: {', '.join(test) if test else 'the --test-data folder'}; "
+                     f"validation: {', '.join(summary['groups']['val']) or 'none'}")  # fmt: skip
+    parts = list(summary["windows"])
+    lines.append(f"{'windows':<24}" + "".join(f"{p:>8}" for p in parts))
+    for name in [*summary["labels"], "total"]:
+        lines.append(f"{name:<24}" + "".join(f"{summary['windows'][p].get(name, 0):>8}" for p in parts))
+    lines += [f"warning: {w}" for w in summary.get("warnings", [])]
+    return "\n".join(lines)
 
 
 @data.command()
-@click.option("--subjects", required=True, callback=_subjects, help="HAPT subject ids 1-30, comma-separated.")
+@click.option("--subjects", required=True, callback=_hapt_subjects, help="HAPT subject ids 1-30, comma-separated.")
+@click.option("--as-dataset", is_flag=True, help="Write OUT/<subject>/<experiment>.csv, a dataset folder for --data.")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output folder.")
 @click.option("--gzip", "compress", is_flag=True, help="Write .csv.gz instead of .csv.")
 @click.option("--force", is_flag=True, help="Overwrite existing files.")
-def export(subjects: tuple[int, ...], out: Path, compress: bool, force: bool) -> None:
+def export(subjects: tuple[str, ...], as_dataset: bool, out: Path, compress: bool, force: bool) -> None:
     """Write subjects' continuous HAPT recordings as CSV, one file per experiment.
 
     The files are in harlite's recording format (time_s, acc in g, gyro in rad/s, label), ready for
@@ -78,10 +112,12 @@ def export(subjects: tuple[int, ...], out: Path, compress: bool, force: bool) ->
     Example:
       harlite data export --subjects 9,18 --out recordings/
       # -> recordings/hapt_exp17_user09.csv ...
+      harlite data export --subjects 1,2,3,4,5 --as-dataset --out my_data/
+      # -> my_data/1/hapt_exp01_user01.csv ...: a dataset for 'harlite build --data my_data'
     """
     from harlite.data.hapt import export_hapt
 
-    for path in export_hapt(subjects, out, force=force, compress=compress):
+    for path in export_hapt(subjects, out, force=force, compress=compress, as_dataset=as_dataset):
         click.echo(str(path))
 
 

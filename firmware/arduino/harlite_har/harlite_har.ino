@@ -84,6 +84,7 @@ static_assert(HARLITE_DOT(0, 0) == 1 && HARLITE_DOT(1, 1) == 1 && HARLITE_DOT(2,
                       1,
               "HARLITE_AXES must be a rotation: one +1 or -1 per row and column, determinant +1");
 static constexpr float kRadPerDeg = 0.0174532925f;
+static_assert(HARLITE_NUM_RAW == 3 || HARLITE_NUM_RAW == 6, "the model reads acc (3) or acc and gyro (6)");
 
 static harlite_frontend_t front_end;
 static harlite_smoother_t smoother;
@@ -136,17 +137,22 @@ static void Fail(const char* why) {
 
 static bool SameScale(float a, float b) { return fabsf(a - b) <= 1e-6f * fabsf(b); }
 
-/* Reads one sample in the model's axes and units (g, rad/s); keeps the last good one if a read fails. */
+/* Reads one sample in the model's axes and units (g, rad/s): the accelerometer, and the gyroscope when
+ * the model reads it (HARLITE_NUM_RAW 6); keeps the last good sample if a read fails. */
 static void ReadSample(float raw[HARLITE_NUM_RAW]) {
-  float acc[3], gyro[3];
-  if (!IMU.readAcceleration(acc[0], acc[1], acc[2]) || !IMU.readGyroscope(gyro[0], gyro[1], gyro[2])) {
+  float acc[3], gyro[3] = {0, 0, 0};
+  const bool ok = IMU.readAcceleration(acc[0], acc[1], acc[2]) &&
+                  (HARLITE_NUM_RAW < 6 || IMU.readGyroscope(gyro[0], gyro[1], gyro[2]));
+  if (!ok) {
     Serial.println("# error: IMU read failed, repeating the last sample");
     memcpy(raw, last_raw, sizeof last_raw);
     return;
   }
   for (int i = 0; i < 3; i++) {
     raw[i] = kAxes[i][0] * acc[0] + kAxes[i][1] * acc[1] + kAxes[i][2] * acc[2];
+#if HARLITE_NUM_RAW == 6
     raw[3 + i] = kRadPerDeg * (kAxes[i][0] * gyro[0] + kAxes[i][1] * gyro[1] + kAxes[i][2] * gyro[2]);
+#endif
   }
   memcpy(last_raw, raw, sizeof last_raw);
 }

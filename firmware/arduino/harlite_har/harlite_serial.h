@@ -5,7 +5,7 @@
  * Samples are rows of harlite's CSV recording format, so a captured session replays in
  * `harlite simulate` (drop the '#' lines first):
  *
- *   time_s,acc_x,acc_y,acc_z,gyro_x,gyro_y,gyro_z                         (HARLITE_CSV_HEADER)
+ *   time_s,acc_x,acc_y,acc_z,gyro_x,gyro_y,gyro_z      (HARLITE_CSV_HEADER; the model's HARLITE_RAW_NAMES)
  *   12.340000,0.981234567,-0.331250000,0.020019531,0.012345679,-0.001065264,0.000000000
  *
  * time_s is the sample's index / HARLITE_RATE_HZ to the microsecond; values carry 9 decimals, which
@@ -28,7 +28,7 @@
 extern "C" {
 #endif
 
-#define HARLITE_CSV_HEADER "time_s,acc_x,acc_y,acc_z,gyro_x,gyro_y,gyro_z"
+#define HARLITE_CSV_HEADER "time_s," HARLITE_RAW_NAMES
 #define HARLITE_LABEL_MAX 32 /* longest label the prediction line prints in full */
 #define HARLITE_LINE_MAX 192 /* bytes of a line buffer, NUL included */
 

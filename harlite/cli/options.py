@@ -1,0 +1,81 @@
+"""Options that several commands share: which data, how it is split, the protocol (rate, window, hop)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from harlite.windows import HAPT_SOURCE, DataSpec
+
+
+def parse_groups(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    groups = tuple(g.strip() for g in value.split(",") if g.strip())
+    if not groups:
+        raise click.BadParameter("give subject names separated by commas, e.g. alice,bob (HAPT: 2,4).")
+    return groups
+
+
+def _length(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is not None and not re.fullmatch(r"\d+|\d+(\.\d*)?s|\.\d+s", value.strip()):
+        raise click.BadParameter(f"{value!r}: give samples (128) or seconds (2.56s).")
+    return None if value is None else value.strip()
+
+
+def _samples(value: str | None, rate: float) -> int | None:
+    """``128`` or ``2.56s`` in samples at ``rate``."""
+    if value is None:
+        return None
+    samples = round(float(value[:-1]) * rate) if value.endswith("s") else int(value)
+    if samples < 1:
+        raise click.BadParameter(f"{value!r} is less than one sample at {rate:g} Hz.")
+    return samples
+
+
+def data_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--data, --test-data, --test-subjects, --val-subjects, --rate, --window, --hop."""
+    options = [
+        click.option("--data", "data", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+                     help="A folder of your CSV recordings (one subfolder per subject; docs/data.md). "
+                          "Default: the embedded UCI HAPT recordings."),
+        click.option("--test-data", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+                     help="A folder of recordings that is the test split (same labels and sensors as --data)."),
+        click.option("--test-subjects", callback=parse_groups, default=None,
+                     help="Subjects (first-level folder names) held out for testing, e.g. alice,bob. "
+                          "Default: 20% of the subjects (HAPT: UCI HAR's nine)."),
+        click.option("--val-subjects", type=click.IntRange(0), default=None,
+                     help="Training subjects held out for validation (QAT selects on them). Default: 15% (HAPT: 4)."),
+        click.option("--rate", "rate_hz", type=click.FloatRange(1, 5000), default=None,
+                     help="Sample rate of the model in Hz; recordings are resampled to it.  [default: 50]"),
+        click.option("--window", callback=_length, default=None,
+                     help="Window in samples or seconds (128 or 2.56s).  [default: 128]"),
+        click.option("--hop", callback=_length, default=None,
+                     help="Hop between windows in samples or seconds.  [default: 64]"),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def data_spec(data: Path | None, test_data: Path | None, test_subjects: tuple[str, ...] | None,
+              val_subjects: int | None, rate_hz: float | None, window: str | None, hop: str | None) -> DataSpec:  # fmt: skip
+    """The DataSpec the data options describe."""
+    if test_data is not None and test_subjects is not None:
+        raise click.UsageError("give --test-data or --test-subjects, not both.")
+    if test_data is not None and data is None:
+        raise click.UsageError("--test-data needs --data: the HAPT default has its own test subjects.")
+    rate = rate_hz or 50.0
+    return DataSpec(
+        data=HAPT_SOURCE if data is None else str(data),
+        test_data=None if test_data is None else str(test_data),
+        test_subjects=test_subjects,
+        val_subjects=val_subjects,
+        rate_hz=rate_hz,
+        window=_samples(window, rate),
+        hop=_samples(hop, rate),
+    )
