@@ -19,8 +19,8 @@ from harlite.data.hapt import load_hapt
 from harlite.data.recordings import Recording, read_csv, write_csv
 from harlite.frontend import FrontEndSpec, cut_windows, features, quantize
 from harlite.manifest import load_manifest, read_json, write_json
-from harlite.protocol import UCI_LABELS as LABELS
 from harlite.protocol import HAPT, UNLABELLED
+from harlite.protocol import UCI_LABELS as LABELS
 from harlite.runtimes import open_runtime
 from harlite.simulate import SimulationResult, dump_golden, plot_timeline, simulate, write_timeline
 from harlite.smoothing import smooth
