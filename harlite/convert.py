@@ -93,10 +93,15 @@ def _converter(model: Any) -> Any:
     return tf, tf.lite.TFLiteConverter.from_keras_model(deployable)
 
 
-def to_int8(model: Any, calibration: np.ndarray) -> bytes:
-    """Full-integer int8 .tflite (int8 input and output) of ``model``, calibrated on standardized windows."""
+def to_int8(model: Any, calibration: np.ndarray, per_channel_dense: bool = False) -> bytes:
+    """Full-integer int8 .tflite (int8 input and output) of ``model``, calibrated on standardized windows.
+
+    Dense (FULLY_CONNECTED) weights get one scale per tensor unless ``per_channel_dense``: the TFLM of
+    the Arduino library reads only the first of per-channel scales (``harlite.targets``).
+    """
     tf, converter = _converter(model)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter._experimental_disable_per_channel_quantization_for_dense_layers = not per_channel_dense
     converter.representative_dataset = lambda: ([window[None].astype(np.float32)] for window in calibration)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     converter.inference_input_type = tf.int8
