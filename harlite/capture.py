@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from harlite.data.recordings import RATE_TOLERANCE
 from harlite.errors import DataError, HarliteError, ToolMissing
 
 BAUD = 115200
@@ -43,14 +44,12 @@ ACC_COLUMNS = ("acc_x", "acc_y", "acc_z")
 GYRO_COLUMNS = ("gyro_x", "gyro_y", "gyro_z")
 SENSOR_COLUMNS = {"acc": ACC_COLUMNS, "acc,gyro": ACC_COLUMNS + GYRO_COLUMNS}
 UNLABELLED = ""
-KEYS_HELP = "keys: 1-9 pick a label, 0 or space unlabelled, q stop"
 # The firmware's numbers: time with 6 decimals, values with 9 (harlite_serial.c); other devices that
 # print harlite's CSV (no banner) may use any decimal notation.
 _FIRMWARE_TIME, _FIRMWARE_VALUE = r"\d+\.\d{6}", r"-?\d+\.\d{9}"
 _ANY_NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 _BANNER_FIELD = re.compile(r" ([a-z_]+)=(.*?)(?= [a-z_]+=|$)")
 _MAX_LINE = 4096  # bytes without a newline: garbage, dropped
-_RATE_TOLERANCE = 0.02  # a dataset's rate within 2 % is the board's (as the CSV reader allows)
 _STATUS_EVERY_S = {True: 0.25, False: 5.0}  # status line period on a terminal / in a log
 
 
@@ -197,7 +196,7 @@ def check_dataset(out: Path, board: Board) -> None:
         if found is None:
             continue
         sensors, rate = found
-        if sensors != board.sensors or (rate and abs(rate / board.rate_hz - 1) > _RATE_TOLERANCE):
+        if sensors != board.sensors or (rate and abs(rate / board.rate_hz - 1) > RATE_TOLERANCE):
             raise DataError(
                 f"{path} holds {sensors} at {rate:g} Hz but the board samples {board.sensors} at "
                 f"{board.rate_hz:g} Hz: capture into another --out, or flash the firmware of this dataset's model."

@@ -153,13 +153,16 @@ class FakeBoard:
             self.send(b"".join(line + b"\n" for line in lines[i : i + 10]))
 
     def drain(self, timeout: float = 20.0) -> None:
-        """Until the reader has taken every byte written."""
-        deadline = time.monotonic() + timeout
-        while struct.unpack("i", fcntl.ioctl(self.slave, termios.FIONREAD, b"\0\0\0\0"))[0]:
+        """Until the reader has taken every byte written (the slave's input queue empty twice in a row,
+        as the kernel moves written bytes into it a little later), and had time to process them."""
+        deadline, empty = time.monotonic() + timeout, 0
+        while empty < 2:
             if time.monotonic() > deadline:
                 raise TimeoutError("the reader did not take the fake board's bytes")
-            time.sleep(0.01)
-        time.sleep(0.2)  # and processed them (one turn of its loop)
+            time.sleep(0.05)
+            queued = struct.unpack("i", fcntl.ioctl(self.slave, termios.FIONREAD, b"\0\0\0\0"))[0]
+            empty = 0 if queued else empty + 1
+        time.sleep(0.2)
 
     def play(self, lines: list[bytes], rate: float = 0.0, unplug_after: bytes | None = None) -> None:
         """In a thread: wait for the port to open, write ``lines``; with ``unplug_after``, write those
