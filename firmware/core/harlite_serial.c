@@ -113,3 +113,29 @@ int harlite_format_prediction(char *line, uint32_t start, const int8_t scores[HA
     *p = '\0';
     return (int)(p - line);
 }
+
+int harlite_format_banner(char *line, const char *firmware, const char *imu) {
+    char *p = put_str(line, "# harlite format=", 17), *end;
+    int k;
+    p = put_uint(p, (uint32_t)HARLITE_SERIAL_VERSION, 1);
+    p = put_str(p, " firmware=", 10);
+    p = put_str(p, firmware, HARLITE_NAME_MAX);
+    p = put_str(p, " imu=", 5);
+    p = put_str(p, imu, HARLITE_NAME_MAX);
+    p = put_str(p, HARLITE_NUM_RAW > 3 ? " sensors=acc,gyro" : " sensors=acc", 17);
+    p = put_str(p, " rate_hz=", 9);
+    end = harlite_put_fixed(p, (float)HARLITE_RATE_HZ, 6);
+    while (end[-1] == '0') end--;  /* 50.000000 -> 50, 12.500000 -> 12.5 */
+    p = end[-1] == '.' ? end - 1 : end;
+    p = put_str(p, " window=", 8);
+    p = put_uint(p, (uint32_t)HARLITE_WINDOW, 1);
+    p = put_str(p, " hop=", 5);
+    p = put_uint(p, (uint32_t)HARLITE_HOP, 1);
+    p = put_str(p, " labels=", 8);
+    for (k = 0; k < HARLITE_NUM_CLASSES; k++) {
+        if (k) *p++ = ',';
+        p = put_str(p, labels[k], HARLITE_LABEL_MAX);
+    }
+    *p = '\0';
+    return (int)(p - line);
+}

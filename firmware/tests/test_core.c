@@ -6,6 +6,14 @@
  *                                  (raw_f32.bin, input_int8.bin of `harlite simulate --dump-golden`)
  *   test_core csv FILE             prints the raw samples of FILE (n x 6 float32, e.g. raw_f32.bin) as
  *                                  the board prints them: HARLITE_CSV_HEADER, then one row a sample
+ *   test_core board FILE SCORES [AT:N ...]
+ *                                  prints what a board running the sketch prints for the raw samples of FILE
+ *                                  (n x HARLITE_NUM_RAW float32): the banner, HARLITE_CSV_HEADER, every
+ *                                  sample and, when a window completes, a "# pred" line whose scores are the
+ *                                  next row of SCORES (int8 rows of HARLITE_NUM_CLASSES, e.g.
+ *                                  output_int8.bin; "-" prints none); AT:N loses samples AT..AT+N-1 as the
+ *                                  sketch does when it falls behind (their times skipped, a "# gap" line,
+ *                                  the front end and smoother restarted)
  *   test_core smooth MODE K ALPHA FILE
  *                                  smooths the int8 model outputs in FILE (n x HARLITE_NUM_CLASSES, e.g.
  *                                  output_int8.bin) and prints one class a line (MODE 0 none, 1 majority,
@@ -308,6 +316,53 @@ static int print_csv(const char *path) {
     return 0;
 }
 
+/* The sketch's output for a raw sample file (see the top of this file). */
+static int print_board(const char *path, const char *scores_path, int n_gaps, char *const *gaps) {
+    FILE *f = fopen(path, "rb");
+    FILE *scores_file = strcmp(scores_path, "-") == 0 ? NULL : fopen(scores_path, "rb");
+    static char line[HARLITE_BANNER_MAX];
+    float raw[HARLITE_NUM_RAW];
+    int8_t scores[K];
+    harlite_smoother_t sm;
+    uint32_t index = 0, read = 0;
+    int g = 0;
+    if (!f || (!scores_file && strcmp(scores_path, "-") != 0)) {
+        printf("FAIL board: cannot open %s or %s\n", path, scores_path);
+        if (f) fclose(f);
+        return 1;
+    }
+    harlite_frontend_reset(&fe);
+    harlite_smoother_init(&sm, HARLITE_SMOOTH_MAJORITY, 3, 0.0f); /* the sketch's default */
+    harlite_format_banner(line, "test_core", "none");
+    printf("%s\n%s\n", line, HARLITE_CSV_HEADER);
+    while (fread(raw, sizeof raw, 1, f) == 1) {
+        if (g < n_gaps && read == (uint32_t)strtoul(gaps[g], NULL, 10)) {
+            const uint32_t lost = (uint32_t)strtoul(strchr(gaps[g], ':') + 1, NULL, 10);
+            uint32_t i;
+            for (i = 1; i < lost && fread(raw, sizeof raw, 1, f) == 1; i++) {
+            }
+            read += lost;
+            index += lost;
+            g++;
+            harlite_frontend_reset(&fe);
+            harlite_smoother_reset(&sm);
+            printf("# gap: %lu samples lost, the stream restarts\n", (unsigned long)lost); /* as the sketch */
+            continue;
+        }
+        harlite_format_sample(line, index, raw);
+        printf("%s\n", line);
+        if (harlite_frontend_push(&fe, raw) && scores_file && fread(scores, sizeof scores, 1, scores_file) == 1) {
+            harlite_format_prediction(line, index + 1 - W, scores, harlite_smoother_update(&sm, scores), 12);
+            printf("%s\n", line);
+        }
+        index++;
+        read++;
+    }
+    fclose(f);
+    if (scores_file) fclose(scores_file);
+    return 0;
+}
+
 static unsigned long fnv1a(unsigned long h, const int8_t *p, size_t n) {
     size_t i;
     for (i = 0; i < n; i++) h = ((h ^ (unsigned char)p[i]) * 16777619UL) & 0xffffffffUL;
@@ -383,6 +438,7 @@ static int smooth_file(int mode, unsigned k, float alpha, const char *path) {
 
 int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "csv") == 0) return print_csv(argv[2]);
+    if (argc >= 4 && strcmp(argv[1], "board") == 0) return print_board(argv[2], argv[3], argc - 4, argv + 4);
     if (argc == 6 && strcmp(argv[1], "smooth") == 0) {
         return smooth_file(atoi(argv[2]), (unsigned)atoi(argv[3]), (float)atof(argv[4]), argv[5]);
     }

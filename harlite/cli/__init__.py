@@ -25,6 +25,7 @@ COMMANDS = {
     "simulate": "harlite.cli.simulate:simulate",
     "build": "harlite.cli.build:build",
     "bench": "harlite.cli.build:bench",
+    "capture": "harlite.cli.capture:capture",
 }
 
 
@@ -104,6 +105,7 @@ def main() -> None:
       simulate  replay recordings sample by sample through the firmware's front end
       build     all of the above in one resumable run
       bench     every stage's figures in one JSON
+      capture   record a labelled dataset from a board over serial
 
     \b
     Example:

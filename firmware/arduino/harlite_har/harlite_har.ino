@@ -107,6 +107,7 @@ static uint32_t start_us = 0;       // micros() of sample 0
 static uint32_t sample_index = 0;   // the next sample
 static float last_raw[HARLITE_NUM_RAW] = {0};
 static char line[HARLITE_LINE_MAX];
+static bool host_connected = false;  // a program on the host has the port open (DTR)
 
 /* micros() at which sample n is due (modulo 2^32, like micros()). */
 static uint32_t DueUs(uint32_t n) { return start_us + (uint32_t)(uint64_t)((double)n * 1e6 / (double)HARLITE_RATE_HZ); }
@@ -155,6 +156,16 @@ static void ReadSample(float raw[HARLITE_NUM_RAW]) {
 #endif
   }
   memcpy(last_raw, raw, sizeof last_raw);
+}
+
+/* The banner (firmware, IMU, sensors, rate; harlite_serial.h) and the CSV header: at start-up and again
+ * whenever a program on the host opens the port, as USB serial drops what is printed while none has it
+ * open, so `harlite capture` started at any time sees them. */
+static void PrintStart() {
+  static char banner[HARLITE_BANNER_MAX];
+  harlite_format_banner(banner, "harlite_har", HARLITE_IMU_NAME);
+  Serial.println(banner);
+  Serial.println(HARLITE_CSV_HEADER);
 }
 
 /* Prints the finished window's prediction and frees the model for the next window. */
@@ -206,7 +217,8 @@ void setup() {
   Serial.print(" of ");
   Serial.print((unsigned long)sizeof arena);
   Serial.println(" bytes used");
-  Serial.println(HARLITE_CSV_HEADER);
+  host_connected = Serial.connected();  // a host that opens the port from now on gets the banner again
+  PrintStart();
 
   inference_thread.start(InferenceTask);
   start_us = micros();
@@ -214,6 +226,9 @@ void setup() {
 
 void loop() {
   if (done) ReportPrediction();
+  const bool host = Serial.connected();
+  if (host && !host_connected) PrintStart();
+  host_connected = host;
 
   // Wait for the next sample's time; sleeping lets the inference thread run.
   const uint32_t due = DueUs(sample_index);

@@ -16,6 +16,17 @@
  * start_s and end_s bound the window's samples [start, end) as in the simulator's timeline; pred_raw is
  * the window's top class and p its probability, pred_smoothed the smoothed class, invoke_ms the time
  * the model took.
+ *
+ * Before the CSV header the board prints one banner line (harlite_format_banner), which
+ * `harlite capture` reads to check the board against a dataset:
+ *
+ *   # harlite format=1 firmware=harlite_har imu=BMI270 sensors=acc,gyro rate_hz=50 window=128 hop=64 labels=WALKING,...
+ *
+ * Fields are separated by one space and come in this order; no value holds '=' or a space, except
+ * labels, the last field, which runs to the end of the line (label names may hold spaces, never ',' or
+ * '='). format is HARLITE_SERIAL_VERSION, the version of these line formats; sensors is "acc" or
+ * "acc,gyro" (HARLITE_NUM_RAW 3 or 6), in the CSV header's order; rate_hz is HARLITE_RATE_HZ
+ * (up to 6 decimals, trailing zeros dropped); labels are the model's classes in order, comma-separated.
  */
 #ifndef HARLITE_SERIAL_H
 #define HARLITE_SERIAL_H
@@ -31,6 +42,9 @@ extern "C" {
 #define HARLITE_CSV_HEADER "time_s," HARLITE_RAW_NAMES
 #define HARLITE_LABEL_MAX 32 /* longest label the prediction line prints in full */
 #define HARLITE_LINE_MAX 192 /* bytes of a line buffer, NUL included */
+#define HARLITE_SERIAL_VERSION 1 /* the banner's format=: bumped when a line format changes */
+#define HARLITE_NAME_MAX 24      /* longest firmware or IMU name the banner prints */
+#define HARLITE_BANNER_MAX (192 + HARLITE_NUM_CLASSES * (HARLITE_LABEL_MAX + 1)) /* bytes, NUL included */
 
 /* Writes sample `index`'s CSV row (no newline) into line[HARLITE_LINE_MAX]; returns its length.
  * A value that is not finite or not below 2^30 in magnitude prints as nan (the reader rejects it). */
@@ -41,6 +55,11 @@ int harlite_format_sample(char *line, uint32_t index, const float raw[HARLITE_NU
  * model's time; returns its length. */
 int harlite_format_prediction(char *line, uint32_t start, const int8_t scores[HARLITE_NUM_CLASSES], int smoothed,
                               uint32_t invoke_ms);
+
+/* Writes the banner line (no newline) into line[HARLITE_BANNER_MAX]: `firmware` and `imu` name the
+ * program and the sensor chip (no spaces or '='; at most HARLITE_NAME_MAX characters are printed);
+ * returns its length. */
+int harlite_format_banner(char *line, const char *firmware, const char *imu);
 
 /* Writes x with `decimals` (0..9) digits after the point, correctly rounded (ties to even), into p;
  * returns the end of the text (not NUL-terminated). */
