@@ -16,7 +16,6 @@ from functools import cached_property
 from typing import Any
 
 import numpy as np
-from scipy import signal
 
 # Bump when the front end's arithmetic changes (it is part of the digest that keys cached windows).
 IMPLEMENTATION = 2  # 2: the gravity filter runs in float32, as on the board
@@ -98,12 +97,16 @@ class FrontEndSpec:
 
         The filter runs in float32, here as on the board, so Python and C give the same bits.
         """
+        from scipy import signal
+
         sos = signal.butter(self.gravity_order, self.gravity_cutoff_hz, fs=self.rate_hz, output="sos")
         return sos.astype(np.float32)
 
     @cached_property
     def zi(self) -> np.ndarray:
         """(k, 2) float32 filter state that is steady for a constant unit input."""
+        from scipy import signal
+
         return signal.sosfilt_zi(self.sos.astype(np.float64)).astype(np.float32)
 
     @property
@@ -164,6 +167,8 @@ class _GravityFilter:
         if self.state is None:
             # Steady state for the first sample: the state of each section scaled by its input.
             self.state = self.zi[:, None, :] * x[0][None, :, None]
+        from scipy import signal
+
         y, self.state = signal.sosfilt(self.sos, x, axis=0, zi=self.state.transpose(0, 2, 1))
         self.state = self.state.transpose(0, 2, 1)
         return y

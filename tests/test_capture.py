@@ -40,7 +40,7 @@ from harlite.data.hapt import load_hapt
 from harlite.data.recordings import read_csv
 from harlite.firmware import CORE, CORE_SOURCES, WARNINGS
 from harlite.manifest import load_manifest
-from harlite.protocol import LABELS
+from harlite.protocol import UCI_LABELS as LABELS
 
 REPO = Path(__file__).resolve().parents[1]
 RELEASED = REPO / "models" / "cnn_lstm"
@@ -402,8 +402,15 @@ def test_sigint_keeps_every_complete_sample(board: Path, fake_board: FakeBoard, 
 def test_sigint_while_streaming_leaves_valid_files(board: Path, fake_board: FakeBoard, tmp_path: Path) -> None:
     """Ctrl-C while the board streams: a valid recording of the samples from the first one on."""
     rec = subject2(6000)
-    fake_board.play(board_lines(board, rec.samples), rate=2000)
-    result = interrupted_capture(fake_board.port, "LAYING", tmp_path / "data", lambda: fake_board.thread.join(1.5))
+    lines = board_lines(board, rec.samples)
+
+    def board_side() -> None:  # once capture has opened the port (start-up may be slow), a second of streaming
+        fake_board.wait_open()
+        fake_board.thread = threading.Thread(target=fake_board.send_lines, args=(lines, 2000), daemon=True)
+        fake_board.thread.start()
+        time.sleep(1.0)
+
+    result = interrupted_capture(fake_board.port, "LAYING", tmp_path / "data", board_side)
     [path] = map(Path, result["files"])
     n = result["samples"]
     assert result["stopped"] == "interrupted" and 200 < n < len(rec) and len(rows_of(path)) == n
