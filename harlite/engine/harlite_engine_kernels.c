@@ -1,0 +1,316 @@
+/*
+ * harlite's C inference engine: the kernels. See harlite_engine_kernels.h for the data layouts.
+ *
+ * The arithmetic is TFLite Micro's reference kernels' (written anew from their definitions):
+ * requantization by a Q0.31 multiplier with double rounding (a rounding doubling high multiply, then a
+ * rounding shift that breaks ties away from zero), int32 accumulation of (x - input zero point) * w,
+ * the int16 LSTM gates with the sigmoid/tanh of a 256-entry interpolated table, and the fixed-point
+ * softmax. Signed right shifts are arithmetic (as on every compiler for the targets harlite supports).
+ */
+#include "harlite_engine_kernels.h"
+
+#include <string.h>
+
+#if defined(__ARM_FEATURE_DSP) && !defined(HARLITE_ENGINE_PORTABLE)
+#define HL_DSP 1
+#include <arm_acle.h>
+#else
+#define HL_DSP 0
+#endif
+
+#define HL_INT16_MIN (-32768)
+#define HL_INT16_MAX 32767
+
+static int32_t hl_clamp(int32_t v, int32_t lo, int32_t hi) { return v < lo ? lo : (v > hi ? hi : v); }
+
+/* Wrapping int32 arithmetic (TFLite's fixed-point code adds and shifts raw int32s). */
+static int32_t hl_add(int32_t a, int32_t b) { return (int32_t)((uint32_t)a + (uint32_t)b); }
+static int32_t hl_sub(int32_t a, int32_t b) { return (int32_t)((uint32_t)a - (uint32_t)b); }
+static int32_t hl_shl(int32_t x, int n) { return (int32_t)((uint32_t)x << n); }
+
+/* round(a * b / 2^31), ties up, for b >= 0: floor((a * b + 2^30) / 2^31) equals gemmlowp's
+ * SaturatingRoundingDoublingHighMul (its truncating division of a * b + nudge) for either sign. */
+static int32_t hl_high_mul(int32_t a, int32_t b) {
+    return (int32_t)(((int64_t)a * b + ((int64_t)1 << 30)) >> 31);
+}
+
+/* The same for any b: saturates the one product that overflows, (-1) * (-1). */
+static int32_t hl_srdhm(int32_t a, int32_t b) {
+    return (a == b && a == INT32_MIN) ? INT32_MAX : hl_high_mul(a, b);
+}
+
+/* x / 2^e rounded to nearest, ties away from zero (gemmlowp's RoundingDivideByPOT), 0 <= e <= 31. */
+static int32_t hl_rdbpot(int32_t x, int e) {
+    const int32_t mask = (int32_t)((1u << e) - 1u);
+    const int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
+    return (x >> e) + ((x & mask) > threshold ? 1 : 0);
+}
+
+/* x * 2^e saturated to int32, 0 < e < 31. */
+static int32_t hl_sat_shl(int32_t x, int e) {
+    const int32_t threshold = (int32_t)((1u << (31 - e)) - 1u);
+    return x > threshold ? INT32_MAX : (x < -threshold ? INT32_MIN : hl_shl(x, e));
+}
+
+int32_t hl_requantize(int32_t x, int32_t mult, int shift) {
+    if (shift > 0) {
+        return hl_high_mul(hl_shl(x, shift), mult);
+    }
+    return hl_rdbpot(hl_high_mul(x, mult), -shift);
+}
+
+static uint32_t hl_pair(int32_t lo, int32_t hi) { return ((uint32_t)lo & 0xffffu) | ((uint32_t)hi << 16); }
+
+#if HL_DSP
+static int32_t hl_sxtb16_ror8(int32_t w) {
+    int32_t r;
+    __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(w));
+    return r;
+}
+#endif
+
+void hl_pack(const int8_t *x, unsigned n, int32_t offset, uint32_t *xw, unsigned kwords) {
+    unsigned k = 0;
+#if HL_DSP
+    const int32_t offsets = (int32_t)hl_pair(offset, offset);
+    for (; 4 * k + 4 <= n; ++k) {
+        int32_t v;
+        memcpy(&v, x + 4 * k, sizeof v);
+        xw[2 * k] = (uint32_t)__sadd16(__sxtb16(v), offsets);
+        xw[2 * k + 1] = (uint32_t)__sadd16(hl_sxtb16_ror8(v), offsets);
+    }
+#endif
+    for (; k < kwords; ++k) {
+        int32_t v[4];
+        unsigned j;
+        for (j = 0; j < 4; ++j) {
+            const unsigned i = 4 * k + j;
+            v[j] = i < n ? x[i] + offset : 0;
+        }
+        xw[2 * k] = hl_pair(v[0], v[2]);
+        xw[2 * k + 1] = hl_pair(v[1], v[3]);
+    }
+}
+
+/* acc[r] = dot(row r of the 4-row group w, packed vector xw). */
+static void hl_dot4(const uint32_t *w, const uint32_t *xw, unsigned kwords, int32_t acc[4]) {
+#if HL_DSP
+    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+    const uint32_t *end = xw + 2 * kwords;
+    while (xw != end) {
+        const int32_t x02 = (int32_t)xw[0], x13 = (int32_t)xw[1];
+        const int32_t w0 = (int32_t)w[0], w1 = (int32_t)w[1], w2 = (int32_t)w[2], w3 = (int32_t)w[3];
+        a0 = __smlad(__sxtb16(w0), x02, a0);
+        a1 = __smlad(__sxtb16(w1), x02, a1);
+        a2 = __smlad(__sxtb16(w2), x02, a2);
+        a3 = __smlad(__sxtb16(w3), x02, a3);
+        a0 = __smlad(hl_sxtb16_ror8(w0), x13, a0);
+        a1 = __smlad(hl_sxtb16_ror8(w1), x13, a1);
+        a2 = __smlad(hl_sxtb16_ror8(w2), x13, a2);
+        a3 = __smlad(hl_sxtb16_ror8(w3), x13, a3);
+        xw += 2;
+        w += 4;
+    }
+    acc[0] = a0;
+    acc[1] = a1;
+    acc[2] = a2;
+    acc[3] = a3;
+#else
+    unsigned k, r;
+    for (r = 0; r < 4; ++r) acc[r] = 0;
+    for (k = 0; k < kwords; ++k, xw += 2, w += 4) {
+        int32_t x[4];
+        x[0] = (int16_t)(xw[0] & 0xffffu);
+        x[2] = (int16_t)(xw[0] >> 16);
+        x[1] = (int16_t)(xw[1] & 0xffffu);
+        x[3] = (int16_t)(xw[1] >> 16);
+        for (r = 0; r < 4; ++r) {
+            unsigned j;
+            for (j = 0; j < 4; ++j) acc[r] += (int8_t)((w[r] >> (8 * j)) & 0xffu) * x[j];
+        }
+    }
+#endif
+}
+
+void hl_rows(const hl_rows_t *r, const uint32_t *xw, int8_t *out8, int16_t *out16, int mode) {
+    const uint32_t *w = r->w;
+    unsigned row;
+    for (row = 0; row < r->out_rows; w += 4u * r->kwords) {
+        int32_t acc[4];
+        unsigned j;
+        hl_dot4(w, xw, r->kwords, acc);
+        for (j = 0; j < 4 && row < r->out_rows; ++j, ++row) {
+            int32_t v = r->bias ? hl_add(acc[j], r->bias[row]) : acc[j];
+            v = hl_requantize(v, r->mult[row], r->shift[row]);
+            if (mode == HL_OUT_S8) {
+                out8[row] = (int8_t)hl_clamp(hl_add(v, r->out_zp), r->act_min, r->act_max);
+            } else {
+                v = hl_clamp(v, r->act_min, r->act_max);
+                if (mode == HL_OUT_S16_ADD) v = hl_clamp(v + out16[row], HL_INT16_MIN, HL_INT16_MAX);
+                out16[row] = (int16_t)v;
+            }
+        }
+    }
+}
+
+void hl_conv(const hl_conv_t *p, const int8_t *in, int8_t *out, uint32_t *xw, int8_t *window) {
+    const unsigned n = (unsigned)p->kernel * p->in_c;
+    const int8_t zero_point = (int8_t)(-p->in_offset);
+    unsigned o;
+    for (o = 0; o < p->out_w; ++o) {
+        const int x0 = (int)(o * p->stride) - (int)p->pad;
+        const int8_t *src = window;
+        if (p->dilation == 1 && x0 >= 0 && x0 + (int)p->kernel <= (int)p->in_w) {
+            src = in + (unsigned)x0 * p->in_c;
+        } else {
+            unsigned t;
+            for (t = 0; t < p->kernel; ++t) {
+                const int xi = x0 + (int)(t * p->dilation);
+                if (xi >= 0 && xi < (int)p->in_w) {
+                    memcpy(window + t * p->in_c, in + (unsigned)xi * p->in_c, p->in_c);
+                } else {
+                    memset(window + t * p->in_c, zero_point, p->in_c);
+                }
+            }
+        }
+        hl_pack(src, n, p->in_offset, xw, p->rows.kwords);
+        hl_rows(&p->rows, xw, out + o * p->rows.out_rows, 0, HL_OUT_S8);
+    }
+}
+
+void hl_fc(const hl_fc_t *p, const int8_t *in, int8_t *out, uint32_t *xw) {
+    hl_pack(in, p->in_n, p->in_offset, xw, p->rows.kwords);
+    hl_rows(&p->rows, xw, out, 0, HL_OUT_S8);
+}
+
+/* The interpolated table of TFLite's int16 logistic and tanh: x (Q3.12 for the sigmoid, rescaled by
+ * mult / 2^left_shift as TFLite Micro prepares them; mult 0 means 3 * 2^left_shift) indexes 1/24 steps. */
+static int32_t hl_scaled(int16_t x, int32_t mult, int32_t left_shift) {
+    if (mult == 0) {
+        return x * (3 << left_shift);
+    }
+    return (x * mult + (left_shift > 0 ? 1 << (left_shift - 1) : 0)) >> left_shift;
+}
+
+int16_t hl_sigmoid16(const uint16_t *table, int16_t x, int32_t mult, int32_t left_shift) {
+    const int32_t v = hl_scaled(x, mult, left_shift);
+    const uint32_t a = (uint32_t)(v < 0 ? -v : v);
+    const uint32_t uh = a >> 9;
+    uint32_t r = 0x7fffu << 10;
+    if (uh < 255) {
+        const uint32_t ua = table[uh], ub = table[uh + 1];
+        r = (ua << 9) + (a & 0x1ffu) * (ub - ua);
+    }
+    r = v >= 0 ? r + (1u << 9) : (1u << 25) - r + (1u << 9) - 1u;
+    return (int16_t)(r >> 10);
+}
+
+int16_t hl_tanh16(const uint16_t *table, int16_t x, int32_t mult, int32_t left_shift) {
+    const int32_t v = hl_scaled(x, mult, left_shift);
+    const uint32_t a = (uint32_t)(v < 0 ? -v : v);
+    const uint32_t uh = a >> 8;
+    int32_t r = 0xffff << 8;
+    if (uh < 255) {
+        const uint32_t ua = table[uh], ub = table[uh + 1];
+        r = (int32_t)((ua << 8) + (a & 0xffu) * (ub - ua));
+    }
+    r = v >= 0 ? r - (1 << 23) + (1 << 7) : (1 << 23) - r + (1 << 7) - 1;
+    return (int16_t)(r >> 8);
+}
+
+/* TFLite's MulElementwise of two int16 gate values, requantized and saturated to int16. */
+static int16_t hl_mul16(int16_t a, int16_t b, int32_t mult, int shift) {
+    return (int16_t)hl_clamp(hl_requantize(a * b, mult, shift), HL_INT16_MIN, HL_INT16_MAX);
+}
+
+void hl_lstm(const hl_lstm_t *p, const int8_t *in, int8_t *out, uint32_t *xw, uint32_t *hw, int16_t *cell,
+             int16_t *gates) {
+    const unsigned units = p->units;
+    const int16_t *input_gate = gates, *forget_gate = gates + units, *cell_gate = gates + 2 * units;
+    const int16_t *output_gate = gates + 3 * units;
+    unsigned t, u;
+    memset(cell, 0, units * sizeof *cell);
+    memset(hw, 0, 8u * p->rec_rows.kwords); /* the reset hidden state: its zero point */
+    for (t = 0; t < p->steps; ++t) {
+        int8_t *h = out + t * units;
+        hl_pack(in + t * p->in_n, p->in_n, p->in_offset, xw, p->in_rows.kwords);
+        if (t > 0) hl_pack(h - units, units, p->h_offset, hw, p->rec_rows.kwords);
+        hl_rows(&p->in_rows, xw, 0, gates, HL_OUT_S16);
+        hl_rows(&p->rec_rows, hw, 0, gates, HL_OUT_S16_ADD);
+        for (u = 0; u < units; ++u) {
+            const int16_t i = hl_sigmoid16(p->sigmoid_table, input_gate[u], 0, 0);
+            const int16_t f = hl_sigmoid16(p->sigmoid_table, forget_gate[u], 0, 0);
+            const int16_t g = hl_tanh16(p->sigmoid_table, cell_gate[u], 0, 0);
+            const int16_t o = hl_sigmoid16(p->sigmoid_table, output_gate[u], 0, 0);
+            int32_t c = hl_mul16(f, cell[u], p->forget_mult, p->forget_shift);
+            c = hl_clamp(c + hl_mul16(i, g, p->input_mult, p->input_shift), HL_INT16_MIN, HL_INT16_MAX);
+            if (p->cell_clip > 0) c = hl_clamp(c, -p->cell_clip, p->cell_clip);
+            cell[u] = (int16_t)c;
+            c = hl_tanh16(p->sigmoid_table, (int16_t)c, p->tanh_mult, p->tanh_shift) * o;
+            h[u] = (int8_t)hl_clamp(hl_add(hl_requantize(c, p->output_mult, p->output_shift), p->h_zp), -128, 127);
+        }
+    }
+}
+
+/* gemmlowp's exp(x) for x in [-1/4, 0), Q0.31 (consts: exp(-1/8), 1/3). */
+static int32_t hl_exp_quarter(const int32_t *k, int32_t a) {
+    const int32_t x = hl_add(a, 1 << 28);
+    const int32_t x2 = hl_srdhm(x, x), x3 = hl_srdhm(x2, x), x4 = hl_srdhm(x2, x2);
+    const int32_t poly = hl_rdbpot(hl_add(hl_srdhm(hl_add(hl_rdbpot(x4, 2), x3), k[1]), x2), 1);
+    return hl_add(k[0], hl_srdhm(k[0], hl_add(x, poly)));
+}
+
+/* exp(a) for a <= 0 in Q5.26, result Q0.31 (consts 2..8: exp(-2^e), e = -2..4). */
+static int32_t hl_exp_negative(const int32_t *k, int32_t a) {
+    const int32_t quarter = 1 << 24;
+    const int32_t a_mod = hl_sub(a & (quarter - 1), quarter);
+    const int32_t remainder = hl_sub(a_mod, a);
+    int32_t result = hl_exp_quarter(k, hl_sat_shl(a_mod, 5));
+    int e;
+    for (e = 0; e < 7; ++e) {
+        if (remainder & (1 << (24 + e))) result = hl_srdhm(result, k[2 + e]);
+    }
+    return a == 0 ? INT32_MAX : result;
+}
+
+/* 1 / (1 + a) for a in [0, 1), Q0.31, by Newton-Raphson (consts 9, 10: 48/17, -32/17 in Q2.29). */
+static int32_t hl_one_over_one_plus(const int32_t *k, int32_t a) {
+    const int64_t sum = (int64_t)a + INT32_MAX;
+    const int32_t half = (int32_t)((sum + (sum >= 0 ? 1 : -1)) / 2);
+    int32_t x = hl_add(k[9], hl_srdhm(half, k[10]));
+    int i;
+    for (i = 0; i < 3; ++i) {
+        const int32_t one_minus = hl_sub(1 << 29, hl_srdhm(half, x));
+        x = hl_add(x, hl_sat_shl(hl_srdhm(x, one_minus), 2));
+    }
+    return hl_sat_shl(x, 1);
+}
+
+void hl_softmax(const hl_softmax_t *p, const int8_t *in, int8_t *out) {
+    int32_t max = -128, sum = 0, scale, unit_bits = 12;
+    uint32_t shifted;
+    unsigned c;
+    for (c = 0; c < p->n; ++c) max = in[c] > max ? in[c] : max;
+    for (c = 0; c < p->n; ++c) {
+        const int32_t diff = in[c] - max;
+        if (diff >= p->diff_min) {
+            sum = hl_add(sum, hl_rdbpot(hl_exp_negative(p->consts, hl_srdhm(hl_shl(diff, p->shift), p->mult)), 12));
+        }
+    }
+    /* 1 / sum: sum = 2^unit_bits * (1 + x) with x in [0, 1) */
+    shifted = (uint32_t)sum;
+    while (shifted && !(shifted & 0x80000000u)) {
+        shifted <<= 1;
+        --unit_bits;
+    }
+    scale = hl_one_over_one_plus(p->consts, (int32_t)(shifted - 0x80000000u));
+    for (c = 0; c < p->n; ++c) {
+        const int32_t diff = in[c] - max;
+        int32_t v = -128;
+        if (diff >= p->diff_min) {
+            const int32_t e = hl_exp_negative(p->consts, hl_srdhm(hl_shl(diff, p->shift), p->mult));
+            v = hl_clamp(hl_rdbpot(hl_srdhm(scale, e), unit_bits + 23) - 128, -128, 127);
+        }
+        out[c] = (int8_t)v;
+    }
+}
