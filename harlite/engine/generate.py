@@ -243,15 +243,19 @@ class Emitter:
         return name
 
     def rows(self, w: np.ndarray, bias: np.ndarray | None, mults: list[int], shifts: list[int], out_zp: int,
-             act: tuple[int, int]) -> str:
-        """An ``hl_rows_t`` initializer for weight rows (n, d) with per-row requantization."""
+             act: tuple[int, int], where: str) -> str:  # fmt: skip
+        """An ``hl_rows_t`` initializer for weight rows (n, d); ``mults``/``shifts`` hold one multiplier
+        per block of n / len(mults) consecutive rows."""
         n, d = w.shape
+        per = n // len(mults)
+        if per not in (1, n) and per % 4:  # the kernels change multiplier at a group of four rows
+            mults, shifts, per = list(np.repeat(mults, per)), list(np.repeat(shifts, per)), 1
+        _check_rounding(w, bias, np.repeat(mults, per), np.repeat(shifts, per), where)
         words = self.array("uint32_t", "w", arrange_rows(w), hexa=True)
-        b = self.array("int32_t", "bias", bias) if bias is not None else "0"
+        b = self.array("int32_t", "bias", np.pad(bias, (0, -n % 4))) if bias is not None else "0"
         m = self.array("int32_t", "mult", mults)
         s = self.array("int8_t", "shift", shifts)
-        rows, kwords = -(-n // 4) * 4, -(-d // 4)
-        return f"{{{words}, {b}, {m}, {s}, {rows}, {n}, {kwords}, {out_zp}, {act[0]}, {act[1]}}}"
+        return f"{{{words}, {b}, {m}, {s}, {per}, {n}, {-(-d // 4)}, {out_zp}, {act[0]}, {act[1]}}}"
 
     def struct(self, ctype: str, stem: str, body: str) -> str:
         name = self.name(stem)
@@ -291,9 +295,25 @@ def _bias(t: Tensor | None, n: int, where: str) -> np.ndarray | None:
 
 
 def _check_accumulator(w: np.ndarray, bias: np.ndarray | None, where: str) -> None:
-    worst = np.abs(w).sum(axis=1) * 255 + (np.abs(bias) if bias is not None else 0)
-    if worst.max(initial=0) >= 2**31:
+    if _bound(w, bias).max(initial=0) >= 2**31:
         raise BundleError(f"{where}: the int32 accumulator could overflow; the C engine does not run this layer.")
+
+
+def _bound(w: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
+    """The largest |accumulator| of each row: inputs less their zero point lie in [-255, 255]."""
+    return np.abs(w).sum(axis=1) * 255 + (np.abs(bias) if bias is not None else 0)
+
+
+def _check_rounding(w: np.ndarray, bias: np.ndarray | None, mults: np.ndarray, shifts: np.ndarray,
+                    where: str) -> None:  # fmt: skip
+    """The kernels double the accumulator (shifted left by a positive exponent) before the high
+    multiply, and their rounding shift adds half: both must stay inside int32."""
+    for bound, m, s in zip(_bound(w, bias), mults, shifts):
+        bound, s = int(bound), int(s)
+        high = ((bound << max(s, 0)) * int(m) >> 31) + 1
+        if bound << (max(s, 0) + 1) >= 2**31 or (s < 0 and high + (1 << (-s - 1)) >= 2**31):
+            raise BundleError(f"{where}: a requantization could overflow int32; the C engine does not run "
+                              "this layer.")  # fmt: skip
 
 
 def _per_channel_multipliers(inp: Tensor, w: Tensor, out: Tensor, n: int) -> tuple[list[int], list[int]]:
@@ -332,7 +352,7 @@ def conv_step(em: Emitter, op: Any, t: list[Tensor], where: str) -> Step:
     _check_accumulator(weights, bias, where)
     mults, shifts = _per_channel_multipliers(inp, w, out, cout)
     act = activation_range(int(opts.fusedActivationFunction), out, INT8_RANGE, where)
-    rows = em.rows(weights, bias, mults, shifts, out.zero_point, act)
+    rows = em.rows(weights, bias, mults, shifts, out.zero_point, act, where)
     body = f"{{{rows}, {in_w}, {in_c}, {out_w}, {k}, {stride}, {dil}, {pad}, {-inp.zero_point}}}"
     name = em.struct("hl_conv_t", "conv", body)
     borders = dil != 1 or pad > 0 or (out_w - 1) * stride + eff > in_w
@@ -368,9 +388,9 @@ def fc_step(em: Emitter, op: Any, t: list[Tensor], where: str) -> Step:
         mults, shifts = _per_channel_multipliers(inp, w, out, n)
     else:  # per tensor: the product of the scales in float32
         m, s = quantize_multiplier(f32_product(inp.scale, w.scale) / f32(out.scale))
-        mults, shifts = [m] * n, [s] * n
+        mults, shifts = [m], [s]
     act = activation_range(int(opts.fusedActivationFunction), out, INT8_RANGE, where)
-    rows = em.rows(weights, bias, mults, shifts, out.zero_point, act)
+    rows = em.rows(weights, bias, mults, shifts, out.zero_point, act, where)
     name = em.struct("hl_fc_t", "fc", f"{{{rows}, {d}, {-inp.zero_point}}}")
     return Step("FULLY_CONNECTED", inp.index, out.index, "", f"hl_fc(&{name}, {{src}}, {{dst}}, {{xw}});",
                 [("xw", 8 * -(-d // 4), "w")], 2**31, n * d)  # fmt: skip
@@ -407,12 +427,16 @@ def lstm_step(em: Emitter, op: Any, t: list[Tensor], where: str, table: str) -> 
     log2 = math.log2(cell.scale)
     if abs(log2 - round(log2)) > 1e-3:
         raise BundleError(f"{where}: the cell state scale {cell.scale} is not a power of two.")
+    # TFLite Micro's Tanh(cell_state_scale_power): input_left_shift 15 + power - 3, or multiplier 3
+    # and that shift to the right when it is negative; the kernel's (c * mult + round) >> shift
     tanh_shift = 15 + int(round(log2)) - 3
-    tanh_mult = 0
     if tanh_shift < 0:
-        tanh_shift, tanh_mult = -tanh_shift, 3
+        tanh_mult, tanh_shift = 3, -tanh_shift
     elif tanh_shift > 13:
         raise BundleError(f"{where}: a cell state scale of {cell.scale} is out of the C engine's range.")
+    else:
+        tanh_mult, tanh_shift = 3 << tanh_shift, 0
+    tanh_round = 1 << (tanh_shift - 1) if tanh_shift > 0 else 0
     clip = f32(opts.cellClip)
     quantized_clip = int(min(max(clip / cell.scale, -32768.0), 32767.0)) if clip > 0 else 0
     w_in, w_rec, biases, in_m, rec_m = [], [], [], [], []
@@ -427,16 +451,14 @@ def lstm_step(em: Emitter, op: Any, t: list[Tensor], where: str, table: str) -> 
     w_in_all, w_rec_all, bias_all = np.concatenate(w_in), np.concatenate(w_rec), np.concatenate(biases)
     _check_accumulator(w_in_all, bias_all, where)
     _check_accumulator(w_rec_all, None, where)
-    in_rows = em.rows(w_in_all, bias_all, [m for m, _ in in_m for _ in range(units)],
-                      [s for _, s in in_m for _ in range(units)], 0, INT16_RANGE)  # fmt: skip
-    rec_rows = em.rows(w_rec_all, None, [m for m, _ in rec_m for _ in range(units)],
-                       [s for _, s in rec_m for _ in range(units)], 0, INT16_RANGE)  # fmt: skip
+    in_rows = em.rows(w_in_all, bias_all, [m for m, _ in in_m], [s for _, s in in_m], 0, INT16_RANGE, where)
+    rec_rows = em.rows(w_rec_all, None, [m for m, _ in rec_m], [s for _, s in rec_m], 0, INT16_RANGE, where)
     forget = quantize_multiplier(GATE_OUT_Q * f32(cell.scale) / f32(cell.scale))
     input_ = quantize_multiplier(GATE_OUT_Q * GATE_OUT_Q / f32(cell.scale))
     output = quantize_multiplier(GATE_OUT_Q * GATE_OUT_Q / f32(hidden.scale))
     body = (f"{{{in_rows}, {rec_rows}, {table}, {steps}, {in_n}, {units}, {-inp.zero_point}, "
             f"{-hidden.zero_point}, {hidden.zero_point}, {forget[0]}, {input_[0]}, {output[0]}, {forget[1]}, "
-            f"{input_[1]}, {output[1]}, {quantized_clip}, {tanh_mult}, {tanh_shift}}}")  # fmt: skip
+            f"{input_[1]}, {output[1]}, {quantized_clip}, {tanh_mult}, {tanh_round}, {tanh_shift}}}")  # fmt: skip
     name = em.struct("hl_lstm_t", "lstm", body)
     kin, krec = -(-in_n // 4), -(-units // 4)
     temps = [("xw", 8 * kin, "w"), ("hw", 8 * krec, "w"), ("cell", 2 * units, "h"), ("gates", 8 * units, "h")]
@@ -607,7 +629,7 @@ def _plan(steps: list[Step], tensors: list[Tensor], views: dict[int, tuple[int, 
         raise BundleError("the model output is not computed by its last layer.")
     place: dict[int, int] = {}  # arena tensor -> start (relative, normalized later)
     lo = hi = 0
-    for k, step in enumerate(steps):
+    for step in steps:
         size = _align(tensors[step.target].size)
         if step.target == graph_out:
             continue  # written straight into the caller's output

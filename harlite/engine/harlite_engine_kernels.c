@@ -18,19 +18,25 @@
 #define HL_DSP 0
 #endif
 
+#if defined(__GNUC__)
+#define HL_INLINE static inline __attribute__((always_inline))
+#else
+#define HL_INLINE static inline
+#endif
+
 #define HL_INT16_MIN (-32768)
 #define HL_INT16_MAX 32767
 
-static int32_t hl_clamp(int32_t v, int32_t lo, int32_t hi) { return v < lo ? lo : (v > hi ? hi : v); }
+HL_INLINE int32_t hl_clamp(int32_t v, int32_t lo, int32_t hi) { return v < lo ? lo : (v > hi ? hi : v); }
 
 /* Wrapping int32 arithmetic (TFLite's fixed-point code adds and shifts raw int32s). */
-static int32_t hl_add(int32_t a, int32_t b) { return (int32_t)((uint32_t)a + (uint32_t)b); }
-static int32_t hl_sub(int32_t a, int32_t b) { return (int32_t)((uint32_t)a - (uint32_t)b); }
-static int32_t hl_shl(int32_t x, int n) { return (int32_t)((uint32_t)x << n); }
+HL_INLINE int32_t hl_add(int32_t a, int32_t b) { return (int32_t)((uint32_t)a + (uint32_t)b); }
+HL_INLINE int32_t hl_sub(int32_t a, int32_t b) { return (int32_t)((uint32_t)a - (uint32_t)b); }
+HL_INLINE int32_t hl_shl(int32_t x, int n) { return (int32_t)((uint32_t)x << n); }
 
 /* round(a * b / 2^31), ties up, for b >= 0: floor((a * b + 2^30) / 2^31) equals gemmlowp's
  * SaturatingRoundingDoublingHighMul (its truncating division of a * b + nudge) for either sign. */
-static int32_t hl_high_mul(int32_t a, int32_t b) {
+HL_INLINE int32_t hl_high_mul(int32_t a, int32_t b) {
     return (int32_t)(((int64_t)a * b + ((int64_t)1 << 30)) >> 31);
 }
 
@@ -40,7 +46,7 @@ static int32_t hl_srdhm(int32_t a, int32_t b) {
 }
 
 /* x / 2^e rounded to nearest, ties away from zero (gemmlowp's RoundingDivideByPOT), 0 <= e <= 31. */
-static int32_t hl_rdbpot(int32_t x, int e) {
+HL_INLINE int32_t hl_rdbpot(int32_t x, int e) {
     const int32_t mask = (int32_t)((1u << e) - 1u);
     const int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
     return (x >> e) + ((x & mask) > threshold ? 1 : 0);
@@ -52,14 +58,16 @@ static int32_t hl_sat_shl(int32_t x, int e) {
     return x > threshold ? INT32_MAX : (x < -threshold ? INT32_MIN : hl_shl(x, e));
 }
 
-int32_t hl_requantize(int32_t x, int32_t mult, int shift) {
+HL_INLINE int32_t hl_rq(int32_t x, int32_t mult, int shift) {
     if (shift > 0) {
         return hl_high_mul(hl_shl(x, shift), mult);
     }
     return hl_rdbpot(hl_high_mul(x, mult), -shift);
 }
 
-static uint32_t hl_pair(int32_t lo, int32_t hi) { return ((uint32_t)lo & 0xffffu) | ((uint32_t)hi << 16); }
+int32_t hl_requantize(int32_t x, int32_t mult, int shift) { return hl_rq(x, mult, shift); }
+
+HL_INLINE uint32_t hl_pair(int32_t lo, int32_t hi) { return ((uint32_t)lo & 0xffffu) | ((uint32_t)hi << 16); }
 
 #if HL_DSP
 static int32_t hl_sxtb16_ror8(int32_t w) {
@@ -92,32 +100,47 @@ void hl_pack(const int8_t *x, unsigned n, int32_t offset, uint32_t *xw, unsigned
     }
 }
 
-/* acc[r] = dot(row r of the 4-row group w, packed vector xw). */
-static void hl_dot4(const uint32_t *w, const uint32_t *xw, unsigned kwords, int32_t acc[4]) {
+/* acc[r] += dot(row r of the 4-row group w, packed vector xw). */
+HL_INLINE void hl_dot4(const uint32_t *w, const uint32_t *xw, unsigned kwords, int32_t acc[4]) {
 #if HL_DSP
-    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+    /* 21 instructions per 16 multiply-accumulates: two LDRD of weights, one of the vector, SXTB16 and
+     * SMLAD (two lanes each); written out because GCC -Os reloads the weights under register pressure */
+    int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
     const uint32_t *end = xw + 2 * kwords;
-    while (xw != end) {
-        const int32_t x02 = (int32_t)xw[0], x13 = (int32_t)xw[1];
-        const int32_t w0 = (int32_t)w[0], w1 = (int32_t)w[1], w2 = (int32_t)w[2], w3 = (int32_t)w[3];
-        a0 = __smlad(__sxtb16(w0), x02, a0);
-        a1 = __smlad(__sxtb16(w1), x02, a1);
-        a2 = __smlad(__sxtb16(w2), x02, a2);
-        a3 = __smlad(__sxtb16(w3), x02, a3);
-        a0 = __smlad(hl_sxtb16_ror8(w0), x13, a0);
-        a1 = __smlad(hl_sxtb16_ror8(w1), x13, a1);
-        a2 = __smlad(hl_sxtb16_ror8(w2), x13, a2);
-        a3 = __smlad(hl_sxtb16_ror8(w3), x13, a3);
-        xw += 2;
-        w += 4;
-    }
+    uint32_t x02, x13, wa, wb, t;
+    __asm__ volatile(
+        "1:\n\t"
+        "ldrd %[x02], %[x13], [%[x]], #8\n\t"
+        "ldrd %[wa], %[wb], [%[w]], #8\n\t"
+        "sxtb16 %[t], %[wa]\n\t"
+        "smlad %[a0], %[t], %[x02], %[a0]\n\t"
+        "sxtb16 %[wa], %[wa], ror #8\n\t"
+        "smlad %[a0], %[wa], %[x13], %[a0]\n\t"
+        "sxtb16 %[t], %[wb]\n\t"
+        "smlad %[a1], %[t], %[x02], %[a1]\n\t"
+        "sxtb16 %[wb], %[wb], ror #8\n\t"
+        "smlad %[a1], %[wb], %[x13], %[a1]\n\t"
+        "ldrd %[wa], %[wb], [%[w]], #8\n\t"
+        "sxtb16 %[t], %[wa]\n\t"
+        "smlad %[a2], %[t], %[x02], %[a2]\n\t"
+        "sxtb16 %[wa], %[wa], ror #8\n\t"
+        "smlad %[a2], %[wa], %[x13], %[a2]\n\t"
+        "sxtb16 %[t], %[wb]\n\t"
+        "smlad %[a3], %[t], %[x02], %[a3]\n\t"
+        "sxtb16 %[wb], %[wb], ror #8\n\t"
+        "smlad %[a3], %[wb], %[x13], %[a3]\n\t"
+        "cmp %[x], %[end]\n\t"
+        "bne 1b"
+        : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [x] "+r"(xw), [w] "+r"(w),
+          [x02] "=&r"(x02), [x13] "=&r"(x13), [wa] "=&r"(wa), [wb] "=&r"(wb), [t] "=&r"(t)
+        : [end] "r"(end)
+        : "cc", "memory");
     acc[0] = a0;
     acc[1] = a1;
     acc[2] = a2;
     acc[3] = a3;
 #else
     unsigned k, r;
-    for (r = 0; r < 4; ++r) acc[r] = 0;
     for (k = 0; k < kwords; ++k, xw += 2, w += 4) {
         int32_t x[4];
         x[0] = (int16_t)(xw[0] & 0xffffu);
@@ -132,24 +155,116 @@ static void hl_dot4(const uint32_t *w, const uint32_t *xw, unsigned kwords, int3
 #endif
 }
 
-void hl_rows(const hl_rows_t *r, const uint32_t *xw, int8_t *out8, int16_t *out16, int mode) {
+/* floor((v2 * mult + 2^31) / 2^32): with v2 = 2 v, TFLite's rounding doubling high multiply of v. */
+HL_INLINE int32_t hl_high_mul2(int32_t v2, int32_t mult) {
+#if HL_DSP
+    int32_t r;
+    __asm__("smmulr %0, %1, %2" : "=r"(r) : "r"(v2), "r"(mult));
+    return r;
+#else
+    return (int32_t)(((int64_t)v2 * mult + ((int64_t)1 << 31)) >> 32);
+#endif
+}
+
+HL_INLINE int32_t hl_sat16(int32_t v) {
+#if HL_DSP
+    int32_t r;
+    __asm__("ssat %0, #16, %1" : "=r"(r) : "r"(v));
+    return r;
+#else
+    return hl_clamp(v, HL_INT16_MIN, HL_INT16_MAX);
+#endif
+}
+
+/* TFLite's MultiplyByQuantizedMultiplier(v, mult, shift) with left = max(shift, 0) + 1 and
+ * right = max(-shift, 0): the rounding shift adds half, less one below zero (ties away from zero).
+ * harlite checked at generation time that v << left and the rounding cannot overflow. */
+HL_INLINE int32_t hl_scale(int32_t v, int32_t mult, int32_t left, int32_t right) {
+    v = hl_high_mul2(hl_shl(v, left), mult);
+    return right ? (v + (1 << (right - 1)) + (v >> 31)) >> right : v;
+}
+
+HL_INLINE int32_t hl_scale_by(int32_t v, int32_t mult, int32_t shift) {
+    return shift > 0 ? hl_scale(v, mult, shift + 1, 0) : hl_scale(v, mult, 1, -shift);
+}
+
+/* One output row: clamp, store (mode is a constant once inlined); int16 outputs saturate. */
+HL_INLINE void hl_put(const hl_rows_t *r, int32_t v, int8_t *out8, int16_t *out16, unsigned i, const int mode) {
+    if (mode == HL_OUT_S8) {
+        out8[i] = (int8_t)hl_clamp(hl_add(v, r->out_zp), r->act_min, r->act_max);
+    } else if (mode == HL_OUT_S16) {
+        out16[i] = (int16_t)hl_sat16(v);
+    } else {
+        out16[i] = (int16_t)hl_sat16(hl_sat16(v) + out16[i]);
+    }
+}
+
+HL_INLINE void hl_rows_mode(const hl_rows_t *r, const uint32_t *xw, int8_t *out8, int16_t *out16, const int mode) {
     const uint32_t *w = r->w;
-    unsigned row;
-    for (row = 0; row < r->out_rows; w += 4u * r->kwords) {
+    const int32_t *bias = r->bias, *mult = r->mult;
+    const int8_t *shift = r->shift;
+    const unsigned n = r->out_rows, kwords = r->kwords, per = r->per;
+    unsigned row, left = 0;
+    int32_t m = 0, lshift = 0, rshift = 0;
+    for (row = 0; row < n; row += 4, w += 4 * kwords) {
         int32_t acc[4];
-        unsigned j;
-        hl_dot4(w, xw, r->kwords, acc);
-        for (j = 0; j < 4 && row < r->out_rows; ++j, ++row) {
-            int32_t v = r->bias ? hl_add(acc[j], r->bias[row]) : acc[j];
-            v = hl_requantize(v, r->mult[row], r->shift[row]);
-            if (mode == HL_OUT_S8) {
-                out8[row] = (int8_t)hl_clamp(hl_add(v, r->out_zp), r->act_min, r->act_max);
-            } else {
-                v = hl_clamp(v, r->act_min, r->act_max);
-                if (mode == HL_OUT_S16_ADD) v = hl_clamp(v + out16[row], HL_INT16_MIN, HL_INT16_MAX);
-                out16[row] = (int16_t)v;
-            }
+        if (bias) { /* padded to a multiple of four */
+            acc[0] = bias[row];
+            acc[1] = bias[row + 1];
+            acc[2] = bias[row + 2];
+            acc[3] = bias[row + 3];
+        } else {
+            acc[0] = acc[1] = acc[2] = acc[3] = 0;
         }
+        hl_dot4(w, xw, kwords, acc);
+        if (per == 1) { /* a multiplier per row */
+            acc[0] = hl_scale_by(acc[0], mult[row], shift[row]);
+            if (row + 1 < n) acc[1] = hl_scale_by(acc[1], mult[row + 1], shift[row + 1]);
+            if (row + 2 < n) acc[2] = hl_scale_by(acc[2], mult[row + 2], shift[row + 2]);
+            if (row + 3 < n) acc[3] = hl_scale_by(acc[3], mult[row + 3], shift[row + 3]);
+        } else {
+            if (left == 0) { /* blocks of rows sharing a multiplier start at a group of four */
+                const int32_t sh = *shift++;
+                m = *mult++;
+                lshift = sh > 0 ? sh + 1 : 1;
+                rshift = sh > 0 ? 0 : -sh;
+                left = per;
+            }
+            left = left > 4 ? left - 4 : 0;
+            acc[0] = hl_scale(acc[0], m, lshift, rshift);
+            acc[1] = hl_scale(acc[1], m, lshift, rshift);
+            acc[2] = hl_scale(acc[2], m, lshift, rshift);
+            acc[3] = hl_scale(acc[3], m, lshift, rshift);
+        }
+        hl_put(r, acc[0], out8, out16, row, mode);
+        if (row + 3 < n) {
+            hl_put(r, acc[1], out8, out16, row + 1, mode);
+            hl_put(r, acc[2], out8, out16, row + 2, mode);
+            hl_put(r, acc[3], out8, out16, row + 3, mode);
+        } else {
+            if (row + 1 < n) hl_put(r, acc[1], out8, out16, row + 1, mode);
+            if (row + 2 < n) hl_put(r, acc[2], out8, out16, row + 2, mode);
+        }
+    }
+}
+
+static void hl_rows_s8(const hl_rows_t *r, const uint32_t *xw, int8_t *out) { hl_rows_mode(r, xw, out, 0, HL_OUT_S8); }
+
+static void hl_rows_s16(const hl_rows_t *r, const uint32_t *xw, int16_t *out) {
+    hl_rows_mode(r, xw, 0, out, HL_OUT_S16);
+}
+
+static void hl_rows_s16_add(const hl_rows_t *r, const uint32_t *xw, int16_t *out) {
+    hl_rows_mode(r, xw, 0, out, HL_OUT_S16_ADD);
+}
+
+void hl_rows(const hl_rows_t *r, const uint32_t *xw, int8_t *out8, int16_t *out16, int mode) {
+    if (mode == HL_OUT_S8) {
+        hl_rows_s8(r, xw, out8);
+    } else if (mode == HL_OUT_S16) {
+        hl_rows_s16(r, xw, out16);
+    } else {
+        hl_rows_s16_add(r, xw, out16);
     }
 }
 
@@ -174,26 +289,19 @@ void hl_conv(const hl_conv_t *p, const int8_t *in, int8_t *out, uint32_t *xw, in
             }
         }
         hl_pack(src, n, p->in_offset, xw, p->rows.kwords);
-        hl_rows(&p->rows, xw, out + o * p->rows.out_rows, 0, HL_OUT_S8);
+        hl_rows_s8(&p->rows, xw, out + o * p->rows.out_rows);
     }
 }
 
 void hl_fc(const hl_fc_t *p, const int8_t *in, int8_t *out, uint32_t *xw) {
     hl_pack(in, p->in_n, p->in_offset, xw, p->rows.kwords);
-    hl_rows(&p->rows, xw, out, 0, HL_OUT_S8);
+    hl_rows_s8(&p->rows, xw, out);
 }
 
-/* The interpolated table of TFLite's int16 logistic and tanh: x (Q3.12 for the sigmoid, rescaled by
- * mult / 2^left_shift as TFLite Micro prepares them; mult 0 means 3 * 2^left_shift) indexes 1/24 steps. */
-static int32_t hl_scaled(int16_t x, int32_t mult, int32_t left_shift) {
-    if (mult == 0) {
-        return x * (3 << left_shift);
-    }
-    return (x * mult + (left_shift > 0 ? 1 << (left_shift - 1) : 0)) >> left_shift;
-}
-
-int16_t hl_sigmoid16(const uint16_t *table, int16_t x, int32_t mult, int32_t left_shift) {
-    const int32_t v = hl_scaled(x, mult, left_shift);
+/* TFLite's int16 logistic and tanh interpolate a 256-entry table at 1/24 steps: v is the input
+ * rescaled as TFLite Micro prepares it (x * 3 for Q3.12), in units of 1/(24 * 2^9) (sigmoid) or
+ * 1/(48 * 2^8) (tanh, from tanh(x) = 2 sigmoid(2x) - 1). */
+HL_INLINE int32_t hl_sigmoid_of(const uint16_t *table, int32_t v) {
     const uint32_t a = (uint32_t)(v < 0 ? -v : v);
     const uint32_t uh = a >> 9;
     uint32_t r = 0x7fffu << 10;
@@ -202,11 +310,10 @@ int16_t hl_sigmoid16(const uint16_t *table, int16_t x, int32_t mult, int32_t lef
         r = (ua << 9) + (a & 0x1ffu) * (ub - ua);
     }
     r = v >= 0 ? r + (1u << 9) : (1u << 25) - r + (1u << 9) - 1u;
-    return (int16_t)(r >> 10);
+    return (int32_t)(r >> 10);
 }
 
-int16_t hl_tanh16(const uint16_t *table, int16_t x, int32_t mult, int32_t left_shift) {
-    const int32_t v = hl_scaled(x, mult, left_shift);
+HL_INLINE int32_t hl_tanh_of(const uint16_t *table, int32_t v) {
     const uint32_t a = (uint32_t)(v < 0 ? -v : v);
     const uint32_t uh = a >> 8;
     int32_t r = 0xffff << 8;
@@ -215,40 +322,57 @@ int16_t hl_tanh16(const uint16_t *table, int16_t x, int32_t mult, int32_t left_s
         r = (int32_t)((ua << 8) + (a & 0xffu) * (ub - ua));
     }
     r = v >= 0 ? r - (1 << 23) + (1 << 7) : (1 << 23) - r + (1 << 7) - 1;
-    return (int16_t)(r >> 8);
+    return r >> 8;
 }
 
-/* TFLite's MulElementwise of two int16 gate values, requantized and saturated to int16. */
-static int16_t hl_mul16(int16_t a, int16_t b, int32_t mult, int shift) {
-    return (int16_t)hl_clamp(hl_requantize(a * b, mult, shift), HL_INT16_MIN, HL_INT16_MAX);
+/* The input rescaling of TFLite Micro's int16 Logistic/Tanh(input_multiplier, input_left_shift):
+ * a multiplier of 0 means 3 * 2^left_shift. */
+static int32_t hl_scaled(int16_t x, int32_t mult, int32_t left_shift) {
+    if (mult == 0) {
+        return x * (3 << left_shift);
+    }
+    return (x * mult + (left_shift > 0 ? 1 << (left_shift - 1) : 0)) >> left_shift;
+}
+
+int16_t hl_sigmoid16(const uint16_t *table, int16_t x, int32_t mult, int32_t left_shift) {
+    return (int16_t)hl_sigmoid_of(table, hl_scaled(x, mult, left_shift));
+}
+
+int16_t hl_tanh16(const uint16_t *table, int16_t x, int32_t mult, int32_t left_shift) {
+    return (int16_t)hl_tanh_of(table, hl_scaled(x, mult, left_shift));
+}
+
+/* The elementwise part of one LSTM step: gates (Q3.12) -> cell state (int16) and hidden state (int8). */
+static void hl_lstm_cell(const hl_lstm_t *p, const int16_t *gates, int16_t *cell, int8_t *h) {
+    const uint16_t *table = p->sigmoid_table;
+    const unsigned units = p->units;
+    const int16_t *gi = gates, *gf = gates + units, *gc = gates + 2 * units, *go = gates + 3 * units;
+    unsigned u;
+    for (u = 0; u < units; ++u) {
+        const int32_t i = hl_sigmoid_of(table, 3 * gi[u]), f = hl_sigmoid_of(table, 3 * gf[u]);
+        const int32_t g = hl_tanh_of(table, 3 * gc[u]), o = hl_sigmoid_of(table, 3 * go[u]);
+        int32_t c = hl_sat16(hl_scale_by(f * cell[u], p->forget_mult, p->forget_shift));
+        c = hl_sat16(c + hl_sat16(hl_scale_by(i * g, p->input_mult, p->input_shift)));
+        if (p->cell_clip > 0) c = hl_clamp(c, -p->cell_clip, p->cell_clip);
+        cell[u] = (int16_t)c;
+        c = hl_tanh_of(table, (c * p->tanh_mult + p->tanh_round) >> p->tanh_shift) * o;
+        h[u] = (int8_t)hl_clamp(hl_add(hl_scale_by(c, p->output_mult, p->output_shift), p->h_zp), -128, 127);
+    }
 }
 
 void hl_lstm(const hl_lstm_t *p, const int8_t *in, int8_t *out, uint32_t *xw, uint32_t *hw, int16_t *cell,
              int16_t *gates) {
     const unsigned units = p->units;
-    const int16_t *input_gate = gates, *forget_gate = gates + units, *cell_gate = gates + 2 * units;
-    const int16_t *output_gate = gates + 3 * units;
-    unsigned t, u;
+    unsigned t;
     memset(cell, 0, units * sizeof *cell);
     memset(hw, 0, 8u * p->rec_rows.kwords); /* the reset hidden state: its zero point */
     for (t = 0; t < p->steps; ++t) {
         int8_t *h = out + t * units;
         hl_pack(in + t * p->in_n, p->in_n, p->in_offset, xw, p->in_rows.kwords);
         if (t > 0) hl_pack(h - units, units, p->h_offset, hw, p->rec_rows.kwords);
-        hl_rows(&p->in_rows, xw, 0, gates, HL_OUT_S16);
-        hl_rows(&p->rec_rows, hw, 0, gates, HL_OUT_S16_ADD);
-        for (u = 0; u < units; ++u) {
-            const int16_t i = hl_sigmoid16(p->sigmoid_table, input_gate[u], 0, 0);
-            const int16_t f = hl_sigmoid16(p->sigmoid_table, forget_gate[u], 0, 0);
-            const int16_t g = hl_tanh16(p->sigmoid_table, cell_gate[u], 0, 0);
-            const int16_t o = hl_sigmoid16(p->sigmoid_table, output_gate[u], 0, 0);
-            int32_t c = hl_mul16(f, cell[u], p->forget_mult, p->forget_shift);
-            c = hl_clamp(c + hl_mul16(i, g, p->input_mult, p->input_shift), HL_INT16_MIN, HL_INT16_MAX);
-            if (p->cell_clip > 0) c = hl_clamp(c, -p->cell_clip, p->cell_clip);
-            cell[u] = (int16_t)c;
-            c = hl_tanh16(p->sigmoid_table, (int16_t)c, p->tanh_mult, p->tanh_shift) * o;
-            h[u] = (int8_t)hl_clamp(hl_add(hl_requantize(c, p->output_mult, p->output_shift), p->h_zp), -128, 127);
-        }
+        hl_rows_s16(&p->in_rows, xw, gates);
+        hl_rows_s16_add(&p->rec_rows, hw, gates);
+        hl_lstm_cell(p, gates, cell, h);
     }
 }
 

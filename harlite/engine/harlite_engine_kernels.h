@@ -30,12 +30,12 @@ extern "C" {
 
 /* A matrix of int8 rows applied to one packed vector, each result requantized. */
 typedef struct {
-    const uint32_t *w;    /* (rows / 4) groups x kwords words x 4 rows, see above */
-    const int32_t *bias;  /* [rows] or NULL */
-    const int32_t *mult;  /* [rows] Q0.31 multipliers */
-    const int8_t *shift;  /* [rows] exponents (> 0: left shift) */
-    uint16_t rows;        /* a multiple of 4 (padding rows are all zero) */
-    uint16_t out_rows;    /* rows written */
+    const uint32_t *w;    /* ceil(out_rows / 4) groups x kwords words x 4 rows, see above */
+    const int32_t *bias;  /* [out_rows padded to 4] or NULL */
+    const int32_t *mult;  /* [out_rows / per] Q0.31 multipliers */
+    const int8_t *shift;  /* [out_rows / per] exponents (> 0: left shift) */
+    uint16_t per;         /* consecutive rows that share a multiplier */
+    uint16_t out_rows;    /* rows written (the last group is padded with zero rows) */
     uint16_t kwords;      /* padded length / 4 */
     int32_t out_zp;       /* HL_OUT_S8 only */
     int32_t act_min;
@@ -69,7 +69,8 @@ typedef struct {
     int32_t forget_mult, input_mult, output_mult;
     int8_t forget_shift, input_shift, output_shift;
     int16_t cell_clip;             /* 0: no clipping */
-    int32_t tanh_mult;             /* the cell state's tanh input rescaling (0: a power of two) */
+    int32_t tanh_mult;             /* the cell state's tanh input: (c * tanh_mult + tanh_round) >> tanh_shift */
+    int32_t tanh_round;
     int32_t tanh_shift;
 } hl_lstm_t;
 
