@@ -211,16 +211,16 @@ def c_array(ctype: str, name: str, values: Any, per_line: int = 12, hexa: bool =
     return f"static const {ctype} {name}[{len(values)}] = {{\n    " + ",\n    ".join(lines) + "\n};\n"
 
 
-def arrange_rows(w: np.ndarray) -> np.ndarray:
-    """int8 rows (n, d) -> the kernels' words: rows padded to 4, length to 4, groups of 4 rows
-    interleaved word by word (group, word, row), byte k of a word = value & 0xff << 8k."""
+def arrange_rows(w: np.ndarray, group: int = 4) -> np.ndarray:
+    """int8 rows (n, d) -> the kernels' words: rows padded to ``group`` (4 or 2), length to 4, the rows of
+    a group interleaved word by word (group, word, row), byte k of a word = value & 0xff << 8k."""
     n, d = w.shape
-    rows, length = -(-n // 4) * 4, -(-d // 4) * 4
+    rows, length = -(-n // group) * group, -(-d // 4) * 4
     padded = np.zeros((rows, length), np.int64)
     padded[:n, :d] = w
     b = (padded & 0xFF).reshape(rows, length // 4, 4)
     words = b[..., 0] | (b[..., 1] << 8) | (b[..., 2] << 16) | (b[..., 3] << 24)
-    return words.reshape(rows // 4, 4, length // 4).transpose(0, 2, 1).reshape(-1).astype(np.uint32)
+    return words.reshape(rows // group, group, length // 4).transpose(0, 2, 1).reshape(-1).astype(np.uint32)
 
 
 class Emitter:
@@ -243,15 +243,15 @@ class Emitter:
         return name
 
     def rows(self, w: np.ndarray, bias: np.ndarray | None, mults: list[int], shifts: list[int], out_zp: int,
-             act: tuple[int, int], where: str) -> str:  # fmt: skip
-        """An ``hl_rows_t`` initializer for weight rows (n, d); ``mults``/``shifts`` hold one multiplier
-        per block of n / len(mults) consecutive rows."""
+             act: tuple[int, int], where: str, group: int = 4) -> str:  # fmt: skip
+        """An ``hl_rows_t`` initializer for weight rows (n, d) in groups of ``group``; ``mults``/``shifts``
+        hold one multiplier per block of n / len(mults) consecutive rows."""
         n, d = w.shape
         per = n // len(mults)
-        if per not in (1, n) and per % 4:  # the kernels change multiplier at a group of four rows
+        if per not in (1, n) and per % group:  # the kernels change multiplier at the start of a group
             mults, shifts, per = list(np.repeat(mults, per)), list(np.repeat(shifts, per)), 1
         _check_rounding(w, bias, np.repeat(mults, per), np.repeat(shifts, per), where)
-        words = self.array("uint32_t", "w", arrange_rows(w), hexa=True)
+        words = self.array("uint32_t", "w", arrange_rows(w, group), hexa=True)
         b = self.array("int32_t", "bias", np.pad(bias, (0, -n % 4))) if bias is not None else "0"
         m = self.array("int32_t", "mult", mults)
         s = self.array("int8_t", "shift", shifts)
@@ -352,11 +352,11 @@ def conv_step(em: Emitter, op: Any, t: list[Tensor], where: str) -> Step:
     _check_accumulator(weights, bias, where)
     mults, shifts = _per_channel_multipliers(inp, w, out, cout)
     act = activation_range(int(opts.fusedActivationFunction), out, INT8_RANGE, where)
-    rows = em.rows(weights, bias, mults, shifts, out.zero_point, act, where)
+    rows = em.rows(weights, bias, mults, shifts, out.zero_point, act, where, group=2)
     body = f"{{{rows}, {in_w}, {in_c}, {out_w}, {k}, {stride}, {dil}, {pad}, {-inp.zero_point}}}"
     name = em.struct("hl_conv_t", "conv", body)
     borders = dil != 1 or pad > 0 or (out_w - 1) * stride + eff > in_w
-    temps = [("xw", 8 * -(-(k * cin) // 4), "w")]
+    temps = [("xw", 16 * -(-(k * cin) // 4), "w")]  # two positions at a time
     window = "{window}" if borders else "0"
     if borders:
         temps.append(("window", k * cin, "b"))
@@ -451,17 +451,21 @@ def lstm_step(em: Emitter, op: Any, t: list[Tensor], where: str, table: str) -> 
     w_in_all, w_rec_all, bias_all = np.concatenate(w_in), np.concatenate(w_rec), np.concatenate(biases)
     _check_accumulator(w_in_all, bias_all, where)
     _check_accumulator(w_rec_all, None, where)
-    in_rows = em.rows(w_in_all, bias_all, [m for m, _ in in_m], [s for _, s in in_m], 0, INT16_RANGE, where)
+    in_rows = em.rows(w_in_all, bias_all, [m for m, _ in in_m], [s for _, s in in_m], 0, INT16_RANGE, where,
+                      group=2)  # fmt: skip
     rec_rows = em.rows(w_rec_all, None, [m for m, _ in rec_m], [s for _, s in rec_m], 0, INT16_RANGE, where)
     forget = quantize_multiplier(GATE_OUT_Q * f32(cell.scale) / f32(cell.scale))
     input_ = quantize_multiplier(GATE_OUT_Q * GATE_OUT_Q / f32(cell.scale))
     output = quantize_multiplier(GATE_OUT_Q * GATE_OUT_Q / f32(hidden.scale))
+    if max(forget[1], input_[1], output[1]) >= 0:
+        raise BundleError(f"{where}: a cell or hidden state scale this small is not supported by the C engine.")
     body = (f"{{{in_rows}, {rec_rows}, {table}, {steps}, {in_n}, {units}, {-inp.zero_point}, "
             f"{-hidden.zero_point}, {hidden.zero_point}, {forget[0]}, {input_[0]}, {output[0]}, {forget[1]}, "
             f"{input_[1]}, {output[1]}, {quantized_clip}, {tanh_mult}, {tanh_round}, {tanh_shift}}}")  # fmt: skip
     name = em.struct("hl_lstm_t", "lstm", body)
     kin, krec = -(-in_n // 4), -(-units // 4)
-    temps = [("xw", 8 * kin, "w"), ("hw", 8 * krec, "w"), ("cell", 2 * units, "h"), ("gates", 8 * units, "h")]
+    # the input part runs two steps at a time: two packed inputs, two sets of gates
+    temps = [("xw", 16 * kin, "w"), ("hw", 8 * krec, "w"), ("cell", 2 * units, "h"), ("gates", 16 * units, "h")]
     # step s writes output s after packing input s: it must spare the input of steps s+1..
     in_place = min(((s + 1) * (in_n - units) for s in range(steps - 1)), default=0)
     return Step("UNIDIRECTIONAL_SEQUENCE_LSTM", inp.index, out.index, "",

@@ -77,31 +77,35 @@ static int32_t hl_sxtb16_ror8(int32_t w) {
 }
 #endif
 
-void hl_pack(const int8_t *x, unsigned n, int32_t offset, uint32_t *xw, unsigned kwords) {
+void hl_pack(const int8_t *x, unsigned n, int32_t offset, uint32_t *xw, unsigned kwords, unsigned stride) {
     unsigned k = 0;
 #if HL_DSP
     const int32_t offsets = (int32_t)hl_pair(offset, offset);
-    for (; 4 * k + 4 <= n; ++k) {
+    for (; 4 * k + 4 <= n; ++k, xw += stride) {
         int32_t v;
         memcpy(&v, x + 4 * k, sizeof v);
-        xw[2 * k] = (uint32_t)__sadd16(__sxtb16(v), offsets);
-        xw[2 * k + 1] = (uint32_t)__sadd16(hl_sxtb16_ror8(v), offsets);
+        xw[0] = (uint32_t)__sadd16(__sxtb16(v), offsets);
+        xw[1] = (uint32_t)__sadd16(hl_sxtb16_ror8(v), offsets);
     }
 #endif
-    for (; k < kwords; ++k) {
+    for (; k < kwords; ++k, xw += stride) {
         int32_t v[4];
         unsigned j;
         for (j = 0; j < 4; ++j) {
             const unsigned i = 4 * k + j;
             v[j] = i < n ? x[i] + offset : 0;
         }
-        xw[2 * k] = hl_pair(v[0], v[2]);
-        xw[2 * k + 1] = hl_pair(v[1], v[3]);
+        xw[0] = hl_pair(v[0], v[2]);
+        xw[1] = hl_pair(v[1], v[3]);
     }
 }
 
-/* acc[r] += dot(row r of the 4-row group w, packed vector xw). */
-HL_INLINE void hl_dot4(const uint32_t *w, const uint32_t *xw, unsigned kwords, int32_t acc[4]) {
+/* acc[r] += dot(row r of the 4-row group w, packed vector xw). Not inlined on the DSP path: its twelve
+ * registers would push the caller's variables onto the stack. */
+#if HL_DSP && defined(__GNUC__)
+__attribute__((noinline))
+#endif
+static void hl_dot4(const uint32_t *w, const uint32_t *xw, unsigned kwords, int32_t acc[4]) {
 #if HL_DSP
     /* 21 instructions per 16 multiply-accumulates: two LDRD of weights, one of the vector, SXTB16 and
      * SMLAD (two lanes each); written out because GCC -Os reloads the weights under register pressure */
@@ -150,6 +154,62 @@ HL_INLINE void hl_dot4(const uint32_t *w, const uint32_t *xw, unsigned kwords, i
         for (r = 0; r < 4; ++r) {
             unsigned j;
             for (j = 0; j < 4; ++j) acc[r] += (int8_t)((w[r] >> (8 * j)) & 0xffu) * x[j];
+        }
+    }
+#endif
+}
+
+/* acc[2r + v] += dot(row r of the 2-row group w, vector v of the pair packed into xw), the pair's
+ * words interleaved (a02, a13, b02, b13): 18 instructions per 16 multiply-accumulates. */
+#if HL_DSP && defined(__GNUC__)
+__attribute__((noinline))
+#endif
+static void hl_dot2x2(const uint32_t *w, const uint32_t *xw, unsigned kwords, int32_t acc[4]) {
+#if HL_DSP
+    int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+    const uint32_t *end = xw + 4 * kwords;
+    uint32_t xa02, xa13, xb02, xb13, wv, t;
+    __asm__ volatile(
+        "1:\n\t"
+        "ldrd %[xa02], %[xa13], [%[x]], #8\n\t"
+        "ldrd %[xb02], %[xb13], [%[x]], #8\n\t"
+        "ldr %[wv], [%[w]], #4\n\t"
+        "sxtb16 %[t], %[wv]\n\t"
+        "smlad %[a0], %[t], %[xa02], %[a0]\n\t"
+        "smlad %[a1], %[t], %[xb02], %[a1]\n\t"
+        "sxtb16 %[wv], %[wv], ror #8\n\t"
+        "smlad %[a0], %[wv], %[xa13], %[a0]\n\t"
+        "smlad %[a1], %[wv], %[xb13], %[a1]\n\t"
+        "ldr %[wv], [%[w]], #4\n\t"
+        "sxtb16 %[t], %[wv]\n\t"
+        "smlad %[a2], %[t], %[xa02], %[a2]\n\t"
+        "smlad %[a3], %[t], %[xb02], %[a3]\n\t"
+        "sxtb16 %[wv], %[wv], ror #8\n\t"
+        "smlad %[a2], %[wv], %[xa13], %[a2]\n\t"
+        "smlad %[a3], %[wv], %[xb13], %[a3]\n\t"
+        "cmp %[x], %[end]\n\t"
+        "bne 1b"
+        : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [x] "+r"(xw), [w] "+r"(w),
+          [xa02] "=&r"(xa02), [xa13] "=&r"(xa13), [xb02] "=&r"(xb02), [xb13] "=&r"(xb13), [wv] "=&r"(wv),
+          [t] "=&r"(t)
+        : [end] "r"(end)
+        : "cc", "memory");
+    acc[0] = a0;
+    acc[1] = a1;
+    acc[2] = a2;
+    acc[3] = a3;
+#else
+    unsigned k, r, v, j;
+    for (k = 0; k < kwords; ++k, xw += 4, w += 2) {
+        for (v = 0; v < 2; ++v) {
+            int32_t x[4];
+            x[0] = (int16_t)(xw[2 * v] & 0xffffu);
+            x[2] = (int16_t)(xw[2 * v] >> 16);
+            x[1] = (int16_t)(xw[2 * v + 1] & 0xffffu);
+            x[3] = (int16_t)(xw[2 * v + 1] >> 16);
+            for (r = 0; r < 2; ++r) {
+                for (j = 0; j < 4; ++j) acc[2 * r + v] += (int8_t)((w[r] >> (8 * j)) & 0xffu) * x[j];
+            }
         }
     }
 #endif
@@ -268,33 +328,97 @@ void hl_rows(const hl_rows_t *r, const uint32_t *xw, int8_t *out8, int16_t *out1
     }
 }
 
-void hl_conv(const hl_conv_t *p, const int8_t *in, int8_t *out, uint32_t *xw, int8_t *window) {
-    const unsigned n = (unsigned)p->kernel * p->in_c;
-    const int8_t zero_point = (int8_t)(-p->in_offset);
-    unsigned o;
-    for (o = 0; o < p->out_w; ++o) {
-        const int x0 = (int)(o * p->stride) - (int)p->pad;
-        const int8_t *src = window;
-        if (p->dilation == 1 && x0 >= 0 && x0 + (int)p->kernel <= (int)p->in_w) {
-            src = in + (unsigned)x0 * p->in_c;
+/* hl_rows on a pair of vectors (rows in groups of two, see hl_dot2x2): outputs to a and b. */
+HL_INLINE void hl_rows2_mode(const hl_rows_t *r, const uint32_t *xw, int8_t *a8, int8_t *b8, int16_t *a16,
+                             int16_t *b16, const int mode) {
+    const uint32_t *w = r->w;
+    const int32_t *bias = r->bias, *mult = r->mult;
+    const int8_t *shift = r->shift;
+    const unsigned n = r->out_rows, kwords = r->kwords, per = r->per;
+    unsigned row, left = 0;
+    int32_t m = 0, lshift = 0, rshift = 0;
+    for (row = 0; row < n; row += 2, w += 2 * kwords) {
+        int32_t acc[4];
+        if (bias) { /* padded to a multiple of four */
+            acc[0] = acc[1] = bias[row];
+            acc[2] = acc[3] = bias[row + 1];
         } else {
-            unsigned t;
-            for (t = 0; t < p->kernel; ++t) {
-                const int xi = x0 + (int)(t * p->dilation);
-                if (xi >= 0 && xi < (int)p->in_w) {
-                    memcpy(window + t * p->in_c, in + (unsigned)xi * p->in_c, p->in_c);
-                } else {
-                    memset(window + t * p->in_c, zero_point, p->in_c);
-                }
+            acc[0] = acc[1] = acc[2] = acc[3] = 0;
+        }
+        hl_dot2x2(w, xw, kwords, acc);
+        if (per == 1) {
+            const int32_t s0 = shift[row], m0 = mult[row];
+            acc[0] = hl_scale_by(acc[0], m0, s0);
+            acc[1] = hl_scale_by(acc[1], m0, s0);
+            if (row + 1 < n) {
+                const int32_t s1 = shift[row + 1], m1 = mult[row + 1];
+                acc[2] = hl_scale_by(acc[2], m1, s1);
+                acc[3] = hl_scale_by(acc[3], m1, s1);
+            }
+        } else {
+            if (left == 0) { /* blocks of rows sharing a multiplier start at a group of two */
+                const int32_t sh = *shift++;
+                m = *mult++;
+                lshift = sh > 0 ? sh + 1 : 1;
+                rshift = sh > 0 ? 0 : -sh;
+                left = per;
+            }
+            left = left > 2 ? left - 2 : 0;
+            acc[0] = hl_scale(acc[0], m, lshift, rshift);
+            acc[1] = hl_scale(acc[1], m, lshift, rshift);
+            acc[2] = hl_scale(acc[2], m, lshift, rshift);
+            acc[3] = hl_scale(acc[3], m, lshift, rshift);
+        }
+        hl_put(r, acc[0], a8, a16, row, mode);
+        hl_put(r, acc[1], b8, b16, row, mode);
+        if (row + 1 < n) {
+            hl_put(r, acc[2], a8, a16, row + 1, mode);
+            hl_put(r, acc[3], b8, b16, row + 1, mode);
+        }
+    }
+}
+
+static void hl_rows2_s8(const hl_rows_t *r, const uint32_t *xw, int8_t *a, int8_t *b) {
+    hl_rows2_mode(r, xw, a, b, 0, 0, HL_OUT_S8);
+}
+
+static void hl_rows2_s16(const hl_rows_t *r, const uint32_t *xw, int16_t *a, int16_t *b) {
+    hl_rows2_mode(r, xw, 0, 0, a, b, HL_OUT_S16);
+}
+
+/* The packed window of output position o of a convolution, at xw (stride 4: one of a pair). */
+static void hl_conv_window(const hl_conv_t *p, const int8_t *in, unsigned o, uint32_t *xw, int8_t *window) {
+    const int x0 = (int)(o * p->stride) - (int)p->pad;
+    const int8_t *src = window;
+    if (p->dilation == 1 && x0 >= 0 && x0 + (int)p->kernel <= (int)p->in_w) {
+        src = in + (unsigned)x0 * p->in_c;
+    } else {
+        unsigned t;
+        for (t = 0; t < p->kernel; ++t) {
+            const int xi = x0 + (int)(t * p->dilation);
+            if (xi >= 0 && xi < (int)p->in_w) {
+                memcpy(window + t * p->in_c, in + (unsigned)xi * p->in_c, p->in_c);
+            } else {
+                memset(window + t * p->in_c, (int8_t)(-p->in_offset), p->in_c);
             }
         }
-        hl_pack(src, n, p->in_offset, xw, p->rows.kwords);
-        hl_rows_s8(&p->rows, xw, out + o * p->rows.out_rows);
+    }
+    hl_pack(src, (unsigned)p->kernel * p->in_c, p->in_offset, xw, p->rows.kwords, 4);
+}
+
+void hl_conv(const hl_conv_t *p, const int8_t *in, int8_t *out, uint32_t *xw, int8_t *window) {
+    const unsigned c = p->rows.out_rows;
+    unsigned o;
+    for (o = 0; o < p->out_w; o += 2) { /* two positions at a time (the last one twice if odd) */
+        const unsigned o2 = o + 1 < p->out_w ? o + 1 : o;
+        hl_conv_window(p, in, o, xw, window);
+        hl_conv_window(p, in, o2, xw + 2, window);
+        hl_rows2_s8(&p->rows, xw, out + o * c, out + o2 * c);
     }
 }
 
 void hl_fc(const hl_fc_t *p, const int8_t *in, int8_t *out, uint32_t *xw) {
-    hl_pack(in, p->in_n, p->in_offset, xw, p->rows.kwords);
+    hl_pack(in, p->in_n, p->in_offset, xw, p->rows.kwords, 2);
     hl_rows_s8(&p->rows, xw, out);
 }
 
@@ -343,36 +467,55 @@ int16_t hl_tanh16(const uint16_t *table, int16_t x, int32_t mult, int32_t left_s
 }
 
 /* The elementwise part of one LSTM step: gates (Q3.12) -> cell state (int16) and hidden state (int8). */
+/* v * mult / 2^(31 + right) for |v| < 2^30 and right >= 1 (the LSTM's elementwise products). */
+HL_INLINE int32_t hl_scale_down(int32_t v, int32_t mult, int32_t right, int32_t half) {
+    v = hl_high_mul2(v * 2, mult);
+    return (v + half + (v >> 31)) >> right;
+}
+
 static void hl_lstm_cell(const hl_lstm_t *p, const int16_t *gates, int16_t *cell, int8_t *h) {
     const uint16_t *table = p->sigmoid_table;
     const unsigned units = p->units;
     const int16_t *gi = gates, *gf = gates + units, *gc = gates + 2 * units, *go = gates + 3 * units;
+    /* harlite checked that these three scales are below one (negative shifts) */
+    const int32_t fm = p->forget_mult, fr = -p->forget_shift, fh = 1 << (fr - 1);
+    const int32_t im = p->input_mult, ir = -p->input_shift, ih = 1 << (ir - 1);
+    const int32_t om = p->output_mult, orr = -p->output_shift, oh = 1 << (orr - 1);
+    const int32_t lo = p->cell_clip > 0 ? -p->cell_clip : HL_INT16_MIN;
+    const int32_t hi = p->cell_clip > 0 ? p->cell_clip : HL_INT16_MAX;
+    const int32_t tm = p->tanh_mult, tr = p->tanh_round, ts = p->tanh_shift, zp = p->h_zp;
     unsigned u;
     for (u = 0; u < units; ++u) {
         const int32_t i = hl_sigmoid_of(table, 3 * gi[u]), f = hl_sigmoid_of(table, 3 * gf[u]);
         const int32_t g = hl_tanh_of(table, 3 * gc[u]), o = hl_sigmoid_of(table, 3 * go[u]);
-        int32_t c = hl_sat16(hl_scale_by(f * cell[u], p->forget_mult, p->forget_shift));
-        c = hl_sat16(c + hl_sat16(hl_scale_by(i * g, p->input_mult, p->input_shift)));
-        if (p->cell_clip > 0) c = hl_clamp(c, -p->cell_clip, p->cell_clip);
+        int32_t c = hl_sat16(hl_scale_down(f * cell[u], fm, fr, fh));
+        c = hl_sat16(c + hl_sat16(hl_scale_down(i * g, im, ir, ih)));
+        c = hl_clamp(c, lo, hi);
         cell[u] = (int16_t)c;
-        c = hl_tanh_of(table, (c * p->tanh_mult + p->tanh_round) >> p->tanh_shift) * o;
-        h[u] = (int8_t)hl_clamp(hl_add(hl_scale_by(c, p->output_mult, p->output_shift), p->h_zp), -128, 127);
+        c = hl_tanh_of(table, (c * tm + tr) >> ts) * o;
+        h[u] = (int8_t)hl_clamp(hl_scale_down(c, om, orr, oh) + zp, -128, 127);
     }
 }
 
 void hl_lstm(const hl_lstm_t *p, const int8_t *in, int8_t *out, uint32_t *xw, uint32_t *hw, int16_t *cell,
              int16_t *gates) {
-    const unsigned units = p->units;
+    const unsigned units = p->units, steps = p->steps;
+    int16_t *const next = gates + 4 * units; /* the gates of the odd step of a pair */
     unsigned t;
     memset(cell, 0, units * sizeof *cell);
     memset(hw, 0, 8u * p->rec_rows.kwords); /* the reset hidden state: its zero point */
-    for (t = 0; t < p->steps; ++t) {
+    for (t = 0; t < steps; ++t) {
         int8_t *h = out + t * units;
-        hl_pack(in + t * p->in_n, p->in_n, p->in_offset, xw, p->in_rows.kwords);
-        if (t > 0) hl_pack(h - units, units, p->h_offset, hw, p->rec_rows.kwords);
-        hl_rows_s16(&p->in_rows, xw, gates);
-        hl_rows_s16_add(&p->rec_rows, hw, gates);
-        hl_lstm_cell(p, gates, cell, h);
+        int16_t *g = t % 2 ? next : gates;
+        if (t % 2 == 0) { /* the input part of the gates of steps t and t + 1 (t twice if last) */
+            const unsigned t2 = t + 1 < steps ? t + 1 : t;
+            hl_pack(in + t * p->in_n, p->in_n, p->in_offset, xw, p->in_rows.kwords, 4);
+            hl_pack(in + t2 * p->in_n, p->in_n, p->in_offset, xw + 2, p->in_rows.kwords, 4);
+            hl_rows2_s16(&p->in_rows, xw, gates, t2 > t ? next : gates);
+        }
+        if (t > 0) hl_pack(h - units, units, p->h_offset, hw, p->rec_rows.kwords, 2);
+        hl_rows_s16_add(&p->rec_rows, hw, g);
+        hl_lstm_cell(p, g, cell, h);
     }
 }
 

@@ -9,7 +9,9 @@
  * Vectors are multiplied in 16 bits: an int8 input vector, its zero point removed, is packed into words
  * of two int16 lanes, (x0, x2) and (x1, x3) for every four elements (the order SXTB16 unpacks four
  * weights in); weights are int8, four to a uint32 word (byte k of the word is value & 0xff << 8k), rows
- * interleaved by four: word k of rows 4g..4g+3 are consecutive. Lengths are padded to 4 with zeros.
+ * interleaved by four (word k of rows 4g..4g+3 consecutive) or, where a kernel runs two vectors at once
+ * (convolutions: two output positions; an LSTM's input part: two steps), by two, the two vectors' words
+ * interleaved (a02, a13, b02, b13). Lengths are padded to 4 with zeros.
  *
  * On a core with the DSP extension (Cortex-M4/M7/M33 with DSP) the dot products use SMLAD; define
  * HARLITE_ENGINE_PORTABLE to use the plain C path, which gives the same bits.
@@ -44,7 +46,7 @@ typedef struct {
 
 /* CONV_2D over one image row (a Conv1D): [in_w][in_c] int8 -> [out_w][rows.out_rows] int8. */
 typedef struct {
-    hl_rows_t rows;
+    hl_rows_t rows;       /* rows in groups of two */
     uint16_t in_w, in_c, out_w, kernel, stride, dilation, pad;
     int32_t in_offset;    /* minus the input zero point */
 } hl_conv_t;
@@ -57,7 +59,8 @@ typedef struct {
 } hl_fc_t;
 
 /* UNIDIRECTIONAL_SEQUENCE_LSTM, batch 1, int8 activations, int16 cell: [steps][in_n] -> [steps][units].
- * Rows of in_rows (with the gate biases) and rec_rows are the gates input, forget, cell, output, each
+ * Rows of in_rows (with the gate biases; groups of two) and rec_rows (groups of four) are the gates
+ * input, forget, cell, output, each
  * `units` rows, requantized to the gates' Q3.12; the cell gate's activation is tanh. */
 typedef struct {
     hl_rows_t in_rows;
@@ -90,7 +93,7 @@ void hl_lstm(const hl_lstm_t *p, const int8_t *in, int8_t *out, uint32_t *xw, ui
 void hl_softmax(const hl_softmax_t *p, const int8_t *in, int8_t *out);
 
 /* The pieces, for tests. */
-void hl_pack(const int8_t *x, unsigned n, int32_t offset, uint32_t *xw, unsigned kwords);
+void hl_pack(const int8_t *x, unsigned n, int32_t offset, uint32_t *xw, unsigned kwords, unsigned stride);
 void hl_rows(const hl_rows_t *r, const uint32_t *xw, int8_t *out8, int16_t *out16, int mode);
 int32_t hl_requantize(int32_t x, int32_t mult, int shift);
 int16_t hl_sigmoid16(const uint16_t *table, int16_t x, int32_t mult, int32_t left_shift);
