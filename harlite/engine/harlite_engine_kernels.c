@@ -58,14 +58,7 @@ static int32_t hl_sat_shl(int32_t x, int e) {
     return x > threshold ? INT32_MAX : (x < -threshold ? INT32_MIN : hl_shl(x, e));
 }
 
-HL_INLINE int32_t hl_rq(int32_t x, int32_t mult, int shift) {
-    if (shift > 0) {
-        return hl_high_mul(hl_shl(x, shift), mult);
-    }
-    return hl_rdbpot(hl_high_mul(x, mult), -shift);
-}
 
-int32_t hl_requantize(int32_t x, int32_t mult, int shift) { return hl_rq(x, mult, shift); }
 
 HL_INLINE uint32_t hl_pair(int32_t lo, int32_t hi) { return ((uint32_t)lo & 0xffffu) | ((uint32_t)hi << 16); }
 
@@ -259,6 +252,16 @@ HL_INLINE void hl_put(const hl_rows_t *r, int32_t v, int8_t *out8, int16_t *out1
     }
 }
 
+/* The multiplier of the next block of rows that share one (blocks start at a group of rows). */
+HL_INLINE void hl_next_block(const int32_t **mult, const int8_t **shift, int32_t *m, int32_t *lshift,
+                             int32_t *rshift, unsigned *left, unsigned per) {
+    const int32_t sh = *(*shift)++;
+    *m = *(*mult)++;
+    *lshift = sh > 0 ? sh + 1 : 1;
+    *rshift = sh > 0 ? 0 : -sh;
+    *left = per;
+}
+
 HL_INLINE void hl_rows_mode(const hl_rows_t *r, const uint32_t *xw, int8_t *out8, int16_t *out16, const int mode) {
     const uint32_t *w = r->w;
     const int32_t *bias = r->bias, *mult = r->mult;
@@ -283,13 +286,7 @@ HL_INLINE void hl_rows_mode(const hl_rows_t *r, const uint32_t *xw, int8_t *out8
             if (row + 2 < n) acc[2] = hl_scale_by(acc[2], mult[row + 2], shift[row + 2]);
             if (row + 3 < n) acc[3] = hl_scale_by(acc[3], mult[row + 3], shift[row + 3]);
         } else {
-            if (left == 0) { /* blocks of rows sharing a multiplier start at a group of four */
-                const int32_t sh = *shift++;
-                m = *mult++;
-                lshift = sh > 0 ? sh + 1 : 1;
-                rshift = sh > 0 ? 0 : -sh;
-                left = per;
-            }
+            if (left == 0) hl_next_block(&mult, &shift, &m, &lshift, &rshift, &left, per);
             left = left > 4 ? left - 4 : 0;
             acc[0] = hl_scale(acc[0], m, lshift, rshift);
             acc[1] = hl_scale(acc[1], m, lshift, rshift);
@@ -310,22 +307,8 @@ HL_INLINE void hl_rows_mode(const hl_rows_t *r, const uint32_t *xw, int8_t *out8
 
 static void hl_rows_s8(const hl_rows_t *r, const uint32_t *xw, int8_t *out) { hl_rows_mode(r, xw, out, 0, HL_OUT_S8); }
 
-static void hl_rows_s16(const hl_rows_t *r, const uint32_t *xw, int16_t *out) {
-    hl_rows_mode(r, xw, 0, out, HL_OUT_S16);
-}
-
 static void hl_rows_s16_add(const hl_rows_t *r, const uint32_t *xw, int16_t *out) {
     hl_rows_mode(r, xw, 0, out, HL_OUT_S16_ADD);
-}
-
-void hl_rows(const hl_rows_t *r, const uint32_t *xw, int8_t *out8, int16_t *out16, int mode) {
-    if (mode == HL_OUT_S8) {
-        hl_rows_s8(r, xw, out8);
-    } else if (mode == HL_OUT_S16) {
-        hl_rows_s16(r, xw, out16);
-    } else {
-        hl_rows_s16_add(r, xw, out16);
-    }
 }
 
 /* hl_rows on a pair of vectors (rows in groups of two, see hl_dot2x2): outputs to a and b. */
@@ -356,13 +339,7 @@ HL_INLINE void hl_rows2_mode(const hl_rows_t *r, const uint32_t *xw, int8_t *a8,
                 acc[3] = hl_scale_by(acc[3], m1, s1);
             }
         } else {
-            if (left == 0) { /* blocks of rows sharing a multiplier start at a group of two */
-                const int32_t sh = *shift++;
-                m = *mult++;
-                lshift = sh > 0 ? sh + 1 : 1;
-                rshift = sh > 0 ? 0 : -sh;
-                left = per;
-            }
+            if (left == 0) hl_next_block(&mult, &shift, &m, &lshift, &rshift, &left, per);
             left = left > 2 ? left - 2 : 0;
             acc[0] = hl_scale(acc[0], m, lshift, rshift);
             acc[1] = hl_scale(acc[1], m, lshift, rshift);

@@ -25,7 +25,7 @@
 extern "C" {
 #endif
 
-/* Output modes of hl_rows. */
+/* Output modes of the row kernels. */
 #define HL_OUT_S8 0      /* int8 with zero point and activation range */
 #define HL_OUT_S16 1     /* int16, saturated (an LSTM gate's input part) */
 #define HL_OUT_S16_ADD 2 /* int16 added with saturation to what is there (its recurrent part) */
@@ -94,8 +94,6 @@ void hl_softmax(const hl_softmax_t *p, const int8_t *in, int8_t *out);
 
 /* The pieces, for tests. */
 void hl_pack(const int8_t *x, unsigned n, int32_t offset, uint32_t *xw, unsigned kwords, unsigned stride);
-void hl_rows(const hl_rows_t *r, const uint32_t *xw, int8_t *out8, int16_t *out16, int mode);
-int32_t hl_requantize(int32_t x, int32_t mult, int shift);
 int16_t hl_sigmoid16(const uint16_t *table, int16_t x, int32_t mult, int32_t left_shift);
 int16_t hl_tanh16(const uint16_t *table, int16_t x, int32_t mult, int32_t left_shift);
 
