@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import sys
@@ -69,7 +70,7 @@ def run_bench(sections: tuple[str, ...] = SECTIONS, bundle: str | Path | None = 
     result: dict[str, Any] = {"machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M:%S")}
     for name in sections:
         progress(f"{name}...")
-        seconds, figures = _timed(lambda: _SECTION_RUNNERS[name](bundle=bundle, **options))
+        seconds, figures = _timed(functools.partial(_SECTION_RUNNERS[name], bundle=bundle, **options))
         figures["bench_seconds"] = round(seconds, 1)
         result[name] = figures
     return result

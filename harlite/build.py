@@ -11,6 +11,7 @@ from typing import Any
 from harlite.errors import HarliteError
 from harlite.manifest import MANIFEST, read_json, write_json
 from harlite.stages import RunFolder
+from harlite.targets import DEFAULT_TARGET
 from harlite.windows import DataSpec
 
 STAGES = 7
@@ -27,6 +28,7 @@ class BuildConfig:
     data: DataSpec = field(default_factory=DataSpec)
     epochs: int | None = None
     batch_size: int | None = None
+    target: str = DEFAULT_TARGET
 
     @property
     def train_epochs(self) -> int | None:
@@ -74,7 +76,7 @@ def build(out: str | Path, config: BuildConfig = BuildConfig(), release: str | P
     run.stage("train", params, ["train/model.keras"], lambda: train(train_dir, train_config, force=True, split=split))
     qat_options = {} if config.qat_epochs is None else {"epochs": config.qat_epochs}
     run.stage("qat", params, ["train/qat/model.keras"],
-              lambda: qat(train_dir, force=True, split=split, **qat_options))  # fmt: skip
+              lambda: qat(train_dir, force=True, split=split, target=config.target, **qat_options))  # fmt: skip
     run.stage("convert", params, ["bundle/manifest.json"],
               lambda: _convert(convert, train_dir, bundle, split, params))  # fmt: skip
     say = lambda message: print(f"  {message}", file=sys.stderr)  # noqa: E731
@@ -105,7 +107,7 @@ def _data_result(split: Any) -> dict[str, Any]:
 
 
 def _convert(convert: Any, train_dir: Path, bundle: Path, split: Any, params: dict[str, Any]) -> dict[str, Any]:
-    manifest = convert(train_dir / "qat" / "model.keras", bundle, force=True, split=split)
+    manifest = convert(train_dir / "qat" / "model.keras", bundle, force=True, split=split, target=params["target"])
     manifest["build"].update(params)  # how it was built: model, seed, quick, data
     write_json(bundle / MANIFEST, {k: v for k, v in manifest.items() if k != "_root"})
     return {k: manifest[k] for k in ("artifacts", "ops", "tflm", "model", "metrics", "quantization") if k in manifest}

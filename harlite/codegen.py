@@ -1,12 +1,16 @@
-"""TFLite Micro C sources of a bundle's int8 model: the model array, the config header, the op resolver.
+"""The C sources of a bundle's int8 model: for TFLite Micro (the model array, the config header, the op
+resolver) and for harlite's own C engine.
 
-``write_tflm_sources(bundle)`` writes into ``bundle/tflm/`` (and optionally a firmware folder):
+``write_sources(bundle)`` checks the model against the bundle's TFLM target (``harlite.targets``) and
+writes into ``bundle/tflm/`` and ``bundle/engine/`` (and the same files into a firmware folder):
 
 - ``harlite_model_data.h/.cpp``: the int8 .tflite byte for byte as an ``alignas(16) const`` array (const,
   so it stays in flash) and its length ``HARLITE_MODEL_DATA_LEN``;
 - ``harlite_model_config.h``: C99 macros with everything the firmware must not hard-code (see
   ``config_header``), including the tensor arena size;
-- ``harlite_op_resolver.h``: a ``tflite::MicroMutableOpResolver<N>`` with exactly the model's ops.
+- ``harlite_op_resolver.h``: a ``tflite::MicroMutableOpResolver<N>`` with exactly the model's ops;
+- ``engine/``: the dependency-free C99 engine (``harlite.engine``), bit-exact with TFLM, for a firmware
+  built without TFLM.
 
 The arena size is measured, not guessed: the smallest arena with which TFLite Micro's interpreter
 allocates and invokes the model, found by bisection, each probe in a subprocess (a too-small arena
@@ -36,6 +40,7 @@ from harlite.manifest import (
     sha256_file,
     write_json,
 )
+from harlite.targets import DEFAULT_TARGET, OP_RESOLVER_METHODS, get_target, model_ops, require_compatible
 
 TFLM_DIR = "tflm"
 DATA_H, DATA_CPP = "harlite_model_data.h", "harlite_model_data.cpp"
@@ -43,6 +48,10 @@ CONFIG_H, RESOLVER_H = "harlite_model_config.h", "harlite_op_resolver.h"
 # manifest artifact key -> file in tflm/
 ARTIFACTS = {"tflm_model_header": DATA_H, "tflm_model_data": DATA_CPP, "tflm_config": CONFIG_H,
              "tflm_op_resolver": RESOLVER_H}  # fmt: skip
+ENGINE_DIR = "engine"
+# manifest artifact key -> file in engine/
+ENGINE_ARTIFACTS = {"engine_header": "harlite_engine.h", "engine_model": "harlite_engine_model.c",
+                    "engine_kernels_header": "harlite_engine_kernels.h", "engine_kernels": "harlite_engine_kernels.c"}  # fmt: skip
 ARENA_STEP = 16  # TFLM aligns its allocations to 16 bytes
 # The margin over the measured minimum: a quarter of it, at least 1 KiB. The probes run TFLM's reference
 # kernels on a 64-bit host; a board runs optimized kernels (CMSIS-NN's LSTM keeps 8 int32 kernel-sum
@@ -53,40 +62,6 @@ REQUIRED = (
     "normalization.mean", "normalization.std", "quantization.input.scale", "quantization.input.zero_point",
     "quantization.output.scale", "quantization.output.zero_point", "artifacts.int8",
 )  # fmt: skip
-
-# TFLite builtin op -> tflite::MicroMutableOpResolver method, from tensorflow/tflite-micro
-# tensorflow/lite/micro/micro_mutable_op_resolver.h (commit 90b983c, 2026-08-20).
-OP_RESOLVER_METHODS: dict[str, str] = {
-    "ABS": "AddAbs", "ADD": "AddAdd", "ADD_N": "AddAddN", "ARG_MAX": "AddArgMax", "ARG_MIN": "AddArgMin",
-    "ASSIGN_VARIABLE": "AddAssignVariable", "AVERAGE_POOL_2D": "AddAveragePool2D",
-    "BATCH_MATMUL": "AddBatchMatMul", "BATCH_TO_SPACE_ND": "AddBatchToSpaceNd",
-    "BROADCAST_ARGS": "AddBroadcastArgs", "BROADCAST_TO": "AddBroadcastTo", "CALL_ONCE": "AddCallOnce",
-    "CAST": "AddCast", "CEIL": "AddCeil", "CONCATENATION": "AddConcatenation", "CONV_2D": "AddConv2D",
-    "COS": "AddCos", "CUMSUM": "AddCumSum", "DEPTHWISE_CONV_2D": "AddDepthwiseConv2D",
-    "DEPTH_TO_SPACE": "AddDepthToSpace", "DEQUANTIZE": "AddDequantize", "DIV": "AddDiv",
-    "DYNAMIC_UPDATE_SLICE": "AddDynamicUpdateSlice", "ELU": "AddElu", "EMBEDDING_LOOKUP": "AddEmbeddingLookup",
-    "EQUAL": "AddEqual", "EXP": "AddExp", "EXPAND_DIMS": "AddExpandDims", "FILL": "AddFill",
-    "FLOOR": "AddFloor", "FLOOR_DIV": "AddFloorDiv", "FLOOR_MOD": "AddFloorMod",
-    "FULLY_CONNECTED": "AddFullyConnected", "GATHER": "AddGather", "GATHER_ND": "AddGatherNd",
-    "GREATER": "AddGreater", "GREATER_EQUAL": "AddGreaterEqual", "HARD_SWISH": "AddHardSwish", "IF": "AddIf",
-    "L2_NORMALIZATION": "AddL2Normalization", "L2_POOL_2D": "AddL2Pool2D", "LEAKY_RELU": "AddLeakyRelu",
-    "LESS": "AddLess", "LESS_EQUAL": "AddLessEqual", "LOG": "AddLog", "LOGICAL_AND": "AddLogicalAnd",
-    "LOGICAL_NOT": "AddLogicalNot", "LOGICAL_OR": "AddLogicalOr", "LOGISTIC": "AddLogistic",
-    "LOG_SOFTMAX": "AddLogSoftmax", "MAXIMUM": "AddMaximum", "MAX_POOL_2D": "AddMaxPool2D", "MEAN": "AddMean",
-    "MINIMUM": "AddMinimum", "MIRROR_PAD": "AddMirrorPad", "MUL": "AddMul", "NEG": "AddNeg",
-    "NOT_EQUAL": "AddNotEqual", "PACK": "AddPack", "PAD": "AddPad", "PADV2": "AddPadV2", "PRELU": "AddPrelu",
-    "QUANTIZE": "AddQuantize", "READ_VARIABLE": "AddReadVariable", "REDUCE_ALL": "AddReduceAll",
-    "REDUCE_MAX": "AddReduceMax", "REDUCE_MIN": "AddReduceMin", "RELU": "AddRelu", "RELU6": "AddRelu6",
-    "RESHAPE": "AddReshape", "RESIZE_BILINEAR": "AddResizeBilinear",
-    "RESIZE_NEAREST_NEIGHBOR": "AddResizeNearestNeighbor", "REVERSE_V2": "AddReverseV2", "ROUND": "AddRound",
-    "RSQRT": "AddRsqrt", "SELECT_V2": "AddSelectV2", "SHAPE": "AddShape", "SIN": "AddSin", "SLICE": "AddSlice",
-    "SOFTMAX": "AddSoftmax", "SPACE_TO_BATCH_ND": "AddSpaceToBatchNd", "SPACE_TO_DEPTH": "AddSpaceToDepth",
-    "SPLIT": "AddSplit", "SPLIT_V": "AddSplitV", "SQRT": "AddSqrt", "SQUARE": "AddSquare",
-    "SQUARED_DIFFERENCE": "AddSquaredDifference", "SQUEEZE": "AddSqueeze", "STRIDED_SLICE": "AddStridedSlice",
-    "SUB": "AddSub", "SUM": "AddSum", "SVDF": "AddSvdf", "TANH": "AddTanh", "TRANSPOSE": "AddTranspose",
-    "TRANSPOSE_CONV": "AddTransposeConv", "UNIDIRECTIONAL_SEQUENCE_LSTM": "AddUnidirectionalSequenceLSTM",
-    "UNPACK": "AddUnpack", "VAR_HANDLE": "AddVarHandle", "WHILE": "AddWhile", "ZEROS_LIKE": "AddZerosLike",
-}  # fmt: skip
 
 # Run in a subprocess: allocate and invoke a model in TFLM with a given arena; exit 0 on success.
 _PROBE = """
@@ -101,28 +76,6 @@ for _ in range(2):
     interpreter.set_input(np.zeros(details["shape"], details["dtype"]), 0)
     interpreter.invoke()
 """
-
-
-def model_ops(model: bytes) -> list[str]:
-    """Sorted builtin op names of a .tflite flatbuffer (every subgraph); a custom op is a clear error."""
-    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
-
-    names = {code: name for name, code in vars(schema.BuiltinOperator).items() if not name.startswith("_")}
-    root = schema.Model.GetRootAsModel(model, 0)
-    codes = [root.OperatorCodes(i) for i in range(root.OperatorCodesLength())]
-    used = set()
-    for s in range(root.SubgraphsLength()):
-        subgraph = root.Subgraphs(s)
-        for o in range(subgraph.OperatorsLength()):
-            code = codes[subgraph.Operators(o).OpcodeIndex()]
-            builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
-            if names[builtin] == "CUSTOM":
-                raise BundleError(
-                    f"the model uses the custom op {code.CustomCode().decode()!r}, which harlite cannot register "
-                    "for TFLite Micro: convert with builtin ops only."
-                )
-            used.add(names[builtin])
-    return sorted(used)
 
 
 def op_resolver_header(ops: list[str], comment: str) -> str:
@@ -170,7 +123,7 @@ def model_data_sources(model: bytes, comment: str) -> tuple[str, str]:
 def config_header(manifest: dict[str, Any], comment: str | None = None) -> str:
     """``harlite_model_config.h`` (C99, macros only) of a manifest, as /tmp/cheader.md specifies.
 
-    The arena size comes from the manifest's ``tflm.arena_bytes`` (set by ``write_tflm_sources``).
+    The arena size comes from the manifest's ``tflm.arena_bytes`` (set by ``write_sources``).
     """
     require_fields(manifest, REQUIRED + ("tflm.arena_bytes",))
     fe, quant, tflm = manifest["frontend"], manifest["quantization"], manifest["tflm"]
@@ -250,18 +203,20 @@ def measure_arena(model_path: str | Path, step: int = ARENA_STEP) -> dict[str, i
     return {"arena_bytes": hi + margin, "arena_min_bytes": hi, "arena_margin_bytes": margin, "arena_step_bytes": step}
 
 
-def write_tflm_sources(
+def write_sources(
     bundle_dir: str | Path,
     manifest: dict[str, Any] | None = None,
     firmware_dir: str | Path | None = None,
     force: bool = False,
 ) -> dict[str, Any]:
-    """Check the int8 model in TFLM, measure its arena, write ``bundle_dir/tflm/*`` (and the same files
-    into ``firmware_dir``), and record ops, arena and artifacts in the manifest; returns the manifest.
+    """Check the int8 model against the bundle's TFLM target and in TFLM itself, measure its arena, write
+    ``bundle_dir/tflm/*`` and ``bundle_dir/engine/*`` (and the same files into ``firmware_dir``), and
+    record target, ops, arena, engine figures and artifacts in the manifest; returns the manifest.
 
     ``manifest`` is the bundle's manifest when the caller already has it (else it is read). Files in
     ``firmware_dir`` are replaced only when harlite generated them, or with ``force``.
     """
+    from harlite.engine import generate
     from harlite.runtimes import open_runtime
 
     bundle_dir = Path(bundle_dir)
@@ -269,32 +224,41 @@ def write_tflm_sources(
     require_fields(manifest, REQUIRED)
     model_path = bundle_dir / manifest["artifacts"]["int8"]["file"]
     model = model_path.read_bytes()
+    target = get_target(manifest.get("tflm", {}).get("target", DEFAULT_TARGET)).name
+    require_compatible(model, target, str(model_path))
     ops = model_ops(model)
     comment = _comment(manifest, sha256_file(model_path))
     resolver = op_resolver_header(ops, comment)  # fails early for an op without a resolver method
+    engine = generate(model, comment)  # fails early for a construct the C engine does not run
     firmware = Path(firmware_dir) if firmware_dir is not None else None
     if firmware is not None:
-        for name in ARTIFACTS.values():
+        for name in [*ARTIFACTS.values(), *ENGINE_ARTIFACTS.values()]:
             check_replaceable(firmware / name, force)
     print(f"harlite codegen: measuring the TFLite Micro arena of {model_path.name} ({len(model)} bytes)...",
           file=sys.stderr)  # fmt: skip
     tflm = measure_arena(model_path)
-    tflm.update({"flash_bytes": len(model), "measured_with": _measured_with()})
+    tflm.update({"flash_bytes": len(model), "measured_with": _measured_with(), "target": target})
     manifest["tflm"] = tflm
     manifest["ops"] = ops
+    manifest["engine"] = engine.figures()
     open_runtime(manifest, "tflm")  # the model's quantization and shape must match the manifest
     header, source = model_data_sources(model, comment)
     texts = {DATA_H: header, DATA_CPP: source, CONFIG_H: config_header(manifest, comment), RESOLVER_H: resolver}
-    for folder in [bundle_dir / TFLM_DIR] + ([firmware] if firmware is not None else []):
-        for name, text in texts.items():
+    for folder, files in ((bundle_dir / TFLM_DIR, texts), (bundle_dir / ENGINE_DIR, engine.files)):
+        for name, text in files.items():
             atomic_write_text(folder / name, text)
+    if firmware is not None:
+        for name, text in {**texts, **engine.files}.items():
+            atomic_write_text(firmware / name, text)
     manifest.setdefault("artifacts", {}).update(
         {key: artifact_entry(bundle_dir / TFLM_DIR / name, bundle_dir) for key, name in ARTIFACTS.items()}
+        | {key: artifact_entry(bundle_dir / ENGINE_DIR / name, bundle_dir) for key, name in ENGINE_ARTIFACTS.items()}
     )
     write_json(bundle_dir / MANIFEST, {k: v for k, v in manifest.items() if k != "_root"})
-    print(f"harlite codegen: arena {tflm['arena_bytes']} bytes (measured minimum {tflm['arena_min_bytes']} + "
-          f"margin {tflm['arena_margin_bytes']}), {len(ops)} ops -> {bundle_dir / TFLM_DIR}"
-          + (f" and {firmware}" if firmware is not None else ""), file=sys.stderr)  # fmt: skip
+    print(f"harlite codegen: {target}; arena {tflm['arena_bytes']} bytes (measured minimum {tflm['arena_min_bytes']} "
+          f"+ margin {tflm['arena_margin_bytes']}), {len(ops)} ops; C engine scratch {engine.scratch_bytes} bytes "
+          f"-> {bundle_dir / TFLM_DIR}, {bundle_dir / ENGINE_DIR}" + (f" and {firmware}" if firmware is not None else ""),
+          file=sys.stderr)  # fmt: skip
     return manifest
 
 

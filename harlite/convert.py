@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from harlite.codegen import write_tflm_sources
+from harlite.codegen import write_sources
 from harlite.errors import BundleError
 from harlite.frontend import quantize_params, standardize
 from harlite.manifest import (
@@ -27,6 +27,7 @@ from harlite.manifest import (
     write_json,
 )
 from harlite.runs import ModelInput
+from harlite.targets import DEFAULT_TARGET, get_target
 from harlite.windows import Split, WindowSet
 
 FUSED_LSTM = "UNIDIRECTIONAL_SEQUENCE_LSTM"
@@ -206,22 +207,25 @@ def convert(
     force: bool = False,
     split: Split | None = None,
     firmware: str | Path | None = None,
+    target: str = DEFAULT_TARGET,
 ) -> dict[str, Any]:
     """Write the bundle ``out`` for a Keras model: model.keras, three .tflite files, the TFLM C sources
     (``harlite.codegen``, also copied into ``firmware`` when given) and manifest.json.
 
     ``model_path`` is a model.keras (with protocol.json or manifest.json and, when known, metrics.json
     beside it) or a run folder. ``split`` defaults to the model's own data; calibration uses
-    ``calibration`` of its non-test windows. Returns the manifest.
+    ``calibration`` of its non-test windows. ``target`` is the TFLM the firmware builds against
+    (``harlite.targets``): the int8 model is written so that it runs there as parity certifies, or
+    refused. Returns the manifest.
     """
     from harlite.runs import load_model, read_model_input, save_model, versions
     from harlite.windows import load_split
 
     source = resolve_model(model_path)
     out = Path(out)
-    targets = [out / MANIFEST, out / "model.keras", *(out / name for name in TFLITE_FILES.values())]
-    for target in targets:
-        check_writable(target, force)
+    for path in [out / MANIFEST, out / "model.keras", *(out / name for name in TFLITE_FILES.values())]:
+        check_writable(path, force)
+    spec = get_target(target)
     model_input = read_model_input(source.parent)
     model = load_model(source)
     split = load_split(model_input.data, model_input.protocol) if split is None else split
@@ -230,7 +234,7 @@ def convert(
     print(f"harlite convert: {model.name} from {source}, calibrating on {len(reference)} training windows",
           file=sys.stderr)  # fmt: skip
     files = {
-        "int8": to_int8(model, reference),
+        "int8": to_int8(model, reference, per_channel_dense=spec.per_channel_dense),
         "float32": to_float(model),
         "float16": to_float(model, float16=True),
     }
@@ -240,10 +244,11 @@ def convert(
         atomic_write_bytes(out / TFLITE_FILES[kind], data)
     manifest = build_manifest(out, model, files["int8"], model_input, _known_metrics(source.parent))
     manifest["build"].update({"source": str(source), "calibration_windows": len(reference)})
+    manifest["tflm"] = {"target": spec.name}
     manifest["build"]["versions"] = versions()
     write_json(out / MANIFEST, manifest)
-    # The TFLM sources, arena and op list (running the model in TFLM first).
-    manifest = write_tflm_sources(out, manifest, firmware_dir=firmware, force=force)
+    # The TFLM sources, arena and op list (running the model in TFLM first) and the C engine.
+    manifest = write_sources(out, manifest, firmware_dir=firmware, force=force)
     print(f"harlite convert: int8 {len(files['int8'])} bytes, float32 {len(files['float32'])}, "
           f"float16 {len(files['float16'])} -> {out}", file=sys.stderr)  # fmt: skip
     return manifest

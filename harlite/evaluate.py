@@ -33,8 +33,13 @@ def base_manifest(folder: str | Path) -> dict[str, Any]:
     return {**read_model_input(folder).to_dict(), "_root": str(folder)}
 
 
-def open_model(path: Path, base: dict[str, Any]) -> Any:
-    """A ``harlite.runtimes`` runtime for one .keras or .tflite file described by ``base``."""
+# --runtime of evaluate -> the harlite.runtimes kind that runs int8 .tflite files
+INT8_RUNTIMES = {"litert": "litert-int8", "tflm": "tflm", "c": "c"}
+
+
+def open_model(path: Path, base: dict[str, Any], runtime: str = "litert") -> Any:
+    """A ``harlite.runtimes`` runtime for one .keras or .tflite file described by ``base``; int8 models run
+    in ``runtime`` (litert, tflm or c, the C engine), float models in LiteRT."""
     from harlite.convert import io_details, quantization_info
     from harlite.runtimes import open_runtime
 
@@ -54,7 +59,7 @@ def open_model(path: Path, base: dict[str, Any]) -> Any:
     if base.get("artifacts", {}).get("int8", {}).get("file") != path.name or "quantization" not in base:
         mean, std = (np.asarray(base["normalization"][k], np.float32) for k in ("mean", "std"))
         manifest["quantization"] = quantization_info(data, mean, std)
-    return open_runtime({**manifest, "artifacts": {"int8": {"file": path.name}}}, "litert-int8")
+    return open_runtime({**manifest, "artifacts": {"int8": {"file": path.name}}}, INT8_RUNTIMES[runtime])
 
 
 def tflite_model(data: bytes, base: dict[str, Any]) -> Any:
@@ -96,14 +101,18 @@ def evaluate(
     force: bool = False,
     split: Split | None = None,
     data: str | None = None,
+    runtime: str = "litert",
 ) -> dict[str, Any]:
     """Metrics on the test split for every model of ``artifact``; with ``out``, JSON and confusion PNGs.
 
     ``split`` defaults to the artifact's own data (its manifest's or protocol.json's ``dataset``), or
-    the dataset folder ``data`` split as the artifact was.
+    the dataset folder ``data`` split as the artifact was; int8 models run in ``runtime`` (litert,
+    tflm or c).
     """
+    if runtime not in INT8_RUNTIMES:
+        raise BundleError(f"unknown runtime {runtime!r}: choose one of {', '.join(INT8_RUNTIMES)}.")
     files, base = artifact_models(artifact)
-    models = {name: open_model(path, base) for name, path in files.items()}
+    models = {name: open_model(path, base, runtime) for name, path in files.items()}
     if out is not None:
         out = Path(out)
         check_writable(out / "evaluation.json", force)
@@ -119,7 +128,7 @@ def evaluate(
               file=sys.stderr)  # fmt: skip
         if out is not None:
             plot_confusion(m["confusion"], labels, out / f"confusion_{name}.png", title=name)
-    report = {"artifact": str(artifact), "split": split.kind, "test": split.groups.get("test", []), "results": results}
+    report = {"artifact": str(artifact), "runtime": runtime, "split": split.kind, "test": split.groups.get("test", []), "results": results}
     if out is not None:
         write_json(out / "evaluation.json", report)
     return report

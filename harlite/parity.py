@@ -1,11 +1,13 @@
-"""The parity check: does the model behave in LiteRT and on TFLite Micro as it did in Keras?
+"""The parity check: does the model behave in LiteRT, on TFLite Micro and in the C engine as it did in Keras?
 
 The same windows (the test subjects' by default) run through the float Keras model, LiteRT float32,
-LiteRT int8 and TFLite Micro int8. For each pair of runtimes: top-1 agreement, the max and mean
-absolute difference of the (dequantized) probabilities and the windows that differ most; for each
-runtime its accuracy. Thresholds decide pass or fail:
+LiteRT int8, TFLite Micro int8 and harlite's C engine (the code a board runs without TFLM, compiled
+for this host). For each pair of runtimes: top-1 agreement, the max and mean absolute difference of
+the (dequantized) probabilities and the windows that differ most; for each runtime its accuracy.
+Thresholds decide pass or fail:
 
 - TFLM vs LiteRT int8 top-1 agreement (the board's interpreter against the reference one);
+- the C engine's int8 outputs equal TFLM's, every value of every window (it is built to be bit-exact);
 - the accuracy points int8 (LiteRT and TFLM) may lose against Keras float;
 - LiteRT float32 vs Keras top-1 agreement (a broken export, or an LSTM state not reset, shows here:
   two interpreters can agree with each other and both be wrong).
@@ -16,7 +18,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from itertools import combinations
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +28,12 @@ from harlite.manifest import MARKER, atomic_write_text, check_replaceable, load_
 from harlite.metrics import classification_metrics
 from harlite.windows import DataSpec, Split, WindowSet, load_split
 
-RUNTIMES = ("keras", "litert-float32", "litert-int8", "tflm")
+RUNTIMES = ("keras", "litert-float32", "litert-int8", "tflm", "c")
 NAMES = {"keras": "Keras float", "litert-float32": "LiteRT float32", "litert-int8": "LiteRT int8",
-         "tflm": "TFLM int8"}  # fmt: skip
+         "tflm": "TFLM int8", "c": "C engine int8"}  # fmt: skip
+# The pairs compared: each runtime against Keras, the board's interpreters against their references.
+PAIRS = (("litert-float32", "keras"), ("litert-int8", "keras"), ("tflm", "keras"), ("c", "keras"),
+         ("tflm", "litert-int8"), ("c", "tflm"))  # fmt: skip
 PARTS = ("test", "train", "all")
 WORST = 5
 # Agreements and drops are compared with this slack, so that 1.0000000000000009 is not "over by 0.00 points".
@@ -90,6 +94,8 @@ def check(report: dict[str, Any], thresholds: Thresholds) -> list[dict[str, Any]
     checks = [
         _check("TFLM vs LiteRT int8 top-1 agreement", pairs["tflm|litert-int8"]["agreement"],
                thresholds.min_tflm_agreement, at_least=True),
+        _check("C engine vs TFLM int8 largest output difference (LSB)", pairs["c|tflm"]["max_abs_diff"]
+               / report["output_scale"], 0.0, at_least=False, unit="LSB"),
         _check("LiteRT float32 vs Keras top-1 agreement", pairs["litert-float32|keras"]["agreement"],
                thresholds.min_float_agreement, at_least=True),
     ]  # fmt: skip
@@ -101,14 +107,14 @@ def check(report: dict[str, Any], thresholds: Thresholds) -> list[dict[str, Any]
     return checks
 
 
-def _check(name: str, value: float, limit: float, at_least: bool) -> dict[str, Any]:
+def _check(name: str, value: float, limit: float, at_least: bool, unit: str = "points") -> dict[str, Any]:
     passed = value >= limit - SLACK if at_least else value <= limit + SLACK
     if at_least:
         shown = f"{100 * value:.2f}% (minimum {100 * limit:.2f}%)"
         gap = f"short by {100 * (limit - value):.2f} points"
     else:
         shown = f"{value:.2f} (maximum {limit:.2f})"
-        gap = f"over by {value - limit:.2f} points"
+        gap = f"over by {value - limit:.2f} {unit}"
     message = f"{name}: {shown}" + ("" if passed else f", {gap}")
     return {"name": name, "value": value, "limit": limit, "passed": bool(passed), "message": message}
 
@@ -148,7 +154,7 @@ def parity(
                           "ms_per_window": runtime.ms_per_invoke}  # fmt: skip
         say(f"parity: {NAMES[kind]:15s} accuracy {metrics['accuracy']:.2%} on {len(windows)} windows "
             f"({runtime.ms_per_invoke:.3f} ms/window, {time.perf_counter() - start:.1f} s)")  # fmt: skip
-    pairs = {f"{a}|{b}": compare(probs[a], probs[b], windows) for a, b in _pairs()}
+    pairs = {f"{a}|{b}": compare(probs[a], probs[b], windows) for a, b in PAIRS}
     report = {
         "note": f"{MARKER} parity; do not edit.",
         "bundle": str(manifest.get("_root", "")),
@@ -157,6 +163,7 @@ def parity(
         "groups": sorted(set(windows.group.tolist())),
         "windows": len(windows),
         "labels": list(manifest["labels"]),
+        "output_scale": float(manifest["quantization"]["output"]["scale"]),
         "runtimes": runtimes,
         "pairs": pairs,
         "thresholds": asdict(thresholds),
@@ -166,17 +173,12 @@ def parity(
     return report
 
 
-def _pairs() -> list[tuple[str, str]]:
-    """Every pair, the board's runtime first and the reference second (tflm|litert-int8, ...|keras)."""
-    return [(b, a) for a, b in combinations(RUNTIMES, 2)]
-
-
 def markdown(report: dict[str, Any]) -> str:
     """parity.md: the verdicts, each runtime's accuracy, each pair, the worst windows."""
     labels = report["labels"]
     lines = [
         f"<!-- {report['note']} -->",
-        "# Parity: Keras vs LiteRT vs TFLite Micro",
+        "# Parity: Keras vs LiteRT vs TFLite Micro vs the C engine",
         "",
         (
             f"Bundle `{report['bundle']}` (int8 sha256 `{report['model_sha256']}`), {report['windows']} windows "

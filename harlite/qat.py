@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 import tensorflow_model_optimization as tfmot
 
+from harlite.targets import DEFAULT_TARGET, get_target
 from harlite.tf import tensorflow
 
 tf = tensorflow()
@@ -158,12 +159,16 @@ class LayerQuantizeConfig(tfmot.quantization.keras.QuantizeConfig):
         return {"weights": self.weights, "gates": self.gates, "activation": self.activation, "output": self.output}
 
 
-def _layer_config(layer: Any) -> LayerQuantizeConfig:
+def _layer_config(layer: Any, per_channel_dense: bool = False) -> LayerQuantizeConfig:
+    """The layer's quantization, as the converter will write it: Conv1D per output channel, Dense per
+    channel or per tensor (``per_channel_dense``, see harlite.targets), the LSTM per gate."""
     kind = type(layer).__name__
     if kind in ("LSTM", "RNN"):  # the hidden state is quantized by Int8StateLSTMCell itself
         return LayerQuantizeConfig(("cell.kernel", "cell.recurrent_kernel"), gates=LSTM_GATES)
-    if kind in ("Conv1D", "Dense"):
+    if kind == "Conv1D" or (kind == "Dense" and per_channel_dense):
         return LayerQuantizeConfig(("kernel",), activation=True)
+    if kind == "Dense":
+        return LayerQuantizeConfig(("kernel",), gates=1, activation=True)
     raise ValueError(f"no quantization config for a {kind} layer")
 
 
@@ -175,7 +180,7 @@ CUSTOM_OBJECTS = {
 }
 
 
-def quantize_aware(deployable: Any) -> Any:
+def quantize_aware(deployable: Any, per_channel_dense: bool = False) -> Any:
     """tfmot QAT model of a deployable (batch-norm-free) model, with its weights.
 
     Every weighted layer is annotated with a ``LayerQuantizeConfig``; each LSTM becomes an RNN over an
@@ -189,7 +194,7 @@ def quantize_aware(deployable: Any) -> Any:
             fresh = tf.keras.layers.RNN(cell, return_sequences=layer.return_sequences, name=layer.name)
         else:
             fresh = layer.__class__.from_config(layer.get_config())
-        return q.quantize_annotate_layer(fresh, _layer_config(layer)) if layer.weights else fresh
+        return q.quantize_annotate_layer(fresh, _layer_config(layer, per_channel_dense)) if layer.weights else fresh
 
     annotated = tf.keras.models.clone_model(deployable, clone_function=annotate)
     with q.quantize_scope(CUSTOM_OBJECTS):
@@ -202,12 +207,12 @@ def quantize_aware(deployable: Any) -> Any:
     return model
 
 
-def quantized_copy(qat_model: Any, deployable: Any) -> Any:
+def quantized_copy(qat_model: Any, deployable: Any, per_channel_dense: bool = False) -> Any:
     """``deployable`` (changed in place and returned) with the QAT model's weights, on the int8 grid."""
     for layer in deployable.layers:
         if not layer.weights:
             continue
-        config = _layer_config(layer)
+        config = _layer_config(layer, per_channel_dense)
         quantized = {p.split(".")[-1] for p in config.weights}
         trained = {_short(v): v.numpy() for v in qat_model.get_layer(f"quant_{layer.name}").trainable_weights}
         weights = []
@@ -277,6 +282,7 @@ def qat(
     force: bool = False,
     split: Any = None,
     distill: bool = True,
+    target: str = DEFAULT_TARGET,
 ) -> dict[str, Any]:
     """QAT fine-tuning of the float model in ``run_dir``, beside its PTQ baseline; writes ``run_dir/qat``.
 
@@ -285,8 +291,9 @@ def qat(
     re-training. Every epoch's int8 model is converted and scored in LiteRT on the validation
     subjects (recorded in the history). The final QAT int8 model is kept if it at least matches PTQ
     int8 on the validation subjects (the training windows when there are none), otherwise PTQ is kept;
-    both are scored on the test subjects. ``split`` defaults to the run's own data. Returns the metrics
-    written to ``run_dir/qat/metrics.json``.
+    both are scored on the test subjects. ``split`` defaults to the run's own data; ``target`` (the
+    TFLM the firmware builds against) decides whether Dense weights are quantized per channel. Returns
+    the metrics written to ``run_dir/qat/metrics.json``.
     """
     from harlite.convert import int8_ready, to_int8
     from harlite.evaluate import score, tflite_model
@@ -299,6 +306,7 @@ def qat(
     run_dir, out = Path(run_dir), Path(run_dir) / "qat"
     for name in QAT_FILES:
         check_writable(out / name, force)
+    per_channel_dense = get_target(target).per_channel_dense
     float_model, config, data = load_run(run_dir, split)
     selection, selected_on = (data.val, "validation") if len(data.val) else (data.train, "training")
     seed_everything(config.seed)
@@ -310,7 +318,7 @@ def qat(
     float_val = keras_predict(float_model, data.standardized(selection)).argmax(-1)
 
     def int8_candidate(model: Any) -> dict[str, Any]:
-        tflite = to_int8(model, reference)
+        tflite = to_int8(model, reference, per_channel_dense)
         predicted = tflite_model(tflite, base).predict(selection.X).argmax(-1)
         val = classification_metrics(selection.y, predicted, labels)
         return {"model": model, "tflite": tflite, "val": val, "agreement": float(np.mean(predicted == float_val))}
@@ -318,14 +326,14 @@ def qat(
     start = time.perf_counter()
     ptq = int8_candidate(export_copy(float_model, batch_size=None))
     print(f"harlite qat: PTQ int8 {selected_on} accuracy {ptq['val']['accuracy']:.4f}", file=sys.stderr)
-    qat_model = quantize_aware(export_copy(float_model, batch_size=None))
+    qat_model = quantize_aware(export_copy(float_model, batch_size=None), per_channel_dense)
     seed_ranges(qat_model, activation_ranges(ptq["model"], reference))
     history: list[dict[str, Any]] = []
     final: dict[str, Any] = {}
     echo = echo_epoch("qat", epochs)
 
     def after_epoch(epoch: int, row: dict[str, float]) -> None:
-        candidate = int8_candidate(quantized_copy(qat_model, export_copy(float_model, batch_size=None)))
+        candidate = int8_candidate(quantized_copy(qat_model, export_copy(float_model, batch_size=None), per_channel_dense))
         seed_ranges(qat_model, activation_ranges(candidate["model"], reference))
         history.append({**row, "int8_val_accuracy": candidate["val"]["accuracy"],
                         "int8_val_macro_f1": candidate["val"]["macro_f1"],
@@ -358,6 +366,7 @@ def qat(
         "qat": {"epochs": epochs, "learning_rate": learning_rate, "distill": distill, "history": history,
                 "selected_on": selected_on},
         "calibration_windows": len(reference),
+        "target": target,
     }
     out.mkdir(parents=True, exist_ok=True)
     save_model(chosen["model"], out / "model.keras")

@@ -1,4 +1,4 @@
-"""One small interface over the runtimes a bundle's model runs in: Keras, LiteRT and TFLite Micro.
+"""One small interface over the runtimes a bundle's model runs in: Keras, LiteRT, TFLite Micro and the C engine.
 
 ``open_runtime(bundle, kind)`` gives an object whose ``predict(windows)`` takes PHYSICAL front-end
 windows (n, window, C) float32 and returns (n, classes) float32 probabilities. It standardizes them
@@ -29,6 +29,7 @@ KINDS: dict[str, str] = {
     "litert-float16": "float16",
     "litert-int8": "int8",
     "tflm": "int8",
+    "c": "int8",  # harlite's C engine, the code the board runs without TFLM, compiled for this host
 }
 REQUIRED = ("labels", "window", "frontend.channels", "normalization.mean", "normalization.std")
 INT8_REQUIRED = ("quantization.input.scale", "quantization.input.zero_point", "quantization.output.scale",
@@ -148,7 +149,12 @@ class InterpreterRuntime(Runtime):
         super().__init__(manifest, kind)
         model = self.path.read_bytes()
         arena = int(manifest.get("tflm", {}).get("arena_bytes", 0))
-        self.engine = _TFLM(model, arena) if kind == "tflm" else _LiteRT(model)
+        if kind == "c":
+            from harlite.engine import HostEngine
+
+            self.engine = HostEngine(model)
+        else:
+            self.engine = _TFLM(model, arena) if kind == "tflm" else _LiteRT(model)
         expected = (1, self.window, self.channels)
         if self.engine.input_shape != expected:
             raise _shape_error(self.path, self.engine.input_shape, expected)

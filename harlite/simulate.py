@@ -36,7 +36,7 @@ from harlite.smoothing import SmoothingSpec, parse_smoothing, smooth
 from harlite.windows import window_labels
 
 # --runtime name -> harlite.runtimes kind
-RUNTIMES = {"tflm": "tflm", "litert": "litert-int8", "keras": "keras"}
+RUNTIMES = {"tflm": "tflm", "c": "c", "litert": "litert-int8", "keras": "keras"}
 REQUIRED_FIELDS = (
     "labels",
     "frontend.channels",
@@ -135,8 +135,8 @@ def simulate(
 ) -> SimulationResult:
     """Replay ``recordings`` through ``bundle``'s front end, quantization, ``runtime`` and smoothing.
 
-    ``runtime`` is tflm, litert (the int8 model in LiteRT) or keras (the float model); ``log`` receives
-    progress and warnings.
+    ``runtime`` is tflm, c (harlite's C engine, compiled for this host), litert (the int8 model in LiteRT)
+    or keras (the float model); ``log`` receives progress and warnings.
     """
     from harlite.runtimes import open_runtime
 
@@ -337,8 +337,8 @@ def run(
     manifest = load_manifest(bundle, require=REQUIRED_FIELDS)
     smoothing = parse_smoothing(smoothing)
     say = log or (lambda message: None)
-    if golden is not None and runtime != "tflm":
-        raise HarliteError("--dump-golden records TFLM outputs: use it with --runtime tflm (the default).")
+    if golden is not None and runtime not in ("tflm", "c"):
+        raise HarliteError("--dump-golden records the board's outputs: use it with --runtime tflm (the default) or c.")
     targets = [Path(out) / name for name in ("timeline.csv", "timeline.json")] if out is not None else []
     targets += [Path(golden) / name for name in GOLDEN_FILES] if golden is not None else []
     for target in targets + ([plot] if plot is not None else []):
@@ -427,8 +427,8 @@ def dump_golden(result: SimulationResult, out: str | Path, force: bool = False, 
     ``raw_f32.bin`` (n x 6 float32 LE), ``input_int8.bin`` (m x window x C), ``output_int8.bin``
     (m x classes), ``golden.json`` and a copy of the bundle's ``harlite_model_config.h``.
     """
-    if result.runtime != "tflm":
-        raise HarliteError("golden vectors hold TFLM outputs: replay with --runtime tflm.")
+    if result.runtime not in ("tflm", "c"):
+        raise HarliteError("golden vectors hold the board's outputs: replay with --runtime tflm or c.")
     tr, manifest = result.traces[recording], result.manifest
     header = config_header(manifest)
     paths = [check_writable(Path(out) / name, force) for name in GOLDEN_FILES]

@@ -24,8 +24,10 @@ OPTIONS = {"conv": (8, 12), "units": 12}
 
 
 @cache
-def build_tiny_bundle(root: str) -> Path:
-    """Train the tiny model into ``root/run`` and convert it into the bundle ``root/bundle``."""
+def build_tiny_bundle(root: str, model_name: str = "cnn_lstm", options: tuple = tuple(OPTIONS.items()),
+                      n_windows: int = TRAIN_WINDOWS, epochs: int = EPOCHS, calibration: int = 200) -> Path:  # fmt: skip
+    """Train a tiny model (``model_name`` with ``options``, ``n_windows`` real training windows) into
+    ``root/run`` and convert it into the bundle ``root/bundle``."""
     from harlite.convert import convert
     from harlite.models import build_model
     from harlite.runs import ModelInput, save_model, write_model_input
@@ -35,15 +37,15 @@ def build_tiny_bundle(root: str) -> Path:
     run, bundle = Path(root) / "run", Path(root) / "bundle"
     run.mkdir(parents=True)
     split = load_split()
-    train = split.pool.take(np.sort(np.random.default_rng(0).choice(len(split.pool), TRAIN_WINDOWS, replace=False)))
+    train = split.pool.take(np.sort(np.random.default_rng(0).choice(len(split.pool), n_windows, replace=False)))
     mean, std = train.normalization()
     seed_everything(0)
-    model = build_model("cnn_lstm", n_channels=len(split.protocol.frontend.channels), **OPTIONS)
+    model = build_model(model_name, n_channels=len(split.protocol.frontend.channels), **dict(options))
     model.compile(keras().optimizers.Adam(3e-3), "sparse_categorical_crossentropy")
-    model.fit((train.X - mean) / std, train.y, epochs=EPOCHS, batch_size=32, verbose=0)
+    model.fit((train.X - mean) / std, train.y, epochs=epochs, batch_size=32, verbose=0)
     save_model(model, run / "model.keras")
     write_model_input(run, ModelInput(split.protocol, mean, std, split.spec, split.info()))
-    convert(run, bundle, calibration=200, split=replace(split, pool=train))
+    convert(run, bundle, calibration=calibration, split=replace(split, pool=train))
     return bundle
 
 

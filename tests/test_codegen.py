@@ -31,7 +31,7 @@ from harlite.codegen import (
     model_ops,
     op_resolver_header,
     probe_arena,
-    write_tflm_sources,
+    write_sources,
 )  # fmt: skip
 from harlite.errors import HarliteError
 from harlite.frontend import quantize_params
@@ -134,7 +134,7 @@ def generated(tiny_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> di
     root = tmp_path_factory.mktemp("codegen")
     bundle = copy_bundle(tiny_bundle, root / "bundle")
     firmware = root / "firmware"
-    manifest = write_tflm_sources(bundle, firmware_dir=firmware)
+    manifest = write_sources(bundle, firmware_dir=firmware)
     return {"bundle": bundle, "firmware": firmware, "manifest": manifest, "tflm": bundle / TFLM_DIR,
             "model": (bundle / "model_int8.tflite").read_bytes()}  # fmt: skip
 
@@ -257,9 +257,9 @@ def test_firmware_files_are_replaced_only_when_harlite_wrote_them(generated: dic
     firmware.mkdir()
     (firmware / CONFIG_H).write_text("/* my own config */\n")
     with pytest.raises(HarliteError, match="--force"):
-        write_tflm_sources(bundle, firmware_dir=firmware)
+        write_sources(bundle, firmware_dir=firmware)
     assert (firmware / CONFIG_H).read_text() == "/* my own config */\n"
-    write_tflm_sources(bundle, firmware_dir=firmware, force=True)
+    write_sources(bundle, firmware_dir=firmware, force=True)
     assert (firmware / CONFIG_H).read_text() == (generated["tflm"] / CONFIG_H).read_text()
 
 

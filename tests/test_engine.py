@@ -19,10 +19,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-from fixtures_bundle import bundle_windows
+from fixtures_bundle import build_tiny_bundle, bundle_windows
 from test_firmware import tool
 
-from harlite.engine import ENGINE_DIR, HostEngine, generate
+from harlite.engine import KERNELS_DIR, HostEngine, generate
 from harlite.engine.generate import HEADER, KERNEL_FILES, MODEL_C, sigmoid_table
 from harlite.engine.host import build_library
 from harlite.engine.measure import BENCH_C, footprint, run_cortex_m4
@@ -82,32 +82,10 @@ def engine_outputs(engine: HostEngine, windows: np.ndarray) -> np.ndarray:
 @pytest.fixture(scope="module")
 def tiny_lstm(tmp_path_factory: pytest.TempPathFactory, _session_cache: Path) -> Path:
     """A tiny bundle of the ``lstm`` architecture (two stacked LSTM(8)), one epoch on 300 windows."""
-    from harlite.convert import convert
-    from harlite.frontend import FrontEndSpec
-    from harlite.manifest import write_json
-    from harlite.models import build_model
-    from harlite.protocol import TRAIN_SUBJECTS
-    from harlite.tf import keras
-    from harlite.train import save_model, seed_everything
-    from harlite.windows import load_windows
-
-    root = tmp_path_factory.mktemp("tiny_lstm")
-    (root / "run").mkdir()
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("HARLITE_CACHE", str(_session_cache))
-        spec = FrontEndSpec()
-        windows = load_windows(spec=spec).of_subjects(TRAIN_SUBJECTS)
-        windows = windows.take(np.arange(0, len(windows), len(windows) // 300)[:300])
-        mean, std = windows.normalization()
-        seed_everything(1)
-        model = build_model("lstm", n_channels=len(spec.channels), units=8)
-        model.compile(keras().optimizers.Adam(1e-2), "sparse_categorical_crossentropy")
-        model.fit((windows.X - mean) / std, windows.y, epochs=1, batch_size=50, verbose=0)
-        save_model(model, root / "run" / "model.keras")
-        write_json(root / "run" / "normalization.json",
-                   {"channels": list(spec.channels), "mean": mean, "std": std, "frontend": spec.to_dict()})  # fmt: skip
-        convert(root / "run", root / "bundle", calibration=100, windows=windows)
-    return root / "bundle"
+        root = tmp_path_factory.mktemp("tiny_lstm")
+        return build_tiny_bundle(str(root), "lstm", (("units", 8),), n_windows=300, epochs=1, calibration=100)
 
 
 @pytest.fixture(scope="module", params=["released", "tiny_cnn_lstm", "tiny_lstm"])
@@ -127,10 +105,10 @@ def test_released_model_equals_tflm_on_real_windows(_session_cache: Path) -> Non
     want = TFLM(released_model())(q)
     got = engine_outputs(HostEngine(released_model(), cache=_session_cache), q)
     lsb = np.abs(got.astype(int) - want.astype(int))
-    print(f"\nreleased model, {len(q)} real test windows of subjects {sorted(set(windows.subject.tolist()))}: "
+    print(f"\nreleased model, {len(q)} real test windows of subjects {sorted(set(windows.group.tolist()))}: "
           f"{int((lsb > 0).sum())} of {lsb.size} scores differ (max {lsb.max()} LSB); "
           f"top-1 {np.mean(got.argmax(1) == windows.y):.4f}")  # fmt: skip
-    assert len(set(windows.subject.tolist())) == 9 and len(set(want.argmax(1).tolist())) == 6
+    assert len(set(windows.group.tolist())) == 9 and len(set(want.argmax(1).tolist())) == 6
     np.testing.assert_array_equal(got, want)
 
 
@@ -194,7 +172,7 @@ def test_sigmoid_and_tanh_equal_tflm_on_every_int16(op: str, function: str, inpu
     it.set_input(x, 0)
     it.invoke()
     want = np.array(it.get_output(0))
-    files = {name: (ENGINE_DIR / name).read_text() for name in KERNEL_FILES}
+    files = {name: (KERNELS_DIR / name).read_text() for name in KERNEL_FILES}
     lib = ctypes.CDLL(str(build_library(files, cache=_session_cache)))
     fn = getattr(lib, function)
     fn.argtypes, fn.restype = [ctypes.c_void_p, ctypes.c_int16, ctypes.c_int32, ctypes.c_int32], ctypes.c_int16

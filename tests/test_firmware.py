@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from fixtures_bundle import copy_bundle
 
-from harlite.codegen import DATA_CPP, TFLM_DIR, config_header, write_tflm_sources
+from harlite.codegen import DATA_CPP, TFLM_DIR, config_header, write_sources
 from harlite.data.hapt import load_hapt
 from harlite.data.recordings import read_csv
 from harlite.firmware import CORE, CORE_SOURCES, CORTEX_M4, FIRMWARE, WARNINGS, core_footprint
@@ -84,7 +84,7 @@ def golden(tiny_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     TFLM through the tiny bundle, with the TFLM sources that ``harlite convert`` generates."""
     root = tmp_path_factory.mktemp("firmware")
     bundle = copy_bundle(tiny_bundle, root / "bundle")
-    write_tflm_sources(bundle)
+    write_sources(bundle)
     rec = load_hapt([2])[0]
     rec = replace(rec, samples=rec.samples[:18000], labels=rec.labels[:18000])
     dump_golden(simulate(bundle, [rec], runtime="tflm"), root / "golden")

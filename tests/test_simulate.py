@@ -179,7 +179,7 @@ def test_cli_replays_csv_writes_everything_and_prints_json(tiny_bundle, recordin
         (["--subjects", "2", "--split", "test"], "give --subjects or --split, not both"),
         (["--dataset", "hapt", "--subjects", "31"], "unknown HAPT subject 31"),
         (["--dataset", "{tmp}/nowhere"], "is not a folder"),
-        (["--runtime", "litert", "--dump-golden", "{tmp}/g"], "--dump-golden records TFLM outputs"),
+        (["--runtime", "litert", "--dump-golden", "{tmp}/g"], "--dump-golden records the board's outputs"),
         ([], "nothing to replay"),
     ],
 )

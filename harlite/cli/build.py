@@ -9,6 +9,7 @@ import click
 
 from harlite.bench import SECTIONS
 from harlite.cli.options import data_options, data_spec
+from harlite.targets import DEFAULT_TARGET, TARGETS
 
 
 @click.command()
@@ -17,6 +18,8 @@ from harlite.cli.options import data_options, data_spec
 @data_options
 @click.option("--epochs", type=click.IntRange(1), default=None,
               help="Training epochs.  [default: chosen from the amount of data; 80 for HAPT]")
+@click.option("--target", type=click.Choice(list(TARGETS)), default=DEFAULT_TARGET, show_default=True,
+              help="The TFLM the firmware builds against (see 'harlite convert --help').")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/default"),
               show_default=True, help="Run folder; a stage whose inputs are unchanged is not redone.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for training and QAT.")
@@ -27,7 +30,7 @@ from harlite.cli.options import data_options, data_spec
 @click.option("--json", "as_json", is_flag=True, help="Print the gathered results as JSON on stdout.")
 def build(model_name: str, data: Path | None, test_data: Path | None, test_subjects: tuple[str, ...] | None,
           val_subjects: int | None, rate_hz: float | None, window: str | None, hop: str | None, epochs: int | None,
-          out: Path, seed: int, quick: bool, release: Path | None, force: bool, as_json: bool) -> None:  # fmt: skip
+          target: str, out: Path, seed: int, quick: bool, release: Path | None, force: bool, as_json: bool) -> None:  # fmt: skip
     """Data, train, QAT, convert, parity, simulate and a report, in one command.
 
     Runs on the embedded default data (UCI HAPT) or on your recordings (--data: any labels, acc or acc
@@ -47,7 +50,7 @@ def build(model_name: str, data: Path | None, test_data: Path | None, test_subje
     from harlite.build import build as run
 
     spec = data_spec(data, test_data, test_subjects, val_subjects, rate_hz, window, hop)
-    config = BuildConfig(model=model_name, seed=seed, quick=quick, data=spec, epochs=epochs)
+    config = BuildConfig(model=model_name, seed=seed, quick=quick, data=spec, epochs=epochs, target=target)
     results = run(out, config, release=release, force=force)
     if as_json:
         click.echo(json.dumps(results, indent=2, default=str))

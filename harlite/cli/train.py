@@ -95,24 +95,27 @@ def qat(run_dir: Path, epochs: int, learning_rate: float, calibration: int, forc
 @click.argument("artifact", type=click.Path(path_type=Path))
 @click.option("--data", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="The dataset folder, when it has moved since the model was trained (split as trained).")
+@click.option("--runtime", type=click.Choice(["litert", "tflm", "c"]), default="litert", show_default=True,
+              help="Where int8 models run: LiteRT, TFLite Micro, or harlite's C engine (the board's code).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               help="Folder for evaluation.json and confusion_<model>.png.")
 @click.option("--force", is_flag=True, help="Overwrite an existing evaluation.json.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON on stdout.")
-def evaluate(artifact: Path, data: Path | None, out: Path | None, force: bool, as_json: bool) -> None:
+def evaluate(artifact: Path, data: Path | None, runtime: str, out: Path | None, force: bool, as_json: bool) -> None:
     """Accuracy, macro-F1, per-class precision/recall and confusion matrix on the test split.
 
     ARTIFACT is a run folder, a model.keras, a bundle (every model in it) or a .tflite file beside a
-    manifest.json; .tflite files run in LiteRT, reset before every window.
+    manifest.json; .tflite files run in LiteRT (int8 ones in --runtime), reset before every window.
 
     \b
     Example:
       harlite evaluate models/cnn_lstm --out reports/cnn_lstm
       harlite evaluate models/cnn_lstm/model_int8.tflite --json
+      harlite evaluate models/cnn_lstm/model_int8.tflite --runtime c
     """
     from harlite.evaluate import evaluate as run
 
-    report = run(artifact, out=out, force=force, data=None if data is None else str(data))
+    report = run(artifact, out=out, force=force, data=None if data is None else str(data), runtime=runtime)
     lines = [f"{name:<14} accuracy {m['accuracy']:.2%}  macro-F1 {m['macro_f1']:.3f}  (n={m['n']})"
              for name, m in report["results"].items()]  # fmt: skip
     _print(report, as_json, "\n".join(lines))

@@ -11,7 +11,7 @@ The engine is bit-exact with TFLite Micro's reference kernels (the ``tflite-micr
 docs/engine.md.
 """
 
-from harlite.engine.generate import ENGINE_DIR, Engine, generate, kernel_sources
+from harlite.engine.generate import KERNELS_DIR, Engine, generate, kernel_sources
 from harlite.engine.host import HostEngine
 
-__all__ = ["ENGINE_DIR", "Engine", "HostEngine", "generate", "kernel_sources"]
+__all__ = ["KERNELS_DIR", "Engine", "HostEngine", "generate", "kernel_sources"]

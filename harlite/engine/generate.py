@@ -19,7 +19,7 @@ import numpy as np
 from harlite.errors import BundleError
 from harlite.manifest import MARKER
 
-ENGINE_DIR = Path(__file__).resolve().parent
+KERNELS_DIR = Path(__file__).resolve().parent
 KERNEL_FILES = ("harlite_engine_kernels.h", "harlite_engine_kernels.c")
 HEADER, MODEL_C = "harlite_engine.h", "harlite_engine_model.c"
 
@@ -74,7 +74,7 @@ class Step:
 def kernel_sources() -> dict[str, str]:
     """The static kernels as they are copied beside the generated files (with harlite's marker first)."""
     return {name: f"/* {MARKER}: a copy of harlite/engine/{name} (do not edit; regenerate). */\n"
-            + (ENGINE_DIR / name).read_text() for name in KERNEL_FILES}  # fmt: skip
+            + (KERNELS_DIR / name).read_text() for name in KERNEL_FILES}  # fmt: skip
 
 
 # ---------------------------------------------------------------- arithmetic of TFLite's Prepare

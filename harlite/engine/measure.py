@@ -16,12 +16,12 @@ from typing import Any
 
 import numpy as np
 
-from harlite.engine.generate import ENGINE_DIR, MODEL_C, Engine, generate
+from harlite.engine.generate import KERNELS_DIR, MODEL_C, Engine, generate
 from harlite.errors import HarliteError
 from harlite.firmware import CORTEX_M4, FIRMWARE, WARNINGS, tool
 
 STARTUP = FIRMWARE / "tests" / "cortex_m4"
-BENCH_C = ENGINE_DIR / "harlite_engine_bench.c"
+BENCH_C = KERNELS_DIR / "harlite_engine_bench.c"
 QEMU = ("-machine", "mps2-an386", "-cpu", "cortex-m4", "-nographic", "-semihosting-config",
         "enable=on,target=native", "-icount", "shift=0")  # fmt: skip
 FIGURES = re.compile(r"engine: windows=(\d+) ticks=(\d+) worst=(\d+) calibration_ticks=(\d+) "
