@@ -385,7 +385,8 @@ METRICS = Record({
     "macro_f1": FRACTION,
     "n": COUNT,
     "subjects": OneOf((Text(max_bytes=128), Array(GROUP)), "a name or a list of groups"),
-}, optional=frozenset({"macro_f1", "n", "subjects"}))  # fmt: skip
+    "split": Text(max_bytes=64),
+}, optional=frozenset({"macro_f1", "n", "subjects", "split"}))  # fmt: skip
 
 SCHEMA = Record({
     "format": Const(FORMAT),
@@ -554,6 +555,8 @@ def file_sha256(path: str | Path, max_bytes: int | None = MAX_ARTIFACT_BYTES) ->
             digest = hashlib.sha256()
             while chunk := f.read(MiB):
                 digest.update(chunk)
+            if _state(path, os.fstat(f.fileno())) != key:  # written to while hashed: remember nothing
+                return digest.hexdigest()
             _VERIFIED[key] = digest.hexdigest()
         return _VERIFIED[key]
 

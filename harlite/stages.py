@@ -25,8 +25,10 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import importlib
 import json
 import os
+import pkgutil
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -42,19 +44,25 @@ RECORDS = ".stages"
 
 
 def code_identity() -> dict[str, Any]:
-    """What identifies the code that makes every stage's outputs: harlite's version and the
-    implementation numbers of the front end and the data parsers (bump one to invalidate old runs)."""
+    """What identifies the code that makes every stage's outputs: harlite's version, the front end's
+    ``IMPLEMENTATION`` and the ``PARSER_VERSION`` of every ``harlite.data`` module that defines one (bump
+    one to invalidate old runs; a new parser module is included by defining the constant)."""
+    import harlite.data
     from harlite import __version__
-    from harlite.data import hapt, uci_har
     from harlite.frontend import IMPLEMENTATION
 
-    return {"harlite": __version__, "frontend": IMPLEMENTATION,
-            "parsers": {"hapt": hapt.PARSER_VERSION, "uci_har": uci_har.PARSER_VERSION}}  # fmt: skip
+    parsers = {}
+    for module in pkgutil.iter_modules(harlite.data.__path__):
+        version = getattr(importlib.import_module(f"harlite.data.{module.name}"), "PARSER_VERSION", None)
+        if version is not None:
+            parsers[module.name] = version
+    return {"harlite": __version__, "frontend": IMPLEMENTATION, "parsers": parsers}
 
 
 def content_digest(path: Path) -> Any:
     """sha256 of a file, ``{relative name: sha256}`` of every file under a folder (symlinks as their
-    target text), or None when ``path`` does not exist."""
+    target text; lock files left out, their content changes with every writer), or None when ``path``
+    does not exist."""
     if path.is_symlink() and not path.exists():
         return {"link": os.readlink(path)}
     if path.is_file():
@@ -63,6 +71,8 @@ def content_digest(path: Path) -> Any:
         files = {}
         for sub in sorted(path.rglob("*")):
             name = sub.relative_to(path).as_posix()
+            if sub.name == LOCK_FILE:
+                continue
             if sub.is_symlink():
                 files[name] = {"link": os.readlink(sub)}
             elif sub.is_file():

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 import harlite.frontend
+from harlite.data import hapt, uci_har
 from harlite.errors import HarliteError
 from harlite.stages import RunFolder, code_identity, folder_lock
 
@@ -95,6 +96,9 @@ def test_a_flipped_byte_inside_an_output_folder_redoes_the_stage(pipeline: Pipel
     assert pipeline.run() == ["bundle"]
     (pipeline.root / "bundle" / "extra.txt").write_text("left behind")  # a new file changes the folder too
     assert pipeline.run() == ["bundle"]
+    with folder_lock(pipeline.root / "bundle"):  # a writer's lock file is not part of the output
+        pass
+    assert pipeline.run() == []
 
 
 def test_a_deleted_output_redoes_that_stage_and_every_later_one(pipeline: Pipeline,
@@ -118,12 +122,16 @@ def test_a_changed_input_file_redoes_everything_from_its_stage(pipeline: Pipelin
 def test_changed_code_identity_redoes_the_stages(pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch,
                                                  capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
     pipeline.run()
-    assert code_identity()["frontend"] == harlite.frontend.IMPLEMENTATION and "harlite" in code_identity()
+    identity = code_identity()
+    assert identity["frontend"] == harlite.frontend.IMPLEMENTATION and identity["harlite"] == harlite.__version__
+    assert identity["parsers"]["hapt"] == hapt.PARSER_VERSION and identity["parsers"]["uci_har"] == uci_har.PARSER_VERSION
     monkeypatch.setattr(harlite.frontend, "IMPLEMENTATION", harlite.frontend.IMPLEMENTATION + 1)  # a new front end
     capsys.readouterr()
     assert pipeline.run() == ["data", "model", "bundle"]
     assert "[1/3] data... (code changed)" in capsys.readouterr().err
     monkeypatch.setattr("harlite.__version__", "9.9.9")  # a new harlite
+    assert pipeline.run() == ["data", "model", "bundle"]
+    monkeypatch.setattr(uci_har, "PARSER_VERSION", uci_har.PARSER_VERSION + 1)  # a changed parser
     assert pipeline.run() == ["data", "model", "bundle"]
     assert pipeline.run() == []
     assert pipeline.run(code={"custom": 1}) == ["data", "model", "bundle"]  # the lead's own identity
