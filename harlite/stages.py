@@ -1,53 +1,259 @@
-"""A resumable run folder: each stage records a digest of its inputs and is skipped when unchanged."""
+"""A resumable run folder whose stages cannot go stale, and a lock so that one process writes a folder.
+
+``RunFolder(root, total)`` runs stages in order; ``stage(name, params, outputs, run, inputs=(), code=None)``
+calls ``run()`` unless the stage's previous run into ``root`` can be kept. A stage is kept only if
+
+- its key is unchanged: the sha256 of the previous stage's key and output hashes, the stage's name, its
+  ``params`` (JSON), the code identity (``code_identity()``: harlite's version, the front end's
+  ``IMPLEMENTATION``, the data parsers' ``PARSER_VERSION``; plus the stage's own ``code``) and the
+  content hashes of its ``inputs`` (files or folders, absolute or relative to ``root``); and
+- every one of its ``outputs`` (paths relative to ``root``; a folder means every file under it) still
+  hashes as recorded in ``root/.stages/<name>.json``.
+
+Otherwise the stage is redone, and so is every stage after it (the progress line says why). Output
+hashes enter the next stage's key, so a stage redone with different bytes can never leave a later
+stage computed from the old ones, even across an interrupted run.
+
+``folder_lock(path)`` (a context manager; ``RunFolder`` takes it for ``root``) holds an exclusive
+``fcntl.flock`` on ``path/.harlite.lock`` while a process writes into ``path``: a second process is
+refused at once with a clear error naming the holder; the kernel releases the lock when the holder
+exits, however it exits. Within one process the lock is reentrant.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
+import importlib
 import json
+import os
+import pkgutil
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from harlite.manifest import read_json, write_json
+from harlite.bundle import file_sha256
+from harlite.errors import HarliteError
+from harlite.manifest import write_json
+
+LOCK_FILE = ".harlite.lock"
+RECORDS = ".stages"
+
+
+def code_identity() -> dict[str, Any]:
+    """What identifies the code that makes every stage's outputs: harlite's version, the front end's
+    ``IMPLEMENTATION`` and the ``PARSER_VERSION`` of every ``harlite.data`` module that defines one (bump
+    one to invalidate old runs; a new parser module is included by defining the constant)."""
+    import harlite.data
+    from harlite import __version__
+    from harlite.frontend import IMPLEMENTATION
+
+    parsers = {}
+    for module in pkgutil.iter_modules(harlite.data.__path__):
+        version = getattr(importlib.import_module(f"harlite.data.{module.name}"), "PARSER_VERSION", None)
+        if version is not None:
+            parsers[module.name] = version
+    return {"harlite": __version__, "frontend": IMPLEMENTATION, "parsers": parsers}
+
+
+def content_digest(path: Path) -> Any:
+    """sha256 of a file, ``{relative name: sha256}`` of every file under a folder (symlinks as their
+    target text; lock files left out, their content changes with every writer), or None when ``path``
+    does not exist."""
+    if path.is_symlink() and not path.exists():
+        return {"link": os.readlink(path)}
+    if path.is_file():
+        return file_sha256(path, max_bytes=None)
+    if path.is_dir():
+        files = {}
+        for sub in sorted(path.rglob("*")):
+            name = sub.relative_to(path).as_posix()
+            if sub.name == LOCK_FILE:
+                continue
+            if sub.is_symlink():
+                files[name] = {"link": os.readlink(sub)}
+            elif sub.is_file():
+                files[name] = file_sha256(sub, max_bytes=None)
+        return files
+    return None
+
+
+def _digest(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
 class RunFolder:
-    """Runs stages in order inside ``root``; a stage whose inputs and outputs are unchanged is not redone.
+    """Runs stages in order inside ``root``; a stage whose key and outputs are unchanged is kept (see the
+    module docstring). Holds ``folder_lock(root)`` until ``close()`` (or the end of a ``with`` block)."""
 
-    A stage's digest covers its own parameters and the digests of the stages before it, so changing an
-    early stage redoes everything after it.
-    """
-
-    def __init__(self, root: str | Path, total: int) -> None:
+    def __init__(self, root: str | Path, total: int, code: dict[str, Any] | None = None) -> None:
         self.root = Path(root)
         self.total = total
+        self.code = code_identity() if code is None else code
+        self._lock = FolderLock(self.root)
+        self._lock.acquire()
         self._done = 0
         self._chain = ""
+        self._redone = ""  # the first stage redone in this run: every later one is redone too
         self.results: dict[str, Any] = {}
         self.timings: dict[str, float] = {}
 
-    def stage(self, name: str, params: dict[str, Any], outputs: list[str], run: Callable[[], Any]) -> Any:
-        """Run ``run()`` unless a previous run with the same inputs left all ``outputs`` (relative paths)."""
+    def __enter__(self) -> RunFolder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the folder's lock."""
+        self._lock.release()
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            self.close()
+
+    def stage(
+        self,
+        name: str,
+        params: dict[str, Any],
+        outputs: list[str],
+        run: Callable[[], Any],
+        inputs: Iterable[str | Path] = (),
+        code: Any = None,
+    ) -> Any:
+        """Run ``run()`` (its result must be JSON) unless the stage can be kept; returns the result."""
         self._done += 1
-        digest = hashlib.sha256(json.dumps([self._chain, name, params], sort_keys=True, default=str).encode())
-        self._chain = digest.hexdigest()[:16]
-        record = self.root / ".stages" / f"{name}.json"
         prefix = f"[{self._done}/{self.total}] {name}"
-        if record.exists() and all((self.root / o).exists() for o in outputs):
-            previous = read_json(record)
-            if previous.get("digest") == self._chain:
-                print(f"{prefix}: unchanged, kept ({previous['seconds']:.0f} s before)", file=sys.stderr)
-                self.results[name] = previous["result"]
-                self.timings[name] = previous["seconds"]
-                return previous["result"]
-        print(f"{prefix}...", file=sys.stderr)
-        start = time.perf_counter()
-        result = run()
-        seconds = time.perf_counter() - start
-        write_json(record, {"digest": self._chain, "seconds": seconds, "result": result})
-        print(f"{prefix}: done in {seconds:.0f} s", file=sys.stderr)
+        parts = {
+            "params": _digest(params),
+            "code": {**self.code, "stage": code},
+            "inputs": {str(p): content_digest(self._path(p)) for p in inputs},
+        }
+        key = _digest(self._chain, name, parts)
+        record_path = self.root / RECORDS / f"{name}.json"
+        previous = _read_record(record_path)
+        reason = self._stale(previous, key, parts, outputs)
+        if reason is None:
+            print(f"{prefix}: unchanged, kept ({previous['seconds']:.0f} s before)", file=sys.stderr)
+            result, seconds, hashes = previous["result"], previous["seconds"], previous["outputs"]
+        else:
+            print(f"{prefix}..." + (f" ({reason})" if previous is not None else ""), file=sys.stderr)
+            self._redone = self._redone or name
+            start = time.perf_counter()
+            result = run()
+            seconds = time.perf_counter() - start
+            hashes = {o: content_digest(self.root / o) for o in outputs}
+            missing = [o for o, h in hashes.items() if h is None]
+            if missing:
+                raise HarliteError(f"stage {name} did not write {', '.join(missing)} in {self.root}.")
+            write_json(record_path, {"key": key, **parts, "outputs": hashes, "seconds": seconds, "result": result})
+            print(f"{prefix}: done in {seconds:.0f} s", file=sys.stderr)
+        self._chain = _digest(key, hashes)
         self.results[name] = result
         self.timings[name] = seconds
         return result
+
+    def _path(self, path: str | Path) -> Path:
+        path = Path(path)
+        return path if path.is_absolute() else self.root / path
+
+    def _stale(self, previous: dict[str, Any] | None, key: str, parts: dict[str, Any], outputs: list[str]) -> str | None:
+        """Why the stage must be redone, or None to keep it."""
+        if previous is None:
+            return "not run before"
+        if self._redone:
+            return f"{self._redone} was redone"
+        if previous.get("key") != key:
+            changed = [what for what in ("params", "code", "inputs") if previous.get(what) != parts[what]]
+            return f"{' and '.join(changed)} changed" if changed else "an earlier stage changed"
+        recorded = previous.get("outputs")
+        if not isinstance(recorded, dict) or sorted(recorded) != sorted(outputs):
+            return "its outputs changed"
+        for output in outputs:
+            now = content_digest(self.root / output)
+            if now is None:
+                return f"{output} is missing"
+            if now != recorded[output]:
+                return f"{output} was altered"
+        return None
+
+
+def _read_record(path: Path) -> dict[str, Any] | None:
+    """A stage record, or None when it is missing or unreadable (the stage is then redone)."""
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    needed = ("key", "outputs", "seconds", "result")
+    return record if isinstance(record, dict) and all(k in record for k in needed) else None
+
+
+# ---------------------------------------------------------------------------------------------------
+# One writer per folder
+
+# resolved folder -> [open lock file descriptor, holders in this process]
+_HELD: dict[str, list[int]] = {}
+
+
+class FolderLock:
+    """An exclusive, reentrant (within the process) lock on a folder: ``path/.harlite.lock``, flock'ed."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._held = False
+
+    def acquire(self) -> None:
+        """Take the lock (making the folder); a HarliteError at once if another process holds it."""
+        if self._held:
+            return
+        self.path.mkdir(parents=True, exist_ok=True)
+        key = str(self.path.resolve())
+        if key in _HELD:
+            _HELD[key][1] += 1
+            self._held = True
+            return
+        fd = os.open(self.path / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = (os.pread(fd, 200, 0).decode("utf-8", "replace").splitlines() or [""])[0].strip()
+            os.close(fd)
+            raise HarliteError(
+                f"{self.path} is being written by another harlite process ({holder or 'pid unknown'}): wait "
+                "for it to finish, or write to another folder (--out)."
+            ) from None
+        except OSError:
+            os.close(fd)
+            raise
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()}: {' '.join(['harlite', *sys.argv[1:]])[:150]}\n".encode(), 0)
+        _HELD[key] = [fd, 1]
+        self._held = True
+
+    def release(self) -> None:
+        """Give the lock back (the last holder in the process unlocks the file)."""
+        if not self._held:
+            return
+        self._held = False
+        key = str(self.path.resolve())
+        entry = _HELD.get(key)
+        if entry is None:
+            return
+        entry[1] -= 1
+        if entry[1] == 0:
+            del _HELD[key]
+            os.close(entry[0])  # closing the descriptor releases the flock
+
+
+@contextlib.contextmanager
+def folder_lock(path: str | Path) -> Iterator[Path]:
+    """Hold ``FolderLock(path)`` for the block (e.g. ``with folder_lock(out): write the results``)."""
+    lock = FolderLock(path)
+    lock.acquire()
+    try:
+        yield lock.path
+    finally:
+        lock.release()

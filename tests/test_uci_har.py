@@ -5,20 +5,24 @@ from __future__ import annotations
 import hashlib
 import http.server
 import json
+import re
 import shutil
 import socket
+import sys
 import threading
 import time
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+from bombs import measure, zip_bomb
 from click.testing import CliRunner
 
 from harlite.cli import main
 from harlite.data.recordings import RecordingError
-from harlite.data.uci_har import fetch_uci_har, load_uci_har_windows
+from harlite.data.uci_har import FOLDER, INNER_ZIP, fetch_uci_har, load_uci_har_windows
 from harlite.errors import HarliteError
 
 
@@ -178,3 +182,49 @@ def test_cli_fetch_from_a_local_zip_then_info(uci_har_archive: Path, harlite_cac
     assert table.exit_code == 0 and "4 subjects" in table.stdout.splitlines()[0] and "LAYING" in table.stdout
     wrong = runner.invoke(main, ["data", "info", "--from", str(uci_har_archive)])
     assert wrong.exit_code == 2 and "--source uci-har" in wrong.output
+
+
+# A fresh 'harlite data fetch' peaks at about 60 MiB; unpacking any of the bombs below would take 1 GiB.
+FETCH_MEMORY_CAP_MIB = 150
+Y_TRAIN = f"{FOLDER}/train/y_train.txt"
+
+
+def _nested_bomb(path: Path) -> Path:
+    """The UCI layout (a dataset zip inside the archive) with a bomb as the dataset zip."""
+    inner = zip_bomb(path.with_name("inner.zip"), {Y_TRAIN: 1 << 30})
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.write(inner, INNER_ZIP)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("bomb", "message"),
+    [
+        (lambda p: zip_bomb(p, {Y_TRAIN: 1 << 30}), r"y_train.txt would expand to 1 GiB, more than the 64 MiB"),
+        (lambda p: zip_bomb(p, {Y_TRAIN: 48 << 20}), r"y_train.txt would expand 1\d\d\d times, more than 100"),
+        (lambda p: zip_bomb(p, {Y_TRAIN: 1 << 30}, declared=1000), r"y_train.txt is damaged \(Bad CRC-32"),
+        (_nested_bomb, r"UCI HAR Dataset.zip/UCI HAR Dataset/train/y_train.txt would expand to 1 GiB"),
+    ],
+    ids=["honest", "ratio", "lying", "nested"],
+)
+def test_fetch_refuses_a_zip_bomb_in_little_memory(tmp_path: Path, bomb, message: str) -> None:
+    """Before: 'data fetch --from' read each member whole; a 1 MB bomb of 1 GiB took 2,085 MiB."""
+    path = bomb(tmp_path / "uci.zip")
+    assert path.stat().st_size < 2 << 20
+    cache = tmp_path / "cache"
+    run = measure([sys.executable, "-m", "harlite", "data", "fetch", "uci-har", "--from", str(path)],
+                  env={"HARLITE_CACHE": str(cache)})  # fmt: skip
+    lines = str(run["stderr"]).strip().splitlines()
+    assert run["returncode"] == 2 and len(lines) == 1 and re.search(message, lines[0]), run["stderr"]
+    assert run["peak_mib"] < FETCH_MEMORY_CAP_MIB, run["peak_mib"]
+    assert not (cache / "uci-har.zip").exists()
+
+
+def test_the_check_and_the_parse_stream_a_large_member(tmp_path: Path, uci_har_folder: Path, harlite_cache: Path) -> None:
+    """A dataset file bigger than the member cap is refused by name, in the folder form too."""
+    folder = tmp_path / FOLDER
+    shutil.copytree(uci_har_folder, folder)
+    with open(folder / "train/y_train.txt", "wb") as f:
+        f.truncate(65 << 20)  # sparse: 65 MiB of zeros without using the disk
+    with pytest.raises(HarliteError, match=r"y_train.txt is 65 MiB, more than the 64 MiB"):
+        load_uci_har_windows(folder)

@@ -8,20 +8,23 @@ subjects' continuous recordings.
 from __future__ import annotations
 
 import io
+import shutil
 import sys
+import tempfile
 import urllib.error
 import urllib.request
 import zipfile
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
 from harlite.data.recordings import RecordingError, cache_dir, cached_arrays
 from harlite.errors import DataError, HarliteError
 from harlite.frontend import DEFAULT_WINDOW as WINDOW
+from harlite.limits import MiB, open_bounded, read_bounded, zip_member
 from harlite.manifest import atomic_write_bytes, sha256_file, write_json
 
 UCI_HAR_URL = "https://archive.ics.uci.edu/static/public/240/human+activity+recognition+using+smartphones.zip"
@@ -30,10 +33,16 @@ FOLDER = "UCI HAR Dataset"
 CACHED_ZIP = "uci-har.zip"
 SPLITS = ("train", "test")
 PARSER_VERSION = 1
+# Caps (the real archive is 58 MB; its largest file harlite reads, total_acc_x_train.txt, 15 MB of text
+# that deflates about 3:1). A zip or a download beyond them is refused, not unpacked.
+MAX_ARCHIVE_BYTES = 256 * MiB  # the archive itself, and a zip nested in it
+MAX_MEMBER_BYTES = 64 * MiB  # one dataset file, decompressed
+MAX_RATIO = 100  # decompressed / compressed, per member
+MAX_NESTED_ZIPS = 4  # zips inside the archive tried for the dataset
 # File stems in the channel order of the returned windows (UCI's body_gyro is the raw angular rate).
 SIGNALS: tuple[str, ...] = tuple(f"{kind}_{axis}" for kind in ("body_acc", "body_gyro", "total_acc") for axis in "xyz")
 
-Reader = Callable[[str], bytes]  # member path relative to the dataset root -> bytes
+Reader = Callable[[str], BinaryIO]  # member path relative to the dataset root -> a capped stream (close it)
 
 
 def default_path() -> Path:
@@ -77,7 +86,7 @@ def open_dataset(path: str | Path) -> Reader:
     """A reader of the dataset's files (``train/y_train.txt``...) in a folder, a zip or a zip in a zip."""
     path = locate(path)
     if path.is_dir():
-        return lambda member: (path / member).read_bytes()
+        return lambda member: _open_file(path / member)
     try:
         return _zip_reader(zipfile.ZipFile(path), str(path))
     except zipfile.BadZipFile:
@@ -108,20 +117,37 @@ def _parse(path: Path) -> dict[str, np.ndarray]:
     return {key: np.concatenate(arrays) for key, arrays in zip(("X", "y", "subject"), zip(*parts))}
 
 
-def _zip_reader(archive: zipfile.ZipFile, name: str) -> Reader:
-    """Reader into a zip holding the dataset, directly or as the nested ``UCI HAR Dataset.zip``."""
+def _zip_reader(archive: zipfile.ZipFile, name: str, nested: bool = True) -> Reader:
+    """Reader into a zip holding the dataset, directly or as the nested ``UCI HAR Dataset.zip`` (one level
+    deep; a nested zip is spooled to a temporary file, within the caps, never held in memory)."""
     names = [m for m in archive.namelist() if not m.startswith("__MACOSX/")]
     for member in names:
         if member.endswith("train/y_train.txt"):
             prefix = member[: -len("train/y_train.txt")]
-            return lambda m: archive.read(prefix + m)
-    for member in names:
-        if member.endswith(".zip"):
-            try:
-                return _zip_reader(zipfile.ZipFile(io.BytesIO(archive.read(member))), f"{name}/{member}")
-            except (zipfile.BadZipFile, HarliteError):
-                continue
+            return lambda m: _open_member(archive, prefix + m, name)
+    zips = sorted((m for m in names if m.endswith(".zip")), key=lambda m: not m.endswith(INNER_ZIP))
+    for member in zips[:MAX_NESTED_ZIPS] if nested else []:
+        spool = tempfile.TemporaryFile()
+        with zip_member(archive, archive.getinfo(member), MAX_ARCHIVE_BYTES, MAX_RATIO, name) as source:
+            shutil.copyfileobj(source, spool, MiB)
+        try:
+            return _zip_reader(zipfile.ZipFile(spool), f"{name}/{member}", nested=False)
+        except (zipfile.BadZipFile, HarliteError):
+            spool.close()
+            continue
     raise DataError(f"{name} does not contain the UCI HAR dataset (no train/y_train.txt).")
+
+
+def _open_file(path: Path) -> BinaryIO:
+    """One dataset file of the folder as a capped stream; FileNotFoundError when it is missing."""
+    if not path.exists():
+        raise FileNotFoundError(path)
+    return open_bounded(path, MAX_MEMBER_BYTES)
+
+
+def _open_member(archive: zipfile.ZipFile, member: str, name: str) -> BinaryIO:
+    """One dataset file of the zip as a capped stream; KeyError when the zip lacks it."""
+    return zip_member(archive, archive.getinfo(member), MAX_MEMBER_BYTES, MAX_RATIO, name)
 
 
 def _read_split(read: Reader, split: str, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -145,7 +171,8 @@ def _read_split(read: Reader, split: str, name: str) -> tuple[np.ndarray, np.nda
 def _numbers(read: Reader, member: str, name: str) -> np.ndarray:
     """All whitespace-separated numbers of one dataset file, as float64."""
     try:
-        return np.loadtxt(io.BytesIO(read(member)), dtype=np.float64, ndmin=1).ravel()
+        with read(member) as stream:
+            return np.loadtxt(io.TextIOWrapper(stream, encoding="latin-1"), dtype=np.float64, ndmin=1).ravel()
     except (KeyError, FileNotFoundError):
         raise RecordingError(f"{name} lacks {member}: download the complete dataset again.") from None
     except ValueError as e:
@@ -175,7 +202,7 @@ def fetch_uci_har(
             raise DataError(
                 f"{source} is not a file: fetch stores the UCI zip; pass a folder to --from of the command that reads it."
             )
-        data, origin = source.read_bytes(), str(source.resolve())
+        data, origin = read_bounded(source, MAX_ARCHIVE_BYTES, compressed=False), str(source.resolve())
     else:
         data, origin = _download(url, timeout), url
     try:
@@ -190,10 +217,12 @@ def fetch_uci_har(
 
 
 def _check(read: Reader, name: str) -> None:
-    """Every file the loader needs is there."""
+    """Every file the loader needs is there and reads back intact (CRC) within the caps, streamed."""
     for member in members():
         try:
-            read(member)
+            with read(member) as stream:
+                while stream.read(MiB):
+                    pass
         except (KeyError, FileNotFoundError):
             raise RecordingError(f"{name} lacks {member}: fetch the complete archive again (--force).") from None
 
@@ -204,11 +233,17 @@ def _download(url: str, timeout: float) -> bytes:
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             total = int(response.headers.get("Content-Length") or 0)  # 0: unknown
+            if total > MAX_ARCHIVE_BYTES:
+                raise DataError(f"{url} is {total / 1e6:.0f} MB, more than the {MAX_ARCHIVE_BYTES // MiB} MiB "
+                                "the UCI HAR archive can be: not the dataset.")  # fmt: skip
             chunks = []
             done = 0
             while chunk := response.read(1 << 16):
                 chunks.append(chunk)
                 done += len(chunk)
+                if done > MAX_ARCHIVE_BYTES:
+                    raise DataError(f"{url} sent more than {MAX_ARCHIVE_BYTES // MiB} MiB, more than the UCI "
+                                    "HAR archive can be: not the dataset.")  # fmt: skip
                 share = f" of {total / 1e6:.1f} MB ({done / total:.0%})" if total else " MB"
                 print(f"\rDownloading UCI HAR: {done / 1e6:.1f}{share}", end="", file=sys.stderr, flush=True)
             print(file=sys.stderr)
