@@ -71,13 +71,22 @@ char *harlite_put_fixed(char *p, float x, int decimals) {
     return p;
 }
 
-/* Seconds of sample `index`, with 6 decimals. */
+/* Seconds of sample `index`, with 6 decimals (rounded half up): in integers at an integer rate (no
+ * double arithmetic, which a Cortex-M4 emulates), else in double. */
 static char *put_time(char *p, uint32_t index) {
-    const double t = (double)index / (double)HARLITE_RATE_HZ;
-    uint32_t s = (uint32_t)t, us = (uint32_t)((t - (double)s) * 1e6 + 0.5);
-    if (us >= 1000000u) {
-        s++;
-        us -= 1000000u;
+    const uint32_t rate = (uint32_t)HARLITE_RATE_HZ;
+    uint32_t s, us;
+    if ((double)rate == (double)HARLITE_RATE_HZ && rate >= 1u && rate <= 4294u) { /* (rate-1) * 10^6 < 2^32 */
+        s = index / rate;
+        us = ((index % rate) * 1000000u + rate / 2u) / rate;
+    } else {
+        const double t = (double)index / (double)HARLITE_RATE_HZ;
+        s = (uint32_t)t;
+        us = (uint32_t)((t - (double)s) * 1e6 + 0.5);
+        if (us >= 1000000u) {
+            s++;
+            us -= 1000000u;
+        }
     }
     p = put_uint(p, s, 1);
     *p++ = '.';
@@ -114,9 +123,16 @@ int harlite_format_prediction(char *line, uint32_t start, const int8_t scores[HA
     return (int)(p - line);
 }
 
-int harlite_format_banner(char *line, const char *firmware, const char *imu) {
-    char *p = put_str(line, "# harlite format=", 17), *end;
-    int k;
+int harlite_format_banner(char *line, int part, const char *firmware, const char *imu) {
+    char *p = line, *end;
+    if (part < 0 || part > HARLITE_NUM_CLASSES) return -1;
+    if (part) {
+        if (part > 1) *p++ = ',';
+        p = put_str(p, labels[part - 1], HARLITE_LABEL_MAX);
+        *p = '\0';
+        return (int)(p - line);
+    }
+    p = put_str(p, "# harlite format=", 17); /* at most 164 bytes in all */
     p = put_uint(p, (uint32_t)HARLITE_SERIAL_VERSION, 1);
     p = put_str(p, " firmware=", 10);
     p = put_str(p, firmware, HARLITE_NAME_MAX);
@@ -132,10 +148,6 @@ int harlite_format_banner(char *line, const char *firmware, const char *imu) {
     p = put_str(p, " hop=", 5);
     p = put_uint(p, (uint32_t)HARLITE_HOP, 1);
     p = put_str(p, " labels=", 8);
-    for (k = 0; k < HARLITE_NUM_CLASSES; k++) {
-        if (k) *p++ = ',';
-        p = put_str(p, labels[k], HARLITE_LABEL_MAX);
-    }
     *p = '\0';
     return (int)(p - line);
 }

@@ -17,8 +17,9 @@
  * the window's top class and p its probability, pred_smoothed the smoothed class, invoke_ms the time
  * the model took.
  *
- * Before the CSV header the board prints one banner line (harlite_format_banner), which
- * `harlite capture` reads to check the board against a dataset:
+ * Before the CSV header the board prints one banner line (harlite_format_banner, in parts, so that a
+ * line buffer of HARLITE_LINE_MAX holds it whatever the number of labels), which `harlite capture`
+ * reads to check the board against a dataset:
  *
  *   # harlite format=1 firmware=harlite_har imu=BMI270 sensors=acc,gyro rate_hz=50 window=128 hop=64 labels=WALKING,...
  *
@@ -44,7 +45,6 @@ extern "C" {
 #define HARLITE_LINE_MAX 192 /* bytes of a line buffer, NUL included */
 #define HARLITE_SERIAL_VERSION 1 /* the banner's format=: bumped when a line format changes */
 #define HARLITE_NAME_MAX 24      /* longest firmware or IMU name the banner prints */
-#define HARLITE_BANNER_MAX (192 + HARLITE_NUM_CLASSES * (HARLITE_LABEL_MAX + 1)) /* bytes, NUL included */
 
 /* Writes sample `index`'s CSV row (no newline) into line[HARLITE_LINE_MAX]; returns its length.
  * A value that is not finite or not below 2^30 in magnitude prints as nan (the reader rejects it). */
@@ -56,10 +56,14 @@ int harlite_format_sample(char *line, uint32_t index, const float raw[HARLITE_NU
 int harlite_format_prediction(char *line, uint32_t start, const int8_t scores[HARLITE_NUM_CLASSES], int smoothed,
                               uint32_t invoke_ms);
 
-/* Writes the banner line (no newline) into line[HARLITE_BANNER_MAX]: `firmware` and `imu` name the
- * program and the sensor chip (no spaces or '='; at most HARLITE_NAME_MAX characters are printed);
- * returns its length. */
-int harlite_format_banner(char *line, const char *firmware, const char *imu);
+/* Writes part `part` of the banner line (no newline) into line[HARLITE_LINE_MAX] and returns its length,
+ * or -1 past the last part: part 0 runs up to "labels=", part k >= 1 is the k-th label (after a comma
+ * from the second on). `firmware` and `imu` name the program and the sensor chip (no spaces or '='; at
+ * most HARLITE_NAME_MAX characters are printed). Print the parts one after another, then end the line:
+ *
+ *   for (part = 0; harlite_format_banner(line, part, "harlite_har", "BMI270") >= 0; part++) print(line);
+ */
+int harlite_format_banner(char *line, int part, const char *firmware, const char *imu);
 
 /* Writes x with `decimals` (0..9) digits after the point, correctly rounded (ties to even), into p;
  * returns the end of the text (not NUL-terminated). */

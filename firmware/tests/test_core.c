@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "harlite_core.h"
+#include "harlite_pipeline.h"
 #include "harlite_serial.h"
 
 static int failures;
@@ -219,14 +220,14 @@ static void test_smoothing(void) {
         CHECK(harlite_smoother_update(&sm, s) == want4[i]);
     }
     harlite_smoother_reset(&sm); /* history gone: the first prediction stands alone */
-    scores_for(3, s);
-    CHECK(harlite_smoother_update(&sm, s) == 3);
+    scores_for(K - 1, s);
+    CHECK(harlite_smoother_update(&sm, s) == K - 1);
 
     /* none: argmax, ties to the lowest index */
     CHECK(harlite_smoother_init(&sm, HARLITE_SMOOTH_NONE, 0, 0.0f) == 1);
     memset(s, 0, sizeof s);
-    s[2] = s[4] = 5;
-    CHECK(harlite_smoother_update(&sm, s) == 2);
+    s[1] = s[K - 1] = 5;
+    CHECK(harlite_smoother_update(&sm, s) == 1);
 
     /* ema, alpha 0.25: a single window of another class does not flip it; three do */
     CHECK(harlite_smoother_init(&sm, HARLITE_SMOOTH_EMA, 0, 0.25f) == 1);
@@ -294,6 +295,30 @@ static void test_serial_lines(void) {
              (double)((float)(111 - HARLITE_OUTPUT_ZERO_POINT) * HARLITE_OUTPUT_SCALE), names[0]);
     CHECK(strcmp(line, want) == 0);
     if (strcmp(line, want) != 0) printf("  %s\n  %s\n", line, want);
+
+    /* the banner, part by part: the head up to labels=, then each label, after a comma from the second on */
+    {
+        static char banner[HARLITE_LINE_MAX * (K + 1)];
+        char *p = banner;
+        int part, n;
+        for (part = 0; (n = harlite_format_banner(line, part, "test_core", "an_imu_name_of_more_than_24")) >= 0;
+             part++) {
+            CHECK(n == (int)strlen(line) && n < HARLITE_LINE_MAX);
+            memcpy(p, line, (size_t)n + 1);
+            p += n;
+        }
+        CHECK(part == K + 1 && harlite_format_banner(line, -1, "x", "y") == -1);
+        n = snprintf(want, sizeof want, "# harlite format=%d firmware=test_core imu=an_imu_name_of_more_than sensors=%s "
+                     "rate_hz=%g window=%d hop=%d labels=", HARLITE_SERIAL_VERSION,
+                     HARLITE_NUM_RAW > 3 ? "acc,gyro" : "acc", (double)HARLITE_RATE_HZ, W, H);
+        CHECK(strncmp(banner, want, (size_t)n) == 0);
+        for (p = banner + n, part = 0; part < K; part++) {
+            CHECK(strncmp(p, names[part], strlen(names[part])) == 0);
+            p += strlen(names[part]);
+            CHECK(*p == (part < K - 1 ? ',' : '\0'));
+            p++;
+        }
+    }
     printf("ok serial lines\n");
 }
 
@@ -316,25 +341,31 @@ static int print_csv(const char *path) {
     return 0;
 }
 
-/* The sketch's output for a raw sample file (see the top of this file). */
+/* The model of the board mode: the next row of the scores file. */
+static FILE *scores_file;
+static int scores_model(const int8_t *input, int8_t *output) {
+    (void)input;
+    return fread(output, K, 1, scores_file) == 1 ? 0 : 1;
+}
+
+/* The sketch's output for a raw sample file (see the top of this file), through the sketch's pipeline. */
 static int print_board(const char *path, const char *scores_path, int n_gaps, char *const *gaps) {
     FILE *f = fopen(path, "rb");
-    FILE *scores_file = strcmp(scores_path, "-") == 0 ? NULL : fopen(scores_path, "rb");
-    static char line[HARLITE_BANNER_MAX];
+    static harlite_pipeline_t p;
+    static char line[HARLITE_LINE_MAX];
     float raw[HARLITE_NUM_RAW];
-    int8_t scores[K];
-    harlite_smoother_t sm;
-    uint32_t index = 0, read = 0;
-    int g = 0;
+    int8_t output[K];
+    uint32_t read = 0;
+    int g = 0, part;
+    scores_file = strcmp(scores_path, "-") == 0 ? NULL : fopen(scores_path, "rb");
     if (!f || (!scores_file && strcmp(scores_path, "-") != 0)) {
         printf("FAIL board: cannot open %s or %s\n", path, scores_path);
         if (f) fclose(f);
         return 1;
     }
-    harlite_frontend_reset(&fe);
-    harlite_smoother_init(&sm, HARLITE_SMOOTH_MAJORITY, 3, 0.0f); /* the sketch's default */
-    harlite_format_banner(line, "test_core", "none");
-    printf("%s\n%s\n", line, HARLITE_CSV_HEADER);
+    harlite_pipeline_init(&p, scores_model, window, output, HARLITE_SMOOTH_MAJORITY, 3, 0.0f); /* the sketch's default */
+    for (part = 0; harlite_format_banner(line, part, "test_core", "none") >= 0; part++) printf("%s", line);
+    printf("\n%s\n", HARLITE_CSV_HEADER);
     while (fread(raw, sizeof raw, 1, f) == 1) {
         if (g < n_gaps && read == (uint32_t)strtoul(gaps[g], NULL, 10)) {
             const uint32_t lost = (uint32_t)strtoul(strchr(gaps[g], ':') + 1, NULL, 10);
@@ -342,20 +373,18 @@ static int print_board(const char *path, const char *scores_path, int n_gaps, ch
             for (i = 1; i < lost && fread(raw, sizeof raw, 1, f) == 1; i++) {
             }
             read += lost;
-            index += lost;
             g++;
-            harlite_frontend_reset(&fe);
-            harlite_smoother_reset(&sm);
+            harlite_pipeline_gap(&p, lost);
             printf("# gap: %lu samples lost, the stream restarts\n", (unsigned long)lost); /* as the sketch */
             continue;
         }
-        harlite_format_sample(line, index, raw);
+        harlite_format_sample(line, p.next, raw);
         printf("%s\n", line);
-        if (harlite_frontend_push(&fe, raw) && scores_file && fread(scores, sizeof scores, 1, scores_file) == 1) {
-            harlite_format_prediction(line, index + 1 - W, scores, harlite_smoother_update(&sm, scores), 12);
+        if (harlite_pipeline_push(&p, raw, 1) == HARLITE_PUSH_WINDOW && scores_file &&
+            harlite_pipeline_invoke(&p) == 0) {
+            harlite_pipeline_report(&p, line, 12);
             printf("%s\n", line);
         }
-        index++;
         read++;
     }
     fclose(f);

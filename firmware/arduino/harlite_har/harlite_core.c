@@ -27,14 +27,16 @@ HARLITE_CHECK(add_count, sizeof input_add == HARLITE_NUM_CHANNELS * sizeof(float
 HARLITE_CHECK(sos_count, sizeof gravity_sos == HARLITE_GRAVITY_SECTIONS * 6 * sizeof(float));
 HARLITE_CHECK(zi_count, sizeof gravity_zi == HARLITE_GRAVITY_SECTIONS * 2 * sizeof(float));
 HARLITE_CHECK(hop_in_window, HARLITE_HOP >= 1 && HARLITE_HOP <= HARLITE_WINDOW && HARLITE_WINDOW <= 65535);
-HARLITE_CHECK(raw_fits_mask, HARLITE_NUM_RAW <= 8);
+HARLITE_CHECK(raw_has_acc, HARLITE_NUM_RAW >= HARLITE_NUM_ACC);
 
 void harlite_frontend_reset(harlite_frontend_t *fe) {
     int c;
     memset(fe, 0, sizeof *fe);
     fe->until_window = HARLITE_WINDOW;
     for (c = 0; c < HARLITE_NUM_CHANNELS; c++) {
-        if (channel_kind[c] != HARLITE_CH_RAW) fe->filtered |= (uint8_t)(1u << channel_source[c]);
+        if (channel_kind[c] != HARLITE_CH_RAW && channel_source[c] < HARLITE_NUM_ACC) {
+            fe->filtered |= (uint8_t)(1u << channel_source[c]);
+        }
     }
 }
 
@@ -73,7 +75,7 @@ int harlite_frontend_push(harlite_frontend_t *fe, const float raw[HARLITE_NUM_RA
     float gravity[HARLITE_NUM_RAW];
     int8_t *slot = fe->ring[fe->head];
     int r, c;
-    for (r = 0; r < HARLITE_NUM_RAW; r++) {
+    for (r = 0; r < HARLITE_NUM_RAW; r++) { /* bits are set for acceleration axes only (reset) */
         gravity[r] = ((fe->filtered >> r) & 1) ? gravity_lowpass(fe->z[r], raw[r], fe->filled == 0) : 0.0f;
     }
     for (c = 0; c < HARLITE_NUM_CHANNELS; c++) {

@@ -43,14 +43,17 @@ extern "C" {
 /* Bytes of one int8 model input window, layout [window][channel]. */
 #define HARLITE_WINDOW_BYTES (HARLITE_WINDOW * HARLITE_NUM_CHANNELS)
 
-/* Front-end state; treat as opaque. About WINDOW*CHANNELS + 110 bytes. */
+/* Raw channels that can have a gravity estimate: the accelerometer's, the first three. */
+#define HARLITE_NUM_ACC 3
+
+/* Front-end state; treat as opaque. About WINDOW*CHANNELS + 60 bytes. */
 typedef struct {
     int8_t ring[HARLITE_WINDOW][HARLITE_NUM_CHANNELS];      /* quantized samples; oldest at `head` when full */
-    float z[HARLITE_NUM_RAW][HARLITE_GRAVITY_SECTIONS][2];  /* gravity filter state per raw channel */
+    float z[HARLITE_NUM_ACC][HARLITE_GRAVITY_SECTIONS][2];  /* gravity filter state per acceleration axis */
     uint16_t head;          /* ring slot the next sample goes to */
     uint16_t filled;        /* samples in the ring, up to HARLITE_WINDOW; 0 right after reset */
     uint16_t until_window;  /* samples still to come before the next window is complete */
-    uint8_t filtered;       /* bit r set: raw channel r feeds a body or gravity channel */
+    uint8_t filtered;       /* bit r set: acceleration axis r feeds a body or gravity channel */
 } harlite_frontend_t;
 
 /* Forget every sample and the filter state (call once before the first push, and after a gap). */

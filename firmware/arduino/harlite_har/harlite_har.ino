@@ -1,20 +1,29 @@
 /*
  * harlite_har: human activity recognition on an Arduino Nano 33 BLE Sense (Rev2: BMI270, Rev1: LSM9DS1)
- * with a harlite model in TensorFlow Lite Micro.
+ * with a harlite model, run by TensorFlow Lite Micro (the default) or by harlite's C engine
+ * (HARLITE_ENGINE below: then the sketch needs only the board core and the IMU library).
  *
  * Every 1/HARLITE_RATE_HZ s (20 ms at 50 Hz; paced by micros() against a fixed schedule, so it never
  * drifts) the main loop reads the IMU, maps the board's axes and units to the model's, prints the
- * sample as a CSV row and pushes it into the harlite core (harlite_core.h), which filters, quantizes
- * and buffers it. Every hop the core completes a window: its int8 tensor goes to the model, which runs
- * in a thread of lower priority, so sampling never waits for an inference. When the model is done, the
- * main loop smooths the prediction and prints one "# pred" line. Line formats: harlite_serial.h.
+ * sample as a CSV row and pushes it into the harlite pipeline (harlite_pipeline.h: the front end
+ * filters, quantizes and buffers it). Every hop the pipeline completes a window and copies it into the
+ * model's input; the model runs in a thread of lower priority, so sampling never waits for an inference
+ * (the released model takes ~23 ms in the C engine at 64 MHz, longer than a sample period). When the
+ * model is done, the main loop smooths the prediction and prints one "# pred" line. Line formats:
+ * harlite_serial.h.
  *
- * Files: harlite_core.*, harlite_serial.* are copies of firmware/core (tests/test_firmware.py keeps
- * them identical); harlite_model_config.h, harlite_model_data.*, harlite_op_resolver.h are generated
- * from a bundle by `harlite convert --firmware firmware/arduino/harlite_har`. See firmware/README.md.
+ * Files: harlite_core.*, harlite_serial.*, harlite_pipeline.* are copies of firmware/core
+ * (tests/test_firmware.py keeps them identical); harlite_model_config.h, harlite_model_data.*,
+ * harlite_op_resolver.h (TFLM) and harlite_engine*.{h,c} (the C engine) are generated from a bundle by
+ * `harlite convert --firmware firmware/arduino/harlite_har`. See firmware/README.md.
  */
 
 /* ---- Configuration: edit here or pass -D flags (platformio.ini does) ---- */
+
+/* The model's runtime: TensorFlow Lite Micro (the Arduino library tflite-micro-arduino-examples, see
+ * firmware/README.md) by default; define HARLITE_ENGINE for harlite's C engine (harlite_engine.h), which
+ * needs no library: no TFLM header is included then. */
+/* #define HARLITE_ENGINE */
 
 /* The IMU: Rev2 boards carry a BMI270 (+BMM150), Rev1 boards an LSM9DS1. */
 #if !defined(HARLITE_IMU_BMI270) && !defined(HARLITE_IMU_LSM9DS1)
@@ -53,7 +62,9 @@
 
 /* ---- End of configuration ---- */
 
+#ifndef HARLITE_ENGINE
 #include <TensorFlowLite.h>
+#endif
 #include <mbed.h>
 
 #include <atomic>
@@ -66,12 +77,15 @@
 #define HARLITE_IMU_NAME "BMI270"
 #endif
 
-#include "harlite_core.h"
+#include "harlite_pipeline.h"
+#ifdef HARLITE_ENGINE
+#include "harlite_engine.h"
+#else
 #include "harlite_model_data.h"
 #include "harlite_op_resolver.h"
-#include "harlite_serial.h"
 #include "tensorflow/lite/micro/micro_interpreter.h"
 #include "tensorflow/lite/schema/schema_generated.h"
+#endif
 
 /* HARLITE_AXES must be a rotation: orthonormal rows, determinant +1. */
 static constexpr int kAxes[3][3] = HARLITE_AXES;
@@ -86,25 +100,38 @@ static_assert(HARLITE_DOT(0, 0) == 1 && HARLITE_DOT(1, 1) == 1 && HARLITE_DOT(2,
 static constexpr float kRadPerDeg = 0.0174532925f;
 static_assert(HARLITE_NUM_RAW == 3 || HARLITE_NUM_RAW == 6, "the model reads acc (3) or acc and gyro (6)");
 
-static harlite_frontend_t front_end;
-static harlite_smoother_t smoother;
+static harlite_pipeline_t pipeline;
+#ifdef HARLITE_ENGINE
+#define HARLITE_RUNTIME "C engine"
+#define HARLITE_MODEL_STACK (2 * 1024) /* the released model's engine reached 256 bytes under QEMU */
+static int8_t model_input[HARLITE_WINDOW_BYTES];
+static int8_t model_output[HARLITE_NUM_CLASSES];
+static_assert(HARLITE_ENGINE_WINDOW * HARLITE_ENGINE_CHANNELS == HARLITE_WINDOW_BYTES &&
+                  HARLITE_ENGINE_CLASSES == HARLITE_NUM_CLASSES,
+              "the C engine and harlite_model_config.h disagree: regenerate both with harlite convert --firmware");
+#else
+#define HARLITE_RUNTIME "TFLM"
+#define HARLITE_MODEL_STACK (8 * 1024)
 alignas(16) static uint8_t arena[HARLITE_ARENA_BYTES];
 static tflite::MicroInterpreter* interpreter = nullptr;
-static TfLiteTensor* model_input = nullptr;
-static TfLiteTensor* model_output = nullptr;
+
+/* The model in TFLM on its input and output tensors (harlite_model_fn). The fused LSTM keeps its state
+ * between invocations: Reset() starts every window from zero, as in training. */
+static int TflmInvoke(const int8_t*, int8_t*) {
+  return interpreter->Reset() == kTfLiteOk && interpreter->Invoke() == kTfLiteOk ? 0 : 1;
+}
+#endif
 
 /* The model runs in its own thread, below the sampling loop's priority. The loop hands it a window
  * when it is idle (busy false) and reads the result when it is done; both flags are atomic. */
-static rtos::Thread inference_thread(osPriorityBelowNormal, 8 * 1024);
+static rtos::Thread inference_thread(osPriorityBelowNormal, HARLITE_MODEL_STACK);
 static rtos::Semaphore window_ready(0);
 static std::atomic<bool> busy(false);
 static std::atomic<bool> done(false);
 static bool invoke_ok = false;
 static uint32_t invoke_ms = 0;
-static uint32_t window_start = 0;  // first sample of the window in the model
 
-static uint32_t start_us = 0;       // micros() of sample 0
-static uint32_t sample_index = 0;   // the next sample
+static uint32_t start_us = 0;  // micros() of sample 0
 static float last_raw[HARLITE_NUM_RAW] = {0};
 static char line[HARLITE_LINE_MAX];
 static bool host_connected = false;  // a program on the host has the port open (DTR)
@@ -116,8 +143,7 @@ static void InferenceTask() {
   for (;;) {
     window_ready.acquire();
     const uint32_t t0 = micros();
-    // The fused LSTM keeps its state between invocations: start every window from zero, as in training.
-    invoke_ok = interpreter->Reset() == kTfLiteOk && interpreter->Invoke() == kTfLiteOk;
+    invoke_ok = harlite_pipeline_invoke(&pipeline) == 0;
     invoke_ms = (micros() - t0 + 500u) / 1000u;
     done = true;
   }
@@ -136,7 +162,9 @@ static void Fail(const char* why) {
   }
 }
 
+#ifndef HARLITE_ENGINE
 static bool SameScale(float a, float b) { return fabsf(a - b) <= 1e-6f * fabsf(b); }
+#endif
 
 /* Reads one sample in the model's axes and units (g, rad/s): the accelerometer, and the gyroscope when
  * the model reads it (HARLITE_NUM_RAW 6); keeps the last good sample if a read fails. */
@@ -162,18 +190,17 @@ static void ReadSample(float raw[HARLITE_NUM_RAW]) {
  * whenever a program on the host opens the port, as USB serial drops what is printed while none has it
  * open, so `harlite capture` started at any time sees them. */
 static void PrintStart() {
-  static char banner[HARLITE_BANNER_MAX];
-  harlite_format_banner(banner, "harlite_har", HARLITE_IMU_NAME);
-  Serial.println(banner);
+  for (int part = 0; harlite_format_banner(line, part, "harlite_har", HARLITE_IMU_NAME) >= 0; part++) {
+    Serial.print(line);
+  }
+  Serial.println();
   Serial.println(HARLITE_CSV_HEADER);
 }
 
 /* Prints the finished window's prediction and frees the model for the next window. */
 static void ReportPrediction() {
   if (invoke_ok) {
-    const int8_t* scores = model_output->data.int8;
-    const int smoothed = harlite_smoother_update(&smoother, scores);
-    harlite_format_prediction(line, window_start, scores, smoothed, invoke_ms);
+    harlite_pipeline_report(&pipeline, line, invoke_ms);
     Serial.println(line);
   } else {
     Serial.println("# error: the model failed to run on a window");
@@ -182,22 +209,22 @@ static void ReportPrediction() {
   busy = false;
 }
 
-void setup() {
-  Serial.begin(115200);
-  for (const uint32_t t0 = millis(); !Serial && millis() - t0 < 3000;) {
-  }
-  if (!IMU.begin()) Fail("IMU.begin() failed: is HARLITE_IMU_BMI270 (Rev2) or HARLITE_IMU_LSM9DS1 (Rev1) right?");
-  const tflite::Model* model = tflite::GetModel(harlite_model_data);
-  if (model->version() != TFLITE_SCHEMA_VERSION) Fail("the model's schema version is not this TFLM's");
+/* The model: TFLM's interpreter with its tensors checked against harlite_model_config.h, or the C engine. */
+static void SetUpModel(int8_t** input, int8_t** output, harlite_model_fn* model) {
+#ifdef HARLITE_ENGINE
+  *input = model_input;
+  *output = model_output;
+  *model = harlite_engine_invoke;
+#else
+  const tflite::Model* tflite_model = tflite::GetModel(harlite_model_data);
+  if (tflite_model->version() != TFLITE_SCHEMA_VERSION) Fail("the model's schema version is not this TFLM's");
   static HarliteOpResolver resolver;
   if (harlite_register_ops(resolver) != kTfLiteOk) Fail("registering the model's ops failed");
-  static tflite::MicroInterpreter static_interpreter(model, resolver, arena, sizeof arena);
+  static tflite::MicroInterpreter static_interpreter(tflite_model, resolver, arena, sizeof arena);
   interpreter = &static_interpreter;
   if (interpreter->AllocateTensors() != kTfLiteOk) Fail("AllocateTensors() failed: raise HARLITE_ARENA_BYTES");
-  model_input = interpreter->input(0);
-  model_output = interpreter->output(0);
-  const TfLiteTensor* in = model_input;
-  const TfLiteTensor* out = model_output;
+  const TfLiteTensor* in = interpreter->input(0);
+  const TfLiteTensor* out = interpreter->output(0);
   if (in->type != kTfLiteInt8 || in->bytes != HARLITE_WINDOW_BYTES ||
       in->params.zero_point != HARLITE_INPUT_ZERO_POINT ||
       !SameScale(in->params.scale, HARLITE_INPUT_SCALE) || out->type != kTfLiteInt8 ||
@@ -205,18 +232,36 @@ void setup() {
       !SameScale(out->params.scale, HARLITE_OUTPUT_SCALE)) {
     Fail("the model and harlite_model_config.h disagree: regenerate both with harlite convert --firmware");
   }
-  if (!harlite_smoother_init(&smoother, HARLITE_SMOOTHING, HARLITE_SMOOTHING_K, HARLITE_SMOOTHING_ALPHA)) {
+  *input = in->data.int8;
+  *output = out->data.int8;
+  *model = TflmInvoke;
+#endif
+}
+
+void setup() {
+  Serial.begin(115200);
+  for (const uint32_t t0 = millis(); !Serial && millis() - t0 < 3000;) {
+  }
+  if (!IMU.begin()) Fail("IMU.begin() failed: is HARLITE_IMU_BMI270 (Rev2) or HARLITE_IMU_LSM9DS1 (Rev1) right?");
+  int8_t *input, *output;
+  harlite_model_fn model;
+  SetUpModel(&input, &output, &model);
+  if (!harlite_pipeline_init(&pipeline, model, input, output, HARLITE_SMOOTHING, HARLITE_SMOOTHING_K,
+                             HARLITE_SMOOTHING_ALPHA)) {
     Fail("invalid HARLITE_SMOOTHING_K or HARLITE_SMOOTHING_ALPHA");
   }
-  harlite_frontend_reset(&front_end);
 
-  Serial.print("# harlite_har: " HARLITE_IMU_NAME ", model ");
+  Serial.print("# harlite_har: " HARLITE_IMU_NAME ", " HARLITE_RUNTIME);
+#ifndef HARLITE_ENGINE
+  Serial.print(", model ");
   Serial.print((unsigned long)HARLITE_MODEL_DATA_LEN);
   Serial.print(" bytes, arena ");
   Serial.print((unsigned long)interpreter->arena_used_bytes());
   Serial.print(" of ");
   Serial.print((unsigned long)sizeof arena);
-  Serial.println(" bytes used");
+  Serial.print(" bytes used");
+#endif
+  Serial.println();
   host_connected = Serial.connected();  // a host that opens the port from now on gets the banner again
   PrintStart();
 
@@ -231,7 +276,7 @@ void loop() {
   host_connected = host;
 
   // Wait for the next sample's time; sleeping lets the inference thread run.
-  const uint32_t due = DueUs(sample_index);
+  const uint32_t due = DueUs(pipeline.next);
   int32_t wait;
   while ((wait = (int32_t)(due - micros())) > 0) {
     if (wait > 1500) delay(1);
@@ -239,9 +284,7 @@ void loop() {
   if ((uint32_t)-wait > HARLITE_MAX_LATE_US) {
     // Samples were lost: skip their times (the CSV shows the gap) and restart the stream.
     const uint32_t lost = (uint32_t)((double)(uint32_t)-wait * (double)HARLITE_RATE_HZ / 1e6);
-    sample_index += lost;
-    harlite_frontend_reset(&front_end);
-    harlite_smoother_reset(&smoother);
+    harlite_pipeline_gap(&pipeline, lost);
     Serial.print("# gap: ");
     Serial.print((unsigned long)lost);
     Serial.println(" samples lost, the stream restarts");
@@ -251,18 +294,16 @@ void loop() {
   float raw[HARLITE_NUM_RAW];
   ReadSample(raw);
   if (HARLITE_PRINT_SAMPLES) {
-    harlite_format_sample(line, sample_index, raw);
+    harlite_format_sample(line, pipeline.next, raw);
     Serial.println(line);
   }
-  if (harlite_frontend_push(&front_end, raw)) {
-    if (!busy) {
-      harlite_frontend_window_int8(&front_end, model_input->data.int8);
-      window_start = sample_index + 1 - HARLITE_WINDOW;
+  switch (harlite_pipeline_push(&pipeline, raw, !busy)) {
+    case HARLITE_PUSH_WINDOW:
       busy = true;
       window_ready.release();
-    } else {
+      break;
+    case HARLITE_PUSH_SKIPPED:
       Serial.println("# error: the model is still busy with the previous window; this one is skipped");
-    }
+      break;
   }
-  sample_index++;
 }
