@@ -227,15 +227,16 @@ def size_image(build: Build, work: Path) -> dict[str, Any]:
 
 
 _OUTPUT_SECTION = re.compile(r"^(\.[\w.]+)(?:\s+0x[0-9a-f]+\s+0x[0-9a-f]+(?: load address 0x[0-9a-f]+)?)?\s*$")
-_INPUT = re.compile(r"^ (?:\*fill\*|[\w.*]+)?\s+0x[0-9a-f]+\s+0x([0-9a-f]+)(?:\s+(\S.*?))?\s*$")
+_INPUT = re.compile(r"^ (?:\*fill\*|[\w.*]+)?\s+0x([0-9a-f]+)\s+0x([0-9a-f]+)(?:\s+(\S.*?))?\s*$")
 _FLASH, _RAM = (".text", ".ARM.exidx", ".ARM.extab", ".init_array", ".data"), (".data", ".bss")
 
 
 def _map_parts(text: str, parts: Iterable[tuple[str, str]]) -> dict[str, dict[str, int]]:
     """Flash and RAM bytes per part of a GNU ld map: the first part whose key is in an input file's name;
-    library members are the C/C++ runtime, the rest (alignment padding) "other"."""
+    library members are the C/C++ runtime, the rest (alignment padding) "other". Merged string sections
+    overlap in the map: each byte counts once, for the first input section that holds it."""
     parts = list(parts)
-    result: dict[str, dict[str, int]] = {}
+    pieces: list[tuple[str, int, int, str]] = []  # output section, address, size, input file name
     section, pending = None, ""
     for line in text.split("Linker script and memory map", 1)[-1].splitlines():
         out = _OUTPUT_SECTION.match(line)
@@ -247,16 +248,21 @@ def _map_parts(text: str, parts: Iterable[tuple[str, str]]) -> dict[str, dict[st
             continue
         match = _INPUT.match(pending + line if pending and line.startswith(" ") else line)
         pending = ""
-        if not match or section not in _FLASH + _RAM or line.lstrip().startswith(("*(", "PROVIDE", "LOAD")):
+        if match and section in _FLASH + _RAM and not line.lstrip().startswith(("*(", "PROVIDE", "LOAD")):
+            origin = (match.group(3) or "").rsplit("/", 1)[-1]
+            pieces.append((section, int(match.group(1), 16), int(match.group(2), 16), origin))
+    result: dict[str, dict[str, int]] = {}
+    covered: dict[str, int] = {}
+    for section, address, size, origin in sorted(pieces):
+        start = max(address, covered.get(section, 0))
+        if address + size <= start:
             continue
-        size, origin = int(match.group(1), 16), (match.group(2) or "").rsplit("/", 1)[-1]
-        if not size:
-            continue
+        covered[section] = address + size
         name = next((part for part, key in parts if key in origin),
                     "C/C++ runtime (newlib, libgcc)" if ".a(" in origin else "other")  # fmt: skip
         entry = result.setdefault(name, {"flash_bytes": 0, "ram_bytes": 0})
-        entry["flash_bytes"] += size if section in _FLASH else 0
-        entry["ram_bytes"] += size if section in _RAM else 0
+        entry["flash_bytes"] += address + size - start if section in _FLASH else 0
+        entry["ram_bytes"] += address + size - start if section in _RAM else 0
     return result
 
 
