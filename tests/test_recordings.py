@@ -166,7 +166,7 @@ def test_errors_name_the_file_and_line(tmp_path: Path, rows: list[str], header: 
     [
         ("empty.csv", b"", "is empty"),
         ("blank.csv", b"\n\n  \n", "is empty"),
-        ("broken.csv.gz", b"not gzip at all", "is not valid gzip"),
+        ("broken.csv.gz", b"not gzip at all", "is damaged"),
         ("latin1.csv", CSV_HEADER.encode() + b"\n\xff\xfe", "is not UTF-8"),
     ],
 )
