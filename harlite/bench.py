@@ -24,28 +24,27 @@ def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:
 
 
 def bench_data() -> dict[str, Any]:
-    """Cold (empty cache: unpickle, parse, filter, window) and warm (cached) load of the HAPT windows."""
-    from harlite.windows import load_windows
+    """Cold (empty cache: unpickle, parse, filter, window) and warm (cached) load of the HAPT split."""
+    from harlite.windows import load_split
 
     previous = os.environ.get("HARLITE_CACHE")
     with tempfile.TemporaryDirectory() as cache:
         os.environ["HARLITE_CACHE"] = cache
         try:
-            cold, windows = _timed(load_windows)
-            warm, again = _timed(load_windows)
+            cold, split = _timed(load_split)
+            warm, again = _timed(load_split)
         finally:
             if previous is None:
                 os.environ.pop("HARLITE_CACHE")
             else:
                 os.environ["HARLITE_CACHE"] = previous
-    assert np.array_equal(windows.y, again.y)
-    train, _, test = windows.split()
+    assert np.array_equal(split.test.y, again.test.y)
     return {
         "cold_load_s": round(cold, 2),
         "warm_load_s": round(warm, 3),
-        "windows": len(windows),
-        "train_windows": len(train),
-        "test_windows": len(test),
+        "windows": len(split.pool) + len(split.test),
+        "train_windows": len(split.pool),
+        "test_windows": len(split.test),
         "targets": {"cold_load_s": 60.0, "warm_load_s": 3.0},
         "pass": cold <= 60.0 and warm <= 3.0,
     }
@@ -102,12 +101,13 @@ def bench_bundle(bundle: str | Path) -> dict[str, Any]:
 
 
 def bench_simulate(bundle: str | Path) -> dict[str, Any]:
-    """Replay the test subjects' continuous recordings through the stream, TFLM and smoothing."""
-    from harlite.data.hapt import load_hapt
-    from harlite.protocol import TEST_SUBJECTS
+    """Replay the bundle's test recordings through the stream, TFLM and smoothing."""
+    from harlite.runs import read_model_input
     from harlite.simulate import simulate
+    from harlite.windows import load_split
 
-    result = simulate(bundle, load_hapt(TEST_SUBJECTS), "tflm")
+    model_input = read_model_input(bundle)
+    result = simulate(bundle, load_split(model_input.data, model_input.protocol).test_recordings(), "tflm")
     summary = result.summary()
     return {
         "recordings": len(summary["recordings"]),

@@ -34,6 +34,7 @@ from typing import Any, TextIO
 
 from harlite.data.recordings import RATE_TOLERANCE
 from harlite.errors import DataError, HarliteError, ToolMissing
+from harlite.protocol import check_label
 
 BAUD = 115200
 WAIT_S = 5.0  # how long to wait for the board's header (and, later, for any line) before giving up
@@ -123,17 +124,16 @@ def list_ports() -> list[dict[str, Any]]:
             for p in sorted(lp.comports(), key=lambda p: p.device)]  # fmt: skip
 
 
-def check_name(name: str, what: str) -> str:
-    """A label (or, ``what`` "subject", a folder name) that fits a CSV cell, a C string and the manifest:
-    1-31 UTF-8 bytes, no control characters, no ',', '=' or '"', no outer spaces; a subject also no
-    '/', '\\' or leading '.'."""
-    forbidden = ',="' + ("/\\" if what == "subject" else "")
-    bad = [c for c in name if ord(c) < 32 or ord(c) == 127 or c in forbidden]
-    if not name or name != name.strip() or bad or len(name.encode()) > 31 or (what == "subject" and name[0] == "."):
-        dot = ", no leading '.'" if what == "subject" else ""
-        raise HarliteError(f"{what} {name!r} cannot be used: give 1-31 bytes, no control characters or outer "
-                           f"spaces, none of {' '.join(forbidden)}{dot}.")  # fmt: skip
-    return name
+def check_subject(name: str) -> str:
+    """A subject is a folder of the dataset: a label's rules (``protocol.check_label``), and no '/', '\\'
+    or leading '.'."""
+    if not name or "/" in name or "\\" in name or name.startswith(".") or name != name.strip():
+        raise HarliteError(f"subject {name!r} cannot be used: it names a folder; no '/', '\\', leading '.' or "
+                           "outer spaces.")  # fmt: skip
+    try:
+        return check_label(name)
+    except HarliteError as e:
+        raise HarliteError(str(e).replace("label", "subject", 1)) from None
 
 
 def capture(
@@ -158,10 +158,9 @@ def capture(
     within ``wait`` seconds, or a board whose sensors or rate differ from the recordings already in
     ``out`` raise ``HarliteError``; an early end after recording began is ``result.error``.
     """
-    out, subject = Path(out), check_name(subject, "subject")
-    choices = tuple(check_name(name, "label") for name in labels)
-    if label is not None:
-        check_name(label, "label")
+    out, subject = Path(out), check_subject(subject)
+    choices = tuple(check_label(name) for name in labels)
+    label = None if label is None else check_label(label)
     if out.exists() and not out.is_dir():
         raise HarliteError(f"{out} is a file; --out names the dataset folder.")
     result = CaptureResult(port, out, subject)

@@ -123,7 +123,7 @@ def render(results: dict[str, Any], pictures: tuple[tuple[str, str], ...] = ()) 
         "## Size and speed",
         *_size_table(convert, simulate),
         "",
-        "## Parity: Keras, LiteRT and TFLite Micro",
+        "## Parity: Keras, LiteRT, TFLite Micro and the C engine",
         *_parity_table(results["parity"]),
         "",
         "## Replay",

@@ -26,7 +26,7 @@ from harlite.errors import HarliteError
 from harlite.frontend import FrontEndSpec, StreamingFrontEnd, quantize, window_starts
 from harlite.manifest import atomic_write_bytes, atomic_write_text, check_writable, write_json
 from harlite.metrics import classification_metrics
-from harlite.protocol import UCI_LABELS, UNLABELLED
+from harlite.protocol import UNLABELLED
 from harlite.smoothing import SmoothingSpec, parse_smoothing, smooth
 from harlite.stages import folder_lock
 from harlite.windows import window_labels
@@ -454,19 +454,15 @@ def _golden_smoothings(result: SimulationResult) -> list[str]:
     return specs + ([str(result.smoothing)] if str(result.smoothing) not in specs else [])
 
 
-# UCI HAR's activities: moving ones warm, still ones cool; other labels take a qualitative colour map;
-# samples without a label light grey.
-UCI_COLOURS = ("#d62728", "#ff7f0e", "#bcbd22", "#1f77b4", "#17becf", "#9467bd")
+# Samples without a label: light grey.
 NO_LABEL_COLOUR = "#dddddd"
 
 
 def class_colours(labels: tuple[str, ...]) -> list[str]:
-    """A distinct colour per class, for any number of classes."""
+    """A distinct colour per class, for any number of classes (a qualitative colour map)."""
     from matplotlib import colormaps
     from matplotlib.colors import to_hex
 
-    if labels == UCI_LABELS:
-        return list(UCI_COLOURS)
     cmap = colormaps["tab10" if len(labels) <= 10 else "tab20"]
     return [to_hex(cmap(i % cmap.N)) for i in range(len(labels))]
 

@@ -319,7 +319,7 @@ def _split(spec: DataSpec, protocol: Protocol, arrays: dict[str, np.ndarray],
         val_groups = sorted(rng.choice(rest, size=n_val, replace=False).tolist(), key=natural_key) if n_val else []
     all_windows = WindowSet(arrays["X"], arrays["y"], group)
     test_mask = np.isin(group, test_groups)
-    fit_groups = [g for g in rest if g not in val_groups]
+    fit_groups = [g for g in rest if g not in val_groups and not g.endswith("#gap")]
     test = WindowSet(test_arrays["X"], test_arrays["y"], test_arrays["subject"]) if test_arrays is not None \
         else all_windows.take(test_mask)  # fmt: skip
     pool = all_windows.take(~test_mask & ~np.char.endswith(group.astype(str), "#gap"))

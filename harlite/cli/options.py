@@ -27,13 +27,13 @@ def _length(ctx: click.Context, param: click.Parameter, value: str | None) -> st
     return None if value is None else value.strip()
 
 
-def _samples(value: str | None, rate: float) -> int | None:
+def _samples(value: str | None, rate: float, option: str) -> int | None:
     """``128`` or ``2.56s`` in samples at ``rate``."""
     if value is None:
         return None
     samples = round(float(value[:-1]) * rate) if value.endswith("s") else int(value)
     if samples < 1:
-        raise click.BadParameter(f"{value!r} is less than one sample at {rate:g} Hz.")
+        raise click.BadParameter(f"{value!r} is less than one sample at {rate:g} Hz.", param_hint=option)
     return samples
 
 
@@ -76,6 +76,6 @@ def data_spec(data: Path | None, test_data: Path | None, test_subjects: tuple[st
         test_subjects=test_subjects,
         val_subjects=val_subjects,
         rate_hz=rate_hz,
-        window=_samples(window, rate),
-        hop=_samples(hop, rate),
+        window=_samples(window, rate, "--window"),
+        hop=_samples(hop, rate, "--hop"),
     )
