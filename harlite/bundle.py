@@ -721,30 +721,35 @@ class Bundle:
         kinds = [k for k in SOURCE_KINDS if self.has(k)]
         if self._checked_sources or not kinds:
             return
-        manifest_digest = hashlib.sha256(json.dumps(self.manifest, sort_keys=True).encode()).hexdigest()
-        digests = (manifest_digest, *(self.entry(k)["sha256"] for k in ("int8", *kinds)))
-        if digests not in _SOURCES_MATCH:
-            from harlite.codegen import generated_sources
+        key = (json.dumps(self.manifest, sort_keys=True), *(self.entry(k)["sha256"] for k in ("int8", *kinds)))
+        if key not in _SOURCES_MATCH:
+            from harlite.codegen import generated_sources, model_data_sources
 
             model = self._verified_bytes("int8")
-            expected, figures = generated_sources(self.manifest, model)
-            for kind in kinds:
-                text = self._verified_bytes(kind).decode("utf-8", errors="replace")
-                if _without_comment(text) != _without_comment(expected[kind]):
-                    what = ("the model array differs from the int8 model byte for byte" if kind in MODEL_ARRAY_KINDS
-                            else "it differs from what this harlite generates from the int8 model and the manifest")
-                    raise BundleError(f"{self.root / self.entry(kind)['file']} is not the C source of "
-                                      f"{self.entry('int8')['file']} ({what}): the bundle was altered or made by "
-                                      f"another harlite; {REBUILD}.")  # fmt: skip
+            self._compare_sources([k for k in kinds if k in MODEL_ARRAY_KINDS],
+                                  dict(zip(MODEL_ARRAY_KINDS, model_data_sources(model, ""))))  # fmt: skip
+            others = [k for k in kinds if k not in MODEL_ARRAY_KINDS]
+            expected, figures = generated_sources(self.manifest, model) if others else ({}, {})
+            self._compare_sources(others, expected)
             recorded = self.manifest.get("engine", {})
             changed = [k for k, v in recorded.items() if k in figures and figures[k] != v]
             if any(k.startswith("engine_") for k in kinds) and changed:
                 raise BundleError(f"{self.manifest_file}: field engine.{changed[0]} is {_show(recorded[changed[0]])} "
                                   f"but the C engine of the int8 model gives {_show(figures[changed[0]])}; {ALTERED}.")  # fmt: skip
-            _SOURCES_MATCH.add(digests)
+            _SOURCES_MATCH.add(key)
         for kind in ("int8", *kinds):
             self._verified_path(kind)  # the files still hold what was compared
         self._checked_sources = True
+
+    def _compare_sources(self, kinds: list[str], expected: dict[str, str]) -> None:
+        for kind in kinds:
+            text = self._verified_bytes(kind).decode("utf-8", errors="replace")
+            if _without_comment(text) != _without_comment(expected[kind]):
+                what = ("the model array differs from the int8 model byte for byte" if kind in MODEL_ARRAY_KINDS
+                        else "it differs from what this harlite generates from the int8 model and the manifest")
+                raise BundleError(f"{self.root / self.entry(kind)['file']} is not the C source of "
+                                  f"{self.entry('int8')['file']} ({what}): the bundle was altered or made by "
+                                  f"another harlite; {REBUILD}.")  # fmt: skip
 
     def keras_model(self) -> Any:
         """The bundle's float Keras model, loaded safely (``load_keras``) from its verified bytes."""
@@ -755,7 +760,7 @@ class Bundle:
 SOURCE_KINDS = ("tflm_model_header", "tflm_model_data", "tflm_config", "tflm_op_resolver", "engine_header",
                 "engine_model", "engine_kernels_header", "engine_kernels")  # fmt: skip
 MODEL_ARRAY_KINDS = SOURCE_KINDS[:2]
-# (manifest, int8, sources...) sha256 tuples whose C sources were found to be what harlite generates
+# (manifest JSON, int8 and sources' sha256...) whose C sources were found to be what harlite generates
 _SOURCES_MATCH: set[tuple[str, ...]] = set()
 
 

@@ -1,7 +1,6 @@
 """harlite.bundle: the manifest schema, confined artifact paths, sha256 and C-array checks, safe Keras loading.
 
-The bundle under test is the released models/cnn_lstm (real .keras, .tflite and TFLM sources), with its
-manifest brought to format_version 2 where it is still version 1.
+The bundle under test is the released models/cnn_lstm (real .keras, .tflite, TFLM and C engine sources).
 """
 
 from __future__ import annotations
@@ -31,14 +30,6 @@ RELEASED = Path(__file__).resolve().parents[1] / "models" / "cnn_lstm"
 REBUILD = "rebuild the bundle with 'harlite build'"
 
 
-def _as_v2(manifest: dict[str, Any]) -> dict[str, Any]:
-    """A format_version 1 manifest as version 2 writes it (the front end also names its raw channels)."""
-    manifest = copy.deepcopy(manifest)
-    manifest["format_version"] = 2
-    manifest["frontend"].setdefault("raw_channels", [c["name"] for c in manifest["raw_channels"]])
-    return manifest
-
-
 def write_manifest(folder: Path, manifest: dict[str, Any]) -> Path:
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=1))
     return folder
@@ -54,9 +45,8 @@ def record(folder: Path, kind: str) -> None:
 
 @pytest.fixture(scope="session")
 def released_v2(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("released") / "cnn_lstm"
-    shutil.copytree(RELEASED, folder)
-    return write_manifest(folder, _as_v2(json.loads((RELEASED / MANIFEST).read_text())))
+    """A copy of the released bundle (format_version 2)."""
+    return Path(shutil.copytree(RELEASED, tmp_path_factory.mktemp("released") / "cnn_lstm"))
 
 
 @pytest.fixture
@@ -321,7 +311,7 @@ def test_missing_and_truncated_artifacts(bundle_dir: Path) -> None:
     shutil.copy(RELEASED / "tflm" / "harlite_model_data.cpp", bundle_dir / "tflm")
     path = bundle_dir / "model_int8.tflite"
     path.write_bytes(path.read_bytes()[:1000])
-    one_line_error(lambda: load_bundle(bundle_dir), "model_int8.tflite is 1000 bytes but the manifest records 28000")
+    one_line_error(lambda: load_bundle(bundle_dir), "model_int8.tflite is 1000 bytes but the manifest records 27880")
 
 
 def test_an_artifact_changed_after_loading_is_caught_on_use(bundle_dir: Path) -> None:
@@ -376,7 +366,8 @@ def test_the_c_array_must_be_the_int8_model(bundle_dir: Path, good_manifest: dic
     shutil.copy(RELEASED / "model_int8.tflite", bundle_dir / "model_int8.tflite")
     record(bundle_dir, "int8")
     header = bundle_dir / "tflm" / "harlite_model_data.h"
-    header.write_text(header.read_text().replace("LEN 28000", "LEN 28001"))
+    size = (RELEASED / "model_int8.tflite").stat().st_size
+    header.write_text(header.read_text().replace(f"LEN {size}", f"LEN {size + 1}"))
     record(bundle_dir, "tflm_model_header")
     one_line_error(lambda: load_bundle(bundle_dir), "harlite_model_data.h is not the C source")
 
