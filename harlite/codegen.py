@@ -157,7 +157,7 @@ def config_header(manifest: dict[str, Any], comment: str = "") -> str:
 
 
 def _arena_note(tflm: dict[str, Any]) -> str:
-    if "arena_min_bytes" not in tflm:
+    if "arena_min_bytes" not in tflm or "arena_margin_bytes" not in tflm:
         return "measured with TFLM"
     return f"measured with TFLM: minimum {tflm['arena_min_bytes']} + margin {tflm['arena_margin_bytes']}"
 

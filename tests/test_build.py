@@ -58,3 +58,16 @@ def test_quick_build_runs_every_stage_then_resumes_without_redoing_any(tmp_path:
     assert resumed.exit_code == 0, resumed.output
     assert resumed.stderr.count("unchanged, kept") == 7
     assert sha256_file(release / "model_int8.tflite") == int8
+
+    # A flipped byte in the bundle's int8 model and a lost C array: the stages from convert on are redone.
+    model = out / "bundle" / "model_int8.tflite"
+    data = bytearray(model.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    model.write_bytes(bytes(data))
+    (out / "bundle" / "tflm" / "harlite_model_data.cpp").unlink()
+    repaired = CliRunner().invoke(main, [*args, "--force"])
+    assert repaired.exit_code == 0, repaired.output
+    assert repaired.stderr.count("unchanged, kept") == 3  # data, train, qat
+    assert "[4/7] convert... (bundle was altered)" in repaired.stderr
+    assert load_bundle(out / "bundle").read("int8") == (release / "model_int8.tflite").read_bytes()
+    assert sha256_file(release / "model_int8.tflite") == int8  # the same conversion again

@@ -270,3 +270,47 @@ def test_bombs_given_to_simulate_are_refused_in_little_memory(tiny_bundle: Path,
         run = _simulate_peak(tiny_bundle, path)
         assert run["returncode"] == 2 and message in run["stderr"] and "Traceback" not in run["stderr"], run
         assert run["peak_mib"] < baseline["peak_mib"] + 32, (path.name, run["peak_mib"], baseline["peak_mib"])
+
+
+# --- plausibility: warnings and errors as one line, in a replay and in a dataset ------------------
+
+
+def _edited(walk_csv: Path, path: Path, edit: Any) -> Path:
+    lines = walk_csv.read_text().splitlines()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join([lines[0], *(edit(i, line.split(",")) for i, line in enumerate(lines[1:]))]) + "\n")
+    return path
+
+
+def _spike(i: int, fields: list[str]) -> str:
+    return ",".join([fields[0], "1e30" if i == 500 else fields[1], *fields[2:]])
+
+
+def _milliseconds(i: int, fields: list[str]) -> str:
+    return ",".join([f"{float(fields[0]) * 1000:g}", *fields[1:]])
+
+
+def test_plausibility_warnings_and_errors_are_one_line(tiny_bundle: Path, walk_csv: Path, tmp_path: Path,
+                                                       harlite_cache: Path) -> None:  # fmt: skip
+    spiky = _edited(walk_csv, tmp_path / "data" / "alice" / "spiky.csv", _spike)
+    replay = invoke("simulate", tiny_bundle, spiky, "--runtime", "litert")
+    assert replay.exit_code == 0, replay.output
+    warned = [line for line in replay.output.splitlines() if "beyond what an IMU reports" in line]
+    assert len(warned) == 1 and warned[0].startswith("warning: ") and "1 sample(s)" in warned[0], replay.output
+    _edited(walk_csv, tmp_path / "data" / "bob" / "walk.csv", lambda i, f: ",".join(f))
+    info = invoke("data", "info", "--data", tmp_path / "data")
+    assert info.exit_code == 0, info.output
+    assert [line for line in info.output.splitlines() if "beyond what an IMU reports" in line] == [warned[0]]
+    ms = _edited(walk_csv, tmp_path / "data" / "carol" / "ms.csv", _milliseconds)
+    refused(invoke("simulate", tiny_bundle, ms), "looks like milliseconds")
+    refused(invoke("data", "info", "--data", tmp_path / "data"), "ms.csv", "looks like milliseconds")
+
+
+# --- small things -----------------------------------------------------------------------------------
+
+
+def test_evaluate_prints_its_table_once(tiny_bundle: Path, harlite_cache: Path) -> None:
+    result = invoke("evaluate", tiny_bundle)
+    assert result.exit_code == 0, result.output
+    rows = [line.split()[0] for line in result.output.splitlines() if " accuracy " in line]
+    assert rows == ["keras", "int8", "float32", "float16"], result.output

@@ -103,6 +103,8 @@ def test_conversion_is_deterministic(bundle: Path, split: Split, tmp_path: Path)
     convert(bundle / "model.keras", tmp_path, calibration=40, split=split)
     for name in ("model_int8.tflite", "model_float32.tflite", "model_float16.tflite"):
         assert (tmp_path / name).read_bytes() == (bundle / name).read_bytes(), name
+    metrics = load_bundle(bundle).manifest["metrics"]  # a bundle's model converted again keeps its metrics
+    assert metrics["float"]["accuracy"] > 0 and load_bundle(tmp_path).manifest["metrics"] == metrics
     with pytest.raises(HarliteError, match="--force"):
         convert(bundle / "model.keras", tmp_path, calibration=40, split=split)
 

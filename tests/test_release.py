@@ -44,7 +44,7 @@ def test_sketch_ships_the_released_generated_files(manifest: dict) -> None:
         )
 
 
-def test_released_bundle_passes_parity_without_training(manifest: dict, harlite_cache: Path) -> None:
+def test_released_bundle_passes_parity_without_training(harlite_cache: Path) -> None:
     report = parity(RELEASED, limit=300)
     assert report["passed"], report["checks"]
     assert report["pairs"]["tflm|litert-int8"]["agreement"] >= 0.995
