@@ -297,7 +297,7 @@ def test_plausibility_warnings_and_errors_are_one_line(tiny_bundle: Path, walk_c
     assert replay.exit_code == 0, replay.output
     warned = [line for line in replay.output.splitlines() if "beyond what an IMU reports" in line]
     assert len(warned) == 1 and warned[0].startswith("warning: ") and "1 sample(s)" in warned[0], replay.output
-    _edited(walk_csv, tmp_path / "data" / "bob" / "walk.csv", lambda i, f: ",".join(f))
+    _edited(walk_csv, tmp_path / "data" / "bob" / "walk.csv", lambda i, f: ",".join([*f[:-1], "WALKING"]))
     info = invoke("data", "info", "--data", tmp_path / "data")
     assert info.exit_code == 0, info.output
     assert [line for line in info.output.splitlines() if "beyond what an IMU reports" in line] == [warned[0]]

@@ -218,7 +218,7 @@ def read_csv(
         data, block_names = _parse_block(path, block, columns, numeric, label)
         times.append(data[:, 0])
         values.append((data[:, 1:] * scales).astype(np.float32))
-        numbers.append(np.fromiter((n for n, _ in block), np.int64, len(block)))
+        numbers.append(np.fromiter((n for n, _ in block), np.int32, len(block)))
         if block_names is not None:
             names.append(_intern(block_names, vocabulary))
     if not times:
