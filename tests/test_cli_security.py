@@ -314,3 +314,59 @@ def test_evaluate_prints_its_table_once(tiny_bundle: Path, harlite_cache: Path) 
     assert result.exit_code == 0, result.output
     rows = [line.split()[0] for line in result.output.splitlines() if " accuracy " in line]
     assert rows == ["keras", "int8", "float32", "float16"], result.output
+
+
+# --- generated C: a label cannot change the header's meaning --------------------------------------
+
+HOSTILE_LABELS = ["*/ #error in a label /*", "??(trigraph ??/", "#error label", "snow \u2603 ??'", "??=define X",
+                  'say "hi"', "back\\\nslash", "new\n#error line", "tab\there"]  # fmt: skip
+PRINT_LABELS = r"""
+#include <stdio.h>
+#include "harlite_model_config.h"
+static const char *labels[] = HARLITE_LABELS;
+int main(void) {
+  int c;
+  const char *p;
+  for (c = 0; c < HARLITE_NUM_CLASSES; c++) {
+    for (p = labels[c]; *p; p++) printf("%02x", (unsigned char)*p);
+    printf("\n");
+  }
+  return 0;
+}
+"""
+
+
+def test_hostile_labels_are_refused_by_commands_and_escaped_by_the_generator(tiny_bundle: Path, bundle: Path,
+                                                                             tmp_path: Path) -> None:  # fmt: skip
+    from test_firmware import tool
+
+    from harlite.bundle import load_bundle
+    from harlite.codegen import config_header
+    from harlite.errors import HarliteError
+    from harlite.protocol import check_label
+
+    def accepted(label: str) -> bool:
+        try:
+            return check_label(label) == label
+        except HarliteError:
+            return False
+
+    manifest = load_bundle(tiny_bundle).manifest
+    header_before = (bundle / "tflm" / "harlite_model_config.h").read_bytes()
+    for label in (label for label in HOSTILE_LABELS if not accepted(label)):
+        (bundle / MANIFEST).write_text(json.dumps({**manifest, "labels": [label, *manifest["labels"][1:]]}))
+        refused(invoke("convert", bundle), "field labels[0] must be a label")
+        assert (bundle / "tflm" / "harlite_model_config.h").read_bytes() == header_before
+    assert [label for label in HOSTILE_LABELS if accepted(label)] == HOSTILE_LABELS[:4]
+    # Whatever reaches it, the generator escapes: every label, even those the loader refuses, compiles to itself.
+    header = config_header({**manifest, "labels": HOSTILE_LABELS}, comment="*/ #error in a comment\n#error ??/")
+    directives = [line.split()[0] for line in header.splitlines() if line.lstrip().startswith("#")]
+    assert set(directives) == {"#ifndef", "#define", "#endif"} and directives.count("#ifndef") == 1
+    (tmp_path / "harlite_model_config.h").write_text(header)
+    (tmp_path / "main.c").write_text(PRINT_LABELS)
+    compiled = subprocess.run([tool("gcc"), "-std=c99", "-trigraphs", "-Wall", "-Wextra", "-Werror", "-pedantic",
+                               "-o", str(tmp_path / "labels"), str(tmp_path / "main.c")], capture_output=True,
+                              text=True, check=False)  # fmt: skip
+    assert compiled.returncode == 0, compiled.stderr
+    printed = subprocess.run([str(tmp_path / "labels")], capture_output=True, text=True, check=True).stdout
+    assert printed.split() == [label.encode("utf-8").hex() for label in HOSTILE_LABELS]

@@ -217,7 +217,8 @@ def read_csv(
     for block in _blocks(lines):
         data, block_names = _parse_block(path, block, columns, numeric, label)
         times.append(data[:, 0])
-        values.append((data[:, 1:] * scales).astype(np.float32))
+        with np.errstate(over="ignore"):  # beyond float32 is a spike: clipped with a warning below
+            values.append((data[:, 1:] * scales).astype(np.float32))
         numbers.append(np.fromiter((n for n, _ in block), np.int32, len(block)))
         if block_names is not None:
             names.append(_intern(block_names, vocabulary))
@@ -402,7 +403,8 @@ def _plausible(path: Path, samples: np.ndarray, raw_channels: tuple[str, ...], u
                warnings: list[str]) -> np.ndarray:  # fmt: skip
     """Refuse units that cannot be right; clip isolated spikes beyond an IMU's range (with a warning)."""
     acc = samples[:, :3]
-    magnitude = float(np.median(np.linalg.norm(acc, axis=1)))
+    with np.errstate(over="ignore"):  # a spike's square may overflow float32; the median does not care
+        magnitude = float(np.median(np.linalg.norm(acc, axis=1)))
     if 4.0 < magnitude < 20.0:
         raise RecordingError(f"{path}: acceleration's median magnitude is {magnitude:.3g}, which looks like "
                              f"m/s^2, not {units.acc}; give acc in g (divide by 9.80665) or set "
