@@ -227,13 +227,14 @@ def read_csv(
     time, samples, line_numbers = np.concatenate(times), np.concatenate(values), np.concatenate(numbers)
     found = tuple(vocabulary)
     labels = np.concatenate(names) if label is not None else None
+    del times, values, numbers, names  # the blocks: only the joined arrays stay in memory
     warnings: list[str] = []
     source_rate, regrid = _steady_rate(path, line_numbers, time, rate)
     if regrid is not None:
         warnings.append(regrid)
         samples, labels = _regrid(time, samples, labels, source_rate)
     samples = _plausible(path, samples, raw_channels, units, warnings)
-    rec = Recording(samples.astype(np.float32), source_rate, labels, found, raw_channels, None, str(path), tuple(warnings))
+    rec = Recording(samples.astype(np.float32, copy=False), source_rate, labels, found, raw_channels, None, str(path), tuple(warnings))
     return resample(rec, rate) if rate is not None else rec
 
 
