@@ -77,18 +77,19 @@ def run_bench(sections: tuple[str, ...] = SECTIONS, bundle: str | Path | None = 
 
 def bench_bundle(bundle: str | Path) -> dict[str, Any]:
     """Sizes, arena and released metrics from the manifest; parity and host latency measured now."""
-    from harlite.manifest import load_manifest
+    from harlite.bundle import load_bundle
     from harlite.parity import parity
 
-    manifest = load_manifest(bundle, require=("artifacts.int8", "tflm.arena_bytes"))
-    report = parity(manifest, log=progress)
+    loaded = load_bundle(bundle)
+    manifest = loaded.manifest
+    report = parity(loaded, log=progress)
     pairs = report["pairs"]
     return {
         "bundle": str(bundle),
-        "model": manifest["model"],
+        "model": manifest.get("model", {}),
         "bytes": {kind: a["bytes"] for kind, a in manifest["artifacts"].items() if kind in ("int8", "float16", "float32")},
-        "tflm": manifest["tflm"],
-        "ops": manifest["ops"],
+        "tflm": manifest.get("tflm", {}),
+        "ops": manifest.get("ops", []),
         "released_metrics": manifest.get("metrics", {}),
         "accuracy": {kind: r["accuracy"] for kind, r in report["runtimes"].items()},
         "host_ms_per_window": {kind: r["ms_per_window"] for kind, r in report["runtimes"].items()},

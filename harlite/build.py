@@ -56,46 +56,57 @@ def build(out: str | Path, config: BuildConfig = BuildConfig(), release: str | P
     from harlite import parity, simulate
     from harlite.convert import convert
     from harlite.qat import qat
-    from harlite.report import write_report
-    from harlite.train import TrainConfig, train
+    from harlite.report import PICTURES, write_report
+    from harlite.train import RUN_FILES, TrainConfig, train
     from harlite.windows import load_split
 
     out = Path(out)
     if release is not None and Path(release, MANIFEST).exists() and not force:
         raise HarliteError(f"{release} already holds a bundle; pass --force to replace it.")
-    run = RunFolder(out, STAGES)
     params = config.params()
-    split = load_split(config.data)
-    for warning in split.warnings:
-        print(f"harlite build: note: {warning}", file=sys.stderr)
-    run.stage("data", params["data"], [], lambda: _data_result(split))
+    with RunFolder(out, STAGES) as run:
+        split = load_split(config.data)
+        for warning in split.warnings:
+            print(f"harlite build: note: {warning}", file=sys.stderr)
+        run.stage("data", params["data"], [], lambda: _data_result(split), inputs=data_inputs(config.data))
 
-    train_dir, bundle = out / "train", out / "bundle"
-    train_config = TrainConfig(model=config.model, seed=config.seed, epochs=config.train_epochs,
-                               batch_size=config.batch_size)  # fmt: skip
-    run.stage("train", params, ["train/model.keras"], lambda: train(train_dir, train_config, force=True, split=split))
-    qat_options = {} if config.qat_epochs is None else {"epochs": config.qat_epochs}
-    run.stage("qat", params, ["train/qat/model.keras"],
-              lambda: qat(train_dir, force=True, split=split, target=config.target, **qat_options))  # fmt: skip
-    run.stage("convert", params, ["bundle/manifest.json"],
-              lambda: _convert(convert, train_dir, bundle, split, params))  # fmt: skip
-    say = lambda message: print(f"  {message}", file=sys.stderr)  # noqa: E731
-    run.stage("parity", params, ["parity/parity.json"],
-              lambda: _parity(parity, bundle, out / "parity", config, split, say))  # fmt: skip
-    recordings = split.test_recordings()
-    if config.quick:  # one test subject's recordings
-        first = recordings[0].subject
-        recordings = [r for r in recordings if r.subject == first]
-    run.stage("simulate", params, ["simulate/timeline.csv"],
-              lambda: simulate.run(bundle, recordings=recordings, out=out / "simulate",
-                                   plot=out / "simulate" / "timeline.png", force=True, log=say))  # fmt: skip
-    results = {"config": params, "bundle": str(release or bundle), **run.results, "seconds": run.timings}
-    run.stage("report", {**params, "results": results}, ["report.md"],
-              lambda: {"files": [str(p) for p in write_report(out, results)]})  # fmt: skip
-    write_json(out / "build.json", results)
-    if release is not None:
-        _release(out, Path(release))
+        train_dir, bundle = out / "train", out / "bundle"
+        train_config = TrainConfig(model=config.model, seed=config.seed, epochs=config.train_epochs,
+                                   batch_size=config.batch_size)  # fmt: skip
+        run.stage("train", params, [f"train/{name}" for name in RUN_FILES],
+                  lambda: train(train_dir, train_config, force=True, split=split))  # fmt: skip
+        qat_options = {} if config.qat_epochs is None else {"epochs": config.qat_epochs}
+        run.stage("qat", params, ["train/qat"],
+                  lambda: qat(train_dir, force=True, split=split, target=config.target, **qat_options))  # fmt: skip
+        run.stage("convert", params, ["bundle"], lambda: _convert(convert, train_dir, bundle, split, params))
+        say = lambda message: print(f"  {message}", file=sys.stderr)  # noqa: E731
+        run.stage("parity", params, ["parity"],
+                  lambda: parity.run(bundle, out / "parity", force=True, limit=config.parity_limit, split=split,
+                                     log=say)[0])  # fmt: skip
+        recordings = split.test_recordings()
+        if config.quick:  # one test subject's recordings
+            first = recordings[0].subject
+            recordings = [r for r in recordings if r.subject == first]
+        run.stage("simulate", params, ["simulate"],
+                  lambda: simulate.run(bundle, recordings=recordings, out=out / "simulate",
+                                       plot=out / "simulate" / "timeline.png", force=True, log=say))  # fmt: skip
+        results = {"config": params, "bundle": str(release or bundle), **run.results, "seconds": run.timings}
+        pictures = [name for source, name, _ in PICTURES if (out / source).exists()]
+        run.stage("report", {**params, "results": results}, ["report.md", *pictures],
+                  lambda: {"files": [str(p) for p in write_report(out, results)]})  # fmt: skip
+        write_json(out / "build.json", results)
+        if release is not None:
+            _release(out, Path(release))
     return results
+
+
+def data_inputs(spec: DataSpec) -> list[Path]:
+    """The files a build's data come from: the embedded HAPT pickle, or the dataset folder(s)."""
+    if not spec.own:
+        from harlite.data.hapt import hapt_pickle_path
+
+        return [hapt_pickle_path()]
+    return [Path(spec.data)] + ([Path(spec.test_data)] if spec.test_data is not None else [])
 
 
 def _data_result(split: Any) -> dict[str, Any]:
@@ -111,12 +122,6 @@ def _convert(convert: Any, train_dir: Path, bundle: Path, split: Any, params: di
     manifest["build"].update(params)  # how it was built: model, seed, quick, data
     write_json(bundle / MANIFEST, {k: v for k, v in manifest.items() if k != "_root"})
     return {k: manifest[k] for k in ("artifacts", "ops", "tflm", "model", "metrics", "quantization") if k in manifest}
-
-
-def _parity(parity: Any, bundle: Path, out: Path, config: BuildConfig, split: Any, say: Any) -> dict[str, Any]:
-    report = parity.parity(bundle, limit=config.parity_limit, split=split, log=say)
-    parity.write_reports(report, out, force=True)
-    return report
 
 
 def _release(run_dir: Path, release: Path) -> None:

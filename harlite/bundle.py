@@ -39,12 +39,13 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from harlite.errors import BundleError
+from harlite.errors import BundleError, HarliteError
 from harlite.limits import KiB, MiB, open_regular, read_bounded, zip_member
-from harlite.manifest import MANIFEST
+from harlite.manifest import FORMAT_VERSION, MANIFEST
+from harlite.protocol import LABEL_MAX_BYTES, MAX_LABELS, check_label
+from harlite.targets import DEFAULT_TARGET, TARGETS
 
 FORMAT = "harlite-bundle"
-FORMAT_VERSION = 2  # harlite.manifest.FORMAT_VERSION once the version 2 writers are merged
 MAX_MANIFEST_BYTES = 1 * MiB
 MAX_ARTIFACT_BYTES = 64 * MiB
 REBUILD = "rebuild the bundle with 'harlite build' (or 'harlite convert RUN_DIR --out DIR')"
@@ -325,6 +326,31 @@ class OneOf(Spec):
         self._fail(value, where, root)
 
 
+@dataclass(frozen=True)
+class Checked(Spec):
+    """A value that ``rule`` (a function raising a HarliteError for a bad value) returns unchanged."""
+
+    rule: Callable[[Any], Any]
+    hint: str
+    equals: Ref | None = None
+
+    def describe(self, root: dict[str, Any]) -> str:
+        return self.hint
+
+    def _check(self, value: Any, where: str, root: dict[str, Any]) -> None:
+        try:
+            accepted = self.rule(value) == value
+        except HarliteError:
+            accepted = False
+        if not accepted:
+            self._fail(value, where, root)
+
+
+def nullable(spec: Spec) -> OneOf:
+    """``spec`` or JSON null."""
+    return OneOf((Const(None), spec), f"null or {spec.describe({})}")
+
+
 def _number(value: Any) -> str:
     return str(value) if isinstance(value, int) else f"{value:g}"
 
@@ -347,10 +373,9 @@ def _units(channels: list[str]) -> list[str]:
 
 IMU_ACC = ({"name": "acc_x", "unit": "g"}, {"name": "acc_y", "unit": "g"}, {"name": "acc_z", "unit": "g"})
 IMU_GYRO = ({"name": "gyro_x", "unit": "rad/s"}, {"name": "gyro_y", "unit": "rad/s"}, {"name": "gyro_z", "unit": "rad/s"})
-# A label goes into C string literals and the board's serial lines (harlite.protocol.check_label).
-LABEL = Text(max_bytes=31, forbid=',="\\', pattern=r"\S(.*\S)?",
-             hint="a name of 1 to 31 UTF-8 bytes without control characters, ',', '=', quotes, backslashes "
-                  "or surrounding spaces")  # fmt: skip
+# A label goes into C string literals and the board's serial lines: harlite.protocol.check_label is the rule.
+LABEL = Checked(check_label, f"a label of 1 to {LABEL_MAX_BYTES} UTF-8 bytes without control characters, ',', "
+                "'=', quotes, backslashes or surrounding spaces")  # fmt: skip
 IDENTIFIER = Text(max_bytes=64, pattern=r"[A-Za-z0-9_.+-]+", hint="a name of letters, digits, '_', '.', '+', '-'")
 CHANNEL = Text(max_bytes=32, pattern=r"[a-z][a-z0-9_]*", hint="a channel name such as 'body_acc_x'")
 UNIT = Text(choices=("g", "rad/s"))
@@ -379,6 +404,29 @@ FRONTEND = Record({
     "digest": Text(max_bytes=16, min_bytes=16, pattern=r"[0-9a-f]{16}", hint="16 lowercase hex digits"),
 })  # fmt: skip
 PER_CHANNEL = Ref("frontend.channels", len)
+OP = Text(max_bytes=64, pattern=r"[A-Z][A-Z0-9_]*", hint="a TFLite builtin op name")
+NAME = Text(max_bytes=256, hint="a name of at most 256 bytes without control characters")
+GROUPS = Array(GROUP, max_len=100_000)
+# harlite.windows.DataSpec's fields (None: the data's default), then Split.info(): the split and label mapping.
+DATASET = Record({
+    "data": Text(max_bytes=4096, hint="'hapt' or a dataset folder"),
+    "test_data": nullable(Text(max_bytes=4096, hint="a dataset folder")),
+    "test_subjects": nullable(GROUPS),
+    "val_subjects": nullable(Integer(0, 100_000)),
+    "split_seed": Integer(-(1 << 63), (1 << 63) - 1),
+    "rate_hz": nullable(Number(gt=0, le=100_000)),
+    "window": nullable(Integer(8, 1 << 16)),
+    "hop": nullable(Integer(1, 1 << 16)),
+    "channels": nullable(Array(CHANNEL, min_len=1, max_len=64, unique=True)),
+    "split": Text(choices=("subject", "recording", "time")),
+    "train": GROUPS,
+    "val": GROUPS,
+    "test": GROUPS,
+    "windows": MapOf(Text(choices=("train", "val", "test")), MapOf(NAME, COUNT, max_len=MAX_LABELS + 1)),
+    "merge": MapOf(NAME, LABEL, max_len=4096),
+    "ignore": Array(NAME, max_len=4096),
+}, optional=frozenset({"data", "test_data", "test_subjects", "val_subjects", "split_seed", "rate_hz", "window", "hop",
+                       "channels", "split", "train", "val", "test", "windows", "merge", "ignore"}))  # fmt: skip
 QUANT_OUTPUT = {"scale": Number(gt=0), "zero_point": Integer(-128, 127)}
 METRICS = Record({
     "accuracy": FRACTION,
@@ -392,7 +440,7 @@ SCHEMA = Record({
     "format": Const(FORMAT),
     "format_version": Const(FORMAT_VERSION),
     "name": IDENTIFIER,
-    "labels": Array(LABEL, min_len=2, max_len=64, unique=True),
+    "labels": Array(LABEL, min_len=2, max_len=MAX_LABELS, unique=True),
     "rate_hz": Number(gt=0, le=100_000),
     "window": Integer(8, 1 << 16),
     "hop": Integer(1, Ref("window")),
@@ -410,7 +458,7 @@ SCHEMA = Record({
     }),
     "artifacts": MapOf(Text(max_bytes=64, pattern=r"[a-z][a-z0-9_]*", hint="an artifact kind such as 'int8'"),
                        ARTIFACT, required=("int8",)),
-    "ops": Array(Text(max_bytes=64, pattern=r"[A-Z][A-Z0-9_]*", hint="a TFLite builtin op name"), max_len=256),
+    "ops": Array(OP, max_len=256),
     "tflm": Record({
         "arena_bytes": Integer(1, 256 * MiB),
         "arena_min_bytes": Integer(0, 256 * MiB),
@@ -418,19 +466,16 @@ SCHEMA = Record({
         "arena_step_bytes": Integer(1, 1 * MiB),
         "flash_bytes": Integer(0, MAX_ARTIFACT_BYTES),
         "measured_with": Text(max_bytes=256),
-        "target": Text(max_bytes=128),
-    }, optional=frozenset({"arena_min_bytes", "arena_margin_bytes", "arena_step_bytes", "flash_bytes",
+        "target": Text(choices=tuple(TARGETS)),  # absent: DEFAULT_TARGET
+    }, optional=frozenset({"arena_bytes", "arena_min_bytes", "arena_margin_bytes", "arena_step_bytes", "flash_bytes",
                            "measured_with", "target"})),  # fmt: skip
-    "engine": Record({"scratch_bytes": COUNT, "weight_bytes": COUNT}, optional=frozenset({"scratch_bytes", "weight_bytes"})),
+    "engine": Record({"scratch_bytes": COUNT, "weight_bytes": COUNT, "macs": COUNT, "ops": Array(OP, max_len=4096),
+                      "files": Array(Text(max_bytes=64, pattern=r"[A-Za-z0-9_.+-]+"), max_len=64)},
+                     optional=frozenset({"scratch_bytes", "weight_bytes", "macs", "ops", "files"})),  # fmt: skip
     "model": Record({"architecture": IDENTIFIER, "params": COUNT, "macs_per_window": COUNT},
                     optional=frozenset({"params", "macs_per_window"})),  # fmt: skip
     "metrics": MapOf(Text(max_bytes=64, pattern=r"[a-z0-9_]+", hint="a variant name such as 'int8'"), METRICS),
-    "dataset": Record({
-        "source": Text(max_bytes=4096),
-        "split": Text(choices=("subject", "recording", "time")),
-        "test": Array(GROUP),
-        "val": Array(GROUP),
-    }, optional=frozenset({"source", "split", "test", "val"})),  # fmt: skip
+    "dataset": DATASET,
     "build": Record({"command": Text(max_bytes=8192, min_bytes=0), "seed": Integer(0, 1 << 32)},
                     optional=frozenset({"command", "seed"})),  # fmt: skip
 }, optional=frozenset({"ops", "tflm", "engine", "model", "metrics", "dataset", "build"}))  # fmt: skip
@@ -643,70 +688,90 @@ class Bundle:
             _VERIFIED[_state(path, before)] = self.entry(kind)["sha256"]
         return data
 
+    @property
+    def target(self) -> str:
+        """The TFLM build (``harlite.targets``) the bundle's model was written for."""
+        return self.manifest.get("tflm", {}).get("target", DEFAULT_TARGET)
+
     def path(self, kind: str) -> Path:
         """The verified path of artifact ``kind``: inside the bundle, a regular file, size and sha256 as
-        recorded (and for the TFLM model sources: the int8 model's C array)."""
+        recorded (and for generated C sources: what harlite makes of the int8 model and the manifest)."""
         path = self._verified_path(kind)
         if kind in SOURCE_KINDS:
-            self.check_model_sources()
+            self.check_sources()
         return path
 
     def read(self, kind: str) -> bytes:
         """The verified bytes of artifact ``kind``, read once: what is checked is what is returned."""
         data = self._verified_bytes(kind)
         if kind in SOURCE_KINDS:
-            self.check_model_sources()
+            self.check_sources()
         return data
 
     def verify(self) -> None:
-        """Check every listed artifact (confined, regular, size, sha256) and the TFLM C array."""
+        """Check every listed artifact (confined, regular, size, sha256) and the generated C sources."""
         for kind in self.manifest["artifacts"]:
-            self.path(kind)
-        self.check_model_sources()
+            self._verified_path(kind)
+        self.check_sources()
 
-    def check_model_sources(self) -> None:
-        """The TFLM model sources (``tflm_model_data`` .cpp, ``tflm_model_header`` .h) must be what
-        ``harlite.codegen.model_data_sources`` makes of the int8 model: the C array equals it byte for byte."""
+    def check_sources(self) -> None:
+        """The generated C sources (TFLM's model array, config header and op resolver; the C engine's files)
+        must be what ``harlite.codegen.generated_sources`` makes of the verified int8 model and the
+        manifest, byte for byte but for their first comment; the engine figures must be the engine's."""
         kinds = [k for k in SOURCE_KINDS if self.has(k)]
         if self._checked_sources or not kinds:
             return
-        digests = tuple(self.entry(k)["sha256"] for k in ("int8", *kinds))
-        if digests not in _SOURCES_MATCH:
-            from harlite.codegen import model_data_sources
+        key = (json.dumps(self.manifest, sort_keys=True), *(self.entry(k)["sha256"] for k in ("int8", *kinds)))
+        if key not in _SOURCES_MATCH:
+            from harlite.codegen import generated_sources, model_data_sources
 
-            expected = dict(zip(SOURCE_KINDS, model_data_sources(self._verified_bytes("int8"), "")))
-            for kind in kinds:
-                text = self._verified_bytes(kind).decode("utf-8", errors="replace")
-                if _without_comment(text) != _without_comment(expected[kind]):
-                    raise BundleError(f"{self.root / self.entry(kind)['file']} is not the C source of "
-                                      f"{self.entry('int8')['file']} (the model array differs from the int8 model "
-                                      f"byte for byte): the bundle was altered; {REBUILD}.")  # fmt: skip
-            _SOURCES_MATCH.add(digests)
+            model = self._verified_bytes("int8")
+            self._compare_sources([k for k in kinds if k in MODEL_ARRAY_KINDS],
+                                  dict(zip(MODEL_ARRAY_KINDS, model_data_sources(model, ""))))  # fmt: skip
+            others = [k for k in kinds if k not in MODEL_ARRAY_KINDS]
+            expected, figures = generated_sources(self.manifest, model) if others else ({}, {})
+            self._compare_sources(others, expected)
+            recorded = self.manifest.get("engine", {})
+            changed = [k for k, v in recorded.items() if k in figures and figures[k] != v]
+            if any(k.startswith("engine_") for k in kinds) and changed:
+                raise BundleError(f"{self.manifest_file}: field engine.{changed[0]} is {_show(recorded[changed[0]])} "
+                                  f"but the C engine of the int8 model gives {_show(figures[changed[0]])}; {ALTERED}.")  # fmt: skip
+            _SOURCES_MATCH.add(key)
         for kind in ("int8", *kinds):
             self._verified_path(kind)  # the files still hold what was compared
         self._checked_sources = True
+
+    def _compare_sources(self, kinds: list[str], expected: dict[str, str]) -> None:
+        for kind in kinds:
+            text = self._verified_bytes(kind).decode("utf-8", errors="replace")
+            if _without_comment(text) != _without_comment(expected[kind]):
+                what = ("the model array differs from the int8 model byte for byte" if kind in MODEL_ARRAY_KINDS
+                        else "it differs from what this harlite generates from the int8 model and the manifest")
+                raise BundleError(f"{self.root / self.entry(kind)['file']} is not the C source of "
+                                  f"{self.entry('int8')['file']} ({what}): the bundle was altered or made by "
+                                  f"another harlite; {REBUILD}.")  # fmt: skip
 
     def keras_model(self) -> Any:
         """The bundle's float Keras model, loaded safely (``load_keras``) from its verified bytes."""
         return load_keras(self.read("keras"), str(self.root / self.entry("keras")["file"]))
 
-    def as_manifest(self) -> dict[str, Any]:
-        """The manifest with ``_root`` set, for code that still takes ``harlite.manifest.load_manifest``'s dict."""
-        return {**self.manifest, "_root": str(self.root)}
 
-
-SOURCE_KINDS = ("tflm_model_header", "tflm_model_data")
-# (int8, sources...) sha256 tuples whose C sources were found to be that int8 model, in this process
+# The generated C sources, by artifact kind (harlite.codegen.ARTIFACTS and ENGINE_ARTIFACTS).
+SOURCE_KINDS = ("tflm_model_header", "tflm_model_data", "tflm_config", "tflm_op_resolver", "engine_header",
+                "engine_model", "engine_kernels_header", "engine_kernels")  # fmt: skip
+MODEL_ARRAY_KINDS = SOURCE_KINDS[:2]
+# (manifest JSON, int8 and sources' sha256...) whose C sources were found to be what harlite generates
 _SOURCES_MATCH: set[tuple[str, ...]] = set()
 
 
 def _without_comment(source: str) -> str | None:
-    """A generated source without its first-line ``/* ... */`` comment; None if it has no such line
-    (or the comment could end early and hide code after it)."""
-    first, _, rest = source.partition("\n")
-    if not (first.startswith("/* ") and first.endswith(" */")) or "*/" in first[3:-3]:
-        return None
-    return rest
+    """A generated source without its comment line (the first line that is one whole ``/* ... */``
+    comment, among the first three); None if it has none (or the comment could end early and hide code)."""
+    lines = source.split("\n")
+    for i, line in enumerate(lines[:3]):
+        if line.startswith("/* ") and line.endswith(" */") and "*/" not in line[3:-3]:
+            return "\n".join(lines[:i] + lines[i + 1 :])
+    return None
 
 
 def load_bundle(path: str | Path, verify: bool = True) -> Bundle:

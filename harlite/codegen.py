@@ -29,18 +29,8 @@ import numpy as np
 
 from harlite.errors import BundleError
 from harlite.frontend import IMU6, channel_map, quantize_params
-from harlite.manifest import (
-    MANIFEST,
-    MARKER,
-    artifact_entry,
-    atomic_write_text,
-    check_replaceable,
-    load_manifest,
-    require_fields,
-    sha256_file,
-    write_json,
-)
-from harlite.targets import DEFAULT_TARGET, OP_RESOLVER_METHODS, get_target, model_ops, require_compatible
+from harlite.manifest import MANIFEST, MARKER, artifact_entry, atomic_write_text, check_replaceable, write_json
+from harlite.targets import OP_RESOLVER_METHODS, model_ops, require_compatible
 
 TFLM_DIR = "tflm"
 DATA_H, DATA_CPP = "harlite_model_data.h", "harlite_model_data.cpp"
@@ -57,11 +47,6 @@ ARENA_STEP = 16  # TFLM aligns its allocations to 16 bytes
 # kernels on a 64-bit host; a board runs optimized kernels (CMSIS-NN's LSTM keeps 8 int32 kernel-sum
 # vectors per LSTM, 32 bytes per unit, and its convolutions an im2col scratch) with 32-bit structs.
 ARENA_MARGIN_FRACTION, ARENA_MARGIN_MIN = 0.25, 1024
-REQUIRED = (
-    "labels", "rate_hz", "window", "hop", "frontend.channels", "frontend.gravity_sos", "frontend.gravity_zi",
-    "normalization.mean", "normalization.std", "quantization.input.scale", "quantization.input.zero_point",
-    "quantization.output.scale", "quantization.output.zero_point", "artifacts.int8",
-)  # fmt: skip
 
 # Run in a subprocess: allocate and invoke a model in TFLM with a given arena; exit 0 on success.
 _PROBE = """
@@ -120,12 +105,14 @@ def model_data_sources(model: bytes, comment: str) -> tuple[str, str]:
     return header, source
 
 
-def config_header(manifest: dict[str, Any], comment: str | None = None) -> str:
-    """``harlite_model_config.h`` (C99, macros only) of a manifest, as /tmp/cheader.md specifies.
+def config_header(manifest: dict[str, Any], comment: str = "") -> str:
+    """``harlite_model_config.h`` (C99, macros only) of a validated manifest (``harlite.bundle``).
 
     The arena size comes from the manifest's ``tflm.arena_bytes`` (set by ``write_sources``).
     """
-    require_fields(manifest, REQUIRED + ("tflm.arena_bytes",))
+    if "arena_bytes" not in manifest.get("tflm", {}):
+        raise BundleError("the manifest records no tflm.arena_bytes: write the bundle's C sources with "
+                          "'harlite convert BUNDLE'.")  # fmt: skip
     fe, quant, tflm = manifest["frontend"], manifest["quantization"], manifest["tflm"]
     channels = list(fe["channels"])
     raw = tuple(fe.get("raw_channels", IMU6))
@@ -136,7 +123,6 @@ def config_header(manifest: dict[str, Any], comment: str | None = None) -> str:
     )  # fmt: skip
     units = fe.get("units") or ["rad/s" if "gyro" in c else "g" for c in channels]
     rate = float(manifest["rate_hz"])
-    comment = comment or _comment(manifest)
     lines = [
         ("RATE_HZ", str(int(rate)) if rate.is_integer() else _c_float(rate), None),
         ("WINDOW", _c_int(manifest["window"]), None),
@@ -171,7 +157,7 @@ def config_header(manifest: dict[str, Any], comment: str | None = None) -> str:
 
 
 def _arena_note(tflm: dict[str, Any]) -> str:
-    if "arena_min_bytes" not in tflm:
+    if "arena_min_bytes" not in tflm or "arena_margin_bytes" not in tflm:
         return "measured with TFLM"
     return f"measured with TFLM: minimum {tflm['arena_min_bytes']} + margin {tflm['arena_margin_bytes']}"
 
@@ -203,58 +189,70 @@ def measure_arena(model_path: str | Path, step: int = ARENA_STEP) -> dict[str, i
     return {"arena_bytes": hi + margin, "arena_min_bytes": hi, "arena_margin_bytes": margin, "arena_step_bytes": step}
 
 
-def write_sources(
-    bundle_dir: str | Path,
-    manifest: dict[str, Any] | None = None,
-    firmware_dir: str | Path | None = None,
-    force: bool = False,
-) -> dict[str, Any]:
+def generated_sources(manifest: dict[str, Any], model: bytes, comment: str = "",
+                      engine: Any = None) -> tuple[dict[str, str], dict[str, Any]]:  # fmt: skip
+    """Every C source of a bundle by artifact kind (``ARTIFACTS``, ``ENGINE_ARTIFACTS``), made from the
+    int8 ``model`` and the validated ``manifest`` (with ``tflm.arena_bytes``), and the C engine's figures;
+    ``engine`` is ``harlite.engine.generate(model, comment)`` when the caller already made it."""
+    from harlite.engine import generate
+
+    engine = engine or generate(model, comment)
+    header, source = model_data_sources(model, comment)
+    texts = {"tflm_model_header": header, "tflm_model_data": source, "tflm_config": config_header(manifest, comment),
+             "tflm_op_resolver": op_resolver_header(model_ops(model), comment)}  # fmt: skip
+    texts.update({kind: engine.files[name] for kind, name in ENGINE_ARTIFACTS.items()})
+    return texts, engine.figures()
+
+
+def write_sources(bundle_dir: str | Path, firmware_dir: str | Path | None = None, force: bool = False) -> dict[str, Any]:
     """Check the int8 model against the bundle's TFLM target and in TFLM itself, measure its arena, write
     ``bundle_dir/tflm/*`` and ``bundle_dir/engine/*`` (and the same files into ``firmware_dir``), and
     record target, ops, arena, engine figures and artifacts in the manifest; returns the manifest.
 
-    ``manifest`` is the bundle's manifest when the caller already has it (else it is read). Files in
-    ``firmware_dir`` are replaced only when harlite generated them, or with ``force``.
+    The bundle is loaded with ``harlite.bundle.load_bundle`` (its int8 model verified; the C sources are
+    what this writes anew) under a lock on ``bundle_dir``. Files in ``firmware_dir`` are replaced only
+    when harlite generated them, or with ``force``.
     """
+    from harlite.bundle import load_bundle
     from harlite.engine import generate
-    from harlite.runtimes import open_runtime
+    from harlite.runtimes import Int8Runtime
+    from harlite.stages import folder_lock
 
     bundle_dir = Path(bundle_dir)
-    manifest = load_manifest(bundle_dir) if manifest is None else {**manifest, "_root": str(bundle_dir)}
-    require_fields(manifest, REQUIRED)
-    model_path = bundle_dir / manifest["artifacts"]["int8"]["file"]
-    model = model_path.read_bytes()
-    target = get_target(manifest.get("tflm", {}).get("target", DEFAULT_TARGET)).name
-    require_compatible(model, target, str(model_path))
-    ops = model_ops(model)
-    comment = _comment(manifest, sha256_file(model_path))
-    resolver = op_resolver_header(ops, comment)  # fails early for an op without a resolver method
-    engine = generate(model, comment)  # fails early for a construct the C engine does not run
-    firmware = Path(firmware_dir) if firmware_dir is not None else None
-    if firmware is not None:
-        for name in [*ARTIFACTS.values(), *ENGINE_ARTIFACTS.values()]:
-            check_replaceable(firmware / name, force)
-    print(f"harlite codegen: measuring the TFLite Micro arena of {model_path.name} ({len(model)} bytes)...",
-          file=sys.stderr)  # fmt: skip
-    tflm = measure_arena(model_path)
-    tflm.update({"flash_bytes": len(model), "measured_with": _measured_with(), "target": target})
-    manifest["tflm"] = tflm
-    manifest["ops"] = ops
-    manifest["engine"] = engine.figures()
-    open_runtime(manifest, "tflm")  # the model's quantization and shape must match the manifest
-    header, source = model_data_sources(model, comment)
-    texts = {DATA_H: header, DATA_CPP: source, CONFIG_H: config_header(manifest, comment), RESOLVER_H: resolver}
-    for folder, files in ((bundle_dir / TFLM_DIR, texts), (bundle_dir / ENGINE_DIR, engine.files)):
-        for name, text in files.items():
-            atomic_write_text(folder / name, text)
-    if firmware is not None:
-        for name, text in {**texts, **engine.files}.items():
-            atomic_write_text(firmware / name, text)
-    manifest.setdefault("artifacts", {}).update(
-        {key: artifact_entry(bundle_dir / TFLM_DIR / name, bundle_dir) for key, name in ARTIFACTS.items()}
-        | {key: artifact_entry(bundle_dir / ENGINE_DIR / name, bundle_dir) for key, name in ENGINE_ARTIFACTS.items()}
-    )
-    write_json(bundle_dir / MANIFEST, {k: v for k, v in manifest.items() if k != "_root"})
+    with folder_lock(bundle_dir):
+        bundle = load_bundle(bundle_dir, verify=False)
+        manifest = dict(bundle.manifest)
+        model = bundle.read("int8")
+        model_path = bundle.path("int8")
+        target = bundle.target
+        require_compatible(model, target, str(model_path))
+        ops = model_ops(model)
+        comment = _comment(bundle_dir, manifest)
+        op_resolver_header(ops, comment)  # fails early for an op without a resolver method
+        engine = generate(model, comment)  # fails early for a construct the C engine does not run
+        firmware = Path(firmware_dir) if firmware_dir is not None else None
+        if firmware is not None:
+            for name in [*ARTIFACTS.values(), *ENGINE_ARTIFACTS.values()]:
+                check_replaceable(firmware / name, force)
+        print(f"harlite codegen: measuring the TFLite Micro arena of {model_path.name} ({len(model)} bytes)...",
+              file=sys.stderr)  # fmt: skip
+        tflm = measure_arena(model_path)
+        tflm.update({"flash_bytes": len(model), "measured_with": _measured_with(), "target": target})
+        manifest.update(tflm=tflm, ops=ops, engine=engine.figures())
+        Int8Runtime(manifest, "tflm", model, str(model_path))  # quantization and shape must match the manifest
+        texts, _ = generated_sources(manifest, model, comment, engine)
+        names = {**ARTIFACTS, **ENGINE_ARTIFACTS}
+        for kind, text in texts.items():
+            atomic_write_text(bundle_dir / _folder(kind) / names[kind], text)
+        if firmware is not None:
+            with folder_lock(firmware):
+                for kind, text in texts.items():
+                    atomic_write_text(firmware / names[kind], text)
+        manifest["artifacts"] = {**manifest["artifacts"],
+                                 **{kind: artifact_entry(bundle_dir / _folder(kind) / names[kind], bundle_dir)
+                                    for kind in texts}}  # fmt: skip
+        write_json(bundle_dir / MANIFEST, manifest)
+        load_bundle(bundle_dir)  # what was written reads back verified
     print(f"harlite codegen: {target}; arena {tflm['arena_bytes']} bytes (measured minimum {tflm['arena_min_bytes']} "
           f"+ margin {tflm['arena_margin_bytes']}), {len(ops)} ops; C engine scratch {engine.scratch_bytes} bytes "
           f"-> {bundle_dir / TFLM_DIR}, {bundle_dir / ENGINE_DIR}" + (f" and {firmware}" if firmware is not None else ""),
@@ -262,11 +260,14 @@ def write_sources(
     return manifest
 
 
-def _comment(manifest: dict[str, Any], sha256: str | None = None) -> str:
-    root = Path(manifest.get("_root", "."))
+def _folder(kind: str) -> str:
+    return ENGINE_DIR if kind in ENGINE_ARTIFACTS else TFLM_DIR
+
+
+def _comment(bundle_dir: Path, manifest: dict[str, Any]) -> str:
     entry = manifest["artifacts"]["int8"]
-    sha = sha256 or entry.get("sha256") or sha256_file(root / entry["file"])
-    return _c_comment(f"{MARKER} from {root.resolve().name}/{MANIFEST}; {entry['file']} sha256 {sha}. Do not edit.")
+    return _c_comment(f"{MARKER} from {bundle_dir.resolve().name}/{MANIFEST}; {entry['file']} sha256 "
+                      f"{entry['sha256']}. Do not edit.")  # fmt: skip
 
 
 def _measured_with() -> str:

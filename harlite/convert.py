@@ -27,7 +27,9 @@ from harlite.manifest import (
     write_json,
 )
 from harlite.runs import ModelInput
+from harlite.stages import folder_lock
 from harlite.targets import DEFAULT_TARGET, get_target
+from harlite.tf import convert as tf_convert
 from harlite.windows import Split, WindowSet
 
 FUSED_LSTM = "UNIDIRECTIONAL_SEQUENCE_LSTM"
@@ -109,7 +111,7 @@ def to_int8(model: Any, calibration: np.ndarray, per_channel_dense: bool = False
     converter.inference_output_type = tf.int8
     with warnings.catch_warnings():  # "Statistics for quantized inputs were expected": they come from calibration
         warnings.simplefilter("ignore", UserWarning)
-        data = slim_int8(converter.convert())
+        data = slim_int8(tf_convert(converter))
     if FUSED_LSTM not in tflite_ops(data):
         raise RuntimeError(f"the int8 model lacks {FUSED_LSTM}: convert from the batch-1 export copy")
     return data
@@ -142,10 +144,11 @@ def to_float(model: Any, float16: bool = False) -> bytes:
     if float16:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
-    return converter.convert()
+    return tf_convert(converter)
 
 
 def _interpreter(data: bytes) -> Any:
+    """LiteRT's interpreter on ``data``, its tensors not allocated (no delegate applied: the ops as stored)."""
     from ai_edge_litert.interpreter import Interpreter
 
     return Interpreter(model_content=data)
@@ -218,40 +221,54 @@ def convert(
     (``harlite.targets``): the int8 model is written so that it runs there as parity certifies, or
     refused. Returns the manifest.
     """
-    from harlite.runs import load_model, read_model_input, save_model, versions
+    from harlite.runs import read_model_input, save_model, versions
     from harlite.windows import load_split
 
     source = resolve_model(model_path)
     out = Path(out)
-    for path in [out / MANIFEST, out / "model.keras", *(out / name for name in TFLITE_FILES.values())]:
-        check_writable(path, force)
     spec = get_target(target)
-    model_input = read_model_input(source.parent)
-    model = load_model(source)
-    split = load_split(model_input.data, model_input.protocol) if split is None else split
-    model, std, reference = int8_ready(model, split.pool, model_input.mean, model_input.std, calibration)
-    model_input = ModelInput(model_input.protocol, model_input.mean, std, model_input.data, model_input.dataset)
-    print(f"harlite convert: {model.name} from {source}, calibrating on {len(reference)} training windows",
-          file=sys.stderr)  # fmt: skip
-    files = {
-        "int8": to_int8(model, reference, per_channel_dense=spec.per_channel_dense),
-        "float32": to_float(model),
-        "float16": to_float(model, float16=True),
-    }
-    out.mkdir(parents=True, exist_ok=True)
-    save_model(model, out / "model.keras")
-    for kind, data in files.items():
-        atomic_write_bytes(out / TFLITE_FILES[kind], data)
-    manifest = build_manifest(out, model, files["int8"], model_input, _known_metrics(source.parent))
-    manifest["build"].update({"source": str(source), "calibration_windows": len(reference)})
-    manifest["tflm"] = {"target": spec.name}
-    manifest["build"]["versions"] = versions()
-    write_json(out / MANIFEST, manifest)
-    # The TFLM sources, arena and op list (running the model in TFLM first) and the C engine.
-    manifest = write_sources(out, manifest, firmware_dir=firmware, force=force)
+    with folder_lock(out):
+        for path in [out / MANIFEST, out / "model.keras", *(out / name for name in TFLITE_FILES.values())]:
+            check_writable(path, force)
+        model_input = read_model_input(source.parent)
+        model, metrics = _source_model(source)
+        split = load_split(model_input.data, model_input.protocol) if split is None else split
+        model, std, reference = int8_ready(model, split.pool, model_input.mean, model_input.std, calibration)
+        model_input = ModelInput(model_input.protocol, model_input.mean, std, model_input.data, model_input.dataset)
+        print(f"harlite convert: {model.name} from {source}, calibrating on {len(reference)} training windows",
+              file=sys.stderr)  # fmt: skip
+        files = {
+            "int8": to_int8(model, reference, per_channel_dense=spec.per_channel_dense),
+            "float32": to_float(model),
+            "float16": to_float(model, float16=True),
+        }
+        save_model(model, out / "model.keras")
+        for kind, data in files.items():
+            atomic_write_bytes(out / TFLITE_FILES[kind], data)
+        manifest = build_manifest(out, model, files["int8"], model_input, metrics)
+        manifest["build"].update({"source": str(source), "calibration_windows": len(reference)})
+        manifest["tflm"] = {"target": spec.name}
+        manifest["build"]["versions"] = versions()
+        write_json(out / MANIFEST, manifest)
+        # The TFLM sources, arena and op list (running the model in TFLM first) and the C engine.
+        manifest = write_sources(out, firmware_dir=firmware, force=force)
     print(f"harlite convert: int8 {len(files['int8'])} bytes, float32 {len(files['float32'])}, "
           f"float16 {len(files['float16'])} -> {out}", file=sys.stderr)  # fmt: skip
     return manifest
+
+
+def _source_model(source: Path) -> tuple[Any, dict[str, Any]]:
+    """The Keras model at ``source``, loaded safely, and the metrics known for it: a bundle's own model
+    comes verified from the bundle (``harlite.bundle``) with the bundle's metrics; a run folder's with
+    the test scores of its metrics.json."""
+    from harlite.bundle import load_bundle
+    from harlite.runs import load_model
+
+    if (source.parent / MANIFEST).is_file():
+        bundle = load_bundle(source.parent)
+        if bundle.has("keras") and (bundle.root / bundle.entry("keras")["file"]).resolve() == source.resolve():
+            return bundle.keras_model(), dict(bundle.manifest.get("metrics", {}))
+    return load_model(source), _known_metrics(source.parent)
 
 
 def build_manifest(root: Path, model: Any, int8: bytes, model_input: ModelInput, metrics: dict[str, Any]) -> dict[str, Any]:
@@ -288,11 +305,12 @@ def _known_metrics(folder: Path) -> dict[str, Any]:
         return {}
     from harlite.manifest import read_json
 
-    test = read_json(path).get("test", {})
+    metrics = read_json(path)
+    test = metrics.get("test") if isinstance(metrics, dict) else None
     return {
         kind: {"accuracy": m["accuracy"], "macro_f1": m["macro_f1"], "n": m["n"], "split": "test"}
-        for kind, m in test.items()
-        if isinstance(m, dict) and "accuracy" in m
+        for kind, m in (test.items() if isinstance(test, dict) else ())
+        if isinstance(m, dict) and all(k in m for k in ("accuracy", "macro_f1", "n"))
     }
 
 

@@ -9,65 +9,54 @@ every window (the fused LSTM op keeps its state between invocations).
 
 from __future__ import annotations
 
-import sys
-import tempfile
+import contextlib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from harlite.bundle import MAX_ARTIFACT_BYTES, load_bundle, load_keras, read_manifest
 from harlite.errors import BundleError
-from harlite.manifest import MANIFEST, check_writable, load_manifest, write_json
+from harlite.limits import read_bounded
+from harlite.manifest import MANIFEST, check_writable, write_json
 from harlite.metrics import classification_metrics, plot_confusion
-from harlite.runs import read_model_input
+from harlite.runs import ModelInput, read_model_input
+from harlite.stages import folder_lock
 from harlite.windows import DataSpec, Split, WindowSet, load_split
 
 MODEL_SUFFIXES = (".keras", ".tflite")
-
-
-def base_manifest(folder: str | Path) -> dict[str, Any]:
-    """The bundle's manifest, or for a run folder the part of one that its protocol.json gives."""
-    folder = Path(folder)
-    if (folder / MANIFEST).exists():
-        return load_manifest(folder)
-    return {**read_model_input(folder).to_dict(), "_root": str(folder)}
-
-
 # --runtime of evaluate -> the harlite.runtimes kind that runs int8 .tflite files
 INT8_RUNTIMES = {"litert": "litert-int8", "tflm": "tflm", "c": "c"}
+# a bundle's model artifacts -> the runtime kind that runs them (int8: INT8_RUNTIMES)
+BUNDLE_KINDS = {"keras": "keras", "float32": "litert-float32", "float16": "litert-float16"}
 
 
 def open_model(path: Path, base: dict[str, Any], runtime: str = "litert") -> Any:
-    """A ``harlite.runtimes`` runtime for one .keras or .tflite file described by ``base``; int8 models run
-    in ``runtime`` (litert, tflm or c, the C engine), float models in LiteRT."""
-    from harlite.convert import io_details, quantization_info
-    from harlite.runtimes import open_runtime
+    """A ``harlite.runtimes`` runtime for one loose .keras or .tflite file described by ``base`` (a
+    validated bundle manifest or a run folder's protocol.json). The file is read once, with a size cap;
+    a .keras loads only through ``harlite.bundle.load_keras``."""
+    from harlite.runtimes import runtime_for
 
-    manifest = {**base, "_root": str(path.parent)}
     if path.suffix == ".keras":
-        try:
-            return open_runtime({**manifest, "artifacts": {"keras": {"file": path.name}}}, "keras")
-        except (OSError, ValueError) as e:
-            raise BundleError(f"{path} is not a Keras model ({e}).") from None
+        return runtime_for(base, "keras", load_keras(path), str(path))
+    return tflite_model(read_bounded(path, MAX_ARTIFACT_BYTES, compressed=False, error=BundleError), base, runtime,
+                        str(path))  # fmt: skip
+
+
+def tflite_model(data: bytes, base: dict[str, Any], runtime: str = "litert", name: str = "the .tflite model") -> Any:
+    """A runtime for .tflite bytes described by ``base``: int8 models in ``runtime`` (litert, tflm or c, the
+    C engine) with the quantization the model holds, float models in LiteRT."""
+    from harlite.convert import io_details, quantization_info
+    from harlite.runtimes import runtime_for
+
     try:
-        data = path.read_bytes()
         integer = io_details(data)["input"]["dtype"] == "int8"
-    except (ValueError, RuntimeError) as e:
-        raise BundleError(f"{path} is not a valid .tflite model ({e}).") from None
+    except (ValueError, RuntimeError, IndexError) as e:
+        raise BundleError(f"{name} is not a valid .tflite model ({(str(e).splitlines() or [''])[0][:200]}).") from None
     if not integer:
-        return open_runtime({**manifest, "artifacts": {"float32": {"file": path.name}}}, "litert-float32")
-    if base.get("artifacts", {}).get("int8", {}).get("file") != path.name or "quantization" not in base:
-        mean, std = (np.asarray(base["normalization"][k], np.float32) for k in ("mean", "std"))
-        manifest["quantization"] = quantization_info(data, mean, std)
-    return open_runtime({**manifest, "artifacts": {"int8": {"file": path.name}}}, INT8_RUNTIMES[runtime])
-
-
-def tflite_model(data: bytes, base: dict[str, Any]) -> Any:
-    """A LiteRT runtime for .tflite bytes (written to a temporary file that the runtime reads once)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "model.tflite"
-        path.write_bytes(data)
-        return open_model(path, base)
+        return runtime_for(base, "litert-float32", data, name)
+    mean, std = (np.asarray(base["normalization"][k], np.float32) for k in ("mean", "std"))
+    return runtime_for({**base, "quantization": quantization_info(data, mean, std)}, INT8_RUNTIMES[runtime], data, name)
 
 
 def score(model: Any, windows: WindowSet) -> dict[str, Any]:
@@ -75,24 +64,40 @@ def score(model: Any, windows: WindowSet) -> dict[str, Any]:
     return classification_metrics(windows.y, model.predict(windows.X).argmax(axis=-1), model.manifest["labels"])
 
 
-def artifact_models(artifact: str | Path) -> tuple[dict[str, Path], dict[str, Any]]:
-    """Model files by name and the base manifest for a run folder, bundle, .keras or .tflite path."""
+def artifact_models(artifact: str | Path, runtime: str = "litert") -> tuple[dict[str, Any], ModelInput]:
+    """The runtimes of every model of a run folder, bundle, .keras or .tflite path (by name), and what the
+    models' input is. A bundle's models (and a file that is one of them) come verified from the bundle."""
+    from harlite.runtimes import open_runtime
+
     path = Path(artifact)
     if not path.exists():
         raise BundleError(f"{path} does not exist: pass a run folder, a bundle, a model.keras or a .tflite file.")
     folder = path if path.is_dir() else path.parent
-    base = base_manifest(folder)
-    if not path.is_dir():
-        if path.suffix not in MODEL_SUFFIXES:
-            raise BundleError(f"{path} is neither a .keras nor a .tflite model.")
-        return {path.stem: path}, base
-    if "artifacts" in base:
-        files = {k: folder / a["file"] for k, a in base["artifacts"].items() if a["file"].endswith(MODEL_SUFFIXES)}
-    else:
-        files = {p.stem: p for p in sorted(folder.iterdir()) if p.suffix in MODEL_SUFFIXES}
+    if not path.is_dir() and path.suffix not in MODEL_SUFFIXES:
+        raise BundleError(f"{path} is neither a .keras nor a .tflite model.")
+    if (folder / MANIFEST).exists() and path.is_dir():
+        bundle = load_bundle(folder)
+        models = {k: open_runtime(bundle, _bundle_kind(k, runtime)) for k in bundle.kinds if k in (*BUNDLE_KINDS, "int8")}
+        return models, ModelInput.from_dict(bundle.manifest)
+    if (folder / MANIFEST).exists():
+        manifest = read_manifest(folder / MANIFEST)  # validated; the loose file need not be one of its artifacts
+        kind = next((k for k, a in manifest["artifacts"].items() if k in (*BUNDLE_KINDS, "int8")
+                     and (folder / a["file"]).resolve() == path.resolve()), None)  # fmt: skip
+        if kind is None:
+            model = open_model(path, manifest, runtime)
+        else:  # one of the bundle's own models: verified as the bundle records it
+            model = open_runtime(load_bundle(folder, verify=False), _bundle_kind(kind, runtime))
+        return {path.stem: model}, ModelInput.from_dict(manifest)
+    model_input = read_model_input(folder)
+    base = model_input.to_dict()
+    files = [path] if not path.is_dir() else [p for p in sorted(folder.iterdir()) if p.suffix in MODEL_SUFFIXES]
     if not files:
         raise BundleError(f"{folder} holds no .keras or .tflite model.")
-    return files, base
+    return {p.stem: open_model(p, base, runtime) for p in files}, model_input
+
+
+def _bundle_kind(kind: str, runtime: str) -> str:
+    return INT8_RUNTIMES[runtime] if kind == "int8" else BUNDLE_KINDS[kind]
 
 
 def evaluate(
@@ -111,24 +116,21 @@ def evaluate(
     """
     if runtime not in INT8_RUNTIMES:
         raise BundleError(f"unknown runtime {runtime!r}: choose one of {', '.join(INT8_RUNTIMES)}.")
-    files, base = artifact_models(artifact)
-    models = {name: open_model(path, base, runtime) for name, path in files.items()}
-    if out is not None:
-        out = Path(out)
-        check_writable(out / "evaluation.json", force)
-    if split is None:
-        model_input = read_model_input(base["_root"])
-        spec = model_input.data if data is None else DataSpec.from_dict({**model_input.data.to_dict(), "data": str(data)})
-        split = load_split(spec, model_input.protocol)
-    labels = tuple(base["labels"])
-    results = {}
-    for name, model in models.items():
-        results[name] = m = score(model, split.test)
-        print(f"harlite evaluate: {name}: accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f} (n={m['n']})",
-              file=sys.stderr)  # fmt: skip
+    with folder_lock(out) if out is not None else contextlib.nullcontext():
         if out is not None:
-            plot_confusion(m["confusion"], labels, out / f"confusion_{name}.png", title=name)
-    report = {"artifact": str(artifact), "runtime": runtime, "split": split.kind, "test": split.groups.get("test", []), "results": results}
-    if out is not None:
-        write_json(out / "evaluation.json", report)
+            check_writable(Path(out) / "evaluation.json", force)
+        models, model_input = artifact_models(artifact, runtime)
+        if split is None:
+            spec = model_input.data if data is None else DataSpec.from_dict({**model_input.data.to_dict(), "data": str(data)})
+            split = load_split(spec, model_input.protocol)
+        labels = model_input.protocol.labels
+        results = {}
+        for name, model in models.items():
+            results[name] = m = score(model, split.test)
+            if out is not None:
+                plot_confusion(m["confusion"], labels, Path(out) / f"confusion_{name}.png", title=name)
+        report = {"artifact": str(artifact), "runtime": runtime, "split": split.kind,
+                  "test": split.groups.get("test", []), "results": results}  # fmt: skip
+        if out is not None:
+            write_json(Path(out) / "evaluation.json", report)
     return report

@@ -46,8 +46,10 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the user's usual mode
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError) and e.filename is None:
+            e.filename = str(path)  # a full disk while writing: the error names the file
         raise
     return path
 
@@ -83,34 +85,6 @@ def artifact_entry(path: str | Path, root: str | Path) -> dict[str, Any]:
     """Manifest entry for one artifact: file name relative to ``root``, bytes, sha256."""
     path = Path(path)
     return {"file": str(path.relative_to(root)), "bytes": path.stat().st_size, "sha256": sha256_file(path)}
-
-
-def load_manifest(bundle: str | Path, require: tuple[str, ...] = ()) -> dict[str, Any]:
-    """Read ``bundle/manifest.json`` (``bundle`` may be the folder or the file) and check fields.
-
-    ``require`` lists dotted field paths, e.g. ``("quantization.input.scale",)``; a missing one is a
-    clear error naming the field.
-    """
-    bundle = Path(bundle)
-    path = bundle / MANIFEST if bundle.is_dir() else bundle
-    if not path.exists():
-        raise BundleError(
-            f"{path} does not exist: point to a bundle folder made by 'harlite convert' or 'harlite build'."
-        )
-    manifest = read_json(path)
-    require_fields(manifest, require, str(path))
-    manifest["_root"] = str(path.parent)
-    return manifest
-
-
-def require_fields(manifest: dict[str, Any], fields: tuple[str, ...], where: str = "the bundle's manifest") -> None:
-    """Check that ``manifest`` has the dotted ``fields``; a missing one is a clear error naming it."""
-    for field in fields:
-        node: Any = manifest
-        for part in field.split("."):
-            if not isinstance(node, dict) or part not in node:
-                raise BundleError(f"{where} lacks the field '{field}': rebuild the bundle with 'harlite convert'.")
-            node = node[part]
 
 
 def check_replaceable(path: Path, force: bool) -> None:

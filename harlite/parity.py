@@ -23,9 +23,11 @@ from typing import Any
 
 import numpy as np
 
+from harlite.bundle import Bundle, load_bundle
 from harlite.errors import HarliteError
-from harlite.manifest import MARKER, atomic_write_text, check_replaceable, load_manifest, write_json
+from harlite.manifest import MARKER, atomic_write_text, check_replaceable, write_json
 from harlite.metrics import classification_metrics
+from harlite.stages import folder_lock
 from harlite.windows import DataSpec, Split, WindowSet, load_split
 
 RUNTIMES = ("keras", "litert-float32", "litert-int8", "tflm", "c")
@@ -120,7 +122,7 @@ def _check(name: str, value: float, limit: float, at_least: bool, unit: str = "p
 
 
 def parity(
-    bundle: str | Path | dict[str, Any],
+    bundle: Bundle | str | Path,
     part: str = "test",
     limit: int | None = None,
     thresholds: Thresholds = Thresholds(),
@@ -131,15 +133,17 @@ def parity(
     """Run the windows through every runtime of ``bundle`` and compare; returns the report.
 
     ``part`` is test, train or all of ``split``, which defaults to the bundle's own data (or the dataset
-    folder ``data``, split as the bundle's was); ``log`` gets progress lines.
+    folder ``data``, split as the bundle's was); ``log`` gets progress lines. ``bundle`` is a loaded
+    ``Bundle`` or a bundle's path (loaded and verified here).
     """
-    from harlite.runs import read_model_input
+    from harlite.runs import ModelInput
     from harlite.runtimes import open_runtime
 
     say = log or (lambda message: None)
-    manifest = bundle if isinstance(bundle, dict) else load_manifest(bundle)
+    bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
+    manifest = bundle.manifest
     if split is None:
-        model_input = read_model_input(manifest["_root"])
+        model_input = ModelInput.from_dict(manifest)
         spec = model_input.data if data is None else DataSpec.from_dict({**model_input.data.to_dict(), "data": str(data)})
         split = load_split(spec, model_input.protocol)
     windows = select_windows(split, part, limit)
@@ -147,7 +151,7 @@ def parity(
     probs, runtimes = {}, {}
     for kind in RUNTIMES:
         start = time.perf_counter()
-        runtime = open_runtime(manifest, kind)
+        runtime = open_runtime(bundle, kind)
         probs[kind] = runtime.predict(windows.X)
         metrics = classification_metrics(windows.y, probs[kind].argmax(1), manifest["labels"])
         runtimes[kind] = {"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"],
@@ -157,8 +161,8 @@ def parity(
     pairs = {f"{a}|{b}": compare(probs[a], probs[b], windows) for a, b in PAIRS}
     report = {
         "note": f"{MARKER} parity; do not edit.",
-        "bundle": str(manifest.get("_root", "")),
-        "model_sha256": manifest["artifacts"]["int8"].get("sha256"),
+        "bundle": str(bundle.root),
+        "model_sha256": bundle.entry("int8")["sha256"],
         "split": part,
         "groups": sorted(set(windows.group.tolist())),
         "windows": len(windows),
@@ -213,12 +217,29 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_reports(report: dict[str, Any], out: str | Path, force: bool = False) -> list[Path]:
-    """Write parity.json and parity.md into ``out``; a file harlite did not write needs ``force``."""
-    out = Path(out)
-    paths = [out / "parity.json", out / "parity.md"]
+def run(bundle: str | Path, out: str | Path | None = None, force: bool = False, **options: Any) -> tuple[dict[str, Any], list[Path]]:
+    """What ``harlite parity`` does: ``parity(bundle, **options)``, and with ``out`` its reports written
+    there (``write_reports``), the folder locked for the whole run; returns the report and the files."""
+    if out is None:
+        return parity(bundle, **options), []
+    with folder_lock(out):
+        report_files(out, force)
+        report = parity(bundle, **options)
+        return report, write_reports(report, out, force)
+
+
+def report_files(out: str | Path, force: bool = False) -> list[Path]:
+    """parity.json and parity.md in ``out``, which may be replaced (harlite wrote them, or ``force``)."""
+    paths = [Path(out) / "parity.json", Path(out) / "parity.md"]
     for path in paths:
         check_replaceable(path, force)
-    write_json(paths[0], report)
-    atomic_write_text(paths[1], markdown(report))
+    return paths
+
+
+def write_reports(report: dict[str, Any], out: str | Path, force: bool = False) -> list[Path]:
+    """Write parity.json and parity.md into ``out``; a file harlite did not write needs ``force``."""
+    with folder_lock(out):
+        paths = report_files(out, force)
+        write_json(paths[0], report)
+        atomic_write_text(paths[1], markdown(report))
     return paths

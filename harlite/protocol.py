@@ -7,6 +7,7 @@ UCI HAR's values appear here only as the embedded HAPT default (``HAPT``).
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +29,8 @@ UCI_TEST_SUBJECTS: tuple[str, ...] = ("2", "4", "9", "10", "12", "13", "18", "20
 LABEL_MAX_BYTES = 31
 MAX_LABELS = 64
 _BAD_LABEL = re.compile(r"[\x00-\x1f\x7f,=\"\\]")
+# Unicode control, format (a right-to-left override), separator, surrogate, private and unassigned characters
+_BAD_CATEGORIES = ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp")
 
 
 @dataclass(frozen=True)
@@ -80,7 +83,8 @@ def check_label(name: Any) -> str:
     if not isinstance(name, str) or not name.strip():
         raise DataError(f"label {name!r} is not a name: labels are non-empty text.")
     name = name.strip()
-    if _BAD_LABEL.search(name) or len(name.encode("utf-8")) > LABEL_MAX_BYTES:
+    if (_BAD_LABEL.search(name) or any(unicodedata.category(c) in _BAD_CATEGORIES for c in name)
+            or len(name.encode("utf-8")) > LABEL_MAX_BYTES):  # fmt: skip
         raise DataError(
             f"label {name!r} cannot be used: labels are at most {LABEL_MAX_BYTES} bytes of text without "
             "control characters, commas, '=', quotes or backslashes (the board prints them); rename it "

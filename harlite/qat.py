@@ -41,12 +41,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import tensorflow_model_optimization as tfmot
 
 from harlite.targets import DEFAULT_TARGET, get_target
 from harlite.tf import tensorflow
+from harlite.tf import tfmot as _tfmot
 
 tf = tensorflow()
+tfmot = _tfmot()  # after harlite.tf has set TensorFlow's environment (tfmot imports TensorFlow)
 
 QUANTIZER_BITS = 8
 LSTM_GATES = 4
@@ -301,81 +302,82 @@ def qat(
     from harlite.metrics import classification_metrics, plot_confusion
     from harlite.models import export_copy
     from harlite.runs import save_model, write_model_input
+    from harlite.stages import folder_lock
     from harlite.train import echo_epoch, fit, keras_predict, load_run, score_keras, seed_everything
 
     run_dir, out = Path(run_dir), Path(run_dir) / "qat"
-    for name in QAT_FILES:
-        check_writable(out / name, force)
-    per_channel_dense = get_target(target).per_channel_dense
-    float_model, config, data = load_run(run_dir, split)
-    selection, selected_on = (data.val, "validation") if len(data.val) else (data.train, "training")
-    seed_everything(config.seed)
-    float_model, std, reference = int8_ready(float_model, data.split.pool, data.mean, data.std, calibration)
-    data = replace(data, std=std)
-    model_input = data.model_input()
-    base = {**model_input.to_dict(), "_root": str(run_dir)}
-    labels = data.protocol.labels
-    float_val = keras_predict(float_model, data.standardized(selection)).argmax(-1)
+    with folder_lock(out):  # one writer: a second harlite writing run_dir/qat is refused
+        for name in QAT_FILES:
+            check_writable(out / name, force)
+        per_channel_dense = get_target(target).per_channel_dense
+        float_model, config, data = load_run(run_dir, split)
+        selection, selected_on = (data.val, "validation") if len(data.val) else (data.train, "training")
+        seed_everything(config.seed)
+        float_model, std, reference = int8_ready(float_model, data.split.pool, data.mean, data.std, calibration)
+        data = replace(data, std=std)
+        model_input = data.model_input()
+        base = model_input.to_dict()
+        labels = data.protocol.labels
+        float_val = keras_predict(float_model, data.standardized(selection)).argmax(-1)
 
-    def int8_candidate(model: Any) -> dict[str, Any]:
-        tflite = to_int8(model, reference, per_channel_dense)
-        predicted = tflite_model(tflite, base).predict(selection.X).argmax(-1)
-        val = classification_metrics(selection.y, predicted, labels)
-        return {"model": model, "tflite": tflite, "val": val, "agreement": float(np.mean(predicted == float_val))}
+        def int8_candidate(model: Any) -> dict[str, Any]:
+            tflite = to_int8(model, reference, per_channel_dense)
+            predicted = tflite_model(tflite, base).predict(selection.X).argmax(-1)
+            val = classification_metrics(selection.y, predicted, labels)
+            return {"model": model, "tflite": tflite, "val": val, "agreement": float(np.mean(predicted == float_val))}
 
-    start = time.perf_counter()
-    ptq = int8_candidate(export_copy(float_model, batch_size=None))
-    print(f"harlite qat: PTQ int8 {selected_on} accuracy {ptq['val']['accuracy']:.4f}", file=sys.stderr)
-    qat_model = quantize_aware(export_copy(float_model, batch_size=None), per_channel_dense)
-    seed_ranges(qat_model, activation_ranges(ptq["model"], reference))
-    history: list[dict[str, Any]] = []
-    final: dict[str, Any] = {}
-    echo = echo_epoch("qat", epochs)
+        start = time.perf_counter()
+        ptq = int8_candidate(export_copy(float_model, batch_size=None))
+        print(f"harlite qat: PTQ int8 {selected_on} accuracy {ptq['val']['accuracy']:.4f}", file=sys.stderr)
+        qat_model = quantize_aware(export_copy(float_model, batch_size=None), per_channel_dense)
+        seed_ranges(qat_model, activation_ranges(ptq["model"], reference))
+        history: list[dict[str, Any]] = []
+        final: dict[str, Any] = {}
+        echo = echo_epoch("qat", epochs)
 
-    def after_epoch(epoch: int, row: dict[str, float]) -> None:
-        candidate = int8_candidate(quantized_copy(qat_model, export_copy(float_model, batch_size=None), per_channel_dense))
-        seed_ranges(qat_model, activation_ranges(candidate["model"], reference))
-        history.append({**row, "int8_val_accuracy": candidate["val"]["accuracy"],
-                        "int8_val_macro_f1": candidate["val"]["macro_f1"],
-                        "int8_val_agreement_with_float": candidate["agreement"]})  # fmt: skip
-        final.update(candidate)
-        echo(epoch, row)
-        print(f"qat epoch {epoch + 1}: int8 {selected_on} accuracy {candidate['val']['accuracy']:.4f}", file=sys.stderr)
+        def after_epoch(epoch: int, row: dict[str, float]) -> None:
+            candidate = int8_candidate(quantized_copy(qat_model, export_copy(float_model, batch_size=None), per_channel_dense))
+            seed_ranges(qat_model, activation_ranges(candidate["model"], reference))
+            history.append({**row, "int8_val_accuracy": candidate["val"]["accuracy"],
+                            "int8_val_macro_f1": candidate["val"]["macro_f1"],
+                            "int8_val_agreement_with_float": candidate["agreement"]})  # fmt: skip
+            final.update(candidate)
+            echo(epoch, row)
+            print(f"qat epoch {epoch + 1}: int8 {selected_on} accuracy {candidate['val']['accuracy']:.4f}", file=sys.stderr)
 
-    fit(qat_model, data, config, epochs, learning_rate, after_epoch, teacher=float_model if distill else None)
-    seconds = time.perf_counter() - start
-    use_qat = final["val"]["accuracy"] >= ptq["val"]["accuracy"]
-    chosen = final if use_qat else ptq
-    test = {
-        "float": score_keras(float_model, data, data.test),
-        "ptq_int8": score(tflite_model(ptq["tflite"], base), data.test),
-        "qat_int8": score(tflite_model(final["tflite"], base), data.test),
-    }
-    test["int8"] = test["qat_int8" if use_qat else "ptq_int8"]
-    test["keras"] = score_keras(chosen["model"], data, data.test)
-    relation = "matches or beats" if use_qat else "scores below"
-    reason = (f"QAT int8 {relation} PTQ int8 on the {selected_on} windows: accuracy "
-              f"{final['val']['accuracy']:.4f} vs {ptq['val']['accuracy']:.4f}")  # fmt: skip
-    metrics = {
-        "chosen": "qat" if use_qat else "ptq",
-        "reason": reason,
-        "val": {"ptq_int8": ptq["val"], "qat_int8": final["val"]},
-        "val_agreement_with_float": {"ptq_int8": ptq["agreement"], "qat_int8": final["agreement"]},
-        "test": test,
-        "qat_seconds": seconds,
-        "qat": {"epochs": epochs, "learning_rate": learning_rate, "distill": distill, "history": history,
-                "selected_on": selected_on},
-        "calibration_windows": len(reference),
-        "target": target,
-    }
-    out.mkdir(parents=True, exist_ok=True)
-    save_model(chosen["model"], out / "model.keras")
-    for name, tflite in (("model", chosen["tflite"]), ("ptq", ptq["tflite"]), ("qat", final["tflite"])):
-        atomic_write_bytes(out / f"{name}_int8.tflite", tflite)
-    write_model_input(out, model_input)
-    write_json(out / "metrics.json", metrics)
-    plot_confusion(test["int8"]["confusion"], labels, out / "confusion_int8.png", title=f"{metrics['chosen']} int8")
-    print(f"harlite qat: {metrics['reason']}; kept {metrics['chosen']}. Test accuracy: float "
-          f"{test['float']['accuracy']:.4f}, PTQ int8 {test['ptq_int8']['accuracy']:.4f}, QAT int8 "
-          f"{test['qat_int8']['accuracy']:.4f} -> {out}", file=sys.stderr)  # fmt: skip
+        fit(qat_model, data, config, epochs, learning_rate, after_epoch, teacher=float_model if distill else None)
+        seconds = time.perf_counter() - start
+        use_qat = final["val"]["accuracy"] >= ptq["val"]["accuracy"]
+        chosen = final if use_qat else ptq
+        test = {
+            "float": score_keras(float_model, data, data.test),
+            "ptq_int8": score(tflite_model(ptq["tflite"], base), data.test),
+            "qat_int8": score(tflite_model(final["tflite"], base), data.test),
+        }
+        test["int8"] = test["qat_int8" if use_qat else "ptq_int8"]
+        test["keras"] = score_keras(chosen["model"], data, data.test)
+        relation = "matches or beats" if use_qat else "scores below"
+        reason = (f"QAT int8 {relation} PTQ int8 on the {selected_on} windows: accuracy "
+                  f"{final['val']['accuracy']:.4f} vs {ptq['val']['accuracy']:.4f}")  # fmt: skip
+        metrics = {
+            "chosen": "qat" if use_qat else "ptq",
+            "reason": reason,
+            "val": {"ptq_int8": ptq["val"], "qat_int8": final["val"]},
+            "val_agreement_with_float": {"ptq_int8": ptq["agreement"], "qat_int8": final["agreement"]},
+            "test": test,
+            "qat_seconds": seconds,
+            "qat": {"epochs": epochs, "learning_rate": learning_rate, "distill": distill, "history": history,
+                    "selected_on": selected_on},
+            "calibration_windows": len(reference),
+            "target": target,
+        }
+        save_model(chosen["model"], out / "model.keras")
+        for name, tflite in (("model", chosen["tflite"]), ("ptq", ptq["tflite"]), ("qat", final["tflite"])):
+            atomic_write_bytes(out / f"{name}_int8.tflite", tflite)
+        write_model_input(out, model_input)
+        write_json(out / "metrics.json", metrics)
+        plot_confusion(test["int8"]["confusion"], labels, out / "confusion_int8.png", title=f"{metrics['chosen']} int8")
+        print(f"harlite qat: {metrics['reason']}; kept {metrics['chosen']}. Test accuracy: float "
+              f"{test['float']['accuracy']:.4f}, PTQ int8 {test['ptq_int8']['accuracy']:.4f}, QAT int8 "
+              f"{test['qat_int8']['accuracy']:.4f} -> {out}", file=sys.stderr)  # fmt: skip
     return metrics

@@ -58,15 +58,19 @@ def write_model_input(folder: str | Path, model_input: ModelInput) -> Path:
 
 
 def read_model_input(folder: str | Path) -> ModelInput:
-    """The model input of a run folder (``protocol.json``) or a bundle (``manifest.json``)."""
+    """The model input of a run folder (``protocol.json``) or a bundle (``manifest.json``, validated by
+    ``harlite.bundle``)."""
+    from harlite.bundle import load_bundle
+
     folder = Path(folder)
-    for name in (PROTOCOL_FILE, MANIFEST):
-        if (folder / name).is_file():
-            try:
-                return ModelInput.from_dict(read_json(folder / name))
-            except (KeyError, TypeError, ValueError) as e:
-                raise BundleError(f"{folder / name} does not describe a model's input ({e}); rebuild it with "
-                                  "'harlite train' or 'harlite convert'.") from None  # fmt: skip
+    if (folder / PROTOCOL_FILE).is_file():
+        try:
+            return ModelInput.from_dict(read_json(folder / PROTOCOL_FILE))
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise BundleError(f"{folder / PROTOCOL_FILE} does not describe a model's input ({e}); train the "
+                              "model again with 'harlite train'.") from None  # fmt: skip
+    if (folder / MANIFEST).is_file():
+        return ModelInput.from_dict(load_bundle(folder, verify=False).manifest)
     raise BundleError(
         f"{folder} has neither {PROTOCOL_FILE} nor {MANIFEST}, so the model's input is unknown: use a run "
         "folder of 'harlite train' or a bundle of 'harlite convert'."
@@ -81,16 +85,14 @@ def save_model(model: Any, path: Path) -> None:
 
 
 def load_model(path: str | Path) -> Any:
-    """Load a harlite Keras model, with a clear error for a missing or unreadable file."""
-    from harlite.tf import keras
+    """Load a harlite Keras model safely (``harlite.bundle.load_keras``: the zip .keras format only, no code
+    from the file), with a clear error for a missing file."""
+    from harlite.bundle import load_keras
 
     path = Path(path)
     if not path.exists():
         raise BundleError(f"{path} does not exist: train a model first with 'harlite train --out DIR'.")
-    try:
-        return keras().models.load_model(path, compile=False)
-    except (OSError, ValueError) as e:
-        raise BundleError(f"{path} is not a Keras model ({e}); pass a model.keras made by harlite.") from None
+    return load_keras(path)
 
 
 def versions() -> dict[str, str]:

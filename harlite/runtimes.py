@@ -1,13 +1,16 @@
 """One small interface over the runtimes a bundle's model runs in: Keras, LiteRT, TFLite Micro and the C engine.
 
-``open_runtime(bundle, kind)`` gives an object whose ``predict(windows)`` takes PHYSICAL front-end
+``open_runtime(bundle, kind)`` (a ``harlite.bundle.Bundle`` or a bundle's path, loaded and verified)
+gives an object whose ``predict(windows)`` takes PHYSICAL front-end
 windows (n, window, C) float32 and returns (n, classes) float32 probabilities. It standardizes them
 with the manifest's normalization for float models, or quantizes them with ``harlite.frontend.quantize``
 (exactly as the firmware does) for int8 models and dequantizes the int8 output. Int8 runtimes also
 offer ``invoke_int8(q)`` on one quantized window, which is what the board runs.
 
 Interpreters run one window per invoke, with every variable tensor reset first: the fused LSTM keeps
-its state across invokes, and Keras starts every window from zero.
+its state across invokes, and Keras starts every window from zero. They get the model's verified bytes
+(``Bundle.read``), Keras the safely loaded model (``Bundle.keras_model``); ``runtime_for`` makes a runtime
+of a model the caller loaded itself (``harlite evaluate`` of a loose file).
 """
 
 from __future__ import annotations
@@ -18,9 +21,12 @@ from typing import Any
 
 import numpy as np
 
+from harlite.bundle import Bundle, load_bundle
 from harlite.errors import BundleError, HarliteError
 from harlite.frontend import quantize, standardize
-from harlite.manifest import load_manifest, require_fields
+from harlite.tf import litert_interpreter
+
+REBUILD = "rebuild it with 'harlite convert'"
 
 # kind -> the manifest artifact its model is read from
 KINDS: dict[str, str] = {
@@ -31,18 +37,19 @@ KINDS: dict[str, str] = {
     "tflm": "int8",
     "c": "int8",  # harlite's C engine, the code the board runs without TFLM, compiled for this host
 }
-REQUIRED = ("labels", "window", "frontend.channels", "normalization.mean", "normalization.std")
-INT8_REQUIRED = ("quantization.input.scale", "quantization.input.zero_point", "quantization.output.scale",
-                 "quantization.output.zero_point")  # fmt: skip
 
 
 class Runtime:
-    """A model of a bundle in one runtime; ``predict`` maps physical windows to probabilities."""
+    """A model of a bundle in one runtime; ``predict`` maps physical windows to probabilities.
 
-    def __init__(self, manifest: dict[str, Any], kind: str) -> None:
+    ``manifest`` is a validated manifest (``harlite.bundle``) or a run folder's protocol.json (with
+    ``quantization`` for int8 models); ``name`` names the model file in messages.
+    """
+
+    def __init__(self, manifest: dict[str, Any], kind: str, name: str) -> None:
         self.manifest = manifest
         self.kind = kind
-        self.path = artifact_path(manifest, KINDS[kind])
+        self.name = name
         self.window = int(manifest["window"])
         self.channels = len(manifest["frontend"]["channels"])
         self.mean = np.asarray(manifest["normalization"]["mean"], np.float32)
@@ -71,14 +78,12 @@ class Runtime:
 class KerasRuntime(Runtime):
     """The float tf-keras model, the reference; batched (Keras starts every window from zero state)."""
 
-    def __init__(self, manifest: dict[str, Any], kind: str = "keras") -> None:
-        super().__init__(manifest, kind)
-        from harlite.tf import keras
-
-        self.model = keras().models.load_model(self.path, compile=False)
+    def __init__(self, manifest: dict[str, Any], model: Any, name: str) -> None:
+        super().__init__(manifest, "keras", name)
+        self.model = model
         expected = (self.window, self.channels)
         if tuple(self.model.input_shape[1:]) != expected:
-            raise _shape_error(self.path, tuple(self.model.input_shape[1:]), expected)
+            raise _shape_error(name, tuple(self.model.input_shape[1:]), expected)
 
     def predict(self, windows: np.ndarray) -> np.ndarray:
         x = standardize(self._check_windows(windows), self.mean, self.std)
@@ -94,11 +99,11 @@ class KerasRuntime(Runtime):
 class _LiteRT:
     """LiteRT's interpreter on one .tflite model (batch 1)."""
 
-    def __init__(self, model: bytes) -> None:
-        from ai_edge_litert.interpreter import Interpreter
-
-        self.interpreter = Interpreter(model_content=model, num_threads=1)
-        self.interpreter.allocate_tensors()
+    def __init__(self, model: bytes, name: str) -> None:
+        try:
+            self.interpreter = litert_interpreter(model, num_threads=1)
+        except (ValueError, RuntimeError) as e:
+            raise BundleError(f"LiteRT cannot load {name}: {_first_line(e)}; {REBUILD}.") from None
         inp = self.interpreter.get_input_details()[0]
         out = self.interpreter.get_output_details()[0]
         self.input_index, self.output_index = inp["index"], out["index"]
@@ -121,13 +126,16 @@ class _TFLM:
     (``harlite.codegen.measure_arena``).
     """
 
-    def __init__(self, model: bytes, arena_bytes: int = 0) -> None:
+    def __init__(self, model: bytes, name: str, arena_bytes: int = 0) -> None:
         from tflite_micro.python.tflite_micro import runtime
 
+        from harlite.tf import quiet
+
         try:
-            self.interpreter = runtime.Interpreter.from_bytes(model, arena_size=max(arena_bytes, 10 * len(model)))
-        except RuntimeError as e:
-            raise BundleError(f"TFLite Micro cannot load the model: {e}.") from None
+            with quiet():
+                self.interpreter = runtime.Interpreter.from_bytes(model, arena_size=max(arena_bytes, 10 * len(model)))
+        except (RuntimeError, ValueError) as e:
+            raise BundleError(f"TFLite Micro cannot load {name}: {_first_line(e)}; {REBUILD}.") from None
         inp = self.interpreter.get_input_details(0)
         out = self.interpreter.get_output_details(0)
         self.input_shape, self.input_dtype = tuple(int(d) for d in inp["shape"]), np.dtype(inp["dtype"])
@@ -145,19 +153,18 @@ class _TFLM:
 class InterpreterRuntime(Runtime):
     """A .tflite model run one window per invoke, its LSTM state reset before each window."""
 
-    def __init__(self, manifest: dict[str, Any], kind: str) -> None:
-        super().__init__(manifest, kind)
-        model = self.path.read_bytes()
+    def __init__(self, manifest: dict[str, Any], kind: str, model: bytes, name: str) -> None:
+        super().__init__(manifest, kind, name)
         arena = int(manifest.get("tflm", {}).get("arena_bytes", 0))
         if kind == "c":
             from harlite.engine import HostEngine
 
             self.engine = HostEngine(model)
         else:
-            self.engine = _TFLM(model, arena) if kind == "tflm" else _LiteRT(model)
+            self.engine = _TFLM(model, name, arena) if kind == "tflm" else _LiteRT(model, name)
         expected = (1, self.window, self.channels)
         if self.engine.input_shape != expected:
-            raise _shape_error(self.path, self.engine.input_shape, expected)
+            raise _shape_error(name, self.engine.input_shape, expected)
 
     def _invoke(self, x: np.ndarray) -> np.ndarray:
         start = time.perf_counter()
@@ -181,21 +188,23 @@ class InterpreterRuntime(Runtime):
 class Int8Runtime(InterpreterRuntime):
     """The full-integer model: int8 windows in, int8 scores out (what the board computes)."""
 
-    def __init__(self, manifest: dict[str, Any], kind: str) -> None:
-        require_fields(manifest, INT8_REQUIRED)
-        super().__init__(manifest, kind)
+    def __init__(self, manifest: dict[str, Any], kind: str, model: bytes, name: str) -> None:
+        if "quantization" not in manifest:
+            raise BundleError(f"{name}: the model's int8 input and output quantization is unknown (no manifest "
+                              "'quantization'); convert it with 'harlite convert'.")  # fmt: skip
+        super().__init__(manifest, kind, model, name)
         quant = manifest["quantization"]
         self.input_quant = (float(quant["input"]["scale"]), int(quant["input"]["zero_point"]))
         self.output_quant = (float(quant["output"]["scale"]), int(quant["output"]["zero_point"]))
         if self.engine.input_dtype != np.int8:
-            raise BundleError(f"{self.path} takes {self.engine.input_dtype} input, not int8: "
+            raise BundleError(f"{name} takes {self.engine.input_dtype} input, not int8: "
                                        "regenerate it with 'harlite convert'.")  # fmt: skip
         for name, ours, model in (("input", self.input_quant, self.engine.input_quant),
                                   ("output", self.output_quant, self.engine.output_quant)):  # fmt: skip
             if not (np.isclose(ours[0], model[0], rtol=1e-6, atol=0) and ours[1] == model[1]):
                 raise BundleError(
                     f"manifest quantization.{name} (scale {ours[0]:.9g}, zero point {ours[1]}) differs from "
-                    f"{self.path.name} (scale {model[0]:.9g}, zero point {model[1]}): rebuild the bundle "
+                    f"{Path(name).name} (scale {model[0]:.9g}, zero point {model[1]}): rebuild the bundle "
                     "with 'harlite convert'."
                 )
 
@@ -215,37 +224,38 @@ class Int8Runtime(InterpreterRuntime):
         return ((outputs.astype(np.float32) - zero_point) * np.float32(scale)).astype(np.float32)
 
 
-def open_runtime(bundle: str | Path | dict[str, Any], kind: str) -> Runtime:
-    """The bundle's model in runtime ``kind`` (one of ``KINDS``); ``bundle`` is a folder, manifest path
-    or a manifest loaded with ``harlite.manifest.load_manifest``."""
+def open_runtime(bundle: Bundle | str | Path, kind: str) -> Runtime:
+    """The bundle's model in runtime ``kind`` (one of ``KINDS``), from its verified artifact; ``bundle`` is
+    a loaded ``Bundle`` or a bundle folder or manifest path (loaded and verified here)."""
     if kind not in KINDS:
         raise BundleError(f"unknown runtime {kind!r}: choose one of {', '.join(KINDS)}.")
-    manifest = bundle if isinstance(bundle, dict) else load_manifest(bundle)
-    require_fields(manifest, REQUIRED)
+    bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
+    name = str(bundle.root / bundle.entry(KINDS[kind])["file"])
+    model = bundle.keras_model() if kind == "keras" else bundle.read(KINDS[kind])
+    return runtime_for(bundle.manifest, kind, model, name)
+
+
+def runtime_for(manifest: dict[str, Any], kind: str, model: Any, name: str) -> Runtime:
+    """A runtime of ``kind`` for a model already loaded: a Keras model (``harlite.bundle.load_keras``) for
+    ``keras``, else the .tflite bytes; ``manifest`` describes its input (see ``Runtime``)."""
+    if kind not in KINDS:
+        raise BundleError(f"unknown runtime {kind!r}: choose one of {', '.join(KINDS)}.")
     if kind == "keras":
-        return KerasRuntime(manifest)
+        return KerasRuntime(manifest, model, name)
     if KINDS[kind] == "int8":
-        return Int8Runtime(manifest, kind)
-    return InterpreterRuntime(manifest, kind)
+        return Int8Runtime(manifest, kind, model, name)
+    return InterpreterRuntime(manifest, kind, model, name)
 
 
-def artifact_path(manifest: dict[str, Any], artifact: str) -> Path:
-    """Path of a manifest artifact (``keras``, ``int8``, ...), which must exist."""
-    entry = manifest.get("artifacts", {}).get(artifact)
-    if not entry:
-        raise BundleError(f"the bundle's manifest lists no '{artifact}' artifact: "
-                                   "rebuild the bundle with 'harlite convert'.")  # fmt: skip
-    path = Path(manifest.get("_root", ".")) / entry["file"]
-    if not path.exists():
-        raise BundleError(f"{path} is missing from the bundle: rebuild it with 'harlite convert'.")
-    return path
-
-
-def _shape_error(path: Path, shape: tuple[int, ...], expected: tuple[int, ...]) -> HarliteError:
+def _shape_error(name: str, shape: tuple[int, ...], expected: tuple[int, ...]) -> HarliteError:
     return BundleError(
-        f"{path.name} takes input {list(shape)} but the manifest describes {list(expected)} "
+        f"{Path(name).name} takes input {list(shape)} but the manifest describes {list(expected)} "
         "(window, channels): the model and manifest.json come from different builds; rebuild the bundle."
     )
+
+
+def _first_line(error: Exception) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
 
 
 def _scalar_quant(quantization: tuple[float, int]) -> tuple[float, int]:

@@ -9,6 +9,7 @@ of windows, metrics over the windows whose samples all carry one activity, and t
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import time
@@ -19,38 +20,22 @@ from typing import Any
 
 import numpy as np
 
+from harlite.bundle import Bundle, load_bundle
 from harlite.data.recordings import Recording
 from harlite.errors import HarliteError
 from harlite.frontend import FrontEndSpec, StreamingFrontEnd, quantize, window_starts
-from harlite.manifest import (
-    atomic_write_bytes,
-    atomic_write_text,
-    check_writable,
-    load_manifest,
-    sha256_file,
-    write_json,
-)
+from harlite.manifest import atomic_write_bytes, atomic_write_text, check_writable, write_json
 from harlite.metrics import classification_metrics
-from harlite.protocol import UCI_LABELS, UNLABELLED
+from harlite.protocol import UNLABELLED
 from harlite.smoothing import SmoothingSpec, parse_smoothing, smooth
+from harlite.stages import folder_lock
 from harlite.windows import window_labels
 
 # --runtime name -> harlite.runtimes kind
 RUNTIMES = {"tflm": "tflm", "c": "c", "litert": "litert-int8", "keras": "keras"}
-REQUIRED_FIELDS = (
-    "labels",
-    "frontend.channels",
-    "normalization.mean",
-    "normalization.std",
-    "quantization.input.scale",
-    "quantization.input.zero_point",
-    "quantization.output.scale",
-    "quantization.output.zero_point",
-)
 # Why a window has no label: the kinds counted in SimulationResult.window_counts.
 PURE, STRADDLING, UNLABELLED_SAMPLES, NO_LABELS = "pure", "straddling", "unlabelled", "no_labels"
 GOLDEN_SMOOTHINGS = ("none", "majority:3", "majority:4", "ema:0.5")
-CONFIG_HEADER = "tflm/harlite_model_config.h"
 GOLDEN_FILES = ("raw_f32.bin", "input_int8.bin", "output_int8.bin", "golden.json", "harlite_model_config.h")
 
 
@@ -73,12 +58,11 @@ class Trace:
 class SimulationResult:
     """Everything a replay found: traces, metrics over pure windows, window counts, host cost."""
 
-    bundle: str
+    bundle: Bundle
     runtime: str
     smoothing: SmoothingSpec
     labels: tuple[str, ...]
     spec: FrontEndSpec
-    manifest: dict[str, Any]
     traces: list[Trace]
     latency: dict[str, Any]
     window_counts: dict[str, int]
@@ -112,7 +96,7 @@ class SimulationResult:
     def summary(self) -> dict[str, Any]:
         """The machine-readable result without the per-window rows."""
         return {
-            "bundle": self.bundle,
+            "bundle": str(self.bundle.root),
             "runtime": self.runtime,
             "smoothing": str(self.smoothing),
             "recordings": [
@@ -127,7 +111,7 @@ class SimulationResult:
 
 
 def simulate(
-    bundle: str | Path | dict[str, Any],
+    bundle: Bundle | str | Path,
     recordings: list[Recording],
     runtime: str = "tflm",
     smoothing: str | SmoothingSpec = "none",
@@ -136,18 +120,20 @@ def simulate(
     """Replay ``recordings`` through ``bundle``'s front end, quantization, ``runtime`` and smoothing.
 
     ``runtime`` is tflm, c (harlite's C engine, compiled for this host), litert (the int8 model in LiteRT)
-    or keras (the float model); ``log`` receives progress and warnings.
+    or keras (the float model); ``log`` receives progress and warnings. ``bundle`` is a loaded ``Bundle``
+    or a bundle's path (loaded and verified here).
     """
     from harlite.runtimes import open_runtime
 
-    manifest = bundle if isinstance(bundle, dict) else load_manifest(bundle, require=REQUIRED_FIELDS)
     if runtime not in RUNTIMES:
         raise HarliteError(f"unknown runtime {runtime!r}: choose one of {', '.join(RUNTIMES)}.")
-    spec = FrontEndSpec.from_dict(manifest["frontend"])
-    labels = tuple(manifest["labels"])
+    bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
+    manifest = bundle.manifest
+    spec = bundle.frontend()
+    labels = bundle.labels
     smoothing = parse_smoothing(smoothing)
     say = log or (lambda message: None)
-    model = open_runtime(manifest, RUNTIMES[runtime])
+    model = open_runtime(bundle, RUNTIMES[runtime])
     player = _Player(spec, manifest, model, smoothing)
     traces, warnings = [], []
     started, cpu_started = time.perf_counter(), time.process_time()
@@ -168,12 +154,11 @@ def simulate(
     seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
     counts = _window_counts(traces)
     return SimulationResult(
-        bundle=str(manifest.get("_root", "")),
+        bundle=bundle,
         runtime=runtime,
         smoothing=smoothing,
         labels=labels,
         spec=spec,
-        manifest=manifest,
         traces=traces,
         latency=player.latency(seconds, cpu_seconds),
         window_counts=counts,
@@ -332,40 +317,48 @@ def run(
     """What ``harlite simulate`` does: load, replay, then write the timeline, plot and golden vectors.
 
     The recordings are the CSV files ``paths``, a ``dataset``'s (with ``subjects``) and ``recordings``
-    already loaded. Returns the summary with the written files under ``files``.
+    already loaded. The folders written (``out``, ``golden``, the plot's) are locked for the whole run,
+    so a second harlite writing there is refused. Returns the summary with the written files under ``files``.
     """
-    manifest = load_manifest(bundle, require=REQUIRED_FIELDS)
+    bundle = load_bundle(bundle)
     smoothing = parse_smoothing(smoothing)
     say = log or (lambda message: None)
     if golden is not None and runtime not in ("tflm", "c"):
         raise HarliteError("--dump-golden records the board's outputs: use it with --runtime tflm (the default) or c.")
-    targets = [Path(out) / name for name in ("timeline.csv", "timeline.json")] if out is not None else []
-    targets += [Path(golden) / name for name in GOLDEN_FILES] if golden is not None else []
-    for target in targets + ([plot] if plot is not None else []):
-        check_writable(target, force)
     if golden is not None:
-        config_header(manifest)
-    given = list(recordings or [])
-    recordings = given + (load_recordings(paths, dataset, subjects, manifest) if paths or dataset or not given else [])
-    result = simulate(manifest, recordings, runtime, smoothing, log)
-    files = write_timeline(result, out, force) if out is not None else []
-    # The plot and the golden vectors show one recording: the first that gave a window.
-    wanted = " and ".join(name for name, path in (("plot", plot), ("golden vectors", golden)) if path is not None)
-    shown = next((i for i, tr in enumerate(result.traces) if len(tr.starts)), None)
-    if wanted and shown is None:
-        say(f"warning: no recording gave a window, so there are no {wanted}")
-    elif wanted:
-        files += [plot_timeline(result, plot, shown, force)] if plot is not None else []
-        files += dump_golden(result, golden, force, shown) if golden is not None else []
-        if len(recordings) > 1:
-            say(f"{wanted}: {recordings[shown].source}, the first of {len(recordings)} recordings")
+        bundle.read("tflm_config")  # golden vectors carry the bundle's config header: fail before the replay
+    folders = [Path(out)] if out is not None else []
+    folders += [Path(golden)] if golden is not None else []
+    folders += [Path(plot).parent] if plot is not None else []
+    with contextlib.ExitStack() as locks:
+        for folder in dict.fromkeys(folders):
+            locks.enter_context(folder_lock(folder))
+        targets = [Path(out) / name for name in ("timeline.csv", "timeline.json")] if out is not None else []
+        targets += [Path(golden) / name for name in GOLDEN_FILES] if golden is not None else []
+        for target in targets + ([plot] if plot is not None else []):
+            check_writable(target, force)
+        given = list(recordings or [])
+        wanted_data = paths or dataset or not given
+        recordings = given + (load_recordings(paths, dataset, subjects, bundle.manifest) if wanted_data else [])
+        result = simulate(bundle, recordings, runtime, smoothing, log)
+        files = write_timeline(result, out, force) if out is not None else []
+        # The plot and the golden vectors show one recording: the first that gave a window.
+        wanted = " and ".join(name for name, path in (("plot", plot), ("golden vectors", golden)) if path is not None)
+        shown = next((i for i, tr in enumerate(result.traces) if len(tr.starts)), None)
+        if wanted and shown is None:
+            say(f"warning: no recording gave a window, so there are no {wanted}")
+        elif wanted:
+            files += [plot_timeline(result, plot, shown, force)] if plot is not None else []
+            files += dump_golden(result, golden, force, shown) if golden is not None else []
+            if len(recordings) > 1:
+                say(f"{wanted}: {recordings[shown].source}, the first of {len(recordings)} recordings")
     return {**result.summary(), "files": [str(f) for f in files]}
 
 
 def bundle_subjects(bundle: str | Path, part: str) -> tuple[str, list[str]]:
     """The dataset a bundle was trained on (``hapt`` or a folder) and the subjects of its ``part``
     (test, or train: training and validation)."""
-    dataset = load_manifest(bundle).get("dataset") or {}
+    dataset = load_bundle(bundle, verify=False).manifest.get("dataset") or {}
     groups = dataset.get("test", []) if part == "test" else [*dataset.get("train", []), *dataset.get("val", [])]
     if not groups or dataset.get("split", "subject") != "subject":
         raise HarliteError(f"{bundle} records no {part} subjects of its data (split by {dataset.get('split', '?')}): "
@@ -429,10 +422,9 @@ def dump_golden(result: SimulationResult, out: str | Path, force: bool = False, 
     """
     if result.runtime not in ("tflm", "c"):
         raise HarliteError("golden vectors hold the board's outputs: replay with --runtime tflm or c.")
-    tr, manifest = result.traces[recording], result.manifest
-    header = config_header(manifest)
+    tr, bundle = result.traces[recording], result.bundle
+    header = bundle.read("tflm_config")
     paths = [check_writable(Path(out) / name, force) for name in GOLDEN_FILES]
-    int8_file = Path(manifest["_root"]) / manifest["artifacts"]["int8"]["file"]
     golden = {
         "samples": len(tr.recording),
         "windows": len(tr.starts),
@@ -441,8 +433,8 @@ def dump_golden(result: SimulationResult, out: str | Path, force: bool = False, 
         "channels": len(result.spec.channels),
         "classes": len(result.labels),
         "source": tr.recording.source,
-        "bundle": result.bundle,
-        "model_sha256": sha256_file(int8_file),
+        "bundle": str(bundle.root),
+        "model_sha256": bundle.entry("int8")["sha256"],
         "rate_hz": result.spec.rate_hz,
         "frontend_digest": result.spec.digest(),
         "labels": list(result.labels),
@@ -453,20 +445,8 @@ def dump_golden(result: SimulationResult, out: str | Path, force: bool = False, 
     atomic_write_bytes(paths[1], np.ascontiguousarray(tr.inputs, dtype=np.int8).tobytes())
     atomic_write_bytes(paths[2], np.ascontiguousarray(tr.outputs, dtype=np.int8).tobytes())
     write_json(paths[3], golden)
-    atomic_write_bytes(paths[4], header.read_bytes())
+    atomic_write_bytes(paths[4], header)
     return paths
-
-
-def config_header(manifest: dict[str, Any]) -> Path:
-    """The bundle's generated C header, which golden vectors carry; a clear error when it is missing."""
-    entry = manifest.get("artifacts", {}).get("tflm_config", {}).get("file", CONFIG_HEADER)
-    header = Path(manifest["_root"]) / entry
-    if not header.exists():
-        raise HarliteError(
-            f"{header} does not exist, and golden vectors carry it: generate the bundle's TFLM sources "
-            "with 'harlite convert'."
-        )
-    return header
 
 
 def _golden_smoothings(result: SimulationResult) -> list[str]:
@@ -474,19 +454,15 @@ def _golden_smoothings(result: SimulationResult) -> list[str]:
     return specs + ([str(result.smoothing)] if str(result.smoothing) not in specs else [])
 
 
-# UCI HAR's activities: moving ones warm, still ones cool; other labels take a qualitative colour map;
-# samples without a label light grey.
-UCI_COLOURS = ("#d62728", "#ff7f0e", "#bcbd22", "#1f77b4", "#17becf", "#9467bd")
+# Samples without a label: light grey.
 NO_LABEL_COLOUR = "#dddddd"
 
 
 def class_colours(labels: tuple[str, ...]) -> list[str]:
-    """A distinct colour per class, for any number of classes."""
+    """A distinct colour per class, for any number of classes (a qualitative colour map)."""
     from matplotlib import colormaps
     from matplotlib.colors import to_hex
 
-    if labels == UCI_LABELS:
-        return list(UCI_COLOURS)
     cmap = colormaps["tab10" if len(labels) <= 10 else "tab20"]
     return [to_hex(cmap(i % cmap.N)) for i in range(len(labels))]
 

@@ -31,9 +31,10 @@ from harlite.metrics import classification_metrics, plot_confusion
 from harlite.models import DEFAULT_MODEL, build_model, count_macs, count_params, export_copy
 from harlite.protocol import Protocol
 from harlite.runs import ModelInput, load_model, read_model_input, save_model, versions, write_model_input
+from harlite.stages import folder_lock
 from harlite.windows import DataSpec, Split, WindowSet, load_split
 
-RUN_FILES = ("model.keras", "protocol.json", "history.json", "metrics.json")
+RUN_FILES = ("model.keras", "protocol.json", "history.json", "metrics.json", "learning_curves.png", "confusion.png")
 # Small data: enough optimizer steps whatever the amount of data (within bounds), smaller batches.
 MIN_STEPS, MIN_EPOCHS, MAX_EPOCHS = 6000, 80, 400
 IMBALANCE_RATIO = 2.0  # class weights when the largest class has more than this many times the smallest's windows
@@ -241,47 +242,47 @@ def train(
     """Train a float model into the run folder ``out``; returns the metrics written to metrics.json.
 
     ``split`` (default: ``load_split(data_spec)``) gives the windows. The run folder gets model.keras,
-    protocol.json, history.json, metrics.json, learning_curves.png and confusion.png.
+    protocol.json, history.json, metrics.json, learning_curves.png and confusion.png (``RUN_FILES``).
     """
     out = Path(out)
-    for name in RUN_FILES:
-        check_writable(out / name, force)
-    data = prepare_data(load_split(data_spec) if split is None else split)
-    config = config.for_data(data.train, data.protocol.n_classes)
-    seed_everything(config.seed)
-    protocol = data.protocol
-    model = build_model(config.model, n_channels=len(protocol.frontend.channels), window=protocol.window,
-                        n_classes=protocol.n_classes, **config.options)  # fmt: skip
-    print(
-        f"harlite train: {config.model}, {count_params(model)} parameters, {len(data.train)} training windows "
-        f"({len(set(data.train.group.tolist()))} {data.split.kind}s), {len(data.val)} validation, {len(data.test)} "
-        f"test; {config.epochs} epochs of batch {config.batch_size}{', class weights' if config.class_weights else ''}",
-        file=sys.stderr,
-    )
-    for warning in data.split.warnings:
-        print(f"harlite train: note: {warning}", file=sys.stderr)
-    start = time.perf_counter()
-    history = fit(model, data, config, config.epochs, config.learning_rate, echo_epoch("train", config.epochs))
-    seconds = time.perf_counter() - start
-    test, val = (score_keras(model, data, part) for part in (data.test, data.val))
-    metrics = {
-        "test": {"float": test},
-        "val": {"float": val},
-        "model": model_info(model),
-        "train_seconds": seconds,
-        "config": asdict(config),
-        "split": data.split.info(),
-        "warnings": data.split.warnings,
-        "versions": versions(),
-    }
-    out.mkdir(parents=True, exist_ok=True)
-    save_model(model, out / "model.keras")
-    write_model_input(out, data.model_input())
-    write_json(out / "history.json", history)
-    write_json(out / "metrics.json", metrics)
-    plot_history(history, out / "learning_curves.png")
-    plot_confusion(test["confusion"], protocol.labels, out / "confusion.png", title=f"{config.model} float, test split")
-    print(f"harlite train: test accuracy {test['accuracy']:.4f}, macro-F1 {test['macro_f1']:.4f} -> {out}", file=sys.stderr)
+    with folder_lock(out):  # one writer: a second harlite training into out is refused
+        for name in RUN_FILES:
+            check_writable(out / name, force)
+        data = prepare_data(load_split(data_spec) if split is None else split)
+        config = config.for_data(data.train, data.protocol.n_classes)
+        seed_everything(config.seed)
+        protocol = data.protocol
+        model = build_model(config.model, n_channels=len(protocol.frontend.channels), window=protocol.window,
+                            n_classes=protocol.n_classes, **config.options)  # fmt: skip
+        print(
+            f"harlite train: {config.model}, {count_params(model)} parameters, {len(data.train)} training windows "
+            f"({len(set(data.train.group.tolist()))} {data.split.kind}s), {len(data.val)} validation, {len(data.test)} "
+            f"test; {config.epochs} epochs of batch {config.batch_size}{', class weights' if config.class_weights else ''}",
+            file=sys.stderr,
+        )
+        for warning in data.split.warnings:
+            print(f"harlite train: note: {warning}", file=sys.stderr)
+        start = time.perf_counter()
+        history = fit(model, data, config, config.epochs, config.learning_rate, echo_epoch("train", config.epochs))
+        seconds = time.perf_counter() - start
+        test, val = (score_keras(model, data, part) for part in (data.test, data.val))
+        metrics = {
+            "test": {"float": test},
+            "val": {"float": val},
+            "model": model_info(model),
+            "train_seconds": seconds,
+            "config": asdict(config),
+            "split": data.split.info(),
+            "warnings": data.split.warnings,
+            "versions": versions(),
+        }
+        save_model(model, out / "model.keras")
+        write_model_input(out, data.model_input())
+        write_json(out / "history.json", history)
+        write_json(out / "metrics.json", metrics)
+        plot_history(history, out / "learning_curves.png")
+        plot_confusion(test["confusion"], protocol.labels, out / "confusion.png", title=f"{config.model} float, test split")
+        print(f"harlite train: test accuracy {test['accuracy']:.4f}, macro-F1 {test['macro_f1']:.4f} -> {out}", file=sys.stderr)
     return metrics
 
 

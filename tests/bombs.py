@@ -3,6 +3,7 @@ repeated, wrapped as a zip member or a gzip file; and a subprocess runner that r
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import struct
@@ -15,11 +16,11 @@ BLOCK = 16 << 20
 REPO = Path(__file__).resolve().parents[1]
 
 
-def deflate_zeros(size: int) -> tuple[bytes, int]:
-    """(raw deflate stream, CRC-32) of ``size`` zero bytes (``size`` a multiple of 16 MiB)."""
+def deflate_zeros(size: int, fill: bytes = b"\0") -> tuple[bytes, int]:
+    """(raw deflate stream, CRC-32) of ``size`` zero bytes, or of ``fill`` bytes (``size`` a multiple of 16 MiB)."""
     compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
-    block = compressor.compress(bytes(BLOCK)) + compressor.flush(zlib.Z_FULL_FLUSH)  # byte-aligned, no history
-    zeros, crc = bytes(BLOCK), 0
+    zeros, crc = fill * BLOCK, 0
+    block = compressor.compress(zeros) + compressor.flush(zlib.Z_FULL_FLUSH)  # byte-aligned, no history
     for _ in range(size // BLOCK):
         crc = zlib.crc32(zeros, crc)
     return block * (size // BLOCK) + b"\x03\x00", crc  # b"\x03\x00": the final, empty block
@@ -42,10 +43,12 @@ def zip_bomb(path: Path, members: dict[str, int], declared: int | None = None) -
     return path
 
 
-def gzip_bomb(path: Path, size: int) -> Path:
-    """A gzip file of ``size`` zero bytes."""
-    data, crc = deflate_zeros(size)
-    path.write_bytes(b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff" + data + struct.pack("<II", crc, size & 0xFFFFFFFF))
+def gzip_bomb(path: Path, size: int, fill: bytes = b"\0", head: bytes = b"") -> Path:
+    """A gzip file of ``size`` zero (or ``fill``) bytes, after a gzip member holding ``head`` if given."""
+    data, crc = deflate_zeros(size, fill)
+    first = gzip.compress(head, mtime=0) if head else b""
+    member = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff" + data + struct.pack("<II", crc, size & 0xFFFFFFFF)
+    path.write_bytes(first + member)
     return path
 
 

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from harlite.bundle import load_bundle
 from harlite.cli import main
-from harlite.manifest import load_manifest, sha256_file
+from harlite.manifest import sha256_file
 from harlite.stages import RunFolder
 
 
@@ -44,7 +45,7 @@ def test_quick_build_runs_every_stage_then_resumes_without_redoing_any(tmp_path:
     assert first.exit_code == 0, first.output
     results = json.loads(first.stdout)
     assert set(results["seconds"]) == {"data", "train", "qat", "convert", "parity", "simulate", "report"}
-    manifest = load_manifest(release, require=("tflm.arena_bytes", "quantization.input.scale"))
+    manifest = load_bundle(release).manifest
     assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in manifest["ops"] and results["parity"]["passed"]
     assert (release / "tflm" / "harlite_model_data.cpp").exists() and (release / "report_timeline.png").exists()
     report = (out / "report.md").read_text()
@@ -57,3 +58,16 @@ def test_quick_build_runs_every_stage_then_resumes_without_redoing_any(tmp_path:
     assert resumed.exit_code == 0, resumed.output
     assert resumed.stderr.count("unchanged, kept") == 7
     assert sha256_file(release / "model_int8.tflite") == int8
+
+    # A flipped byte in the bundle's int8 model and a lost C array: the stages from convert on are redone.
+    model = out / "bundle" / "model_int8.tflite"
+    data = bytearray(model.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    model.write_bytes(bytes(data))
+    (out / "bundle" / "tflm" / "harlite_model_data.cpp").unlink()
+    repaired = CliRunner().invoke(main, [*args, "--force"])
+    assert repaired.exit_code == 0, repaired.output
+    assert repaired.stderr.count("unchanged, kept") == 3  # data, train, qat
+    assert "[4/7] convert... (bundle was altered)" in repaired.stderr
+    assert load_bundle(out / "bundle").read("int8") == (release / "model_int8.tflite").read_bytes()
+    assert sha256_file(release / "model_int8.tflite") == int8  # the same conversion again

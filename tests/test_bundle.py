@@ -1,7 +1,6 @@
 """harlite.bundle: the manifest schema, confined artifact paths, sha256 and C-array checks, safe Keras loading.
 
-The bundle under test is the released models/cnn_lstm (real .keras, .tflite and TFLM sources), with its
-manifest brought to format_version 2 where it is still version 1.
+The bundle under test is the released models/cnn_lstm (real .keras, .tflite, TFLM and C engine sources).
 """
 
 from __future__ import annotations
@@ -13,7 +12,6 @@ import json
 import os
 import shutil
 import sys
-import warnings
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +20,7 @@ from typing import Any
 import numpy as np
 import pytest
 from bombs import zip_bomb
+from hostile import hostile_models as make_hostile_models
 
 import harlite.bundle as bundle_module
 from harlite.bundle import MANIFEST, load_bundle, load_keras, validate
@@ -29,14 +28,6 @@ from harlite.errors import BundleError
 
 RELEASED = Path(__file__).resolve().parents[1] / "models" / "cnn_lstm"
 REBUILD = "rebuild the bundle with 'harlite build'"
-
-
-def _as_v2(manifest: dict[str, Any]) -> dict[str, Any]:
-    """A format_version 1 manifest as version 2 writes it (the front end also names its raw channels)."""
-    manifest = copy.deepcopy(manifest)
-    manifest["format_version"] = 2
-    manifest["frontend"].setdefault("raw_channels", [c["name"] for c in manifest["raw_channels"]])
-    return manifest
 
 
 def write_manifest(folder: Path, manifest: dict[str, Any]) -> Path:
@@ -54,9 +45,8 @@ def record(folder: Path, kind: str) -> None:
 
 @pytest.fixture(scope="session")
 def released_v2(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("released") / "cnn_lstm"
-    shutil.copytree(RELEASED, folder)
-    return write_manifest(folder, _as_v2(json.loads((RELEASED / MANIFEST).read_text())))
+    """A copy of the released bundle (format_version 2)."""
+    return Path(shutil.copytree(RELEASED, tmp_path_factory.mktemp("released") / "cnn_lstm"))
 
 
 @pytest.fixture
@@ -135,8 +125,8 @@ MALFORMED = [
     ("labels", "WALKING,SITTING", "field labels must be a list"),
     ("labels", ["WALKING"], "field labels must be a list of 2 to 64"),
     ("labels", ["WALKING", "WALKING", "SITTING"], "labels must hold distinct items"),
-    ("labels", ["WALK\n#error injected", "SIT"], "field labels[0] must be a name"),
-    ("labels", ["WALK,ING", "SIT"], "labels[0] must be a name"),
+    ("labels", ["WALK\n#error injected", "SIT"], "field labels[0] must be a label"),
+    ("labels", ["WALK,ING", "SIT"], "labels[0] must be a label"),
     ("labels", ['WALK"', "SIT"], "labels[0]"),
     ("labels", ["W" * 32, "SIT"], "labels[0]"),
     ("labels", ["WALK\u202eGNI", "SIT"], "labels[0]"),  # a right-to-left override: a format character
@@ -184,6 +174,14 @@ MALFORMED = [
     ("artifacts.int8.file", 7, "artifacts.int8.file must be a relative path"),
     ("artifacts.Int8", {"file": "x", "bytes": 1, "sha256": "0" * 64}, "field artifacts has the key 'Int8'"),
     ("metrics.int8.accuracy", 1.5, "field metrics.int8.accuracy must be a finite number >= 0 and <= 1"),
+    ("tflm.target", "tflm-1999", "field tflm.target must be one of 'tflm-arduino-2023.02', 'tflm-2026'"),
+    ("engine.scratch_bytes", "much", "field engine.scratch_bytes must be an integer"),
+    ("dataset.split", "random", "field dataset.split must be one of 'subject', 'recording', 'time'"),
+    ("dataset.test", "2,4", "field dataset.test must be a list"),
+    ("dataset.window", 4, "field dataset.window must be null or an integer in 8..65536"),
+    ("dataset.windows", {"test": {"WALKING": -1}}, "field dataset.windows.test.WALKING must be an integer"),
+    ("dataset.merge", {"jog": "RUN\n#error"}, "field dataset.merge.jog must be a label"),
+    ("raw_channels", lambda m: m["raw_channels"][:4], "field raw_channels must be acc_x, acc_y, acc_z"),
     ("format_version", "2", "field format_version must be 2, got '2'"),
     ("format_version", True, "field format_version must be 2, got true"),
 ]
@@ -313,7 +311,7 @@ def test_missing_and_truncated_artifacts(bundle_dir: Path) -> None:
     shutil.copy(RELEASED / "tflm" / "harlite_model_data.cpp", bundle_dir / "tflm")
     path = bundle_dir / "model_int8.tflite"
     path.write_bytes(path.read_bytes()[:1000])
-    one_line_error(lambda: load_bundle(bundle_dir), "model_int8.tflite is 1000 bytes but the manifest records 28000")
+    one_line_error(lambda: load_bundle(bundle_dir), "model_int8.tflite is 1000 bytes but the manifest records 27880")
 
 
 def test_an_artifact_changed_after_loading_is_caught_on_use(bundle_dir: Path) -> None:
@@ -368,7 +366,8 @@ def test_the_c_array_must_be_the_int8_model(bundle_dir: Path, good_manifest: dic
     shutil.copy(RELEASED / "model_int8.tflite", bundle_dir / "model_int8.tflite")
     record(bundle_dir, "int8")
     header = bundle_dir / "tflm" / "harlite_model_data.h"
-    header.write_text(header.read_text().replace("LEN 28000", "LEN 28001"))
+    size = (RELEASED / "model_int8.tflite").stat().st_size
+    header.write_text(header.read_text().replace(f"LEN {size}", f"LEN {size + 1}"))
     record(bundle_dir, "tflm_model_header")
     one_line_error(lambda: load_bundle(bundle_dir), "harlite_model_data.h is not the C source")
 
@@ -376,35 +375,10 @@ def test_the_c_array_must_be_the_int8_model(bundle_dir: Path, good_manifest: dic
 # --- safe Keras loading -----------------------------------------------------------------------------
 
 
-def _marker_lambda(marker: Path) -> Any:
-    """A function as an attacker would store it: it writes ``marker`` whenever the layer is built."""
-    return eval(f"lambda x: (__import__('pathlib').Path({str(marker)!r}).write_text('pwned'), x)[1]")  # noqa: S307
-
-
-def _lambda_model(marker: Path) -> Any:
-    from harlite.tf import keras
-
-    k = keras()
-    inputs = k.Input(shape=(128, 9))
-    outputs = k.layers.Dense(6, activation="softmax")(k.layers.LSTM(4)(k.layers.Lambda(_marker_lambda(marker))(inputs)))
-    return k.Model(inputs, outputs)
-
-
 @pytest.fixture(scope="module")
 def hostile_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """model.keras files that run code when tf-keras loads them: HDF5 and zip, each with a Lambda."""
-    folder = tmp_path_factory.mktemp("hostile")
-    marker = folder / "pwned"
-    model = _lambda_model(marker)
-    for name in ("hdf5", "zip"):
-        (folder / name).mkdir()
-    with warnings.catch_warnings():  # "HDF5 is legacy": the attacker does not mind
-        warnings.simplefilter("ignore", UserWarning)
-        model.save(folder / "model.h5")
-    (folder / "model.h5").rename(folder / "hdf5" / "model.keras")  # HDF5, given the .keras name
-    model.save(folder / "zip" / "model.keras")
-    marker.unlink()  # building the model ran the lambda once; loading must not run it again
-    return {"hdf5": folder / "hdf5" / "model.keras", "zip": folder / "zip" / "model.keras", "marker": marker}
+    return make_hostile_models(tmp_path_factory.mktemp("hostile"))
 
 
 def test_an_hdf5_model_named_keras_runs_nothing_and_is_refused(hostile_models: dict[str, Path],

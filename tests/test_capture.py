@@ -34,12 +34,12 @@ import numpy as np
 import pytest
 from test_firmware import SANITIZERS, TESTS, compile_ok, tool
 
+from harlite.bundle import load_bundle
 from harlite.capture import _Segment, capture, parse_banner
 from harlite.codegen import config_header
 from harlite.data.hapt import load_hapt
 from harlite.data.recordings import read_csv
 from harlite.firmware import CORE, CORE_SOURCES, WARNINGS
-from harlite.manifest import load_manifest
 from harlite.protocol import UCI_LABELS as LABELS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -67,7 +67,7 @@ def build_board(config_dir: Path) -> Path:
 @pytest.fixture(scope="module")
 def board(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The board program for the released model's config (HAPT's six activities, acc + gyro, 50 Hz)."""
-    return build_board(write_config(tmp_path_factory.mktemp("board"), load_manifest(RELEASED)))
+    return build_board(write_config(tmp_path_factory.mktemp("board"), load_bundle(RELEASED).manifest))
 
 
 OWN_LABELS = ["brush teeth", "wash hands", "walk", "sit down", "stand", "lie"]
@@ -76,7 +76,7 @@ OWN_LABELS = ["brush teeth", "wash hands", "walk", "sit down", "stand", "lie"]
 @pytest.fixture(scope="module")
 def own_board(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A board of a model with labels of its own (names with spaces) at 12.5 Hz."""
-    manifest = load_manifest(RELEASED)
+    manifest = load_bundle(RELEASED).manifest
     own = {**manifest, "rate_hz": 12.5, "frontend": {**manifest["frontend"], "rate_hz": 12.5}, "labels": OWN_LABELS}
     return build_board(write_config(tmp_path_factory.mktemp("own"), own))
 
@@ -261,7 +261,7 @@ def no_temporary_files(out: Path) -> bool:
 def test_banner_is_the_c_cores_and_parses(board: Path, own_board: Path) -> None:
     """The banner the C core formats names the config's sensors, rate, window, hop and labels; label
     names with spaces and a fractional rate come back from parse_banner."""
-    manifest = load_manifest(RELEASED)
+    manifest = load_bundle(RELEASED).manifest
     lines = board_lines(board, np.zeros((3, 6), np.float32))
     assert lines[1] == b"time_s,acc_x,acc_y,acc_z,gyro_x,gyro_y,gyro_z"
     assert parse_banner(lines[0].decode()) == {
@@ -579,7 +579,7 @@ def test_list_ports_and_usage() -> None:
 
 def acc_only_manifest() -> dict:
     """The released manifest cut to an accelerometer-only front end (body and total acceleration)."""
-    manifest = load_manifest(RELEASED)
+    manifest = load_bundle(RELEASED).manifest
     keep = [i for i, c in enumerate(manifest["frontend"]["channels"]) if "acc" in c]
     channels = [manifest["frontend"]["channels"][i] for i in keep]
     raw = [{"name": n, "unit": "g"} for n in ("acc_x", "acc_y", "acc_z")]

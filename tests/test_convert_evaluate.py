@@ -11,9 +11,10 @@ from ai_edge_litert.schema_py_generated import Model
 from click.testing import CliRunner
 from test_train_qat import tiny_split
 
+from harlite.bundle import load_bundle
 from harlite.errors import HarliteError
 from harlite.frontend import quantize, standardize
-from harlite.manifest import load_manifest, sha256_file
+from harlite.manifest import sha256_file
 from harlite.runs import load_model
 from harlite.train import TrainConfig, train
 from harlite.windows import Split
@@ -40,7 +41,7 @@ def bundle(split: Split, tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_bundle_files_and_manifest(bundle: Path) -> None:
     from harlite.convert import FUSED_LSTM, io_details, tflite_ops
 
-    manifest = load_manifest(bundle, require=("quantization.input.input_mul", "artifacts.int8.sha256", "ops"))
+    manifest = load_bundle(bundle).manifest
     for kind, artifact in manifest["artifacts"].items():
         path = bundle / artifact["file"]
         assert path.stat().st_size == artifact["bytes"] and sha256_file(path) == artifact["sha256"], kind
@@ -68,7 +69,7 @@ def test_every_input_channel_spans_the_int8_range(bundle: Path, split: Split) ->
     """Each channel of the calibration windows reaches the edge of the int8 input, not just the widest."""
     from harlite.convert import calibration_windows
 
-    manifest = load_manifest(bundle)
+    manifest = load_bundle(bundle).manifest
     mean, std = (np.array(manifest["normalization"][k], np.float32) for k in ("mean", "std"))
     peaks = np.abs(calibration_windows(split.pool, mean, std, 40)).max(axis=(0, 1))
     steps = peaks / manifest["quantization"]["input"]["scale"]
@@ -102,6 +103,8 @@ def test_conversion_is_deterministic(bundle: Path, split: Split, tmp_path: Path)
     convert(bundle / "model.keras", tmp_path, calibration=40, split=split)
     for name in ("model_int8.tflite", "model_float32.tflite", "model_float16.tflite"):
         assert (tmp_path / name).read_bytes() == (bundle / name).read_bytes(), name
+    metrics = load_bundle(bundle).manifest["metrics"]  # a bundle's model converted again keeps its metrics
+    assert metrics["float"]["accuracy"] > 0 and load_bundle(tmp_path).manifest["metrics"] == metrics
     with pytest.raises(HarliteError, match="--force"):
         convert(bundle / "model.keras", tmp_path, calibration=40, split=split)
 
@@ -113,7 +116,7 @@ def test_evaluate_agrees_with_hand_computed_accuracy(bundle: Path, split: Split,
 
     report = evaluate(bundle, out=tmp_path, split=split)
     test = split.test
-    manifest = load_manifest(bundle)
+    manifest = load_bundle(bundle).manifest
     mean, std = np.array(manifest["normalization"]["mean"]), np.array(manifest["normalization"]["std"])
     keras_pred = load_model(bundle / "model.keras").predict(standardize(test.X, mean, std), verbose=0).argmax(1)
     interpreter = Interpreter(model_path=str(bundle / "model_int8.tflite"))

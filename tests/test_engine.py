@@ -22,6 +22,7 @@ import pytest
 from fixtures_bundle import build_tiny_bundle, bundle_windows
 from test_firmware import tool
 
+from harlite.bundle import load_bundle
 from harlite.engine import KERNELS_DIR, HostEngine, generate
 from harlite.engine.generate import HEADER, KERNEL_FILES, MODEL_C, sigmoid_table
 from harlite.engine.host import build_library
@@ -29,7 +30,7 @@ from harlite.engine.measure import BENCH_C, footprint, run_cortex_m4
 from harlite.errors import BundleError
 from harlite.firmware import CORTEX_M4, WARNINGS
 from harlite.frontend import quantize
-from harlite.manifest import MARKER, load_manifest
+from harlite.manifest import MARKER
 
 RELEASED = Path(__file__).resolve().parents[1] / "models" / "cnn_lstm"
 REAL_WINDOWS = 300
@@ -97,7 +98,7 @@ def model(request: pytest.FixtureRequest) -> bytes:
 
 
 def test_released_model_equals_tflm_on_real_windows(_session_cache: Path) -> None:
-    manifest = load_manifest(RELEASED)
+    manifest = load_bundle(RELEASED).manifest
     windows = bundle_windows(RELEASED, REAL_WINDOWS, _session_cache)
     quant = manifest["quantization"]["input"]
     norm = manifest["normalization"]
@@ -190,7 +191,7 @@ def test_generated_files_carry_the_marker_and_only_numbers(tmp_path: Path) -> No
     model_c = engine.files[MODEL_C]
     strings = re.findall(r'"[^"\n]*"', model_c)
     assert strings == ['"harlite_engine.h"', '"harlite_engine_kernels.h"'], strings
-    assert engine.macs == load_manifest(RELEASED)["model"]["macs_per_window"] == 706_800
+    assert engine.macs == load_bundle(RELEASED).manifest["model"]["macs_per_window"] == 706_800
 
 
 def edited(model: bytes, edit: Callable[[Any], None]) -> bytes:
@@ -260,7 +261,7 @@ def test_host_driver_under_sanitizers_equals_tflm(tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def m4_windows(_session_cache: Path) -> np.ndarray:
     """Real windows of the released model (quantized as the board does) and saturating ones."""
-    manifest = load_manifest(RELEASED)
+    manifest = load_bundle(RELEASED).manifest
     windows = bundle_windows(RELEASED, 12, _session_cache)
     quant, norm = manifest["quantization"]["input"], manifest["normalization"]
     q = quantize(windows.X, np.asarray(norm["mean"]), np.asarray(norm["std"]), quant["scale"], quant["zero_point"])

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from fixtures_bundle import bundle_split, copy_bundle
+from test_bundle import record
 
 from harlite.cli import main
 from harlite.errors import HarliteError
@@ -104,6 +105,7 @@ def test_cli_breach_on_a_mismatched_pair_exits_1(tiny_bundle, tmp_path, harlite_
     kernel, bias = dense.get_weights()
     dense.set_weights([np.roll(kernel, 1, axis=1), np.roll(bias, 1)])  # Keras now names the next class
     save_model(model, bundle / "model.keras")
+    record(bundle, "keras")  # a model of another build, recorded as the bundle's
     result = CliRunner().invoke(main, ["parity", str(bundle), "--limit", "60", "--out", str(tmp_path / "out")])
     assert result.exit_code == 1
     assert "FAILED LiteRT float32 vs Keras top-1 agreement" in result.stderr and "short by" in result.stderr

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from harlite.bundle import load_bundle
 from harlite.codegen import ARTIFACTS
-from harlite.manifest import load_manifest, sha256_file
+from harlite.manifest import sha256_file
 from harlite.parity import parity
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -17,7 +18,7 @@ SKETCH = ROOT / "firmware" / "arduino" / "harlite_har"
 
 @pytest.fixture(scope="module")
 def manifest() -> dict:
-    return load_manifest(RELEASED, require=("artifacts.int8", "tflm.arena_bytes", "metrics.int8", "build.seed"))
+    return load_bundle(RELEASED).manifest
 
 
 def test_every_artifact_matches_its_recorded_bytes_and_sha256(manifest: dict) -> None:
@@ -43,7 +44,7 @@ def test_sketch_ships_the_released_generated_files(manifest: dict) -> None:
         )
 
 
-def test_released_bundle_passes_parity_without_training(manifest: dict, harlite_cache: Path) -> None:
-    report = parity(manifest, limit=300)
+def test_released_bundle_passes_parity_without_training(harlite_cache: Path) -> None:
+    report = parity(RELEASED, limit=300)
     assert report["passed"], report["checks"]
     assert report["pairs"]["tflm|litert-int8"]["agreement"] >= 0.995

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from fixtures_bundle import bundle_windows
 
+from harlite.bundle import load_bundle
 from harlite.errors import HarliteError
 from harlite.frontend import quantize
-from harlite.manifest import load_manifest
-from harlite.runtimes import KINDS, open_runtime
+from harlite.runtimes import KINDS, open_runtime, runtime_for
 
 
 @pytest.fixture(scope="module")
@@ -42,24 +42,26 @@ def test_float_runtimes_match_keras_and_int8_stays_close(predictions):
 
 
 def test_int8_runtimes_quantize_like_the_firmware(tiny_bundle, windows):  # noqa: F811
-    manifest = load_manifest(tiny_bundle)
+    bundle = load_bundle(tiny_bundle)
+    manifest = bundle.manifest
     norm, quant = manifest["normalization"], manifest["quantization"]
     q = quantize(windows.X[:5], np.array(norm["mean"]), np.array(norm["std"]),
                  quant["input"]["scale"], quant["input"]["zero_point"])  # fmt: skip
     for kind in ("litert-int8", "tflm"):
-        runtime = open_runtime(manifest, kind)
+        runtime = open_runtime(bundle, kind)
         raw = np.array([runtime.invoke_int8(x) for x in q])
         assert raw.dtype == np.int8 and raw.shape == (5, 6)
         expected = (raw.astype(np.float32) - quant["output"]["zero_point"]) * np.float32(quant["output"]["scale"])
         np.testing.assert_array_equal(runtime.predict(windows.X[:5]), expected)
-    assert not hasattr(open_runtime(manifest, "litert-float32"), "invoke_int8")
+    assert not hasattr(open_runtime(bundle, "litert-float32"), "invoke_int8")
 
 
 def test_lstm_state_is_reset_before_every_window(tiny_bundle, windows):  # noqa: F811
-    manifest = load_manifest(tiny_bundle)
+    bundle = load_bundle(tiny_bundle)
+    manifest = bundle.manifest
     window = windows.X[:1]
     for kind in ("litert-int8", "tflm", "litert-float32"):
-        runtime = open_runtime(manifest, kind)
+        runtime = open_runtime(bundle, kind)
         first, again = runtime.predict(np.concatenate([window, windows.X[1:4], window]))[[0, 4]]
         np.testing.assert_array_equal(first, again)
     # ...and the reset is needed: without it the fused LSTM carries its state into the next invoke.
@@ -95,9 +97,14 @@ def _edited_bundle(tiny_bundle, tmp_path, edit):  # noqa: F811
 
 def test_model_and_manifest_shape_mismatch_is_a_clear_error(tiny_bundle, tmp_path):  # noqa: F811
     bundle = _edited_bundle(tiny_bundle, tmp_path, lambda m: m["frontend"]["channels"].pop())
+    with pytest.raises(HarliteError, match="frontend.units"):  # the loader refuses such a manifest first
+        open_runtime(bundle, "tflm")
+    loaded = load_bundle(tiny_bundle)
+    manifest = {**loaded.manifest, "window": 64}  # a run folder's protocol.json that does not fit the model
     for kind in ("tflm", "litert-int8", "litert-float32", "keras"):
-        with pytest.raises(HarliteError, match=r"takes input .*128, 9.*128, 8"):
-            open_runtime(bundle, kind)
+        model = loaded.keras_model() if kind == "keras" else loaded.read(KINDS[kind])
+        with pytest.raises(HarliteError, match=r"takes input .*128, 9.*64, 9"):
+            runtime_for(manifest, kind, model, "model")
 
 
 def test_quantization_mismatch_is_a_clear_error(tiny_bundle, tmp_path):  # noqa: F811

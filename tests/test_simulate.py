@@ -14,11 +14,12 @@ import pytest
 from click.testing import CliRunner
 from fixtures_bundle import bundle_split, copy_bundle
 
+from harlite.bundle import load_bundle
 from harlite.cli import main
 from harlite.data.hapt import load_hapt
 from harlite.data.recordings import Recording, read_csv, write_csv
 from harlite.frontend import FrontEndSpec, cut_windows, features, quantize
-from harlite.manifest import load_manifest, read_json, write_json
+from harlite.manifest import read_json, write_json
 from harlite.protocol import HAPT, UNLABELLED
 from harlite.protocol import UCI_LABELS as LABELS
 from harlite.runtimes import open_runtime
@@ -49,7 +50,7 @@ def result(tiny_bundle, recording, relabelled) -> SimulationResult:
 
 def _batch_inputs(bundle: Path, rec: Recording) -> np.ndarray:
     """The int8 windows of the batch path: features + cut_windows + quantize."""
-    m = load_manifest(bundle)
+    m = load_bundle(bundle).manifest
     spec, q = FrontEndSpec.from_dict(m["frontend"]), m["quantization"]["input"]
     windows = cut_windows(features(rec.samples, spec), spec)
     return quantize(windows, m["normalization"]["mean"], m["normalization"]["std"], q["scale"], q["zero_point"])
@@ -134,8 +135,8 @@ def test_golden_vectors_replay_to_the_same_tensors(tiny_bundle, recording, resul
     tflm = open_runtime(tiny_bundle, "tflm")
     np.testing.assert_array_equal(outputs[-10:], np.array([tflm.invoke_int8(q) for q in inputs[-10:]]))
     assert (tmp_path / "golden" / "harlite_model_config.h").read_text() == header.read_text()
-    probs = (outputs.astype(np.float32) - result.manifest["quantization"]["output"]["zero_point"]) * np.float32(
-        result.manifest["quantization"]["output"]["scale"])  # fmt: skip
+    probs = (outputs.astype(np.float32) - result.bundle.manifest["quantization"]["output"]["zero_point"]) * np.float32(
+        result.bundle.manifest["quantization"]["output"]["scale"])  # fmt: skip
     for spec in ("none", "majority:3", "majority:4", "ema:0.5"):
         assert golden["smoothed"][spec] == smooth(probs, spec).tolist()
     assert golden["smoothed"]["ema:0.5"] != golden["smoothed"]["none"]
@@ -156,8 +157,8 @@ def test_cli_replays_csv_writes_everything_and_prints_json(tiny_bundle, recordin
     headless = copy_bundle(tiny_bundle, tmp_path / "headless")
     (headless / "tflm" / "harlite_model_config.h").unlink()
     res = _run(headless, csv_path, "--out", tmp_path / "out", "--dump-golden", tmp_path / "g", "--json")
-    # A bundle without its generated header: golden vectors say how to get one.
-    assert res.exit_code == 2 and "harlite_model_config.h does not exist" in res.output
+    # A bundle without its generated header is incomplete.
+    assert res.exit_code == 2 and "harlite_model_config.h is missing" in res.output
     res = _run(tiny_bundle, csv_path, "--smoothing", "ema:0.4", "--out", tmp_path / "out",
                "--plot", tmp_path / "p.png", "--json", "--force")  # fmt: skip
     assert res.exit_code == 0, res.output
@@ -196,7 +197,7 @@ def test_cli_bundle_without_a_manifest_field(tiny_bundle, tmp_path) -> None:
     del manifest["quantization"]["output"]["zero_point"]
     write_json(bundle / "manifest.json", manifest)
     res = _run(bundle, "--dataset", "hapt", "--subjects", "2")
-    assert res.exit_code == 2 and "lacks the field 'quantization.output.zero_point'" in res.output
+    assert res.exit_code == 2 and "field quantization.output.zero_point is missing" in res.output
 
 
 def test_cli_short_recording_warns_and_gives_no_windows(tiny_bundle, recording, tmp_path) -> None:

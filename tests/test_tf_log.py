@@ -92,3 +92,19 @@ def test_verbose_shows_the_log(quiet_stderr: str, model: Path) -> None:
     loud = _run(VERBOSE_SCRIPT, model, verbose=True)
     assert len(TF_LOG.findall(loud)) >= 3, loud  # absl's pre-init warning and lines at import, LiteRT's note
     assert "INFO: Created TensorFlow Lite" in loud and loud.rstrip().endswith("harlite: done")
+
+
+def test_harlite_commands_print_no_tensorflow_log_unless_verbose(tiny_bundle: Path, tmp_path: Path,
+                                                                 _session_cache: Path) -> None:  # fmt: skip
+    """A real convert (qat's module imported first: it brings tfmot) prints no native line; --verbose does."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TF_", "HARLITE_VERBOSE"))}
+    env.update({"PYTHONPATH": str(REPO), "HARLITE_CACHE": str(_session_cache)})
+    script = "import sys, harlite.qat\nfrom harlite.cli import main\nmain(sys.argv[1:])"
+    convert = [sys.executable, "-c", script, "convert", str(tiny_bundle.parent / "run"), "--out", str(tmp_path / "b"),
+               "--calibration", "50"]  # fmt: skip
+    evaluate = [sys.executable, "-m", "harlite", "--verbose", "evaluate", str(tiny_bundle / "model_int8.tflite")]
+    quiet, loud = (subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
+                   for argv in (convert, evaluate))  # fmt: skip
+    assert quiet.returncode == 0 and loud.returncode == 0, quiet.stderr[-2000:] + loud.stderr[-2000:]
+    assert TF_LOG.findall(quiet.stderr) == [] and "harlite convert: int8" in quiet.stderr, quiet.stderr
+    assert "INFO: Created TensorFlow Lite" in loud.stderr, loud.stderr

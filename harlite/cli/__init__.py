@@ -13,6 +13,7 @@ import click
 
 from harlite import __version__
 from harlite.errors import HarliteError
+from harlite.tf import verbose
 
 # command name -> "module:attribute"; the module is imported only when the command runs or is listed.
 COMMANDS = {
@@ -75,11 +76,6 @@ class _Failure(click.ClickException):
     def __init__(self, message: str, exit_code: int) -> None:
         super().__init__(message)
         self.exit_code = exit_code
-
-
-def verbose() -> bool:
-    """Whether ``--verbose`` (or HARLITE_VERBOSE=1) asked for TensorFlow's log and tracebacks."""
-    return os.environ.get("HARLITE_VERBOSE", "") not in ("", "0")
 
 
 def _set_verbose(ctx: click.Context, param: click.Parameter, value: bool) -> None:

@@ -46,14 +46,11 @@ def parity(
     Example:
       harlite parity models/cnn_lstm --min-tflm-agreement 0.995 --max-int8-drop 0.5
     """
-    from harlite.manifest import load_manifest
-    from harlite.parity import Thresholds, write_reports
-    from harlite.parity import parity as run_parity
+    from harlite.parity import Thresholds, run
 
-    manifest = load_manifest(bundle)
     thresholds = Thresholds(min_tflm_agreement, max_int8_drop, min_float_agreement)
-    report = run_parity(manifest, split, limit, thresholds, log=lambda m: click.echo(m, err=True), data=data)
-    paths = write_reports(report, out, force) if out is not None else []
+    report, paths = run(bundle, out, force, part=split, limit=limit, thresholds=thresholds,
+                        log=lambda m: click.echo(m, err=True), data=data)  # fmt: skip
     for c in report["checks"]:
         click.echo(f"{'ok    ' if c['passed'] else 'FAILED'} {c['message']}", err=True)
     written = f": {', '.join(map(str, paths))}" if paths else ""

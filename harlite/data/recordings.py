@@ -11,7 +11,6 @@ import gzip
 import hashlib
 import io
 import os
-import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
@@ -21,6 +20,7 @@ import numpy as np
 
 from harlite.errors import DataError
 from harlite.frontend import ACC, GYRO, IMU6
+from harlite.limits import bounded_lines, open_bounded
 from harlite.manifest import atomic_write_bytes, check_writable
 from harlite.protocol import UNLABELLED
 
@@ -37,10 +37,11 @@ JITTER_LIMIT = 0.05
 MIN_RATE_HZ, MAX_RATE_HZ, MIN_RATE_FACTOR = 1.0, 5000.0, 1 / 6
 # What an IMU can report: beyond these a value is a spike (clipped, with a warning).
 ACC_RANGE_G, GYRO_RANGE_RAD_S = 16.0, 35.0
-# Streaming and size limits: rows parsed per block, bytes a (decompressed) recording may hold.
+# Streaming and size limits: rows parsed per block, bytes a (decompressed) recording and one line may hold.
 BLOCK_ROWS = 1 << 16
 MAX_TEXT_BYTES = 1 << 30
 MAX_GZIP_RATIO = 100
+MAX_LINE_BYTES = 64 << 10
 UNITS = {"acc": {"g": 1.0, "m/s^2": 1 / 9.80665}, "gyro": {"rad/s": 1.0, "deg/s": np.pi / 180}}
 
 
@@ -216,8 +217,9 @@ def read_csv(
     for block in _blocks(lines):
         data, block_names = _parse_block(path, block, columns, numeric, label)
         times.append(data[:, 0])
-        values.append((data[:, 1:] * scales).astype(np.float32))
-        numbers.append(np.fromiter((n for n, _ in block), np.int64, len(block)))
+        with np.errstate(over="ignore"):  # beyond float32 is a spike: clipped with a warning below
+            values.append((data[:, 1:] * scales).astype(np.float32))
+        numbers.append(np.fromiter((n for n, _ in block), np.int32, len(block)))
         if block_names is not None:
             names.append(_intern(block_names, vocabulary))
     if not times:
@@ -225,13 +227,14 @@ def read_csv(
     time, samples, line_numbers = np.concatenate(times), np.concatenate(values), np.concatenate(numbers)
     found = tuple(vocabulary)
     labels = np.concatenate(names) if label is not None else None
+    del times, values, numbers, names  # the blocks: only the joined arrays stay in memory
     warnings: list[str] = []
     source_rate, regrid = _steady_rate(path, line_numbers, time, rate)
     if regrid is not None:
         warnings.append(regrid)
         samples, labels = _regrid(time, samples, labels, source_rate)
     samples = _plausible(path, samples, raw_channels, units, warnings)
-    rec = Recording(samples.astype(np.float32), source_rate, labels, found, raw_channels, None, str(path), tuple(warnings))
+    rec = Recording(samples.astype(np.float32, copy=False), source_rate, labels, found, raw_channels, None, str(path), tuple(warnings))
     return resample(rec, rate) if rate is not None else rec
 
 
@@ -257,46 +260,18 @@ def write_csv(recording: Recording, path: str | Path, force: bool = False) -> Pa
 
 def _numbered_lines(path: Path) -> Iterator[tuple[int, str]]:
     """The file's content lines (gunzipped if ``.gz``) with their 1-based numbers, without blank and ``#``
-    comment lines; reads in blocks and stops at MAX_TEXT_BYTES (or MAX_GZIP_RATIO for gzip)."""
-    if not path.is_file():
-        what = "is a folder" if path.is_dir() else "does not exist" if not path.exists() else "is not a regular file"
-        raise RecordingError(f"{path} {what}; pass a .csv or .csv.gz recording.")
-    size = path.stat().st_size
-    limit = MAX_TEXT_BYTES if not path.name.endswith(".gz") else min(MAX_TEXT_BYTES, MAX_GZIP_RATIO * max(size, 1 << 16))
-    try:
-        raw = gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb")
-    except OSError as e:
-        raise RecordingError(f"{path} cannot be read: {e.strerror}.") from None
-    with raw, io.TextIOWrapper(io.BufferedReader(_Capped(raw, limit, path)), encoding="utf-8-sig") as text:
-        try:
-            for number, line in enumerate(text, start=1):
-                stripped = line.strip()
-                if stripped and not stripped.startswith("#"):
-                    yield number, stripped
-        except (OSError, EOFError, zlib.error) as e:
-            raise RecordingError(f"{path} is not valid gzip ({e}); compress it with gzip or drop the .gz suffix.") from None
-        except UnicodeDecodeError as e:
-            raise RecordingError(f"{path} is not UTF-8 text ({e.reason}); export it as a plain CSV.") from None
-
-
-class _Capped(io.RawIOBase):
-    """A binary stream that raises RecordingError once more than ``limit`` bytes have been read."""
-
-    def __init__(self, raw: io.BufferedIOBase, limit: int, path: Path) -> None:
-        self.raw, self.limit, self.path, self.done = raw, limit, path, 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: bytearray) -> int:  # type: ignore[override]
-        data = self.raw.read(len(buffer))
-        self.done += len(data)
-        if self.done > self.limit:
-            raise RecordingError(f"{self.path} holds more than {self.limit / 2**20:.0f} MiB of text"
-                                 f"{' (decompressed)' if self.path.name.endswith('.gz') else ''}; "
-                                 "split the recording into smaller files.")  # fmt: skip
-        buffer[: len(data)] = data
-        return len(data)
+    comment lines; streamed through ``harlite.limits`` (a regular file, at most MAX_TEXT_BYTES of text,
+    MAX_GZIP_RATIO for gzip, lines of at most MAX_LINE_BYTES)."""
+    with open_bounded(path, MAX_TEXT_BYTES, MAX_GZIP_RATIO, error=RecordingError) as stream:
+        for number, raw in enumerate(bounded_lines(stream, MAX_LINE_BYTES, str(path), RecordingError), start=1):
+            try:
+                line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+            except UnicodeDecodeError as e:
+                raise RecordingError(f"{path}, line {number} is not UTF-8 text ({e.reason}); export it as a plain "
+                                     "CSV.") from None  # fmt: skip
+            stripped = line.strip()
+            if stripped and not stripped.startswith("#"):
+                yield number, stripped
 
 
 def _raw_columns(path: Path, line: int, columns: list[str]) -> tuple[str, ...]:
@@ -429,7 +404,8 @@ def _plausible(path: Path, samples: np.ndarray, raw_channels: tuple[str, ...], u
                warnings: list[str]) -> np.ndarray:  # fmt: skip
     """Refuse units that cannot be right; clip isolated spikes beyond an IMU's range (with a warning)."""
     acc = samples[:, :3]
-    magnitude = float(np.median(np.linalg.norm(acc, axis=1)))
+    with np.errstate(over="ignore"):  # a spike's square may overflow float32; the median does not care
+        magnitude = float(np.median(np.linalg.norm(acc, axis=1)))
     if 4.0 < magnitude < 20.0:
         raise RecordingError(f"{path}: acceleration's median magnitude is {magnitude:.3g}, which looks like "
                              f"m/s^2, not {units.acc}; give acc in g (divide by 9.80665) or set "
