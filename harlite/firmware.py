@@ -131,24 +131,27 @@ class Build:
 
 
 def engine_build(bundle: str | Path) -> Build:
-    """The pipeline with harlite's C engine: the bundle's tflm/harlite_model_config.h and engine/ sources."""
-    bundle = Path(bundle)
-    engine = bundle / "engine"
-    if not (engine / "harlite_engine.h").exists():
-        raise HarliteError(f"{engine} holds no C engine: generate it with 'harlite convert {bundle}'.")
+    """The pipeline with harlite's C engine: the bundle's harlite_model_config.h and engine sources (as
+    ``harlite.bundle`` verifies them)."""
+    from harlite.bundle import load_bundle
+
+    loaded = load_bundle(bundle)
+    kernels, model = loaded.path("engine_kernels"), loaded.path("engine_model")
     return Build(
-        c_sources=[*CORE_SOURCES, engine / "harlite_engine_kernels.c", engine / "harlite_engine_model.c"],
-        includes=[bundle / "tflm", engine, CORE],
+        c_sources=[*CORE_SOURCES, kernels, model],
+        includes=[loaded.path("tflm_config").parent, loaded.path("engine_header").parent, CORE],
         roots=(*PIPELINE_ROOTS, "harlite_engine_invoke", "model_input", "model_output"),
         state=STATE + "int8_t model_input[HARLITE_WINDOW_BYTES], model_output[HARLITE_NUM_CLASSES];\n",
-        parts=(("engine kernels", "harlite_engine_kernels"), ("engine model (weights)", "harlite_engine_model")),
+        parts=(("engine kernels", kernels.stem), ("engine model (weights)", model.stem)),
     )
 
 
 def tflm_build(bundle: str | Path, library: str | Path, work: Path) -> Build:
     """The pipeline with TFLite Micro from the Arduino library checkout ``library`` (compiled into ``work``),
-    the bundle's tflm/ files (model array, op resolver, arena size) and firmware/tests/tflm/tflm_model.cc."""
-    bundle, library = Path(bundle), Path(library)
+    the bundle's TFLM sources (model array, op resolver, arena size) and firmware/tests/tflm/tflm_model.cc."""
+    from harlite.bundle import load_bundle
+
+    loaded, library = load_bundle(bundle), Path(library)
     if not (library / "library.properties").exists() or not (library / "src" / "tensorflow").is_dir():
         raise HarliteError(f"{library} is not the Arduino TFLM library: point {TFLM_LIBRARY_ENV} at a checkout of "
                            "github.com/tensorflow/tflite-micro-arduino-examples (the folder with library.properties).")  # fmt: skip
@@ -158,9 +161,10 @@ def tflm_build(bundle: str | Path, library: str | Path, work: Path) -> Build:
     objects = _compile_all(sources, [f"-isystem{src}"], work, library)
     return Build(
         c_sources=list(CORE_SOURCES),
-        cxx_sources=[TFLM_GLUE / "tflm_model.cc", bundle / "tflm" / "harlite_model_data.cpp"],
+        cxx_sources=[TFLM_GLUE / "tflm_model.cc", loaded.path("tflm_model_data")],
         objects=objects,
-        includes=[bundle / "tflm", CORE, TFLM_GLUE],
+        includes=[loaded.path("tflm_config").parent, loaded.path("tflm_op_resolver").parent,
+                  loaded.path("tflm_model_header").parent, CORE, TFLM_GLUE],  # fmt: skip
         system_includes=[src],
         defines=["-DHARLITE_TFLM"],
         roots=(*PIPELINE_ROOTS, "harlite_tflm_init", "harlite_tflm_invoke"),
@@ -334,14 +338,15 @@ def measure(build: Build, raw: np.ndarray, work: Path) -> dict[str, Any]:
 def bench_recording(bundle: str | Path, seconds: float = 360.0) -> tuple[str, np.ndarray]:
     """The samples the firmware bench replays: the first ``seconds`` of the bundle's first test recording
     (HAPT test subject 2's first for the released bundle), with the bundle's raw sensors; and its name."""
-    from harlite.manifest import load_manifest
+    from harlite.bundle import load_bundle
     from harlite.simulate import bundle_subjects, load_recordings
 
-    manifest = load_manifest(bundle, require=("rate_hz", "frontend.raw_channels"))
+    loaded = load_bundle(bundle)
     dataset, subjects = bundle_subjects(bundle, "test")
-    rec = load_recordings(dataset=dataset, subjects=subjects[:1], manifest=manifest)[0]
-    rec = rec.with_raw_channels(tuple(manifest["frontend"]["raw_channels"]))
-    n = min(len(rec), round(seconds * float(manifest["rate_hz"])))
+    rec = load_recordings(dataset=dataset, subjects=subjects[:1], manifest=loaded.manifest)[0]
+    spec = loaded.frontend()
+    rec = rec.with_raw_channels(spec.raw_channels)
+    n = min(len(rec), round(seconds * spec.rate_hz))
     return f"{rec.source}, first {n} samples", rec.samples[:n]
 
 
@@ -349,9 +354,12 @@ def bench(bundle: str | Path, library: str | Path | None = None) -> dict[str, An
     """The firmware section of ``harlite bench``: the engine path and, given the Arduino library's sources
     (``library``, default the folder in $HARLITE_TFLM_ARDUINO), the TFLM path, measured alike on the same
     recording (``bench_recording``); the engine path against ENGINE_LIMITS."""
+    from harlite.bundle import load_bundle
+
     library = library or os.environ.get(TFLM_LIBRARY_ENV)
     source, raw = bench_recording(bundle)
-    result: dict[str, Any] = {"recording": source, "core": core_footprint(Path(bundle) / "tflm"),
+    config_dir = load_bundle(bundle).path("tflm_config").parent
+    result: dict[str, Any] = {"recording": source, "core": core_footprint(config_dir),
                               "measured_with": f"arm-none-eabi-gcc -Os {' '.join(CORTEX_M4)}, QEMU mps2-an386 "
                               "-icount shift=0 (SysTick calibrated), harlite/firmware.py"}  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:

@@ -24,6 +24,7 @@ import pytest
 from click.testing import CliRunner
 from fixtures_bundle import OPTIONS, copy_bundle
 
+from harlite.bundle import load_bundle
 from harlite.cli import main
 from harlite.codegen import DATA_CPP, TFLM_DIR, config_header, write_sources
 from harlite.convert import convert
@@ -44,7 +45,6 @@ from harlite.firmware import (
     run_pipeline,
 )
 from harlite.frontend import ACC, RAW6_CHANNELS, FrontEndSpec, cut_windows, features, quantize
-from harlite.manifest import load_manifest
 from harlite.protocol import UCI_LABELS as LABELS
 from harlite.simulate import dump_golden, simulate
 from harlite.train import TrainConfig, train
@@ -133,7 +133,7 @@ def own_bundle(tmp_path_factory: pytest.TempPathFactory, _session_cache: Path) -
 
 def own_recording(bundle: Path) -> Recording:
     """The own dataset's first recording of its test subject, as a user's CSV reads back."""
-    folder = Path(load_manifest(bundle)["dataset"]["data"]) / OWN_TEST
+    folder = Path(load_bundle(bundle).manifest["dataset"]["data"]) / OWN_TEST
     return read_csv(sorted(folder.glob("*.csv"))[0])
 
 
@@ -360,8 +360,9 @@ def test_firmware_on_cortex_m4_prints_what_simulate_predicts_within_limits(repla
     # libgcc add for it (memcpy, memset), nothing of the test driver, start-up code or stdio.
     assert sum(v["flash_bytes"] for v in parts.values()) == figures["flash_bytes"]
     assert sum(v["ram_bytes"] for v in parts.values()) == figures["static_ram_bytes"]
-    assert parts["engine model (weights)"]["flash_bytes"] > load_manifest(RELEASED)["engine"]["weight_bytes"]
-    assert parts["engine model (weights)"]["ram_bytes"] == load_manifest(RELEASED)["engine"]["scratch_bytes"]
+    engine = load_bundle(RELEASED).manifest["engine"]
+    assert parts["engine model (weights)"]["flash_bytes"] > engine["weight_bytes"]
+    assert parts["engine model (weights)"]["ram_bytes"] == engine["scratch_bytes"]
     assert parts["pipeline state"]["ram_bytes"] >= 2 * 128 * 9  # the front end's ring and the model's input
     assert 0 < figures["model_stack_bytes"] <= figures["stack_bytes"] < 4096
     assert figures["ram_bytes"] == figures["static_ram_bytes"] + figures["stack_bytes"]
