@@ -373,9 +373,16 @@ def bench(bundle: str | Path, library: str | Path | None = None) -> dict[str, An
             return result
         tflm = measure(tflm_build(bundle, library, Path(tmp) / "tflm" / "lib"), raw, Path(tmp) / "tflm")
     same = sum(_but_invoke_ms(a) == _but_invoke_ms(b) for a, b in zip(engine["pred_lines"], tflm["pred_lines"]))
-    result["tflm"] = {"measured": True, "library": str(library), **{k: v for k, v in tflm.items() if k != "pred_lines"},
+    result["tflm"] = {"measured": True, "library": library_name(Path(library)),
+                      **{k: v for k, v in tflm.items() if k != "pred_lines"},
                       "pred_lines_as_engine": same}  # fmt: skip
     return result
+
+
+def library_name(library: Path) -> str:
+    """``name version`` from an Arduino library's library.properties (not the local path it was read from)."""
+    fields = dict(line.split("=", 1) for line in (library / "library.properties").read_text().splitlines() if "=" in line)
+    return f"{fields.get('name', library.name)} {fields.get('version', '?')}"
 
 
 def _but_invoke_ms(line: str) -> str:

@@ -79,7 +79,9 @@ def bench(sections: tuple[str, ...], bundle: Path, seeds: int, json_path: Path |
 
     SECTIONS: data (cold and warm load), train (float/PTQ/QAT over --seeds seeds, both models; slow),
     bundle (sizes, arena, parity and host latency of --bundle), simulate (replay throughput), firmware
-    (the C core's flash and RAM on Cortex-M4, when arm-none-eabi-gcc is installed). Default: all but train.
+    (the firmware's portable part on a Cortex-M4 under QEMU: flash, RAM with stack and instructions per
+    window, with the C engine, and with TFLM when HARLITE_TFLM_ARDUINO names a checkout of the Arduino
+    library tflite-micro-arduino-examples). Default: all but train.
 
     \b
     Examples:
