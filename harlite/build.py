@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from harlite.errors import HarliteError
-from harlite.manifest import MANIFEST, read_json, write_json
+from harlite.manifest import MANIFEST, write_json
 from harlite.stages import RunFolder
 from harlite.targets import DEFAULT_TARGET
 from harlite.windows import DataSpec
@@ -134,8 +134,3 @@ def _release(run_dir: Path, release: Path) -> None:
     shutil.rmtree(release, ignore_errors=True)
     staging.rename(release)
     print(f"harlite build: released {release}", file=sys.stderr)
-
-
-def load_build(run_dir: str | Path) -> dict[str, Any]:
-    """The results of a finished build."""
-    return read_json(Path(run_dir) / "build.json")

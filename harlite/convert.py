@@ -42,11 +42,10 @@ def calibration_windows(
 ) -> np.ndarray:
     """``n`` standardized windows drawn (seeded, without replacement) from ``pool``, the split's non-test
     windows (training and validation subjects)."""
-    train = pool
     if n < 1:
         raise BundleError(f"--calibration must be at least 1, got {n}.")
-    pick = np.sort(np.random.default_rng(seed).choice(len(train), size=min(n, len(train)), replace=False))
-    return standardize(train.X[pick], mean, std)
+    pick = np.sort(np.random.default_rng(seed).choice(len(pool), size=min(n, len(pool)), replace=False))
+    return standardize(pool.X[pick], mean, std)
 
 
 def spread_input_ranges(model: Any, std: np.ndarray, calibration: np.ndarray) -> tuple[Any, np.ndarray]:

@@ -230,10 +230,6 @@ class StreamingFrontEnd:
         self._count = 0
         self._tail = np.zeros((0, len(self.spec.channels)), dtype=np.float32)
 
-    @property
-    def samples_seen(self) -> int:
-        return self._count
-
     def push(self, raw_sample: np.ndarray) -> np.ndarray | None:
         """Add one raw sample (raw channels,); returns a (window, C) float32 window when one is complete."""
         windows = self.push_block(np.asarray(raw_sample).reshape(1, -1))

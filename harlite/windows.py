@@ -206,12 +206,6 @@ def hapt_windows(spec: FrontEndSpec = HAPT.frontend, cache: bool = True) -> dict
     return cached_arrays("windows-hapt", identity, build) if cache else build()
 
 
-def load_windows(spec: FrontEndSpec = HAPT.frontend, cache: bool = True) -> WindowSet:
-    """Every labelled HAPT window through ``spec``, grouped by subject (the default data's windows)."""
-    arrays = hapt_windows(spec, cache)
-    return WindowSet(arrays["X"], arrays["y"], arrays["subject"])
-
-
 def load_split(spec: DataSpec = DataSpec(), protocol: Protocol | None = None) -> Split:
     """The split windows of ``spec``; the protocol comes from the data unless ``protocol`` fixes it
     (a trained model's, so that its front end is the one used)."""
