@@ -70,7 +70,8 @@ def tool(name: str) -> str:
     return path
 
 
-def _run(cmd: list[Any], cwd: Path | None = None, timeout: float = 900) -> str:
+def run_tool(cmd: list[Any], cwd: Path | None = None, timeout: float = 900) -> str:
+    """A compiler, binutil or emulator's stdout; a failure is a HarliteError with the end of its output."""
     done = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, check=False, cwd=cwd,
                           timeout=timeout, stdin=subprocess.DEVNULL)  # fmt: skip
     if done.returncode:
@@ -78,9 +79,9 @@ def _run(cmd: list[Any], cwd: Path | None = None, timeout: float = 900) -> str:
     return done.stdout
 
 
-def _size(obj: Path) -> dict[str, int]:
+def object_size(obj: Path) -> dict[str, int]:
     """text, data and bss bytes of an object (arm-none-eabi-size, Berkeley format)."""
-    text, data, bss = (int(v) for v in _run([tool("arm-none-eabi-size"), obj]).splitlines()[1].split()[:3])
+    text, data, bss = (int(v) for v in run_tool([tool("arm-none-eabi-size"), obj]).splitlines()[1].split()[:3])
     return {"text": text, "data": data, "bss": bss}
 
 
@@ -95,11 +96,11 @@ def core_footprint(header_dir: str | Path) -> dict[str, int]:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         for source in CORE_SOURCES[:2]:
-            _run([gcc, *flags, "-fstack-usage", source, "-o", out / f"{source.stem}.o"])
+            run_tool([gcc, *flags, "-fstack-usage", source, "-o", out / f"{source.stem}.o"])
         probe = out / "state.c"
         probe.write_text('#include "harlite_core.h"\nharlite_frontend_t fe;\nharlite_smoother_t sm;\n')
-        _run([gcc, *flags, probe, "-o", out / "state.o"])
-        core, serial, state = (_size(out / f"{n}.o") for n in ("harlite_core", "harlite_serial", "state"))
+        run_tool([gcc, *flags, probe, "-o", out / "state.o"])
+        core, serial, state = (object_size(out / f"{n}.o") for n in ("harlite_core", "harlite_serial", "state"))
         frames = (out / "harlite_core.su").read_text().splitlines()
         stack = max(int(line.split("\t")[1]) for line in frames)
     return {
@@ -184,7 +185,7 @@ def _compile_all(sources: list[Path], flags: list[str], work: Path, root: Path) 
     def one(source: Path) -> Path:
         obj = work / _object_name(source, root)
         c = source.suffix == ".c"
-        _run([tool("arm-none-eabi-gcc" if c else "arm-none-eabi-g++"), *(M4_C if c else M4_CXX), *flags, "-c", source,
+        run_tool([tool("arm-none-eabi-gcc" if c else "arm-none-eabi-g++"), *(M4_C if c else M4_CXX), *flags, "-c", source,
               "-o", obj])  # fmt: skip
         return obj
 
@@ -199,10 +200,10 @@ def _objects(build: Build, work: Path, extra_c: Iterable[Path] = ()) -> list[Pat
     objs = []
     for source in [*build.c_sources, *extra_c]:
         objs.append(work / f"{source.stem}.o")
-        _run([tool("arm-none-eabi-gcc"), *M4_C, *WARNINGS, *build.flags(), "-c", source, "-o", objs[-1]])
+        run_tool([tool("arm-none-eabi-gcc"), *M4_C, *WARNINGS, *build.flags(), "-c", source, "-o", objs[-1]])
     for source in build.cxx_sources:
         objs.append(work / f"{source.stem}.o")
-        _run([tool("arm-none-eabi-g++"), *M4_CXX, *WARNINGS, *build.flags(), "-c", source, "-o", objs[-1]])
+        run_tool([tool("arm-none-eabi-g++"), *M4_CXX, *WARNINGS, *build.flags(), "-c", source, "-o", objs[-1]])
     return objs + build.objects
 
 
@@ -220,10 +221,10 @@ def size_image(build: Build, work: Path) -> dict[str, Any]:
     roots = [f"-Wl,--require-defined={name}" for name in build.roots]
     # No start files: __dso_handle (crtbegin's marker for C++ static destructors) is an address, no bytes;
     # the system calls newlib's stdio would need (TFLM's assert prints) are nosys stubs.
-    _run([_linker(build), *CORTEX_M4, "-nostartfiles", "--specs=nano.specs", "--specs=nosys.specs",
+    run_tool([_linker(build), *CORTEX_M4, "-nostartfiles", "--specs=nano.specs", "--specs=nosys.specs",
           "-Wl,--defsym=__dso_handle=0", "-Wl,--gc-sections", f"-Wl,--entry={build.roots[0]}", *roots, "-T",
           STARTUP / "mps2_an386.ld", f"-Wl,-Map={map_file}", *objs, "-o", elf])  # fmt: skip
-    total = _size(elf)
+    total = object_size(elf)
     parts = _map_parts(map_file.read_text(), (("pipeline state", "state.o"), ("front end", "harlite_core.o"),
                        ("serial lines", "harlite_serial.o"), ("pipeline", "harlite_pipeline.o"), *build.parts))  # fmt: skip
     return {"flash_bytes": total["text"] + total["data"], "static_ram_bytes": total["data"] + total["bss"],
@@ -275,7 +276,7 @@ def run_image(build: Build, work: Path) -> Path:
     semihosting (rdimon)."""
     objs = _objects(build, work, [STARTUP / "startup.c", RUN_C])
     elf = work / "run_pipeline.elf"
-    _run([_linker(build), *CORTEX_M4, "--specs=rdimon.specs", "-Wl,--gc-sections", "-T", STARTUP / "mps2_an386.ld",
+    run_tool([_linker(build), *CORTEX_M4, "--specs=rdimon.specs", "-Wl,--gc-sections", "-T", STARTUP / "mps2_an386.ld",
           *objs, "-o", elf])  # fmt: skip
     return elf
 

@@ -9,7 +9,6 @@ puts them together for ``harlite bench``.
 from __future__ import annotations
 
 import re
-import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -18,23 +17,13 @@ import numpy as np
 
 from harlite.engine.generate import KERNELS_DIR, MODEL_C, Engine, generate
 from harlite.errors import HarliteError
-from harlite.firmware import CORTEX_M4, FIRMWARE, WARNINGS, tool
+from harlite.firmware import CORTEX_M4, FIRMWARE, ICOUNT, QEMU, WARNINGS, object_size, run_tool, tool
 
 STARTUP = FIRMWARE / "tests" / "cortex_m4"
 BENCH_C = KERNELS_DIR / "harlite_engine_bench.c"
-QEMU = ("-machine", "mps2-an386", "-cpu", "cortex-m4", "-nographic", "-semihosting-config",
-        "enable=on,target=native", "-icount", "shift=0")  # fmt: skip
 FIGURES = re.compile(r"engine: windows=(\d+) ticks=(\d+) worst=(\d+) calibration_ticks=(\d+) "
                      r"calibration_instructions=(\d+) stack=(\d+) scratch=(\d+)")  # fmt: skip
 M4_FLAGS = ("-std=c99", *CORTEX_M4, "-Os", "-ffunction-sections", "-fdata-sections", *WARNINGS)
-
-
-def _run(cmd: list[Any], cwd: Path | None = None, timeout: float = 600) -> str:
-    done = subprocess.run([str(c) for c in cmd], cwd=cwd, capture_output=True, text=True, timeout=timeout,
-                          check=False, stdin=subprocess.DEVNULL)  # fmt: skip
-    if done.returncode:
-        raise HarliteError(f"{Path(str(cmd[0])).name} failed ({done.returncode}): {(done.stderr or done.stdout)[-800:]}")
-    return done.stdout
 
 
 def write_sources(engine: Engine, folder: Path) -> list[Path]:
@@ -50,7 +39,7 @@ def build_cortex_m4(engine: Engine, folder: Path, portable: bool = False) -> Pat
     sources = write_sources(engine, folder)
     defines = ["-DHARLITE_ENGINE_PORTABLE"] if portable else []
     elf = folder / ("engine_portable.elf" if portable else "engine.elf")
-    _run([tool("arm-none-eabi-gcc"), *M4_FLAGS, *defines, f"-I{folder}", STARTUP / "startup.c", *sources, BENCH_C,
+    run_tool([tool("arm-none-eabi-gcc"), *M4_FLAGS, *defines, f"-I{folder}", STARTUP / "startup.c", *sources, BENCH_C,
           "--specs=rdimon.specs", "-Wl,--gc-sections", "-T", STARTUP / "mps2_an386.ld", "-o", elf])  # fmt: skip
     return elf
 
@@ -63,7 +52,7 @@ def run_cortex_m4(engine: Engine, windows: np.ndarray, portable: bool = False) -
         folder = Path(tmp)
         elf = build_cortex_m4(engine, folder, portable)
         windows.tofile(folder / "input_int8.bin")
-        text = _run([tool("qemu-system-arm"), *QEMU, "-kernel", elf], cwd=folder)
+        text = run_tool([tool("qemu-system-arm"), *QEMU, *ICOUNT, "-kernel", elf], cwd=folder)
         scores = np.fromfile(folder / "output_int8.bin", np.int8).reshape(-1, engine.classes)
     match = FIGURES.search(text)
     if not match:
@@ -82,11 +71,6 @@ def run_cortex_m4(engine: Engine, windows: np.ndarray, portable: bool = False) -
     }
 
 
-def _size(obj: Path) -> dict[str, int]:
-    text, data, bss = (int(v) for v in _run([tool("arm-none-eabi-size"), obj]).splitlines()[1].split()[:3])
-    return {"text": text, "data": data, "bss": bss}
-
-
 def footprint(engine: Engine, portable: bool = False) -> dict[str, int]:
     """Flash and static RAM of the engine for Cortex-M4 at -Os (arm-none-eabi-size of its objects):
     the kernels' code, the model's file (weights, parameters, op sequence), the scratch buffer."""
@@ -97,8 +81,8 @@ def footprint(engine: Engine, portable: bool = False) -> dict[str, int]:
         sizes = {}
         for source in sources:
             obj = folder / f"{source.stem}.o"
-            _run([tool("arm-none-eabi-gcc"), *M4_FLAGS, *defines, f"-I{folder}", "-c", source, "-o", obj])
-            sizes[source.name] = _size(obj)
+            run_tool([tool("arm-none-eabi-gcc"), *M4_FLAGS, *defines, f"-I{folder}", "-c", source, "-o", obj])
+            sizes[source.name] = object_size(obj)
     model, kernels = sizes[MODEL_C], sizes["harlite_engine_kernels.c"]
     return {
         "flash_bytes": sum(s["text"] + s["data"] for s in sizes.values()),
