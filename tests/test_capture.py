@@ -1,6 +1,6 @@
 """``harlite capture`` through real pseudo-terminals, fed by a fake board.
 
-The fake board is the firmware's own formatting: firmware/core/harlite_serial.c compiled with
+The fake board is the firmware's own formatting: harlite/board/c/harlite_serial.c compiled with
 firmware/tests/test_core.c, whose ``board`` mode prints what the sketch prints (banner, CSV header,
 sample rows, ``# pred`` and ``# gap`` lines) for a real HAPT recording. Its lines go into the master
 side of a pty; capture opens the slave (through a symlink) with pyserial, as it would /dev/ttyACM0.
@@ -34,13 +34,16 @@ import numpy as np
 import pytest
 from test_firmware import SANITIZERS, TESTS, compile_ok, tool
 
-from harlite.bundle import load_bundle
-from harlite.capture import _Segment, capture, parse_banner
-from harlite.codegen import config_header
+from harlite.board.sources import C_DIR as CORE
+from harlite.board.sources import CORE_SOURCES
+from harlite.board.toolchain import WARNINGS
+from harlite.bundle.loader import load_bundle
+from harlite.codegen.tflm import config_header
+from harlite.core.protocol import UCI_LABELS as LABELS
+from harlite.data.capture import _Segment, capture
 from harlite.data.hapt import load_hapt
 from harlite.data.recordings import read_csv
-from harlite.firmware import CORE, CORE_SOURCES, WARNINGS
-from harlite.protocol import UCI_LABELS as LABELS
+from harlite.data.serial_board import parse_banner
 
 REPO = Path(__file__).resolve().parents[1]
 RELEASED = REPO / "models" / "cnn_lstm"
