@@ -18,6 +18,7 @@ import numpy as np
 from harlite.codegen.targets import TARGETS
 from harlite.core.frontend import FrontEndSpec, channel_unit, quantize_params
 from harlite.core.protocol import LABEL_MAX_BYTES, MAX_LABELS, check_label
+from harlite.core.smoothing import parse_smoothing
 from harlite.errors import BundleError
 from harlite.io.hashing import sha256_file
 from harlite.io.limits import MiB, read_bounded
@@ -119,6 +120,45 @@ METRICS = Record({
     "split": Text(max_bytes=64),
 }, optional=frozenset({"macro_f1", "n", "subjects", "split"}))  # fmt: skip
 
+def _smoothing(value: Any) -> Any:
+    """A bare smoothing (no dwell or hysteresis: those are fields of their own) printed as harlite prints it."""
+    try:
+        spec = parse_smoothing(value) if isinstance(value, str) else None
+    except ValueError:
+        spec = None
+    if spec is None or spec.dwell != 1 or spec.hysteresis:
+        raise BundleError("not a smoothing")
+    return str(spec)
+
+
+INT32 = Integer(-(1 << 31), (1 << 31) - 1)
+FEATURES = Ref("unknown.distance.center", len)
+OUTPUT_QUANT = Record({"scale": Number(gt=0), "zero_point": Integer(-128, 127)})
+# harlite.pipeline.unknown: the integer unknown decision of harlite.core.unknown and how it was calibrated
+UNKNOWN = Record({
+    "method": Text(choices=("mahalanobis+energy",)),
+    "rate": Number(ge=0, lt=1),
+    "calibrated_on": Text(choices=("validation", "training")),
+    "windows": COUNT,
+    "rejected": FRACTION,
+    "hidden": OUTPUT_QUANT,
+    "logits": OUTPUT_QUANT,
+    "other_class": Integer(0, Ref("labels", lambda labels: len(labels) - 1)),
+    "distance": Record({
+        "center": Array(INT32, min_len=2, max_len=1024),
+        "rows": Array(Array(Integer(-32767, 32767), min_len=1, max_len=1024), length=FEATURES),
+        "shifts": Array(Integer(1, 40), length=FEATURES),
+        "means": Array(Array(Integer(-(1 << 23), 1 << 23), length=FEATURES), length=Ref("labels", len)),
+        "threshold": Integer(0, 1 << 62),
+    }),
+    "energy": Record({"logit_mul": Integer(0, (1 << 31) - 1), "threshold": Integer(-(1 << 40), 1 << 40)}),
+}, optional=frozenset({"other_class"}))  # fmt: skip
+POSTPROCESS = Record({
+    "smoothing": Checked(_smoothing, "none, majority:K (K in 1..32) or ema:ALPHA (0 < ALPHA <= 1)"),
+    "dwell": Integer(1, 255),
+    "hysteresis": Number(ge=0, lt=1),
+})  # fmt: skip
+
 SCHEMA = Record({
     "format": Const(FORMAT),
     "format_version": Const(FORMAT_VERSION),
@@ -161,7 +201,9 @@ SCHEMA = Record({
     "dataset": DATASET,
     "build": Record({"command": Text(max_bytes=8192, min_bytes=0), "seed": Integer(0, 1 << 32)},
                     optional=frozenset({"command", "seed"})),  # fmt: skip
-}, optional=frozenset({"ops", "tflm", "engine", "model", "metrics", "dataset", "build"}))  # fmt: skip
+    "unknown": UNKNOWN,
+    "postprocess": POSTPROCESS,
+}, optional=frozenset({"ops", "tflm", "engine", "model", "metrics", "dataset", "build", "unknown", "postprocess"}))  # fmt: skip
 
 
 def validate(manifest: Any, where: str) -> None:
@@ -188,6 +230,16 @@ def validate(manifest: Any, where: str) -> None:
 def _check_semantics(manifest: dict[str, Any], where: str) -> None:
     """What the schema cannot say: the front end must be one this harlite builds the same way (filter,
     channels, digest), and the fused int8 input parameters must follow from normalization and scale."""
+    unknown = manifest.get("unknown")
+    if unknown is not None:
+        d = len(unknown["distance"]["center"])
+        if d <= 2 * len(manifest["frontend"]["channels"]):
+            raise BundleError(f"{where}: field unknown.distance.center has {d} features, not more than two per "
+                              f"input channel and a hidden vector; {ALTERED}.")  # fmt: skip
+        bad = next((j for j, row in enumerate(unknown["distance"]["rows"]) if len(row) != d - j), None)
+        if bad is not None:
+            raise BundleError(f"{where}: field unknown.distance.rows[{bad}] must hold {d - bad} values (a triangular "
+                              f"matrix from its diagonal on); {ALTERED}.")  # fmt: skip
     recorded = manifest["frontend"]
     try:
         spec = FrontEndSpec.from_dict(recorded)

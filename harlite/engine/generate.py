@@ -8,7 +8,7 @@ of ``c/harlite_engine_kernels.c``. Only numbers from the model reach the C text.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,7 @@ class Engine:
     ops: list[str]
     input_quant: tuple[float, int]
     output_quant: tuple[float, int]
+    features: list[tuple[int, float, int]] = field(default_factory=list)  # extra outputs: (size, scale, zero point)
 
     def figures(self) -> dict[str, Any]:
         return {"scratch_bytes": self.scratch_bytes, "weight_bytes": self.weight_bytes, "macs": self.macs,
@@ -55,12 +56,12 @@ def generate(model: bytes, comment: str = "") -> Engine:
     ``comment`` (a short description, e.g. the bundle's name) goes into the files' first comment only
     after it is reduced to plain printable ASCII."""
     tensors, ops, inputs, outputs, names = read_model(model)
-    if len(inputs) != 1 or len(outputs) != 1:
-        raise BundleError(f"the C engine runs models of one input and one output, not {len(inputs)} and "
-                          f"{len(outputs)}.")  # fmt: skip
+    if len(inputs) != 1:
+        raise BundleError(f"the C engine runs models of one input, not {len(inputs)}.")
     inp, out = tensors[inputs[0]], tensors[outputs[0]]
     _int8(inp, "model input", "the model")
-    _int8(out, "model output", "the model")
+    for index in outputs:
+        _int8(tensors[index], "model output", "the model")
     if len(inp.shape) != 3 or inp.shape[0] != 1:
         raise BundleError(f"the model input {list(inp.shape)} is not [1, window, channels].")
     em = Emitter()
@@ -95,8 +96,8 @@ def generate(model: bytes, comment: str = "") -> Engine:
         steps.append(step)
     if not steps:
         raise BundleError("the model computes nothing the C engine could run.")
-    plan = _plan(steps, tensors, views, inputs[0], outputs[0])
-    return _write(em, steps, plan, tensors, inp, out, comment, names, ops)
+    plan = _plan(steps, tensors, views, inputs[0], outputs[0], outputs[1:])
+    return _write(em, steps, plan, tensors, inp, out, comment, names, ops, [tensors[i] for i in outputs[1:]])
 
 
 @dataclass
@@ -105,6 +106,7 @@ class Plan:
     temps: list[dict[str, str]]  # per step: field -> C expression
     scratch_bytes: int
     copy_out: str | None  # a final copy into the output, when the output is a view
+    copy_features: dict[int, list[str]] = field(default_factory=dict)  # step -> copies of extra outputs after it
 
 
 def _align(n: int) -> int:
@@ -112,11 +114,13 @@ def _align(n: int) -> int:
 
 
 def _plan(steps: list[Step], tensors: list[Tensor], views: dict[int, tuple[int, int]], graph_in: int,
-          graph_out: int) -> Plan:  # fmt: skip
+          graph_out: int, extra_outputs: list[int] = ()) -> Plan:  # fmt: skip
     """Place the activations of a chain of kernels in one buffer: [temporaries | activations].
 
     Each kernel's output goes after its input, before it, or over it as far as its access pattern allows
-    (``Step.in_place``); the temporaries of a kernel live only during its call."""
+    (``Step.in_place``); the temporaries of a kernel live only during its call. Extra outputs (tensors
+    the kernels compute on the way, or views of them) are copied into ``features`` right after the kernel
+    that writes them, one after another in the model's output order."""
     def base(tensor: int) -> tuple[int, int]:
         return views.get(tensor, (tensor, 0))
 
@@ -175,7 +179,18 @@ def _plan(steps: list[Step], tensors: list[Tensor], views: dict[int, tuple[int, 
     if graph_out != steps[-1].target:  # the output is a view of the last kernel's output
         start = data + place[out_base] + out_offset
         copy_out = f"memcpy(output, hl_scratch.b + {start}, {tensors[graph_out].size});"
-    return Plan(pointers, temps, max(4, temp_bytes + hi - lo), copy_out)
+    copies: dict[int, list[str]] = {}
+    offset = 0
+    for tensor in extra_outputs:
+        b, at = base(tensor)
+        writer = next((k for k, s in enumerate(steps) if s.target == b), None)
+        if writer is None or b not in place:
+            raise BundleError("an extra model output is not an activation the C engine keeps: only the class "
+                              "scores may be the last layer's output.")  # fmt: skip
+        copies.setdefault(writer, []).append(
+            f"if (features) memcpy(features + {offset}, hl_scratch.b + {data + place[b] + at}, {tensors[tensor].size});")
+        offset += tensors[tensor].size
+    return Plan(pointers, temps, max(4, temp_bytes + hi - lo), copy_out, copies)
 
 
 def _ascii(text: str) -> str:
@@ -183,9 +198,10 @@ def _ascii(text: str) -> str:
 
 
 def _write(em: Emitter, steps: list[Step], plan: Plan, tensors: list[Tensor], inp: Tensor, out: Tensor,
-           comment: str, names: dict[int, str], ops: list[Any]) -> Engine:  # fmt: skip
+           comment: str, names: dict[int, str], ops: list[Any], extras: list[Tensor] = ()) -> Engine:  # fmt: skip
     note = f" ({_ascii(comment)})" if comment else ""
     window, channels, classes = inp.shape[1], inp.shape[2], out.size
+    feature_bytes = sum(t.size for t in extras)
     macs = sum(s.macs for s in steps)
     header = f"""/* {MARKER}{note}: the C inference engine of an int8 model (do not edit; regenerate). */
 #ifndef HARLITE_ENGINE_H
@@ -202,11 +218,16 @@ extern "C" {{
 #define HARLITE_ENGINE_CLASSES {classes}
 #define HARLITE_ENGINE_SCRATCH_BYTES {plan.scratch_bytes}
 #define HARLITE_ENGINE_MACS {macs}
+#define HARLITE_ENGINE_FEATURES {feature_bytes} /* int8 values of the model's other outputs, in order: {_sizes(extras)} */
 
 /* Runs the model on one window, input [HARLITE_ENGINE_WINDOW][HARLITE_ENGINE_CHANNELS] int8 (quantized
  * as the model's input), output [HARLITE_ENGINE_CLASSES] int8 scores. Every call starts from a zero LSTM
  * state. Uses one static scratch buffer: not reentrant. Returns 0. */
 int harlite_engine_invoke(const int8_t *input, int8_t *output);
+
+/* The same, and the model's other outputs (e.g. the hidden vector and the logits the unknown decision
+ * reads) one after another into features[HARLITE_ENGINE_FEATURES] (not written when NULL). */
+int harlite_engine_invoke_features(const int8_t *input, int8_t *output, int8_t *features);
 
 #ifdef __cplusplus
 }}
@@ -215,9 +236,10 @@ int harlite_engine_invoke(const int8_t *input, int8_t *output);
 #endif /* HARLITE_ENGINE_H */
 """
     calls = []
-    for step, fields in zip(steps, plan.temps):
+    for k, (step, fields) in enumerate(zip(steps, plan.temps)):
         calls.append("    " + step.call.format(src=plan.pointers[step.source], dst=plan.pointers[step.target],
                                                  **fields))  # fmt: skip
+        calls += ["    " + copy for copy in plan.copy_features.get(k, [])]
     if plan.copy_out:
         calls.append("    " + plan.copy_out)
     words = plan.scratch_bytes // 4
@@ -237,12 +259,19 @@ static union {{
     int8_t b[{4 * words}];
 }} hl_scratch;
 
-int harlite_engine_invoke(const int8_t *input, int8_t *output) {{
+int harlite_engine_invoke_features(const int8_t *input, int8_t *output, int8_t *features) {{
 {chr(10).join(calls)}
+    (void)features;
     return 0;
 }}
+
+int harlite_engine_invoke(const int8_t *input, int8_t *output) {{ return harlite_engine_invoke_features(input, output, 0); }}
 """
     files = {HEADER: header, MODEL_C: model_c, **kernel_sources()}
     return Engine(files, plan.scratch_bytes, em.weight_bytes, window, channels, classes, macs,
                   [names.get(op.code, str(op.code)) for op in ops], (inp.scale, inp.zero_point),
-                  (out.scale, out.zero_point))  # fmt: skip
+                  (out.scale, out.zero_point), [(t.size, t.scale, t.zero_point) for t in extras])  # fmt: skip
+
+
+def _sizes(extras: list[Tensor]) -> str:
+    return " + ".join(str(t.size) for t in extras) if extras else "none"

@@ -25,7 +25,8 @@ from harlite.errors import BundleError
 from harlite.io.files import atomic_write_bytes, check_writable, read_json, write_json
 from harlite.io.locks import folder_lock
 from harlite.pipeline.c_sources import write_sources
-from harlite.pipeline.models import count_macs, count_params, export_copy
+from harlite.pipeline.models import count_macs, count_params, export_copy, with_features
+from harlite.pipeline.unknown import DEFAULT_RATE, unknown_for_model
 from harlite.tf import convert as tf_convert
 from harlite.tf import tensorflow
 
@@ -89,13 +90,17 @@ def _converter(model: Any) -> Any:
     return tf, tf.lite.TFLiteConverter.from_keras_model(deployable)
 
 
-def to_int8(model: Any, calibration: np.ndarray, per_channel_dense: bool = False) -> bytes:
+def to_int8(model: Any, calibration: np.ndarray, per_channel_dense: bool = False, features: bool = True) -> bytes:
     """Full-integer int8 .tflite (int8 input and output) of ``model``, calibrated on standardized windows.
 
-    Dense (FULLY_CONNECTED) weights get one scale per tensor unless ``per_channel_dense``: the TFLM of
-    the Arduino library reads only the first of per-channel scales (``harlite.codegen.targets``).
+    With ``features`` the model has three int8 outputs, in this order: the class probabilities, the hidden
+    vector and the logits (``harlite.pipeline.models.with_features``; the probabilities are the very bytes
+    a one-output conversion gives), which the unknown decision reads. Dense (FULLY_CONNECTED) weights get
+    one scale per tensor unless ``per_channel_dense``: the TFLM of the Arduino library reads only the
+    first of per-channel scales (``harlite.codegen.targets``).
     """
-    tf, converter = _converter(model)
+    tf = tensorflow()
+    converter = tf.lite.TFLiteConverter.from_keras_model(with_features(model)) if features else _converter(model)[1]
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter._experimental_disable_per_channel_quantization_for_dense_layers = not per_channel_dense
     converter.representative_dataset = lambda: ([window[None].astype(np.float32)] for window in calibration)
@@ -104,14 +109,15 @@ def to_int8(model: Any, calibration: np.ndarray, per_channel_dense: bool = False
     converter.inference_output_type = tf.int8
     with warnings.catch_warnings():  # "Statistics for quantized inputs were expected": they come from calibration
         warnings.simplefilter("ignore", UserWarning)
-        data = slim_int8(tf_convert(converter))
+        data = slim_int8(tf_convert(converter), features)
     if FUSED_LSTM not in tflite_ops(data):
         raise RuntimeError(f"the int8 model lacks {FUSED_LSTM}: convert from the batch-1 export copy")
     return data
 
 
-def slim_int8(data: bytes) -> bytes:
-    """The int8 .tflite without what no interpreter reads, so that it is small and deterministic.
+def slim_int8(data: bytes, features: bool = False) -> bytes:
+    """The int8 .tflite without what no interpreter reads, so that it is small and deterministic; with
+    ``features``, its outputs put in the order probabilities, hidden vector, logits (``feature_outputs``).
 
     Tensor names and the other nonessential strings go (``flatbuffer_utils.strip_strings``: about
     2 KB of a 30 KB model in the microcontroller's flash, no output changes, tested in LiteRT and
@@ -128,7 +134,30 @@ def slim_int8(data: bytes) -> bytes:
     for index, buffer in enumerate(model.buffers):
         if index not in used:
             buffer.data = None
+    if features:
+        model.subgraphs[0].outputs = np.asarray(feature_outputs(model), np.int32)
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def feature_outputs(model: Any) -> list[int]:
+    """[probabilities, hidden, logits] tensor indexes of a converted three-output model (a flatbuffer
+    object): the SOFTMAX's output, the input of the FULLY_CONNECTED that gives the SOFTMAX its logits, and
+    those logits. The converter orders a model's outputs its own way; harlite's order is fixed."""
+    graph = model.subgraphs[0]
+    codes = [max(c.builtinCode, c.deprecatedBuiltinCode) for c in model.operatorCodes]
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    ops = {code: [op for op in graph.operators if codes[op.opcodeIndex] == code]
+           for code in (schema.BuiltinOperator.SOFTMAX, schema.BuiltinOperator.FULLY_CONNECTED)}  # fmt: skip
+    softmax = [op for op in ops[schema.BuiltinOperator.SOFTMAX] if op.outputs[0] in graph.outputs]
+    if len(softmax) != 1:
+        raise BundleError("the int8 model has no single SOFTMAX output: it cannot expose its hidden vector.")
+    logits = int(softmax[0].inputs[0])
+    dense = [op for op in ops[schema.BuiltinOperator.FULLY_CONNECTED] if op.outputs[0] == logits]
+    outputs = [int(softmax[0].outputs[0]), int(dense[0].inputs[0]) if dense else -1, logits]
+    if not dense or sorted(outputs) != sorted(int(i) for i in graph.outputs):
+        raise BundleError("the int8 model's outputs are not its probabilities, hidden vector and logits.")
+    return outputs
 
 
 def to_float(model: Any, float16: bool = False) -> bytes:
@@ -204,9 +233,12 @@ def convert(
     split: Split | None = None,
     firmware: str | Path | None = None,
     target: str = DEFAULT_TARGET,
+    unknown_rate: float = DEFAULT_RATE,
 ) -> dict[str, Any]:
     """Write the bundle ``out`` for a Keras model: model.keras, three .tflite files, the TFLM C sources
-    (``harlite.codegen``, also copied into ``firmware`` when given) and manifest.json.
+    (``harlite.codegen``, also copied into ``firmware`` when given) and manifest.json, with the unknown
+    decision (``harlite.pipeline.unknown``) calibrated to call ``unknown_rate`` of the validation windows
+    unknown (0: no unknown decision).
 
     ``model_path`` is a model.keras (with protocol.json or manifest.json and, when known, metrics.json
     beside it) or a run folder. ``split`` defaults to the model's own data; calibration uses
@@ -236,6 +268,11 @@ def convert(
         for kind, data in files.items():
             atomic_write_bytes(out / TFLITE_FILES[kind], data)
         manifest = build_manifest(out, model, files["int8"], model_input, metrics)
+        if unknown_rate:
+            manifest["unknown"] = unknown_for_model(manifest, files["int8"], split, unknown_rate)
+            print(f"harlite convert: unknown decision calibrated: {manifest['unknown']['rejected']:.2%} of "
+                  f"{manifest['unknown']['windows']} {manifest['unknown']['calibrated_on']} windows called unknown",
+                  file=sys.stderr)  # fmt: skip
         manifest["build"].update({"source": str(source), "calibration_windows": len(reference)})
         manifest["tflm"] = {"target": spec.name}
         manifest["build"]["versions"] = versions()

@@ -116,6 +116,24 @@ def export_copy(model: Any, batch_size: int | None = 1) -> Any:
     return copy
 
 
+def with_features(model: Any, batch_size: int | None = 1) -> Any:
+    """The deployable twin (``export_copy``) with three outputs: the class probabilities, the hidden vector
+    the classifier reads (the input of the last Dense layer) and the logits (that layer without its softmax).
+
+    The probabilities are the same function; the unknown decision (``harlite.core.unknown``) reads the
+    other two. The model's last layer must be a softmax Dense."""
+    k = keras()
+    deployable = export_copy(model, batch_size)
+    head = deployable.layers[-1]
+    if _kind(head) != "Dense" or head.get_config().get("activation") != "softmax":
+        raise ValueError(f"{model.name}: the last layer is not a softmax Dense, so it has no hidden vector and logits")
+    linear = k.layers.Dense(head.units, name="logits")
+    logits = linear(head.input)
+    linear.set_weights(head.get_weights())
+    probabilities = k.layers.Softmax(name="probabilities")(logits)
+    return k.Model(deployable.inputs, [probabilities, head.input, logits], name=model.name)
+
+
 def fold_batch_norm(weights: list[np.ndarray], bn: Any) -> list[np.ndarray]:
     """[kernel, bias] of a convolution (with or without bias) followed by the batch norm ``bn``."""
     gamma, beta, mean, var = bn.get_weights()

@@ -62,9 +62,10 @@ class HostEngine:
         self.engine = model if isinstance(model, Engine) else generate(model)
         self.library = build_library(self.engine.files, flags, cache)
         self._lib = ctypes.CDLL(str(self.library))
-        self._invoke = self._lib.harlite_engine_invoke
-        self._invoke.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+        self._invoke = self._lib.harlite_engine_invoke_features
+        self._invoke.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
         self._invoke.restype = ctypes.c_int
+        self.feature_sizes = [size for size, _, _ in self.engine.features]
         self.window, self.channels, self.classes = self.engine.window, self.engine.channels, self.engine.classes
         self.input_shape = (1, self.window, self.channels)
         self.input_dtype = np.dtype(np.int8)
@@ -72,18 +73,28 @@ class HostEngine:
 
     def invoke_int8(self, q: np.ndarray) -> np.ndarray:
         """(classes,) int8 output of one quantized (window, channels) int8 window."""
+        return self.outputs_int8(q)[0]
+
+    def outputs_int8(self, q: np.ndarray) -> list[np.ndarray]:
+        """Every int8 output of the model for one quantized (window, channels) int8 window, in the model's
+        order: the class scores, then the other outputs (``HARLITE_ENGINE_FEATURES``)."""
         q = np.asarray(q)
         if q.dtype != np.int8 or q.shape != (self.window, self.channels):
             raise BundleError(f"invoke_int8 takes a ({self.window}, {self.channels}) int8 window, "
                               f"got {q.shape} {q.dtype}.")  # fmt: skip
         x = np.ascontiguousarray(q)
         out = np.zeros(self.classes, np.int8)
-        self._invoke(x.ctypes.data, out.ctypes.data)
-        return out
+        features = np.zeros(max(1, sum(self.feature_sizes)), np.int8)
+        self._invoke(x.ctypes.data, out.ctypes.data, features.ctypes.data)
+        return [out, *np.split(features[: sum(self.feature_sizes)], np.cumsum(self.feature_sizes)[:-1])]
 
     def run(self, x: np.ndarray) -> np.ndarray:
         """The interpreter interface of harlite.run.runtimes: one (window, channels) int8 window."""
         return self.invoke_int8(x)
+
+    def run_all(self, x: np.ndarray) -> list[np.ndarray]:
+        """Every output of one (window, channels) int8 window (see ``outputs_int8``)."""
+        return self.outputs_int8(x)
 
 
 

@@ -5,7 +5,10 @@ gives an object whose ``predict(windows)`` takes PHYSICAL front-end
 windows (n, window, C) float32 and returns (n, classes) float32 probabilities. It standardizes them
 with the manifest's normalization for float models, or quantizes them with ``harlite.core.frontend.quantize``
 (exactly as the firmware does) for int8 models and dequantizes the int8 output. Int8 runtimes also
-offer ``invoke_int8(q)`` on one quantized window, which is what the board runs.
+offer ``invoke_int8(q)`` on one quantized window, which is what the board runs, and ``outputs_int8(q)``,
+every output of the model (the class scores, then the hidden vector and the logits of a model converted
+with them). ``unknown_features(windows)`` gives what the unknown decision (``harlite.core.unknown``) reads,
+as int8, in every runtime that can: int8 models directly, the Keras model quantized as the int8 model's.
 
 Interpreters run one window per invoke, with every variable tensor reset first: the fused LSTM keeps
 its state across invokes, and Keras starts every window from zero. They get the model's verified bytes
@@ -66,6 +69,10 @@ class Runtime:
     def predict(self, windows: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
+    def unknown_features(self, windows: np.ndarray) -> tuple[np.ndarray, ...]:
+        """(inputs, scores, hidden, logits), all int8, of physical windows (n, window, C)."""
+        raise BundleError(f"{self.kind} cannot tell unknown windows: use the int8 model (litert, tflm, c) or keras.")
+
     def _check_windows(self, windows: np.ndarray) -> np.ndarray:
         windows = np.asarray(windows)
         if windows.ndim != 3 or windows.shape[1:] != (self.window, self.channels):
@@ -96,6 +103,26 @@ class KerasRuntime(Runtime):
         self.invokes += len(x)
         return np.asarray(probs, np.float32)
 
+    def unknown_features(self, windows: np.ndarray) -> tuple[np.ndarray, ...]:
+        """The int8 model's inputs, and the float model's probabilities, hidden vector and logits quantized
+        with the int8 model's output parameters (manifest ``quantization.output`` and ``unknown``)."""
+        from harlite.tf import keras
+
+        unknown, quant = self.manifest["unknown"], self.manifest["quantization"]
+        x = standardize(self._check_windows(windows), self.mean, self.std)
+        head = self.model.layers[-1]
+        hidden = keras().Model(self.model.inputs, head.input).predict(x, batch_size=256, verbose=0)
+        kernel, bias = head.get_weights()
+        logits = hidden @ kernel + bias
+        probs = np.exp(logits - logits.max(axis=1, keepdims=True))
+        probs /= probs.sum(axis=1, keepdims=True)
+
+        def int8(values: np.ndarray, q: dict[str, Any]) -> np.ndarray:
+            return np.clip(np.round(values / q["scale"]) + q["zero_point"], -128, 127).astype(np.int8)
+
+        inputs = quantize(windows, self.mean, self.std, quant["input"]["scale"], quant["input"]["zero_point"])
+        return inputs, int8(probs, quant["output"]), int8(hidden, unknown["hidden"]), int8(logits, unknown["logits"])
+
 
 class _LiteRT:
     """LiteRT's interpreter on one .tflite model (batch 1)."""
@@ -106,17 +133,22 @@ class _LiteRT:
         except (ValueError, RuntimeError) as e:
             raise BundleError(f"LiteRT cannot load {name}: {_first_line(e)}; {REBUILD}.") from None
         inp = self.interpreter.get_input_details()[0]
-        out = self.interpreter.get_output_details()[0]
+        outputs = self.interpreter.get_output_details()
+        out = outputs[0]
         self.input_index, self.output_index = inp["index"], out["index"]
+        self.output_indexes = [d["index"] for d in outputs]
         self.input_shape, self.input_dtype = tuple(int(d) for d in inp["shape"]), np.dtype(inp["dtype"])
         self.input_quant, self.output_quant = _scalar_quant(inp["quantization"]), _scalar_quant(out["quantization"])
 
     def run(self, x: np.ndarray) -> np.ndarray:
+        return self.run_all(x)[0]
+
+    def run_all(self, x: np.ndarray) -> list[np.ndarray]:
         it = self.interpreter
         it.reset_all_variables()
         it.set_tensor(self.input_index, x[None])
         it.invoke()
-        return it.get_tensor(self.output_index)[0]
+        return [it.get_tensor(index)[0] for index in self.output_indexes]
 
 
 class _TFLM:
@@ -137,16 +169,20 @@ class _TFLM:
             raise BundleError(f"TFLite Micro cannot load {name}: {_first_line(e)}; {REBUILD}.") from None
         inp = self.interpreter.get_input_details(0)
         out = self.interpreter.get_output_details(0)
+        self.outputs = len(litert_interpreter(model, num_threads=1).get_output_details())
         self.input_shape, self.input_dtype = tuple(int(d) for d in inp["shape"]), np.dtype(inp["dtype"])
         self.input_quant = _tflm_quant(inp["quantization_parameters"])
         self.output_quant = _tflm_quant(out["quantization_parameters"])
 
     def run(self, x: np.ndarray) -> np.ndarray:
+        return self.run_all(x)[0]
+
+    def run_all(self, x: np.ndarray) -> list[np.ndarray]:
         it = self.interpreter
         it.reset()
         it.set_input(x[None], 0)
         it.invoke()
-        return np.array(it.get_output(0)[0])
+        return [np.array(it.get_output(i)[0]) for i in range(self.outputs)]
 
 
 class InterpreterRuntime(Runtime):
@@ -207,11 +243,28 @@ class Int8Runtime(InterpreterRuntime):
 
     def invoke_int8(self, q: np.ndarray) -> np.ndarray:
         """(classes,) int8 output of one quantized (window, C) int8 window."""
+        return self.outputs_int8(q)[0]
+
+    def outputs_int8(self, q: np.ndarray) -> list[np.ndarray]:
+        """Every int8 output of one quantized (window, C) int8 window, in the model's order."""
         q = np.asarray(q)
         if q.dtype != np.int8 or q.shape != (self.window, self.channels):
             raise BundleError(f"invoke_int8 takes a ({self.window}, {self.channels}) int8 window, "
                                        f"got {q.shape} {q.dtype}.")  # fmt: skip
-        return self._invoke(q)
+        start = time.perf_counter()
+        outputs = self.engine.run_all(q)
+        self.seconds += time.perf_counter() - start
+        self.invokes += 1
+        return [np.asarray(o, np.int8).reshape(-1) for o in outputs]
+
+    def unknown_features(self, windows: np.ndarray) -> tuple[np.ndarray, ...]:
+        inputs = self._inputs(self._check_windows(windows))
+        outputs = [self.outputs_int8(q) for q in inputs]
+        if outputs and len(outputs[0]) < 3:
+            raise BundleError(f"{Path(self.name).name} has no hidden-vector and logits outputs: rebuild the bundle "
+                              "with 'harlite convert' to get the unknown decision.")  # fmt: skip
+        n = len(inputs)
+        return (inputs, *(np.array([o[i] for o in outputs], np.int8).reshape(n, -1) for i in range(3)))
 
     def _inputs(self, windows: np.ndarray) -> np.ndarray:
         return quantize(windows, self.mean, self.std, *self.input_quant)

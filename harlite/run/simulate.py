@@ -3,8 +3,12 @@
 Each recording is a stream, fed hop-sized block by block (as an IMU FIFO delivers samples) into the
 streaming front end, which emits a window every hop; each window is quantized with the bundle's input
 parameters, classified by the chosen runtime (TFLite Micro by default, the board's runtime, with the
-LSTM state reset before every window) and smoothed as the firmware smooths. The result is a timeline
-of windows, metrics over the windows whose samples all carry one activity, and the host's cost.
+LSTM state reset before every window), called unknown when the bundle's unknown decision says so
+(``harlite.core.unknown``) and post-processed as the firmware does (``harlite.core.smoothing``: by default
+the bundle's calibrated ``postprocess``). The result is a timeline of windows, metrics over the windows
+whose samples all carry one activity, the unknown decision's figures, stream metrics
+(``harlite.core.stream``) and the host's cost. ``rotation`` replays the recordings as if the device had
+been mounted turned (``harlite.core.orientation``).
 """
 
 from __future__ import annotations
@@ -21,7 +25,10 @@ from harlite.bundle.loader import Bundle, load_bundle
 from harlite.core.frontend import FrontEndSpec, StreamingFrontEnd, quantize, window_starts
 from harlite.core.metrics import classification_metrics
 from harlite.core.protocol import UNLABELLED
+from harlite.core.orientation import rotate_samples, rotation_matrix
 from harlite.core.smoothing import SmoothingSpec, parse_smoothing, smooth
+from harlite.core.stream import OTHER, pooled, recording_counts
+from harlite.core.unknown import UNKNOWN, UnknownSpec, decide
 from harlite.data.datasets import load_dataset
 from harlite.data.hapt import load_hapt
 from harlite.data.recordings import Recording, read_csv
@@ -42,12 +49,14 @@ class Trace:
     recording: Recording
     starts: np.ndarray  # (m,) first sample of each window
     probs: np.ndarray  # (m, classes) float32, dequantized for int8 runtimes
-    raw: np.ndarray  # (m,) argmax of probs
-    smoothed: np.ndarray  # (m,)
+    raw: np.ndarray  # (m,) decision: argmax of probs, or classes (unknown)
+    smoothed: np.ndarray  # (m,) the reported label after post-processing (classes: unknown)
     truth: np.ndarray  # (m,) class of a pure window, else UNLABELLED
     kind: np.ndarray  # (m,) PURE, STRADDLING, UNLABELLED_SAMPLES or NO_LABELS
     inputs: np.ndarray | None = None  # (m, window, C) int8 model inputs (int8 runtimes)
     outputs: np.ndarray | None = None  # (m, classes) int8 model outputs (int8 runtimes)
+    features: np.ndarray | None = None  # (m, hidden + logits) int8 other outputs (int8 runtimes, unknown on)
+    foreign: np.ndarray | None = None  # (samples,) bool: labelled with an activity the bundle does not know
 
 
 @dataclass
@@ -64,6 +73,9 @@ class SimulationResult:
     window_counts: dict[str, int]
     metrics: dict[str, Any] | None
     warnings: list[str] = field(default_factory=list)
+    unknown: dict[str, Any] | None = None  # the unknown decision's figures (None: the bundle has none)
+    stream: dict[str, Any] | None = None  # stream metrics of the reported labels (recordings with labels)
+    rotation: str | None = None
 
     @property
     def columns(self) -> list[str]:
@@ -81,13 +93,17 @@ class SimulationResult:
                     "recording": tr.recording.source,
                     "start_s": round(start / rate, 4),
                     "end_s": round((start + window) / rate, 4),
-                    "pred_raw": self.labels[tr.raw[i]],
-                    "pred_smoothed": self.labels[tr.smoothed[i]],
+                    "pred_raw": self.name(tr.raw[i]),
+                    "pred_smoothed": self.name(tr.smoothed[i]),
                     "label": self.labels[tr.truth[i]] if tr.truth[i] != UNLABELLED else None,
                 }
                 row.update({f"p_{name}": round(float(p), 6) for name, p in zip(self.labels, tr.probs[i])})
                 rows.append(row)
         return rows
+
+    def name(self, label: int) -> str:
+        """A reported label's name: a class, or ``unknown``."""
+        return self.labels[label] if label < len(self.labels) else UNKNOWN
 
     def summary(self) -> dict[str, Any]:
         """The machine-readable result without the per-window rows."""
@@ -95,6 +111,9 @@ class SimulationResult:
             "bundle": str(self.bundle.root),
             "runtime": self.runtime,
             "smoothing": str(self.smoothing),
+            "rotation": self.rotation,
+            "unknown": self.unknown,
+            "stream": self.stream,
             "recordings": [
                 {"source": tr.recording.source, "samples": len(tr.recording), "windows": len(tr.starts)}
                 for tr in self.traces
@@ -110,14 +129,19 @@ def simulate(
     bundle: Bundle | str | Path,
     recordings: list[Recording],
     runtime: str = "tflm",
-    smoothing: str | SmoothingSpec = "none",
+    smoothing: str | SmoothingSpec | None = None,
     log: Callable[[str], None] | None = None,
+    rotation: str | None = None,
+    unknown: bool = True,
 ) -> SimulationResult:
-    """Replay ``recordings`` through ``bundle``'s front end, quantization, ``runtime`` and smoothing.
+    """Replay ``recordings`` through ``bundle``'s front end, quantization, ``runtime``, unknown decision and
+    post-processing.
 
     ``runtime`` is tflm, c (harlite's C engine, compiled for this host), litert (the int8 model in LiteRT)
-    or keras (the float model); ``log`` receives progress and warnings. ``bundle`` is a loaded ``Bundle``
-    or a bundle's path (loaded and verified here).
+    or keras (the float model); ``smoothing`` the post-processing (``None``: the bundle's ``postprocess``,
+    else none); ``rotation`` turns the raw sensor axes (``harlite.core.orientation.rotation_matrix``);
+    ``unknown`` False ignores the bundle's unknown decision; ``log`` receives progress and warnings.
+    ``bundle`` is a loaded ``Bundle`` or a bundle's path (loaded and verified here).
     """
     if runtime not in RUNTIMES:
         raise HarliteError(f"unknown runtime {runtime!r}: choose one of {', '.join(RUNTIMES)}.")
@@ -125,15 +149,20 @@ def simulate(
     manifest = bundle.manifest
     spec = bundle.frontend()
     labels = bundle.labels
-    smoothing = parse_smoothing(smoothing)
+    smoothing = bundle_smoothing(manifest) if smoothing is None else parse_smoothing(smoothing)
+    turn = rotation_matrix(rotation) if rotation else None
     say = log or (lambda message: None)
     model = open_runtime(bundle, RUNTIMES[runtime])
-    player = _Player(spec, manifest, model, smoothing)
+    decision = UnknownSpec.from_manifest(manifest["unknown"]) if unknown and "unknown" in manifest else None
+    player = _Player(spec, manifest, model, smoothing, decision)
     traces, warnings = [], []
     started, cpu_started = time.perf_counter(), time.process_time()
     relabel = manifest.get("dataset") or {}
     for n, rec in enumerate(recordings, 1):
+        foreign = foreign_samples(rec, labels, relabel.get("merge"), tuple(relabel.get("ignore", ())))
         rec = fit_to_bundle(rec, spec, labels, relabel.get("merge"), tuple(relabel.get("ignore", ())))
+        if turn is not None:
+            rec = replace(rec, samples=rotate_samples(rec.samples, rec.raw_channels, turn))
         for warning in rec.warnings:
             warnings.append(warning)
             say(f"warning: {warning}")
@@ -143,7 +172,7 @@ def simulate(
                 f"({spec.window} samples): no windows."
             )
             say(f"warning: {warnings[-1]}")
-        traces.append(player.play(rec))
+        traces.append(replace(player.play(rec), foreign=foreign))
         say(f"[{n}/{len(recordings)}] {rec.source}: {len(traces[-1].starts)} windows")
     seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
     counts = _window_counts(traces)
@@ -158,7 +187,62 @@ def simulate(
         window_counts=counts,
         metrics=_metrics(traces, labels) if counts[PURE] else None,
         warnings=warnings,
+        unknown=unknown_figures(traces, len(labels), spec.window) if decision is not None else None,
+        stream=_stream(traces, spec, len(labels)),
+        rotation=rotation,
     )
+
+
+def bundle_smoothing(manifest: dict[str, Any]) -> SmoothingSpec:
+    """The post-processing a bundle was calibrated with (``postprocess``), or none."""
+    return SmoothingSpec.from_manifest(manifest["postprocess"]) if "postprocess" in manifest else SmoothingSpec()
+
+
+def foreign_samples(rec: Recording, labels: tuple[str, ...], merge: dict[str, str] | None,
+                    ignore: tuple[str, ...]) -> np.ndarray | None:  # fmt: skip
+    """Per sample: labelled with an activity the bundle does not know (and the dataset does not ignore)."""
+    if rec.labels is None:
+        return None
+    merge = merge or {}
+    names = [merge.get(name, name) for name in rec.classes]
+    table = np.array([False] + [name not in labels and name not in ignore for name in names])
+    return table[np.asarray(rec.labels, np.int64) + 1]
+
+
+def _stream(traces: list[Trace], spec: FrontEndSpec, classes: int) -> dict[str, Any] | None:
+    """Stream metrics of the reported labels over the recordings that have labels."""
+    parts = []
+    for tr in traces:
+        if tr.recording.labels is None or not len(tr.starts):
+            continue
+        labels = np.where(tr.foreign, OTHER, np.asarray(tr.recording.labels, np.int64))
+        parts.append(recording_counts(labels, tr.smoothed, tr.starts, spec.window, spec.hop, spec.rate_hz, classes))
+    return pooled(parts) if parts else None
+
+
+def unknown_figures(traces: list[Trace], classes: int, window: int) -> dict[str, Any]:
+    """The unknown decision over the windows: the share of pure windows called unknown, the accuracy of
+    the others, and the share of foreign windows (at least half of their samples labelled with an
+    activity the bundle does not know) called unknown."""
+    pure = np.concatenate([tr.kind == PURE for tr in traces])
+    truth = np.concatenate([tr.truth for tr in traces])
+    raw = np.concatenate([tr.raw for tr in traces])
+    top = np.concatenate([tr.probs.argmax(axis=1) if len(tr.probs) else np.zeros(0, int) for tr in traces])
+    share = [tr.foreign[tr.starts[:, None] + np.arange(window)].mean(axis=1) if tr.foreign is not None and len(tr.starts)
+             else np.zeros(len(tr.starts)) for tr in traces]  # fmt: skip
+    foreign = np.concatenate(share) >= 0.5 if share else np.zeros(0, bool)
+    unknown = raw == classes
+    accepted = pure & ~unknown
+    return {
+        "windows": int(len(raw)),
+        "unknown": int(unknown.sum()),
+        "pure_windows": int(pure.sum()),
+        "pure_unknown_rate": float(unknown[pure].mean()) if pure.any() else None,
+        "accepted_accuracy": float((top[accepted] == truth[accepted]).mean()) if accepted.any() else None,
+        "accuracy_all": float((top[pure] == truth[pure]).mean()) if pure.any() else None,
+        "foreign_windows": int(foreign.sum()),
+        "foreign_unknown_rate": float(unknown[foreign].mean()) if foreign.any() else None,
+    }
 
 
 def fit_to_bundle(rec: Recording, spec: FrontEndSpec, labels: tuple[str, ...], merge: dict[str, str] | None = None,
@@ -185,9 +269,11 @@ def fit_to_bundle(rec: Recording, spec: FrontEndSpec, labels: tuple[str, ...], m
 class _Player:
     """Drives one model over streams the way the firmware does."""
 
-    def __init__(self, spec: FrontEndSpec, manifest: dict[str, Any], model: Any, smoothing: SmoothingSpec) -> None:
+    def __init__(self, spec: FrontEndSpec, manifest: dict[str, Any], model: Any, smoothing: SmoothingSpec,
+                 decision: UnknownSpec | None = None) -> None:  # fmt: skip
         self.spec = spec
         self.model = model
+        self.decision = decision
         self.int8 = hasattr(model, "invoke_int8")
         norm, quant = manifest["normalization"], manifest["quantization"]
         self.mean = np.asarray(norm["mean"], np.float32)
@@ -209,7 +295,7 @@ class _Player:
         since every window starts from a zero LSTM state.
         """
         self.front_end.reset()
-        inputs, outputs, probs, floats = [], [], [], []
+        inputs, outputs, features, probs, floats = [], [], [], [], []
         hop = self.spec.hop
         for i in range(0, len(rec), hop):
             for window in self.front_end.push_block(rec.samples[i : i + hop]):
@@ -218,29 +304,44 @@ class _Player:
                     continue
                 q = quantize(window, self.mean, self.std, self.in_scale, self.in_zero)
                 t0 = time.perf_counter()
-                out = np.asarray(self.model.invoke_int8(q), np.int8).reshape(-1)
+                out, *extra = self.model.outputs_int8(q) if self.decision is not None else [self.model.invoke_int8(q)]
                 self.invoke_ms.append((time.perf_counter() - t0) * 1e3)
+                out = np.asarray(out, np.int8).reshape(-1)
                 probs.append((out.astype(np.float32) - self.out_zero) * self.out_scale)
                 inputs.append(q)
                 outputs.append(out)
+                features.append(np.concatenate(extra) if extra else np.zeros(0, np.int8))
+        m, window, n_channels = len(probs) + len(floats), self.spec.window, len(self.spec.channels)
+        unknown = np.zeros(m, bool)
         if floats:
             t0 = time.perf_counter()
             probs = list(self.model.predict(np.stack(floats)))
+            if self.decision is not None:
+                unknown = decide(*self.model.unknown_features(np.stack(floats)), self.decision)[0]
             self.batch_seconds += time.perf_counter() - t0
             self.batch_windows += len(floats)
-        m, window, n_channels = len(probs), self.spec.window, len(self.spec.channels)
         probs_arr = np.array(probs, np.float32).reshape(m, self.n_classes)
+        feats = np.array(features, np.int8).reshape(m, -1) if self.int8 else None
+        if self.int8 and self.decision is not None and m:
+            if feats.shape[1] == 0:
+                raise HarliteError("the bundle's int8 model has no hidden-vector and logits outputs, but its "
+                                   "manifest has an unknown decision: rebuild it with 'harlite convert'.")  # fmt: skip
+            units = feats.shape[1] - self.n_classes
+            q_in = np.array(inputs, np.int8).reshape(m, window, n_channels)
+            unknown = decide(q_in, np.array(outputs), feats[:, :units], feats[:, units:], self.decision)[0]
+        raw = np.where(unknown, self.n_classes, probs_arr.argmax(axis=1)) if m else np.zeros(0, np.int64)
         truth, kind = _window_truth(rec, self.spec)
         return Trace(
             recording=rec,
             starts=window_starts(len(rec), self.spec),
             probs=probs_arr,
-            raw=probs_arr.argmax(axis=1),
-            smoothed=smooth(probs_arr, self.smoothing),
+            raw=raw,
+            smoothed=smooth(probs_arr, self.smoothing, raw),
             truth=truth,
             kind=kind,
             inputs=np.array(inputs, np.int8).reshape(m, window, n_channels) if self.int8 else None,
             outputs=np.array(outputs, np.int8).reshape(m, self.n_classes) if self.int8 else None,
+            features=feats,
         )
 
     def latency(self, seconds: float, cpu_seconds: float) -> dict[str, Any]:
@@ -285,13 +386,17 @@ def _window_counts(traces: list[Trace]) -> dict[str, int]:
 
 
 def _metrics(traces: list[Trace], labels: tuple[str, ...]) -> dict[str, Any]:
-    """Accuracy, macro-F1 and confusion of the raw and the smoothed predictions over pure windows."""
+    """Accuracy, macro-F1 and confusion over pure windows of the top class (``raw``) and of the reported
+    label (``smoothed``; a window reported unknown counts against its class, in an extra column)."""
     pure = np.concatenate([tr.kind == PURE for tr in traces])
     truth = np.concatenate([tr.truth for tr in traces])[pure]
-    return {
-        which: classification_metrics(truth, np.concatenate([getattr(tr, which) for tr in traces])[pure], labels)
-        for which in ("raw", "smoothed")
-    }
+    top = np.concatenate([tr.probs.argmax(axis=1) if len(tr.probs) else np.zeros(0, int) for tr in traces])[pure]
+    reported = np.concatenate([tr.smoothed for tr in traces])[pure]
+    smoothed = classification_metrics(truth, reported, (*labels, UNKNOWN))
+    smoothed["per_class"].pop(UNKNOWN)
+    smoothed["labels"] = list(labels)
+    smoothed["macro_f1"] = float(np.mean([c["f1"] for c in smoothed["per_class"].values() if c["support"]]))
+    return {"raw": classification_metrics(truth, top, labels), "smoothed": smoothed}
 
 
 def bundle_subjects(bundle: Bundle, part: str) -> tuple[str, list[str]]:
