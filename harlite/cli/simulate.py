@@ -7,15 +7,23 @@ import json
 import click
 
 from harlite.cli.options import parse_groups
+from harlite.core.orientation import rotation_matrix
 from harlite.core.smoothing import parse_smoothing
 from harlite.run.timeline import run
 
 SPLITS = ("test", "train")
 
 
-def _smoothing(ctx: click.Context, param: click.Parameter, value: str) -> str:
+def _smoothing(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     try:
-        return str(parse_smoothing(value))
+        return None if value is None else str(parse_smoothing(value))
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
+
+
+def _rotation(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    try:
+        return None if value is None else (rotation_matrix(value), value)[1]
     except ValueError as e:
         raise click.BadParameter(str(e)) from None
 
@@ -30,8 +38,15 @@ def _smoothing(ctx: click.Context, param: click.Parameter, value: str) -> str:
 @click.option("--runtime", type=click.Choice(["tflm", "c", "litert", "keras"]), default="tflm", show_default=True,
               help="tflm: the int8 model in TFLite Micro (the board); c: harlite's C engine (the board without "
                    "TFLM, compiled here); litert: int8 in LiteRT; keras: the float model.")
-@click.option("--smoothing", default="none", show_default=True, callback=_smoothing,
-              help="none, majority:K (last K windows) or ema:ALPHA (average of probabilities).")
+@click.option("--smoothing", callback=_smoothing,
+              help="Post-processing: none, majority:K (last K windows) or ema:ALPHA (average of probabilities), "
+                   "optionally followed by dwell:D (windows a new label must last) and hysteresis:H (margin a new "
+                   "label's score must win by), e.g. 'ema:0.3 dwell:2'.  [default: the bundle's calibrated one]")
+@click.option("--rotate", "rotation", callback=_rotation, metavar="AXIS:DEG[,AXIS:DEG]",
+              help="Replay as if the device were mounted turned: turns about its own axes in degrees, in order, "
+                   "e.g. x:180 (UCI HAR's x is vertical when the wearer stands) or x:90,y:20.")
+@click.option("--no-unknown", "no_unknown", is_flag=True,
+              help="Ignore the bundle's unknown decision: every window gets one of its activities.")
 @click.option("--out", type=click.Path(file_okay=False), help="Folder for timeline.csv and timeline.json.")
 @click.option("--plot", type=click.Path(dir_okay=False), help="PNG of the first recording: signal, true and predicted.")
 @click.option("--dump-golden", "golden", type=click.Path(file_okay=False),
@@ -45,23 +60,28 @@ def simulate(
     subjects: tuple[str, ...] | None,
     split: str | None,
     runtime: str,
-    smoothing: str,
+    smoothing: str | None,
+    rotation: str | None,
+    no_unknown: bool,
     out: str | None,
     plot: str | None,
     golden: str | None,
     as_json: bool,
     force: bool,
 ) -> None:
-    """Replay recordings sample by sample through BUNDLE: front end, int8, runtime, smoothing.
+    """Replay recordings sample by sample through BUNDLE: front end, int8, runtime, unknown, smoothing.
 
     RECORDING files are CSV (.csv or .csv.gz: time_s,acc_x,acc_y,acc_z[,gyro_x,gyro_y,gyro_z][,label]);
-    other steady rates are resampled to the bundle's; labels the bundle does not know count as
-    unlabelled. Metrics count only windows whose samples all carry one activity; the others are
-    counted apart.
+    other steady rates are resampled to the bundle's. A window the bundle's unknown decision rejects is
+    'unknown'. Accuracy counts only windows whose samples all carry one activity; samples labelled with
+    an activity the bundle does not know should come out unknown (the foreign windows' figure); stream
+    metrics (switches per minute, delay after a change, segment F1) compare the reported labels with the
+    recordings' labels.
 
     \b
     Examples:
-      harlite simulate models/cnn_lstm --dataset hapt --split test --smoothing majority:3 --out sim
+      harlite simulate models/cnn_lstm --dataset hapt --split test --out sim
+      harlite simulate models/cnn_lstm --split test --rotate x:180 --smoothing none
       harlite simulate models/cnn_lstm walk.csv --plot walk.png --dump-golden firmware/tests/golden
     """
     if split is not None and subjects is not None:
@@ -74,6 +94,8 @@ def simulate(
         split=split,
         runtime=runtime,
         smoothing=smoothing,
+        rotation=rotation,
+        unknown=not no_unknown,
         out=out,
         plot=plot,
         golden=golden,
@@ -96,6 +118,18 @@ def format_summary(summary: dict) -> str:
     ]
     for which, m in (summary["metrics"] or {}).items():
         lines.append(f"{which:>8}: accuracy {m['accuracy']:.2%}, macro-F1 {m['macro_f1']:.3f} (n={m['n']})")
+    u = summary.get("unknown")
+    if u and u["pure_windows"]:
+        lines.append(f" unknown: {u['unknown']} of {u['windows']} windows; {u['pure_unknown_rate']:.2%} of the pure "
+                     f"windows, the others {u['accepted_accuracy'] or 0:.2%} right"
+                     + (f"; {u['foreign_unknown_rate']:.1%} of {u['foreign_windows']} windows of activities the "
+                        "bundle does not know" if u["foreign_windows"] else ""))  # fmt: skip
+    s = summary.get("stream")
+    if s and s["changes"]:
+        lines.append(f"  stream ({summary['smoothing']}): {s['switches_per_min']:.2f} switches/min (true "
+                     f"{s['true_switches_per_min']:.2f}), delay after a change {s['delay_median_s'] or 0:.1f} s median, "
+                     f"{s['delay_p90_s'] or 0:.1f} s p90 ({s['missed_changes']} of {s['changes']} missed), segment F1 "
+                     f"{s['segment_f1']:.3f}")  # fmt: skip
     if lat["invoke_ms"]:
         ms = lat["invoke_ms"]
         cost = (

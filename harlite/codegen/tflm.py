@@ -108,11 +108,62 @@ def config_header(manifest: dict[str, Any], comment: str = "") -> str:
         ("OUTPUT_SCALE", c_float(quant["output"]["scale"]), None),
         ("OUTPUT_ZERO_POINT", c_int(quant["output"]["zero_point"]), None),
         ("ARENA_BYTES", c_int(tflm["arena_bytes"]), _arena_note(tflm)),
+        *_postprocess_lines(manifest.get("postprocess")),
+        *_unknown_lines(manifest.get("unknown"), len(channels), len(manifest["labels"])),
     ]
     body = "".join(
         f"#define HARLITE_{name} {value}" + (f"  /* {note} */" if note else "") + "\n" for name, value, note in lines
     )
     return f"#ifndef HARLITE_MODEL_CONFIG_H\n#define HARLITE_MODEL_CONFIG_H\n/* {c_comment(comment)} */\n{body}#endif\n"
+
+
+SMOOTHING_MODES = {"none": 0, "majority": 1, "ema": 2}  # harlite_core.h's harlite_smoothing_t
+
+
+def _postprocess_lines(postprocess: dict[str, Any] | None) -> list[tuple[str, str, str | None]]:
+    """The bundle's calibrated post-processing (``manifest.postprocess``): the firmware's default."""
+    if postprocess is None:
+        return []
+    kind, _, arg = str(postprocess["smoothing"]).partition(":")
+    return [
+        ("POSTPROCESS_MODE", str(SMOOTHING_MODES[kind]), f"calibrated: {postprocess['smoothing']} (0 none, 1 majority, 2 ema)"),
+        ("POSTPROCESS_K", c_int(arg if kind == "majority" else 1), None),
+        ("POSTPROCESS_ALPHA", c_float(arg if kind == "ema" else 1.0), None),
+        ("POSTPROCESS_DWELL", c_int(postprocess["dwell"]), None),
+        ("POSTPROCESS_HYSTERESIS", c_float(postprocess["hysteresis"]), None),
+    ]
+
+
+def _unknown_lines(unknown: dict[str, Any] | None, channels: int, classes: int) -> list[tuple[str, str, str | None]]:
+    """The integer unknown decision (``manifest.unknown``, harlite/core/unknown.py) as macros."""
+    if unknown is None:
+        return [("UNKNOWN", "0", "no unknown decision: every window gets a class")]
+    dist, d = unknown["distance"], len(unknown["distance"]["center"])
+    hidden = d - 2 * channels
+    rows = [v for row in dist["rows"] for v in row]
+    return [
+        ("UNKNOWN", "1", "windows that are none of the classes are reported unknown (harlite_unknown_decide)"),
+        ("FEATURES_BYTES", c_int(hidden + classes), "the model's other outputs: hidden vector, then logits"),
+        ("UNKNOWN_HIDDEN", c_int(hidden), None),
+        ("UNKNOWN_FEATURES", c_int(d), None),
+        ("UNKNOWN_HIDDEN_ZERO_POINT", c_int(unknown["hidden"]["zero_point"]), None),
+        ("UNKNOWN_LOGIT_ZERO_POINT", c_int(unknown["logits"]["zero_point"]), None),
+        ("UNKNOWN_LOGIT_MUL", c_int(unknown["energy"]["logit_mul"]), "logit scale in 2^-12 nats"),
+        ("UNKNOWN_DISTANCE_THRESHOLD", c_int(dist["threshold"]), f"calibrated: {unknown['rejected']:.2%} of "
+         f"{unknown['windows']} {unknown['calibrated_on']} windows unknown"),
+        ("UNKNOWN_ENERGY_THRESHOLD", c_int(unknown["energy"]["threshold"]), None),
+        ("UNKNOWN_OTHER_CLASS", c_int(unknown.get("other_class", -1)), "a class always reported unknown, or -1"),
+        ("UNKNOWN_CENTER", _long_list(dist["center"]), None),
+        ("UNKNOWN_SHIFTS", _long_list(dist["shifts"]), None),
+        ("UNKNOWN_ROWS", _long_list(rows), "upper triangle of the whitening, row by row from the diagonal"),
+        ("UNKNOWN_MEANS", "{ " + ", \\\n    ".join(_long_list(m) for m in dist["means"]) + " }", None),
+    ]
+
+
+def _long_list(values: list[int]) -> str:
+    """A C initializer of integers over several lines (macro continuation lines)."""
+    text = [c_int(v) for v in values]
+    return "{ " + ", \\\n    ".join(", ".join(text[i : i + 16]) for i in range(0, len(text), 16)) + " }"
 
 
 def _arena_note(tflm: dict[str, Any]) -> str:

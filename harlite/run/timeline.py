@@ -21,8 +21,9 @@ from harlite.io.files import atomic_write_bytes, atomic_write_text, check_writab
 from harlite.io.locks import folder_lock
 from harlite.run.simulate import PURE, SimulationResult, bundle_subjects, load_recordings, simulate
 
-GOLDEN_SMOOTHINGS = ("none", "majority:3", "majority:4", "ema:0.5")
-GOLDEN_FILES = ("raw_f32.bin", "input_int8.bin", "output_int8.bin", "golden.json", "harlite_model_config.h")
+GOLDEN_SMOOTHINGS = ("none", "majority:3", "majority:4", "ema:0.5", "ema:0.3 dwell:2 hysteresis:0.1", "majority:3 dwell:3")
+GOLDEN_FILES = ("raw_f32.bin", "input_int8.bin", "output_int8.bin", "golden.json", "harlite_model_config.h",
+                "features_int8.bin")
 
 
 def run(
@@ -33,14 +34,18 @@ def run(
     split: str | None = None,
     recordings: list[Recording] | None = None,
     runtime: str = "tflm",
-    smoothing: str = "none",
+    smoothing: str | None = None,
     out: str | Path | None = None,
     plot: str | Path | None = None,
     golden: str | Path | None = None,
     force: bool = False,
     log: Callable[[str], None] | None = None,
+    rotation: str | None = None,
+    unknown: bool = True,
 ) -> dict[str, Any]:
     """What ``harlite simulate`` does: load, replay, then write the timeline, plot and golden vectors.
+    ``smoothing`` None uses the bundle's calibrated post-processing; ``rotation`` and ``unknown`` are
+    ``harlite.run.simulate.simulate``'s.
 
     The recordings are the CSV files ``paths``, a ``dataset``'s (with ``subjects``, or the bundle's own
     ``split``: test or train) and ``recordings`` already loaded. The folders written (``out``, ``golden``, the plot's) are locked for the whole run,
@@ -54,7 +59,7 @@ def run(
         dataset = dataset or own
     elif subjects is not None and dataset is None:
         dataset = bundle_subjects(bundle, "test")[0]
-    smoothing = parse_smoothing(smoothing)
+    smoothing = None if smoothing is None else parse_smoothing(smoothing)
     say = log or (lambda message: None)
     if golden is not None and runtime not in ("tflm", "c"):
         raise HarliteError("--dump-golden records the board's outputs: use it with --runtime tflm (the default) or c.")
@@ -73,7 +78,7 @@ def run(
         given = list(recordings or [])
         wanted_data = paths or dataset or not given
         recordings = given + (load_recordings(paths, dataset, subjects, bundle.manifest) if wanted_data else [])
-        result = simulate(bundle, recordings, runtime, smoothing, log)
+        result = simulate(bundle, recordings, runtime, smoothing, log, rotation, unknown)
         files = write_timeline(result, out, force) if out is not None else []
         # The plot and the golden vectors show one recording: the first that gave a window.
         wanted = " and ".join(name for name, path in (("plot", plot), ("golden vectors", golden)) if path is not None)
@@ -106,7 +111,9 @@ def dump_golden(result: SimulationResult, out: str | Path, force: bool = False, 
     """Write firmware test vectors of one TFLM-replayed recording (docs/simulate.md, golden vectors).
 
     ``raw_f32.bin`` (n x 6 float32 LE), ``input_int8.bin`` (m x window x C), ``output_int8.bin``
-    (m x classes), ``golden.json`` and a copy of the bundle's ``harlite_model_config.h``.
+    (m x classes), ``features_int8.bin`` (m x the model's other outputs, hidden vector and logits; empty
+    without an unknown decision), ``golden.json`` (with each window's decision, ``classes`` = unknown) and
+    a copy of the bundle's ``harlite_model_config.h``.
     """
     if result.runtime not in ("tflm", "c"):
         raise HarliteError("golden vectors hold the board's outputs: replay with --runtime tflm or c.")
@@ -126,14 +133,18 @@ def dump_golden(result: SimulationResult, out: str | Path, force: bool = False, 
         "rate_hz": result.spec.rate_hz,
         "frontend_digest": result.spec.digest(),
         "labels": list(result.labels),
-        # Smoothed predictions of output_int8.bin per smoothing, for the C smoother's tests.
-        "smoothed": {str(parse_smoothing(s)): smooth(tr.probs, s).tolist() for s in _golden_smoothings(result)},
+        "decisions": tr.raw.tolist(),
+        "unknown": result.unknown is not None,
+        # Reported labels of output_int8.bin and the decisions per post-processing, for the C smoother's tests.
+        "smoothed": {str(parse_smoothing(s)): smooth(tr.probs, s, tr.raw).tolist() for s in _golden_smoothings(result)},
     }
     atomic_write_bytes(paths[0], np.ascontiguousarray(tr.recording.samples, dtype="<f4").tobytes())
     atomic_write_bytes(paths[1], np.ascontiguousarray(tr.inputs, dtype=np.int8).tobytes())
     atomic_write_bytes(paths[2], np.ascontiguousarray(tr.outputs, dtype=np.int8).tobytes())
     write_json(paths[3], golden)
     atomic_write_bytes(paths[4], header)
+    features = tr.features if result.unknown is not None and tr.features is not None else np.zeros(0, np.int8)
+    atomic_write_bytes(paths[5], np.ascontiguousarray(features, dtype=np.int8).tobytes())
     return paths
 
 
@@ -142,8 +153,8 @@ def _golden_smoothings(result: SimulationResult) -> list[str]:
     return specs + ([str(result.smoothing)] if str(result.smoothing) not in specs else [])
 
 
-# Samples without a label: light grey.
-NO_LABEL_COLOUR = "#dddddd"
+# Samples without a label: light grey; windows reported unknown: dark grey.
+NO_LABEL_COLOUR, UNKNOWN_COLOUR = "#dddddd", "#555555"
 
 
 def class_colours(labels: tuple[str, ...]) -> list[str]:
@@ -166,7 +177,7 @@ def plot_timeline(result: SimulationResult, path: str | Path, recording: int = 0
     path = check_writable(path, force)
     tr, spec = result.traces[recording], result.spec
     rec, rate = tr.recording, spec.rate_hz
-    colours = class_colours(result.labels)
+    colours = class_colours(result.labels) + [UNKNOWN_COLOUR]
 
     def colour(label: int) -> str:
         return colours[label] if 0 <= label < len(colours) else NO_LABEL_COLOUR
@@ -191,7 +202,7 @@ def plot_timeline(result: SimulationResult, path: str | Path, recording: int = 0
         rows.append(("true", first, np.append(edges, len(rec)), [colour(int(rec.labels[i])) for i in first]))
     centre_lo = tr.starts + (spec.window - spec.hop) / 2  # a window's prediction drawn over its middle hop
     shown = [("predicted", tr.raw)]
-    if result.smoothing.kind != "none":
+    if str(result.smoothing) != "none":
         shown.append((f"smoothed\n{result.smoothing}", tr.smoothed))
     for name, pred in shown:
         rows.append((name, centre_lo, centre_lo + spec.hop, [colours[c] for c in pred]))
@@ -211,6 +222,8 @@ def plot_timeline(result: SimulationResult, path: str | Path, recording: int = 0
 
     handles = [Patch(color=c, label=name.replace("_", " ").lower()) for name, c in zip(result.labels, colours)]
     handles.append(Patch(color=NO_LABEL_COLOUR, label="no label / transition"))
+    if result.unknown is not None:
+        handles.append(Patch(color=UNKNOWN_COLOUR, label="unknown"))
     if pure.any():
         handles += [Patch(color="#2ca02c", label="right"), Patch(color="#000000", label="wrong")]
     ax_band.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.32), ncol=len(handles),
