@@ -24,6 +24,7 @@ COMMANDS = {
     "evaluate": "harlite.cli.train:evaluate",
     "parity": "harlite.cli.parity:parity",
     "simulate": "harlite.cli.simulate:simulate",
+    "calibrate": "harlite.cli.calibrate:calibrate",
     "build": "harlite.cli.build:build",
     "bench": "harlite.cli.build:bench",
     "capture": "harlite.cli.capture:capture",

@@ -11,6 +11,7 @@ from harlite.bundle.manifest import MANIFEST
 from harlite.codegen.targets import DEFAULT_TARGET, TARGETS
 from harlite.pipeline.c_sources import write_sources
 from harlite.pipeline.convert import convert as run
+from harlite.pipeline.unknown import DEFAULT_RATE
 
 
 @click.command()
@@ -25,10 +26,13 @@ from harlite.pipeline.convert import convert as run
                    f"[default: {DEFAULT_TARGET}; a bundle keeps its own]")
 @click.option("--calibration", type=click.IntRange(1), default=500, show_default=True,
               help="Calibration windows for the int8 model, from training subjects only.")
+@click.option("--unknown-rate", type=click.FloatRange(0, 1, max_open=True), default=DEFAULT_RATE, show_default=True,
+              help="Share of the validation subjects' windows the unknown decision may call unknown (0: no unknown "
+                   "decision, every window gets an activity).")
 @click.option("--force", is_flag=True, help="Overwrite an existing bundle's files.")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON on stdout.")
-def convert(model: Path, out: Path | None, firmware: Path | None, target: str | None, calibration: int, force: bool,
-            as_json: bool) -> None:  # fmt: skip
+def convert(model: Path, out: Path | None, firmware: Path | None, target: str | None, calibration: int,
+            unknown_rate: float, force: bool, as_json: bool) -> None:  # fmt: skip
     """Convert MODEL (a model.keras or a run folder) into a bundle, or refresh a bundle's C sources.
 
     Writes OUT/model_int8.tflite (full integer, int8 in and out, fused LSTM), model_float32.tflite,
@@ -36,7 +40,9 @@ def convert(model: Path, out: Path | None, firmware: Path | None, target: str | 
     artifacts with sha256, ops, the TFLM target), the TFLite Micro sources in OUT/tflm (the model as a
     C array, the config header the firmware reads, an op resolver with exactly the model's ops, the
     tensor arena size measured in the TFLM interpreter) and harlite's C engine in OUT/engine (plain
-    C99, no TFLM, bit-exact with it). Each input channel is rescaled (exactly, into the first layer and
+    C99, no TFLM, bit-exact with it). The int8 model also outputs its hidden vector and logits, from which
+    the unknown decision (calibrated on the validation subjects, --unknown-rate) tells windows that are none
+    of the activities. Each input channel is rescaled (exactly, into the first layer and
     the manifest's normalization) to span the whole int8 input range. For a run folder the QAT model
     (RUN/qat/model.keras) is used when 'harlite qat' has made one. When MODEL is a bundle (a folder with
     manifest.json), only its C sources are written again, into the bundle and into --firmware.
@@ -60,7 +66,7 @@ def convert(model: Path, out: Path | None, firmware: Path | None, target: str | 
         if out is None:
             raise click.UsageError("--out is required: the bundle folder to write.")
         manifest = run(model, out, calibration=calibration, force=force, firmware=firmware,
-                       target=target or DEFAULT_TARGET)
+                       target=target or DEFAULT_TARGET, unknown_rate=unknown_rate)
     if as_json:
         click.echo(json.dumps(manifest, indent=2))
     else:

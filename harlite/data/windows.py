@@ -143,6 +143,16 @@ class Split:
                   for part in ("train", "val", "test")}  # fmt: skip
         return {**self.spec.to_dict(), "split": self.kind, **self.groups, "windows": counts, **self.relabel}
 
+    def val_recordings(self) -> list[Recording]:
+        """The validation split's continuous recordings at the protocol's rate (what stream calibration replays)."""
+        if not self.spec.own:
+            return load_hapt(self.groups["val"]) if self.groups.get("val") else []
+        recordings = [r.resampled(self.protocol.rate_hz) for r in _own_recordings(self.spec.data, self.protocol)]
+        if self.kind == "time":
+            return [_tail(_head(r, TIME_TEST_START), TIME_VAL_START / TIME_TEST_START, "val") for r in recordings]
+        key = (lambda r: r.subject) if self.kind == "subject" else (lambda r: r.source)
+        return [r for r in recordings if key(r) in self.groups.get("val", [])]
+
     def test_recordings(self) -> list[Recording]:
         """The test split's continuous recordings at the protocol's rate (what a replay streams)."""
         if not self.spec.own:
@@ -334,11 +344,17 @@ def _time_groups(arrays: dict[str, np.ndarray]) -> np.ndarray:
     return np.char.add(arrays["recording"].astype(str), part.astype(str))
 
 
-def _tail(rec: Recording, share: float) -> Recording:
+def _head(rec: Recording, share: float) -> Recording:
+    """The part of a recording before ``share`` of its length."""
+    last = int(np.floor(share * len(rec)))
+    return replace(rec, samples=rec.samples[:last], labels=None if rec.labels is None else rec.labels[:last])
+
+
+def _tail(rec: Recording, share: float, part: str = "test") -> Recording:
     """The part of a recording from ``share`` of its length on (the time split's test part)."""
     first = int(np.ceil(share * len(rec)))
     labels = None if rec.labels is None else rec.labels[first:]
-    return replace(rec, samples=rec.samples[first:], labels=labels, source=f"{rec.source}#test")
+    return replace(rec, samples=rec.samples[first:], labels=labels, source=f"{rec.source}#{part}")
 
 
 def split_warnings(split: Split) -> list[str]:
