@@ -13,6 +13,8 @@ from harlite.io.files import check_writable, write_json
 from harlite.pipeline.bench import SECTIONS, format_table, run_bench
 from harlite.pipeline.build import BuildConfig
 from harlite.pipeline.build import build as run
+from harlite.pipeline.train import MOUNTINGS
+from harlite.pipeline.unknown import DEFAULT_RATE
 
 
 @click.command()
@@ -23,6 +25,12 @@ from harlite.pipeline.build import build as run
               help="Training epochs.  [default: chosen from the amount of data; 80 for HAPT]")
 @click.option("--target", type=click.Choice(list(TARGETS)), default=DEFAULT_TARGET, show_default=True,
               help="The TFLM the firmware builds against (see 'harlite convert --help').")
+@click.option("--unknown-rate", type=click.FloatRange(0, 1, max_open=True), default=DEFAULT_RATE, show_default=True,
+              help="Share of the validation subjects' windows the unknown decision may call unknown (0: none).")
+@click.option("--mounting", type=click.Choice(MOUNTINGS), default="fixed", show_default=True,
+              help="fixed: the device is worn as in the training data; any: train for a device turned any way about "
+                   "the vertical axis and tilted (costs HAPT about 3 points: sitting and standing differ by the "
+                   "direction of the tilt).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/default"),
               show_default=True, help="Run folder; a stage whose inputs are unchanged is not redone.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for training and QAT.")
@@ -32,14 +40,17 @@ from harlite.pipeline.build import build as run
 @click.option("--force", is_flag=True, help="Replace an existing bundle at --release.")
 @click.option("--json", "as_json", is_flag=True, help="Print the gathered results as JSON on stdout.")
 def build(model_name: str, data: Path | None, test_data: Path | None, test_subjects: tuple[str, ...] | None,
-          val_subjects: int | None, rate_hz: float | None, window: str | None, hop: str | None, epochs: int | None,
-          target: str, out: Path, seed: int, quick: bool, release: Path | None, force: bool, as_json: bool) -> None:  # fmt: skip
-    """Data, train, QAT, convert, parity, simulate and a report, in one command.
+          val_subjects: int | None, rate_hz: float | None, window: str | None, hop: str | None, transitions: bool, epochs: int | None,
+          target: str, unknown_rate: float, mounting: str, out: Path, seed: int, quick: bool, release: Path | None,
+          force: bool, as_json: bool) -> None:  # fmt: skip
+    """Data, train, QAT, convert, calibrate, parity, simulate and a report, in one command.
 
     Runs on the embedded default data (UCI HAPT) or on your recordings (--data: any labels, acc or acc
     and gyro, any steady rate) and writes OUT/report.md, OUT/bundle (the model in every form plus the
     TFLM C sources; its manifest carries your labels, sensors and rate to the firmware), OUT/parity and
-    OUT/simulate (the test recordings replayed). Exits 1 if the parity check fails.
+    OUT/simulate (the test recordings replayed). The bundle says "unknown" for a window that is none of
+    its activities (--unknown-rate) and post-processes its predictions as chosen on replays of the
+    validation recordings ('harlite calibrate'). Exits 1 if the parity check fails.
 
     \b
     Examples:
@@ -49,8 +60,9 @@ def build(model_name: str, data: Path | None, test_data: Path | None, test_subje
       harlite build --data wrist/ --test-data wrist_test/ --rate 25 --out runs/wrist
       harlite build --release models/cnn_lstm --force
     """
-    spec = data_spec(data, test_data, test_subjects, val_subjects, rate_hz, window, hop)
-    config = BuildConfig(model=model_name, seed=seed, quick=quick, data=spec, epochs=epochs, target=target)
+    spec = data_spec(data, test_data, test_subjects, val_subjects, rate_hz, window, hop, transitions)
+    config = BuildConfig(model=model_name, seed=seed, quick=quick, data=spec, epochs=epochs, target=target,
+                         unknown_rate=unknown_rate, mounting=mounting)  # fmt: skip
     results = run(out, config, release=release, force=force)
     if as_json:
         click.echo(json.dumps(results, indent=2, default=str))

@@ -38,7 +38,7 @@ def _samples(value: str | None, rate: float, option: str) -> int | None:
 
 
 def data_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """--data, --test-data, --test-subjects, --val-subjects, --rate, --window, --hop."""
+    """--data, --test-data, --test-subjects, --val-subjects, --rate, --window, --hop, --transitions-as-other."""
     options = [
         click.option("--data", "data", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
                      help="A folder of your CSV recordings (one subfolder per subject; docs/data.md). "
@@ -56,6 +56,9 @@ def data_options(command: Callable[..., Any]) -> Callable[..., Any]:
                      help="Window in samples or seconds (128 or 2.56s).  [default: 128]"),
         click.option("--hop", callback=_length, default=None,
                      help="Hop between windows in samples or seconds.  [default: 64]"),
+        click.option("--transitions-as-other", "transitions", is_flag=True,
+                     help="HAPT: train its postural transitions as a class 'other', which is reported unknown (a "
+                          "dataset folder names its 'other' labels in dataset.json)."),
     ]
     for option in reversed(options):
         command = option(command)
@@ -63,12 +66,16 @@ def data_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def data_spec(data: Path | None, test_data: Path | None, test_subjects: tuple[str, ...] | None,
-              val_subjects: int | None, rate_hz: float | None, window: str | None, hop: str | None) -> DataSpec:  # fmt: skip
+              val_subjects: int | None, rate_hz: float | None, window: str | None, hop: str | None,
+              transitions: bool = False) -> DataSpec:  # fmt: skip
     """The DataSpec the data options describe."""
     if test_data is not None and test_subjects is not None:
         raise click.UsageError("give --test-data or --test-subjects, not both.")
     if test_data is not None and data is None:
         raise click.UsageError("--test-data needs --data: the HAPT default has its own test subjects.")
+    if transitions and data is not None:
+        raise click.UsageError("--transitions-as-other is for the HAPT default: name a dataset's 'other' labels in "
+                               "its dataset.json.")  # fmt: skip
     rate = rate_hz or 50.0
     return DataSpec(
         data=HAPT_SOURCE if data is None else str(data),
@@ -78,4 +85,5 @@ def data_spec(data: Path | None, test_data: Path | None, test_subjects: tuple[st
         rate_hz=rate_hz,
         window=_samples(window, rate, "--window"),
         hop=_samples(hop, rate, "--hop"),
+        transitions=transitions,
     )

@@ -38,7 +38,7 @@ def _print(result: dict[str, Any], as_json: bool, text: str) -> None:
 @click.option("--force", is_flag=True, help="Overwrite an existing run folder's files.")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON on stdout.")
 def train(model_name: str, data: Path | None, test_data: Path | None, test_subjects: tuple[str, ...] | None,
-          val_subjects: int | None, rate_hz: float | None, window: str | None, hop: str | None, epochs: int | None,
+          val_subjects: int | None, rate_hz: float | None, window: str | None, hop: str | None, transitions: bool, epochs: int | None,
           batch_size: int | None, class_weights: bool | None, seed: int, out: Path, force: bool,
           as_json: bool) -> None:  # fmt: skip
     """Train a float model on the training split of the data (default: the embedded HAPT recordings).
@@ -54,7 +54,7 @@ def train(model_name: str, data: Path | None, test_data: Path | None, test_subje
       harlite train --data my_recordings/ --test-subjects bob --out runs/mine
       harlite train --data wrist/ --test-data wrist_test/ --rate 25 --window 2.56s --out runs/wrist
     """
-    spec = data_spec(data, test_data, test_subjects, val_subjects, rate_hz, window, hop)
+    spec = data_spec(data, test_data, test_subjects, val_subjects, rate_hz, window, hop, transitions)
     config = TrainConfig(model=model_name, epochs=epochs, batch_size=batch_size, seed=seed,
                          class_weights=class_weights)  # fmt: skip
     metrics = train_model(out, config, force=force, data_spec=spec)

@@ -2,7 +2,9 @@
 
 ```
 my_data/
-  dataset.json          optional: units, label order, labels to merge or ignore (docs/data.md)
+  dataset.json          optional: units, label order, labels to merge or ignore, labels that are "other"
+                        (none of the activities: the model learns them as the class "other", which every
+                        runtime reports as unknown) (docs/data.md)
   alice/walk1.csv       subject "alice"
   alice/morning/run.csv.gz
   bob/session.csv       subject "bob"
@@ -21,13 +23,14 @@ from typing import Any
 import numpy as np
 
 from harlite.core.protocol import check_label
+from harlite.core.unknown import OTHER_LABEL
 from harlite.data.recordings import Recording, RecordingError, Units, read_csv
 from harlite.errors import DataError
 
 DATASET_FILE = "dataset.json"
 SUFFIXES = (".csv", ".csv.gz")
 MAX_RECORDINGS = 100_000
-_KEYS = {"units", "labels", "merge", "ignore"}
+_KEYS = {"units", "labels", "merge", "ignore", "other"}
 
 
 @dataclass(frozen=True)
@@ -54,13 +57,17 @@ class DatasetConfig:
         units = raw.get("units", {})
         if not isinstance(units, dict) or set(units) - {"acc", "gyro"}:
             raise DataError(f'{path}: "units" must be like {{"acc": "g", "gyro": "rad/s"}}.')
-        labels, merge, ignore = raw.get("labels"), raw.get("merge", {}), raw.get("ignore", [])
+        labels, merge, ignore, other = raw.get("labels"), raw.get("merge", {}), raw.get("ignore", []), raw.get("other", [])
         if labels is not None and (not isinstance(labels, list) or len(set(labels)) != len(labels)):
             raise DataError(f'{path}: "labels" must be a list of distinct names, in class order.')
         if not isinstance(merge, dict) or not all(isinstance(v, str) for v in merge.values()):
             raise DataError(f'{path}: "merge" must map a label to the label it becomes, e.g. {{"jog": "run"}}.')
         if not isinstance(ignore, list):
             raise DataError(f'{path}: "ignore" must be a list of labels whose samples count as unlabelled.')
+        if not isinstance(other, list) or not all(isinstance(x, str) for x in other):
+            raise DataError(f'{path}: "other" must be a list of labels whose recordings train the class '
+                            f'"{OTHER_LABEL}" (none of the activities: reported unknown).')  # fmt: skip
+        merge = {**merge, **{x: OTHER_LABEL for x in other}}
         try:
             return cls(Units(**units), None if labels is None else tuple(check_label(x) for x in labels),
                        {str(k).strip(): check_label(v) for k, v in merge.items()},

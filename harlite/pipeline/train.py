@@ -10,7 +10,10 @@ The validation subjects stay out of training: their accuracy is reported per epo
 Training sees standardized windows with augmentation that keeps the model's input contract: a small
 random rotation of the device (the same for every x/y/z triplet of a window; subjects wear the
 phone at slightly different angles, which is what confuses sitting with standing), a random gain
-per sensor and Gaussian noise.
+per sensor and Gaussian noise. With ``mounting="any"`` every window is first turned about the vertical
+axis (uniform) and tilted up to ``mounting_tilt_deg``: the model then survives a device worn turned or
+the other way round, but it can no longer use the direction of the device's tilt, which on HAPT is what
+tells sitting from standing (docs/field.md: about 3 points of accuracy), so it is not the default.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import numpy as np
 
 from harlite.bundle.run_folder import ModelInput, load_model, read_model_input, save_model, versions, write_model_input
 from harlite.core.frontend import standardize
+from harlite.core.orientation import mounting_rotations, rotate_windows
 from harlite.core.metrics import classification_metrics, plot_confusion
 from harlite.core.protocol import Protocol
 from harlite.data.windows import DataSpec, Split, WindowSet, load_split
@@ -38,6 +42,7 @@ from harlite.tf import keras, tensorflow
 RUN_FILES = ("model.keras", "protocol.json", "history.json", "metrics.json", "learning_curves.png", "confusion.png")
 # Small data: enough optimizer steps whatever the amount of data (within bounds), smaller batches.
 MIN_STEPS, MIN_EPOCHS, MAX_EPOCHS = 6000, 80, 400
+MOUNTINGS = ("fixed", "any")  # the device worn as in the training data, or turned any way about the vertical
 IMBALANCE_RATIO = 2.0  # class weights when the largest class has more than this many times the smallest's windows
 
 
@@ -53,8 +58,14 @@ class TrainConfig:
     gain_sigma: float = 0.1
     noise_sigma: float = 0.05
     rotation_deg: float = 20.0
+    mounting: str = "fixed"  # "any": train for a device turned about the vertical axis (MOUNTINGS)
+    mounting_tilt_deg: float = 20.0
     class_weights: bool | None = None
     options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.mounting not in MOUNTINGS:
+            raise ValueError(f"mounting must be one of {', '.join(MOUNTINGS)}, got {self.mounting!r}")
 
     def for_data(self, train: WindowSet, n_classes: int) -> TrainConfig:
         """This config with the settings left to the data chosen for it (docs/models.md, "Small data").
@@ -119,11 +130,15 @@ def seed_everything(seed: int) -> None:
 
 
 def augment(X: np.ndarray, data: Data, rng: np.random.Generator, config: TrainConfig) -> np.ndarray:
-    """Standardized copies of physical windows: a random small rotation of the device (the same for
-    every sensor triplet), a random gain per sensor, Gaussian noise."""
+    """Standardized copies of physical windows: with ``config.mounting`` "any" a turn of the device about the
+    vertical axis and a tilt (``harlite.core.orientation.mounting_rotations``), then a random small rotation
+    of the device (the same for every sensor triplet), a random gain per sensor, Gaussian noise. Pure: the
+    same windows and generator state give the same batch (either input path can call it)."""
     n, _, channels = X.shape
     names = data.protocol.frontend.channels
-    X = rotate(X, names, random_rotations(n, config.rotation_deg, rng)) if config.rotation_deg else X
+    if config.mounting == "any":
+        X = rotate_windows(X, names, mounting_rotations(n, rng, config.mounting_tilt_deg))
+    X = rotate_windows(X, names, random_rotations(n, config.rotation_deg, rng)) if config.rotation_deg else X
     sensor = np.array(["gyro" in c for c in names[:channels]], dtype=int)
     gain = rng.normal(1.0, config.gain_sigma, size=(n, 1, 2)).astype(np.float32)[:, :, sensor]
     noise = rng.normal(0.0, config.noise_sigma, size=X.shape).astype(np.float32)
@@ -139,16 +154,6 @@ def random_rotations(n: int, sigma_deg: float, rng: np.random.Generator) -> np.n
     K[:, 0, 1], K[:, 0, 2], K[:, 1, 2] = -axis[:, 2], axis[:, 1], -axis[:, 0]
     K -= K.transpose(0, 2, 1)
     return (np.eye(3) + np.sin(angle) * K + (1 - np.cos(angle)) * K @ K).astype(np.float32)
-
-
-def rotate(X: np.ndarray, channels: tuple[str, ...], R: np.ndarray) -> np.ndarray:
-    """Windows with every x/y/z channel triplet (body_acc, gyro, total_acc, ...) rotated by R per window."""
-    X = X.copy()
-    for prefix in sorted({c[:-2] for c in channels if c[-2:] in ("_x", "_y", "_z")}):
-        idx = [channels.index(f"{prefix}_{axis}") for axis in "xyz" if f"{prefix}_{axis}" in channels]
-        if len(idx) == 3:
-            X[:, :, idx] = np.einsum("nij,ntj->nti", R, X[:, :, idx])
-    return X
 
 
 def fit(

@@ -28,7 +28,7 @@ from harlite.core.protocol import UNLABELLED
 from harlite.core.orientation import rotate_samples, rotation_matrix
 from harlite.core.smoothing import SmoothingSpec, parse_smoothing, smooth
 from harlite.core.stream import OTHER, pooled, recording_counts
-from harlite.core.unknown import UNKNOWN, UnknownSpec, decide
+from harlite.core.unknown import OTHER_LABEL, UNKNOWN, UnknownSpec, decide
 from harlite.data.datasets import load_dataset
 from harlite.data.hapt import load_hapt
 from harlite.data.recordings import Recording, read_csv
@@ -158,9 +158,10 @@ def simulate(
     traces, warnings = [], []
     started, cpu_started = time.perf_counter(), time.process_time()
     relabel = manifest.get("dataset") or {}
+    ignore = (*relabel.get("ignore", ()), OTHER_LABEL)  # "other" samples: quietly none of the bundle's classes
     for n, rec in enumerate(recordings, 1):
         foreign = foreign_samples(rec, labels, relabel.get("merge"), tuple(relabel.get("ignore", ())))
-        rec = fit_to_bundle(rec, spec, labels, relabel.get("merge"), tuple(relabel.get("ignore", ())))
+        rec = fit_to_bundle(rec, spec, labels, relabel.get("merge"), ignore)
         if turn is not None:
             rec = replace(rec, samples=rotate_samples(rec.samples, rec.raw_channels, turn))
         for warning in rec.warnings:
@@ -200,12 +201,13 @@ def bundle_smoothing(manifest: dict[str, Any]) -> SmoothingSpec:
 
 def foreign_samples(rec: Recording, labels: tuple[str, ...], merge: dict[str, str] | None,
                     ignore: tuple[str, ...]) -> np.ndarray | None:  # fmt: skip
-    """Per sample: labelled with an activity the bundle does not know (and the dataset does not ignore)."""
+    """Per sample: labelled with an activity the bundle does not know (and the dataset does not ignore),
+    or "other" (``OTHER_LABEL``: none of the activities, even when the bundle learned it as a class)."""
     if rec.labels is None:
         return None
     merge = merge or {}
     names = [merge.get(name, name) for name in rec.classes]
-    table = np.array([False] + [name not in labels and name not in ignore for name in names])
+    table = np.array([False] + [name == OTHER_LABEL or (name not in labels and name not in ignore) for name in names])
     return table[np.asarray(rec.labels, np.int64) + 1]
 
 
@@ -232,6 +234,7 @@ def unknown_figures(traces: list[Trace], classes: int, window: int) -> dict[str,
              else np.zeros(len(tr.starts)) for tr in traces]  # fmt: skip
     foreign = np.concatenate(share) >= 0.5 if share else np.zeros(0, bool)
     unknown = raw == classes
+    pure &= ~foreign
     accepted = pure & ~unknown
     return {
         "windows": int(len(raw)),
@@ -428,7 +431,7 @@ def load_recordings(
             )
         recordings.append(read_csv(path, rate))
     if dataset == "hapt":
-        recordings.extend(load_hapt(subjects))
+        recordings.extend(load_hapt(subjects, transitions=True))
     elif dataset is not None:
         found = load_dataset(dataset).recordings
         chosen = [r for r in found if subjects is None or r.subject in subjects]
