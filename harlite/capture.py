@@ -27,7 +27,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -365,13 +365,14 @@ def _rate_from_rows(reader: _LineReader, n_columns: int, port: str) -> float:
 class _Segment:
     """One recording growing in a hidden temporary file; ``close`` renames it into place, never over a file."""
 
-    def __init__(self, folder: Path, label: str, header: str) -> None:
+    def __init__(self, folder: Path, label: str, header: str | None) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self.folder, self.labels = folder, collections.Counter[str]()
         self.stem = f"{_file_label(label)}-{time.strftime('%Y%m%d-%H%M%S')}"
         self.tmp = folder / f".{self.stem}.csv.{secrets.token_hex(4)}.tmp"
         self.fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-        self._write(f"{header},label\n".encode())
+        if header is not None:
+            self.write_bytes(f"{header},label\n".encode())
 
     @property
     def samples(self) -> int:
@@ -379,21 +380,29 @@ class _Segment:
 
     def write(self, rows: list[str], labels: collections.Counter[str]) -> None:
         """Append complete rows (newlines included) to the file now; ``labels`` counts them by label."""
-        self._write("".join(rows).encode())
+        self.write_bytes("".join(rows).encode())
         self.labels += labels
 
-    def _write(self, data: bytes) -> None:
+    def write_bytes(self, data: bytes) -> None:
         view = memoryview(data)
         while view:
             view = view[os.write(self.fd, view) :]
 
-    def close(self) -> Path | None:
-        """The recording's final path, or None (and no file) when it holds fewer than two samples."""
+    def finish(self) -> None:
+        """Flush the temporary file to disk and close it."""
         os.fsync(self.fd)
         os.close(self.fd)
+
+    def close(self) -> Path | None:
+        """The recording's final path, or None (and no file) when it holds fewer than two samples."""
+        self.finish()
         if self.samples < 2:
             self.tmp.unlink()
             return None
+        return self.place()
+
+    def place(self) -> Path:
+        """Link the finished temporary file to the first free ``<stem>[-n].csv`` (never over a file)."""
         for n in range(1, 1000):
             path = self.folder / (f"{self.stem}.csv" if n == 1 else f"{self.stem}-{n}.csv")
             try:
@@ -407,11 +416,29 @@ class _Segment:
                 return path
             self.tmp.unlink()
             return path
+        self.tmp.unlink()
         raise HarliteError(f"{self.folder} holds 999 recordings named {self.stem}*: choose another --out.")
 
 
+def write_recording(folder: Path, label: str, data: bytes, check: Callable[[Path], object] | None = None) -> Path:
+    """Write a whole recording (CSV bytes, header included) as ``capture`` writes one:
+    ``folder/<label>-<time>.csv`` grows in a hidden temporary file, ``check(temporary path)`` may refuse it
+    (its exception propagates and nothing stays behind), then it is linked into place, never over a file."""
+    segment = _Segment(folder, label, header=None)
+    try:
+        segment.write_bytes(data)
+        segment.finish()
+        if check is not None:
+            check(segment.tmp)
+    except BaseException:
+        segment.tmp.unlink(missing_ok=True)
+        raise
+    return segment.place()
+
+
 def _file_label(label: str) -> str:
-    return re.sub(r"[^\w.-]+", "_", label) or "unlabelled"
+    """A label as part of a file name: runs of other characters as '_', no leading dot (no hidden file)."""
+    return re.sub(r"[^\w.-]+", "_", label).lstrip(".") or "unlabelled"
 
 
 class _Status:

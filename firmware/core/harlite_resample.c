@@ -31,11 +31,9 @@ int harlite_resampler_push(harlite_resampler_t *r, double t, const float raw[HAR
 int harlite_resampler_next(harlite_resampler_t *r, float out[HARLITE_NUM_RAW]) {
     const double tau = r->t0 + (double)r->next / (double)HARLITE_RATE_HZ;
     int c;
-    if (!r->held || tau > r->cur_t) return 0;
+    if (!r->held || tau > r->cur_t + HARLITE_RESAMPLE_SNAP_S) return 0;
     if (r->held == 1 || r->cur_t - tau <= HARLITE_RESAMPLE_SNAP_S) {
-        memcpy(out, r->cur, sizeof r->cur);
-    } else if (tau - r->prev_t <= HARLITE_RESAMPLE_SNAP_S) {
-        memcpy(out, r->prev, sizeof r->prev);
+        memcpy(out, r->cur, sizeof r->cur); /* on the grid point, within the snap distance */
     } else {
         const double w = (tau - r->prev_t) / (r->cur_t - r->prev_t);
         for (c = 0; c < HARLITE_NUM_RAW; c++) {

@@ -6,9 +6,10 @@
  * (harlite/core/resample.py is its Python twin; the tests prove both give the same bits):
  *
  *   - the first sample after a reset is t0; grid point k lies at t0 + k / HARLITE_RATE_HZ (double);
- *   - grid point k is ready once a sample at t >= its time has arrived; it takes the values of the
- *     sample within HARLITE_RESAMPLE_SNAP_S of it (the later one first), else the linear interpolation,
- *     in double, between the samples before and after it, rounded to float;
+ *   - grid point k is ready once the first sample at t >= its time - HARLITE_RESAMPLE_SNAP_S has arrived;
+ *     it takes that sample's values as they are when the sample lies within the snap distance of it (a
+ *     clock written with rounding stays exact), else the linear interpolation, in double, between that
+ *     sample and the one before it, rounded to float;
  *   - a sample whose time does not increase is dropped; an interval longer than
  *     HARLITE_RESAMPLE_GAP_PERIODS model periods restarts the grid at the new sample (the caller then
  *     resets its front end: the samples before and after do not belong to one window).
@@ -30,7 +31,7 @@
 extern "C" {
 #endif
 
-/* A grid point this close (seconds) to a sample takes that sample's values as they are. */
+/* A sample this close (seconds) to a grid point counts as on it: the point takes its values as they are. */
 #define HARLITE_RESAMPLE_SNAP_S 1e-6
 /* An interval longer than this many model periods is a gap: the grid restarts after it. */
 #define HARLITE_RESAMPLE_GAP_PERIODS 10
