@@ -12,6 +12,7 @@ back by ``read_csv``; bad input gets a 4xx and leaves nothing behind.
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import json
 import math
@@ -35,6 +36,7 @@ from harlite.protocol import check_label
 UPLOAD_MAX_BYTES = 16 << 20  # about an hour of 50 Hz samples from six sensors
 STATUS_MAX_BYTES = 512
 REQUEST_TIMEOUT_S = 15.0
+LINGER_S, LINGER_BYTES = 0.5, 1 << 20  # after the answer: read what a refused client still sends
 ACTIVE_S = 10.0  # a phone heard from within this many seconds counts as connected
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; "
@@ -303,7 +305,18 @@ class HttpsServer(ThreadingHTTPServer):
             return  # not TLS, or a client that gave up: nothing to answer
         try:
             self.RequestHandlerClass(tls, client_address, self)
+            _linger(tls)
         except (ssl.SSLError, OSError):
             pass
         finally:
             tls.close()
+
+
+def _linger(tls: ssl.SSLSocket) -> None:
+    """Read (briefly, boundedly) what a refused client still sends before closing: a socket closed on
+    unread data resets the connection, and the client would lose the answer."""
+    tls.settimeout(LINGER_S)
+    with contextlib.suppress(OSError, ssl.SSLError):
+        for _ in range(LINGER_BYTES // 65536):
+            if not tls.recv(65536):
+                break

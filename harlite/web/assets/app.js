@@ -35,6 +35,7 @@ let lastValues = null;
 let painted = false;
 let rateCount = 0;
 let rateSince = 0;
+let warned = false; // the status shows a sensor problem; the next good event clears it
 
 function say(text, error = false) {
   $('status').textContent = text;
@@ -106,12 +107,18 @@ function onMotion(event) {
   const r = event.rotationRate;
   if (!a || a.x === null || a.y === null || a.z === null) {
     say('This browser gives no acceleration: open the page on a phone.', true);
+    warned = true;
     return;
   }
   const needsGyro = clf.rawChannels.length === 6;
   if (needsGyro && (!r || r.alpha === null || r.beta === null || r.gamma === null)) {
     say('This model needs a gyroscope, and this phone or browser reports none.', true);
+    warned = true;
     return;
+  }
+  if (warned) {
+    warned = false;
+    say(listeningText());
   }
   const sign = $('flip').checked ? -1 : 1;
   const acc = [sign * a.x / G, sign * a.y / G, sign * a.z / G];
@@ -154,7 +161,11 @@ async function start() {
   if (page.server?.status) setInterval(beat, 2000);
   $('start').disabled = true;
   $('record').disabled = false;
-  say(`Listening. A prediction every ${(clf.hop / clf.rateHz).toFixed(2)} s once ${(clf.window / clf.rateHz).toFixed(2)} s have arrived.`);
+  say(listeningText());
+}
+
+function listeningText() {
+  return `Listening. A prediction every ${(clf.hop / clf.rateHz).toFixed(2)} s once ${(clf.window / clf.rateHz).toFixed(2)} s have arrived.`;
 }
 
 // Tell harlite serve how this phone is doing (its terminal shows phones, samples/s, the activity).
