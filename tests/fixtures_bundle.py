@@ -1,5 +1,5 @@
 """A tiny real bundle for tests: a small Conv1D+LSTM trained for a few epochs on real HAPT windows of
-training subjects, then made into a bundle by ``harlite.convert`` (int8/float32/float16 .tflite with
+training subjects, then made into a bundle by ``harlite.pipeline.convert`` (int8/float32/float16 .tflite with
 calibration, manifest.json) exactly as ``harlite convert`` does.
 
 ``tiny_bundle`` (session fixture) is built once per session, also when several test modules import
@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harlite.windows import Split, WindowSet, load_split
+from harlite.data.windows import Split, WindowSet, load_split
 
 TRAIN_WINDOWS = 1500
 EPOCHS = 3
@@ -28,11 +28,11 @@ def build_tiny_bundle(root: str, model_name: str = "cnn_lstm", options: tuple = 
                       n_windows: int = TRAIN_WINDOWS, epochs: int = EPOCHS, calibration: int = 200) -> Path:  # fmt: skip
     """Train a tiny model (``model_name`` with ``options``, ``n_windows`` real training windows) into
     ``root/run`` and convert it into the bundle ``root/bundle``."""
-    from harlite.convert import convert
-    from harlite.models import build_model
-    from harlite.runs import ModelInput, save_model, write_model_input
+    from harlite.bundle.run_folder import ModelInput, save_model, write_model_input
+    from harlite.pipeline.convert import convert
+    from harlite.pipeline.models import build_model
+    from harlite.pipeline.train import seed_everything
     from harlite.tf import keras
-    from harlite.train import seed_everything
 
     run, bundle = Path(root) / "run", Path(root) / "bundle"
     run.mkdir(parents=True)
@@ -65,7 +65,7 @@ def thinned(split: Split, train: tuple[str, ...], val: tuple[str, ...], test: tu
 
 def bundle_split(bundle: Path, cache: Path) -> Split:
     """The bundle's own split, cut with its front end (HAPT read through the harlite cache folder ``cache``)."""
-    from harlite.runs import read_model_input
+    from harlite.bundle.run_folder import read_model_input
 
     model_input = read_model_input(bundle)
     with pytest.MonkeyPatch.context() as mp:
@@ -75,7 +75,7 @@ def bundle_split(bundle: Path, cache: Path) -> Split:
 
 def bundle_windows(bundle: Path, n: int, cache: Path) -> WindowSet:
     """``n`` real windows of the test subjects, spread evenly, cut with the bundle's front end."""
-    from harlite.parity import select_windows
+    from harlite.run.parity import select_windows
 
     return select_windows(bundle_split(bundle, cache), "test", n)
 

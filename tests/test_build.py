@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from harlite.bundle import load_bundle
+from harlite.bundle.loader import load_bundle
 from harlite.cli import main
-from harlite.manifest import sha256_file
-from harlite.stages import RunFolder
+from harlite.io.hashing import sha256_file
+from harlite.pipeline.stages import RunFolder
 
 
 def test_a_stage_is_redone_only_when_its_inputs_or_an_earlier_stage_change(tmp_path: Path) -> None:

@@ -1,6 +1,6 @@
 """``harlite capture`` through real pseudo-terminals, fed by a fake board.
 
-The fake board is the firmware's own formatting: firmware/core/harlite_serial.c compiled with
+The fake board is the firmware's own formatting: harlite/board/c/harlite_serial.c compiled with
 firmware/tests/test_core.c, whose ``board`` mode prints what the sketch prints (banner, CSV header,
 sample rows, ``# pred`` and ``# gap`` lines) for a real HAPT recording. Its lines go into the master
 side of a pty; capture opens the slave (through a symlink) with pyserial, as it would /dev/ttyACM0.
@@ -34,13 +34,17 @@ import numpy as np
 import pytest
 from test_firmware import SANITIZERS, TESTS, compile_ok, tool
 
-from harlite.bundle import load_bundle
-from harlite.capture import _Segment, capture, parse_banner
-from harlite.codegen import config_header
+from harlite.board.sources import C_DIR as CORE
+from harlite.board.sources import CORE_SOURCES
+from harlite.board.toolchain import WARNINGS
+from harlite.bundle.loader import load_bundle
+from harlite.codegen.tflm import config_header
+from harlite.core.protocol import UCI_LABELS as LABELS
+from harlite.data.capture import capture
 from harlite.data.hapt import load_hapt
+from harlite.data.recording_files import RecordingFile
 from harlite.data.recordings import read_csv
-from harlite.firmware import CORE, CORE_SOURCES, WARNINGS
-from harlite.protocol import UCI_LABELS as LABELS
+from harlite.data.serial_board import parse_banner
 
 REPO = Path(__file__).resolve().parents[1]
 RELEASED = REPO / "models" / "cnn_lstm"
@@ -352,7 +356,7 @@ def test_board_restarts(board: Path, own_board: Path, fake_board: FakeBoard, tmp
 
 def test_never_overwrites_a_recording(tmp_path: Path) -> None:
     """A recording whose name is taken (same label, same second) gets the next free name."""
-    segment = _Segment(tmp_path, "walk", "time_s,acc_x,acc_y,acc_z")
+    segment = RecordingFile(tmp_path, "walk", "time_s,acc_x,acc_y,acc_z")
     segment.write(["0.000000,1,2,3,walk\n", "0.020000,1,2,3,walk\n"], Counter(walk=2))
     taken = tmp_path / f"{segment.stem}.csv"
     taken.write_text("mine\n")

@@ -22,7 +22,7 @@ from click.testing import CliRunner, Result
 from hostile import hostile_models as make_hostile_models
 from test_bundle import MALFORMED, _set, record
 
-from harlite.bundle import MANIFEST
+from harlite.bundle.manifest import MANIFEST
 from harlite.cli import main
 from harlite.data.hapt import load_hapt
 from harlite.data.recordings import write_csv
@@ -168,7 +168,7 @@ def test_each_malformed_manifest_field_is_exit_2_and_one_line_naming_it(
 
 HOLDER = """
 import sys
-from harlite.stages import folder_lock
+from harlite.io.locks import folder_lock
 with folder_lock(sys.argv[1]):
     print("held", flush=True)
     sys.stdin.read()
@@ -340,10 +340,10 @@ def test_hostile_labels_are_refused_by_commands_and_escaped_by_the_generator(tin
                                                                              tmp_path: Path) -> None:  # fmt: skip
     from test_firmware import tool
 
-    from harlite.bundle import load_bundle
-    from harlite.codegen import config_header
+    from harlite.bundle.loader import load_bundle
+    from harlite.codegen.tflm import config_header
+    from harlite.core.protocol import check_label
     from harlite.errors import HarliteError
-    from harlite.protocol import check_label
 
     def accepted(label: str) -> bool:
         try:

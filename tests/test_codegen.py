@@ -19,24 +19,20 @@ import numpy as np
 import pytest
 from fixtures_bundle import copy_bundle
 
-from harlite.bundle import load_bundle
-from harlite.codegen import (
-    ARTIFACTS,
+from harlite.bundle.loader import load_bundle
+from harlite.codegen.sources import ARTIFACTS, TFLM_DIR
+from harlite.codegen.targets import OP_RESOLVER_METHODS, model_ops
+from harlite.codegen.tflm import (
     CONFIG_H,
     DATA_CPP,
     DATA_H,
-    OP_RESOLVER_METHODS,
-    TFLM_DIR,
     config_header,
-    measure_arena,
-    model_ops,
     op_resolver_header,
-    probe_arena,
-    write_sources,
-)  # fmt: skip
+)
+from harlite.core.frontend import quantize_params
 from harlite.errors import HarliteError
-from harlite.frontend import quantize_params
-from harlite.manifest import sha256_file
+from harlite.io.hashing import sha256_file
+from harlite.pipeline.c_sources import measure_arena, probe_arena, write_sources
 
 STRICT = ["-Wall", "-Wextra", "-Werror"]
 CORTEX_M4 = ["-mcpu=cortex-m4", "-mthumb", "-Os"]

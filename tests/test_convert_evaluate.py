@@ -11,13 +11,13 @@ from ai_edge_litert.schema_py_generated import Model
 from click.testing import CliRunner
 from test_train_qat import tiny_split
 
-from harlite.bundle import load_bundle
+from harlite.bundle.loader import load_bundle
+from harlite.bundle.run_folder import load_model
+from harlite.core.frontend import quantize, standardize
+from harlite.data.windows import Split
 from harlite.errors import HarliteError
-from harlite.frontend import quantize, standardize
-from harlite.manifest import sha256_file
-from harlite.runs import load_model
-from harlite.train import TrainConfig, train
-from harlite.windows import Split
+from harlite.io.hashing import sha256_file
+from harlite.pipeline.train import TrainConfig, train
 
 TINY = TrainConfig(epochs=1, batch_size=32, options={"conv": (4, 6), "units": 6})
 
@@ -29,7 +29,7 @@ def split(tmp_path_factory: pytest.TempPathFactory) -> Split:
 
 @pytest.fixture(scope="module")
 def bundle(split: Split, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from harlite.convert import convert
+    from harlite.pipeline.convert import convert
 
     run = tmp_path_factory.mktemp("run")
     train(run, TINY, split=split)
@@ -39,7 +39,7 @@ def bundle(split: Split, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_bundle_files_and_manifest(bundle: Path) -> None:
-    from harlite.convert import FUSED_LSTM, io_details, tflite_ops
+    from harlite.pipeline.convert import FUSED_LSTM, io_details, tflite_ops
 
     manifest = load_bundle(bundle).manifest
     for kind, artifact in manifest["artifacts"].items():
@@ -67,7 +67,7 @@ def test_bundle_files_and_manifest(bundle: Path) -> None:
 
 def test_every_input_channel_spans_the_int8_range(bundle: Path, split: Split) -> None:
     """Each channel of the calibration windows reaches the edge of the int8 input, not just the widest."""
-    from harlite.convert import calibration_windows
+    from harlite.pipeline.convert import calibration_windows
 
     manifest = load_bundle(bundle).manifest
     mean, std = (np.array(manifest["normalization"][k], np.float32) for k in ("mean", "std"))
@@ -80,8 +80,8 @@ def test_every_input_channel_spans_the_int8_range(bundle: Path, split: Split) ->
     ("architecture", "options"), [("cnn_lstm", {"conv": (4, 6), "units": 6}), ("lstm", {"units": 6})]
 )
 def test_spread_input_ranges_keeps_the_model_function(architecture: str, options: dict) -> None:
-    from harlite.convert import spread_input_ranges
-    from harlite.models import build_model
+    from harlite.pipeline.convert import spread_input_ranges
+    from harlite.pipeline.models import build_model
 
     model = build_model(architecture, **options)
     ranges = np.geomspace(0.3, 10, 9, dtype=np.float32)
@@ -98,7 +98,7 @@ def test_spread_input_ranges_keeps_the_model_function(architecture: str, options
 
 
 def test_conversion_is_deterministic(bundle: Path, split: Split, tmp_path: Path) -> None:
-    from harlite.convert import convert
+    from harlite.pipeline.convert import convert
 
     convert(bundle / "model.keras", tmp_path, calibration=40, split=split)
     for name in ("model_int8.tflite", "model_float32.tflite", "model_float16.tflite"):
@@ -112,7 +112,7 @@ def test_conversion_is_deterministic(bundle: Path, split: Split, tmp_path: Path)
 def test_evaluate_agrees_with_hand_computed_accuracy(bundle: Path, split: Split, tmp_path: Path) -> None:
     from ai_edge_litert.interpreter import Interpreter
 
-    from harlite.evaluate import evaluate
+    from harlite.pipeline.evaluate import evaluate
 
     report = evaluate(bundle, out=tmp_path, split=split)
     test = split.test
@@ -138,11 +138,11 @@ def test_evaluate_agrees_with_hand_computed_accuracy(bundle: Path, split: Split,
 
 
 def test_evaluate_a_single_tflite_via_the_cli(bundle: Path, split: Split, monkeypatch) -> None:
-    import harlite.evaluate
+    import harlite.cli.train
     from harlite.cli import main
 
-    real = harlite.evaluate.evaluate
-    monkeypatch.setattr(harlite.evaluate, "evaluate", lambda *a, **k: real(*a, **k, split=split))
+    real = harlite.cli.train.evaluate_artifact
+    monkeypatch.setattr(harlite.cli.train, "evaluate_artifact", lambda *a, **k: real(*a, **k, split=split))
     result = CliRunner().invoke(main, ["evaluate", str(bundle / "model_int8.tflite"), "--json"])
     assert result.exit_code == 0, result.output
     assert '"model_int8"' in result.output and '"accuracy"' in result.output
@@ -150,8 +150,8 @@ def test_evaluate_a_single_tflite_via_the_cli(bundle: Path, split: Split, monkey
 
 def test_bad_input_gives_a_clear_error(bundle: Path, tmp_path: Path) -> None:
     from harlite.cli import main
-    from harlite.convert import to_float
-    from harlite.models import build_model
+    from harlite.pipeline.convert import to_float
+    from harlite.pipeline.models import build_model
 
     runner = CliRunner()
     missing = runner.invoke(main, ["evaluate", str(tmp_path / "nope.tflite")])

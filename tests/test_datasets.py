@@ -17,11 +17,11 @@ import pytest
 from click.testing import CliRunner
 
 from harlite.cli import main
+from harlite.core.frontend import ACC, ACC_CHANNELS, IMU6
 from harlite.data.datasets import load_dataset
 from harlite.data.recordings import Recording, write_csv
+from harlite.data.windows import DataSpec, load_split
 from harlite.errors import DataError
-from harlite.frontend import ACC, ACC_CHANNELS, IMU6
-from harlite.windows import DataSpec, load_split
 
 LABELS = ("wave", "brush", "rest")  # "rest" sorts last: the protocol's labels are sorted
 MOVES = {"wave": (1.5, 0.6, 1.5), "brush": (4.0, 0.25, 3.0), "rest": (0.0, 0.0, 0.0)}  # Hz, g, rad/s

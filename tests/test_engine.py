@@ -22,15 +22,16 @@ import pytest
 from fixtures_bundle import build_tiny_bundle, bundle_windows
 from test_firmware import tool
 
-from harlite.bundle import load_bundle
-from harlite.engine import KERNELS_DIR, HostEngine, generate
-from harlite.engine.generate import HEADER, KERNEL_FILES, MODEL_C, sigmoid_table
-from harlite.engine.host import build_library
-from harlite.engine.measure import BENCH_C, footprint, run_cortex_m4
+from harlite.board.engine_bench import BENCH_C, footprint, run_cortex_m4
+from harlite.board.toolchain import CORTEX_M4, WARNINGS
+from harlite.bundle.loader import load_bundle
+from harlite.core.frontend import quantize
+from harlite.engine import KERNELS_DIR, generate
+from harlite.engine.fixed_point import sigmoid_table
+from harlite.engine.generate import HEADER, KERNEL_FILES, MODEL_C
 from harlite.errors import BundleError
-from harlite.firmware import CORTEX_M4, WARNINGS
-from harlite.frontend import quantize
-from harlite.manifest import MARKER
+from harlite.io.files import MARKER
+from harlite.run.host_engine import HostEngine, build_library
 
 RELEASED = Path(__file__).resolve().parents[1] / "models" / "cnn_lstm"
 REAL_WINDOWS = 300

@@ -24,34 +24,29 @@ import pytest
 from click.testing import CliRunner
 from fixtures_bundle import OPTIONS, copy_bundle
 
-from harlite.bundle import load_bundle
+from harlite.board.firmware import ENGINE_LIMITS, core_footprint, engine_build, measure, run_pipeline
+from harlite.board.sources import C_DIR as CORE
+from harlite.board.sources import CORE_SOURCES, RUN_C
+from harlite.board.sources import STARTUP as M4_STARTUP
+from harlite.board.toolchain import CORTEX_M4, QEMU, WARNINGS
+from harlite.bundle.loader import load_bundle
 from harlite.cli import main
-from harlite.codegen import DATA_CPP, TFLM_DIR, config_header, write_sources
-from harlite.convert import convert
+from harlite.codegen.sources import TFLM_DIR
+from harlite.codegen.tflm import DATA_CPP, config_header
+from harlite.core.frontend import ACC, RAW6_CHANNELS, FrontEndSpec, cut_windows, features, quantize
+from harlite.core.protocol import UCI_LABELS as LABELS
 from harlite.data.hapt import load_hapt
 from harlite.data.recordings import Recording, read_csv, write_csv
-from harlite.firmware import (
-    CORE,
-    CORE_SOURCES,
-    CORTEX_M4,
-    ENGINE_LIMITS,
-    FIRMWARE,
-    QEMU,
-    RUN_C,
-    WARNINGS,
-    core_footprint,
-    engine_build,
-    measure,
-    run_pipeline,
-)
-from harlite.frontend import ACC, RAW6_CHANNELS, FrontEndSpec, cut_windows, features, quantize
-from harlite.protocol import UCI_LABELS as LABELS
-from harlite.simulate import dump_golden, simulate
-from harlite.train import TrainConfig, train
-from harlite.windows import DataSpec, load_split
+from harlite.data.windows import DataSpec, load_split
+from harlite.pipeline.c_sources import write_sources
+from harlite.pipeline.convert import convert
+from harlite.pipeline.train import TrainConfig, train
+from harlite.run.simulate import simulate
+from harlite.run.timeline import dump_golden
 
+FIRMWARE = Path(__file__).resolve().parents[1] / "firmware"
 TESTS = FIRMWARE / "tests"
-STARTUP = TESTS / "cortex_m4"
+STARTUP = M4_STARTUP
 SKETCH = FIRMWARE / "arduino" / "harlite_har"
 # What the Arduino Mbed OS Nano Boards core (4.6.0, variants/ARDUINO_NANO33BLE/cflags.txt) compiles C with.
 NANO33BLE_CFLAGS = ["-std=gnu11", "-Os", "-Wall", "-Wextra", "-fdata-sections", "-ffunction-sections",
@@ -298,7 +293,7 @@ def test_sketch_carries_the_core_unchanged() -> None:
     """The Arduino IDE compiles only the sketch folder, so it holds copies of the core: the same bytes."""
     for name in ("harlite_core.h", "harlite_core.c", "harlite_serial.h", "harlite_serial.c", "harlite_pipeline.h",
                  "harlite_pipeline.c"):
-        assert (SKETCH / name).read_bytes() == (CORE / name).read_bytes(), f"cp firmware/core/{name} {SKETCH}/"
+        assert (SKETCH / name).read_bytes() == (CORE / name).read_bytes(), f"cp harlite/board/c/{name} {SKETCH}/"
 
 
 # ---------------------------------------------------------------- the whole portable part, as the board runs it
@@ -349,7 +344,7 @@ def test_firmware_on_cortex_m4_prints_what_simulate_predicts_within_limits(repla
     tool("arm-none-eabi-gcc")
     tool("qemu-system-arm")
     case = replays["released"]
-    figures = measure(engine_build(case["bundle"]), case["raw"], tmp_path)
+    figures = measure(engine_build(load_bundle(case["bundle"])), case["raw"], tmp_path)
     lines = figures.pop("pred_lines")
     assert_pred_lines_equal_timeline(lines, case["timeline"])
     assert figures["samples"] == SAMPLES and figures["windows"] == len(lines) == 280 and figures["failed_windows"] == 0
@@ -376,7 +371,7 @@ def test_firmware_on_cortex_m4_prints_what_simulate_predicts_within_limits(repla
 
 def build_host_pipeline(bundle: Path, out: Path) -> Path:
     """The pipeline driver with the bundle's C engine for the host: gcc, C99, sanitizers, warnings as errors."""
-    build = engine_build(bundle)
+    build = engine_build(load_bundle(bundle))
     flags = ["-std=c99", "-O1", "-g", *WARNINGS, *SANITIZERS, *build.flags()]
     compile_ok([tool("gcc"), *flags, *build.c_sources, RUN_C, "-o", out])
     return out
@@ -396,7 +391,7 @@ def test_pipeline_on_the_host_prints_what_simulate_predicts(case: str, replays: 
 def test_own_label_acc_only_engine_path_on_cortex_m4(replays: dict, tmp_path: Path) -> None:
     tool("qemu-system-arm")
     replay = replays["own"]
-    figures = measure(engine_build(replay["bundle"]), replay["raw"], tmp_path)
+    figures = measure(engine_build(load_bundle(replay["bundle"])), replay["raw"], tmp_path)
     lines = figures.pop("pred_lines")
     assert_pred_lines_equal_timeline(lines, replay["timeline"])
     assert {pred_fields(line)["pred_raw"] for line in lines} <= set(OWN_LABELS)

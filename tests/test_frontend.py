@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from harlite.frontend import (
+from harlite.core.frontend import (
     RAW6_CHANNELS,
     FrontEndSpec,
     StreamingFrontEnd,

@@ -14,7 +14,7 @@ from typing import Any
 
 from click.testing import CliRunner
 
-from harlite.bundle import MANIFEST
+from harlite.bundle.manifest import MANIFEST
 from harlite.cli import main
 
 SEED = 13
@@ -125,4 +125,3 @@ def test_random_manifests_and_recordings_end_in_0_1_or_2_and_write_only_into_out
     seconds = time.perf_counter() - started
     print(f"fuzz: {len(codes)} cases in {seconds:.1f} s; exits {sorted((c, codes.count(c)) for c in set(codes))}")
     assert codes.count(0) > 10 and codes.count(2) > 100  # both paths were exercised
-    assert seconds < 90

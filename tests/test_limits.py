@@ -1,4 +1,4 @@
-"""harlite.limits: bounded reading of files, gzip and zip members, against real bombs, devices and FIFOs."""
+"""harlite.io.limits: bounded reading of files, gzip and zip members, against real bombs, devices and FIFOs."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ import pytest
 from bombs import gzip_bomb, peak_memory, zip_bomb
 
 from harlite.errors import BundleError, DataError
-from harlite.limits import MiB, bounded_lines, open_bounded, open_regular, read_bounded, zip_member
+from harlite.io.limits import MiB, bounded_lines, open_bounded, open_regular, read_bounded, zip_member
 
-# A fresh Python with harlite.limits imported peaks at about 40 MiB; a bomb must not add more than this.
+# A fresh Python with harlite.io.limits imported peaks at about 40 MiB; a bomb must not add more than this.
 MEMORY_CAP_MIB = 150
 
 
@@ -34,11 +34,11 @@ def test_read_bounded_returns_plain_and_gzipped_bytes_within_the_caps(tmp_path: 
 def test_a_gzip_bomb_is_refused_in_little_memory(tmp_path: Path) -> None:
     bomb = gzip_bomb(tmp_path / "walk.csv.gz", 1 << 30)  # 1 GiB of zeros in 1 MB
     assert bomb.stat().st_size < 2 * MiB
-    result = peak_memory(f"from harlite.limits import read_bounded\nread_bounded({str(bomb)!r}, 1 << 30, max_ratio=100)")
+    result = peak_memory(f"from harlite.io.limits import read_bounded\nread_bounded({str(bomb)!r}, 1 << 30, max_ratio=100)")
     assert result["error"] and "expands more than 100 times" in result["error"] and "walk.csv.gz" in result["error"]
     assert result["peak_mib"] < MEMORY_CAP_MIB, result
     # the same bomb under a plain size cap: cut off at the cap, streamed
-    result = peak_memory(f"from harlite.limits import read_bounded\nread_bounded({str(bomb)!r}, 32 << 20)")
+    result = peak_memory(f"from harlite.io.limits import read_bounded\nread_bounded({str(bomb)!r}, 32 << 20)")
     assert "holds more than 32 MiB once decompressed" in result["error"] and result["peak_mib"] < MEMORY_CAP_MIB
 
 
@@ -94,7 +94,7 @@ def test_a_lying_zip_bomb_stays_in_little_memory(tmp_path: Path) -> None:
     """zipfile's own read() decompresses a member in one piece before it checks the declared size: the
     capped stream reads in 1 MiB steps, so a member that lies about its size costs no memory."""
     bomb = zip_bomb(tmp_path / "lying.zip", {"m.txt": 1 << 30}, declared=1000)
-    code = (f"import zipfile\nfrom harlite.limits import zip_member\narchive = zipfile.ZipFile({str(bomb)!r})\n"
+    code = (f"import zipfile\nfrom harlite.io.limits import zip_member\narchive = zipfile.ZipFile({str(bomb)!r})\n"
             "zip_member(archive, archive.getinfo('m.txt'), 1 << 30, 2000, 'lying.zip').read()")  # fmt: skip
     result = peak_memory(code)
     assert "Bad CRC" in result["error"] and result["peak_mib"] < MEMORY_CAP_MIB, result

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from harlite.models import build_model, count_macs, count_params, export_copy
+from harlite.pipeline.models import build_model, count_macs, count_params, export_copy
 
 
 def _trained(name: str, **options) -> tuple[object, np.ndarray]:

@@ -13,10 +13,10 @@ from fixtures_bundle import bundle_split, copy_bundle
 from test_bundle import record
 
 from harlite.cli import main
+from harlite.core.protocol import HAPT
+from harlite.data.windows import DataSpec, Split, WindowSet
 from harlite.errors import HarliteError
-from harlite.parity import RUNTIMES, Thresholds, _check, check, compare, parity, select_windows
-from harlite.protocol import HAPT
-from harlite.windows import DataSpec, Split, WindowSet
+from harlite.run.parity import RUNTIMES, Thresholds, _check, check, compare, parity, select_windows
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +97,7 @@ def test_cli_writes_reports_prints_json_and_reruns(tiny_bundle, tmp_path, harlit
 
 
 def test_cli_breach_on_a_mismatched_pair_exits_1(tiny_bundle, tmp_path, harlite_cache) -> None:  # noqa: F811
-    from harlite.runs import load_model, save_model
+    from harlite.bundle.run_folder import load_model, save_model
 
     bundle = copy_bundle(tiny_bundle, tmp_path / "bundle")
     model = load_model(bundle / "model.keras")

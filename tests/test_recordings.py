@@ -3,25 +3,16 @@
 from __future__ import annotations
 
 import gzip
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from harlite.data.recordings import (
-    CSV_HEADER,
-    Recording,
-    RecordingError,
-    Units,
-    cache_dir,
-    read_csv,
-    resample,
-    write_csv,
-)
+from harlite.core.frontend import ACC
+from harlite.core.protocol import UCI_LABELS, UNLABELLED
+from harlite.data.recordings import CSV_HEADER, Recording, RecordingError, Units, read_csv, resample, write_csv
 from harlite.errors import HarliteError
-from harlite.frontend import ACC
-from harlite.protocol import UCI_LABELS, UNLABELLED
+from harlite.io.cache import cache_dir
 
 
 def _recording(n: int = 500, rate: float = 50.0, labelled: bool = True, seed: int = 0) -> Recording:
@@ -142,13 +133,11 @@ def test_resample_ratio_and_near_rate_tolerance() -> None:
     assert rec.resampled(25.0).rate == 25.0
 
 
-def test_a_one_hour_file_reads_fast(tmp_path: Path) -> None:
-    path = write_csv(_recording(n=50 * 3600), tmp_path / "hour.csv")
-    start = time.perf_counter()
-    rec = read_csv(path)
-    elapsed = time.perf_counter() - start
+def test_a_one_hour_file_reads_back_whole(tmp_path: Path) -> None:
+    original = _recording(n=50 * 3600)
+    rec = read_csv(write_csv(original, tmp_path / "hour.csv"))
     assert len(rec) == 180_000
-    assert elapsed < 2.0, f"reading one hour took {elapsed:.2f} s"
+    np.testing.assert_array_equal(rec.samples, original.samples)
 
 
 @pytest.mark.parametrize(

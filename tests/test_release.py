@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from harlite.bundle import load_bundle
-from harlite.codegen import ARTIFACTS
-from harlite.manifest import sha256_file
-from harlite.parity import parity
+from harlite.bundle.loader import load_bundle
+from harlite.codegen.sources import ARTIFACTS
+from harlite.io.hashing import sha256_file
+from harlite.run.parity import parity
 
 ROOT = Path(__file__).resolve().parents[1]
 RELEASED = ROOT / "models" / "cnn_lstm"

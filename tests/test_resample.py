@@ -1,4 +1,4 @@
-"""The stream resampler: firmware/core/harlite_resample.c, compiled for the host, against harlite.resample.
+"""The stream resampler: harlite/board/c/harlite_resample.c, compiled for the host, against harlite.core.resample.
 
 Irregular streams (a phone's ~60 Hz with +-40 % jitter, slow and fast steady rates, timestamps near the
 grid within the snap distance) give the same float32 grid samples, bit for bit; the C drops samples whose
@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harlite.resample import GAP_PERIODS, SNAP_S, stream_resample
+from harlite.core.resample import GAP_PERIODS, SNAP_S, stream_resample
 
 ROOT = Path(__file__).resolve().parents[1]
-CORE = ROOT / "firmware" / "core"
+CORE = ROOT / "harlite" / "board" / "c"
 CONFIG = ROOT / "models" / "cnn_lstm" / "tflm"  # HARLITE_NUM_RAW 6, HARLITE_RATE_HZ 50
 RATE = 50.0
 

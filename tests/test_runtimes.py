@@ -1,4 +1,4 @@
-"""harlite.runtimes on a real tiny bundle: Keras, LiteRT (float32, float16, int8) and TFLite Micro."""
+"""harlite.run.runtimes on a real tiny bundle: Keras, LiteRT (float32, float16, int8) and TFLite Micro."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from fixtures_bundle import bundle_windows
 
-from harlite.bundle import load_bundle
+from harlite.bundle.loader import load_bundle
+from harlite.core.frontend import quantize
 from harlite.errors import HarliteError
-from harlite.frontend import quantize
-from harlite.runtimes import KINDS, open_runtime, runtime_for
+from harlite.run.runtimes import KINDS, open_runtime, runtime_for
 
 
 @pytest.fixture(scope="module")

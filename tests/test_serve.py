@@ -23,8 +23,8 @@ from urllib.parse import urlsplit
 
 import numpy as np
 import pytest
-
 from chromium import Browser
+
 from harlite.data.hapt import load_hapt
 from harlite.data.recordings import read_csv, write_csv
 

@@ -14,18 +14,19 @@ import pytest
 from click.testing import CliRunner
 from fixtures_bundle import bundle_split, copy_bundle
 
-from harlite.bundle import load_bundle
+from harlite.bundle.loader import load_bundle
 from harlite.cli import main
+from harlite.core.frontend import FrontEndSpec, cut_windows, features, quantize
+from harlite.core.protocol import HAPT, UNLABELLED
+from harlite.core.protocol import UCI_LABELS as LABELS
+from harlite.core.smoothing import smooth
 from harlite.data.hapt import load_hapt
 from harlite.data.recordings import Recording, read_csv, write_csv
-from harlite.frontend import FrontEndSpec, cut_windows, features, quantize
-from harlite.manifest import read_json, write_json
-from harlite.protocol import HAPT, UNLABELLED
-from harlite.protocol import UCI_LABELS as LABELS
-from harlite.runtimes import open_runtime
-from harlite.simulate import SimulationResult, dump_golden, plot_timeline, simulate, write_timeline
-from harlite.smoothing import smooth
-from harlite.windows import WindowSet, window_labels
+from harlite.data.windows import WindowSet, window_labels
+from harlite.io.files import read_json, write_json
+from harlite.run.runtimes import open_runtime
+from harlite.run.simulate import SimulationResult, simulate
+from harlite.run.timeline import dump_golden, plot_timeline, write_timeline
 
 
 @pytest.fixture(scope="module")
@@ -212,8 +213,8 @@ def test_cli_short_recording_warns_and_gives_no_windows(tiny_bundle, recording, 
 
 
 def test_replay_matches_evaluate_on_the_same_windows(tiny_bundle, harlite_cache) -> None:
-    from harlite.evaluate import evaluate
-    from harlite.windows import windows_from_recordings
+    from harlite.data.windows import windows_from_recordings
+    from harlite.pipeline.evaluate import evaluate
 
     recordings = load_hapt([2, 4])
     arrays = windows_from_recordings(recordings, HAPT.frontend)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from harlite.smoothing import Smoother, SmoothingSpec, parse_smoothing, smooth
+from harlite.core.smoothing import Smoother, SmoothingSpec, parse_smoothing, smooth
 
 
 def _onehot(classes: list[int], n: int = 6) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""harlite.stages: a stage is kept only when its key (inputs, params, code) and its outputs are unchanged;
+"""harlite.pipeline.stages: a stage is kept only when its key (inputs, params, code) and its outputs are unchanged;
 one writer per folder, enforced with a real lock between real processes."""
 
 from __future__ import annotations
@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
-import harlite.frontend
+import harlite.core.frontend
 from harlite.data import hapt, uci_har
 from harlite.errors import HarliteError
-from harlite.stages import RunFolder, code_identity, folder_lock
+from harlite.io.locks import folder_lock
+from harlite.pipeline.stages import RunFolder, code_identity
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -123,9 +124,9 @@ def test_changed_code_identity_redoes_the_stages(pipeline: Pipeline, monkeypatch
                                                  capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
     pipeline.run()
     identity = code_identity()
-    assert identity["frontend"] == harlite.frontend.IMPLEMENTATION and identity["harlite"] == harlite.__version__
+    assert identity["frontend"] == harlite.core.frontend.IMPLEMENTATION and identity["harlite"] == harlite.__version__
     assert identity["parsers"]["hapt"] == hapt.PARSER_VERSION and identity["parsers"]["uci_har"] == uci_har.PARSER_VERSION
-    monkeypatch.setattr(harlite.frontend, "IMPLEMENTATION", harlite.frontend.IMPLEMENTATION + 1)  # a new front end
+    monkeypatch.setattr(harlite.core.frontend, "IMPLEMENTATION", harlite.core.frontend.IMPLEMENTATION + 1)  # a new front end
     capsys.readouterr()
     assert pipeline.run() == ["data", "model", "bundle"]
     assert "[1/3] data... (code changed)" in capsys.readouterr().err
@@ -165,7 +166,7 @@ def test_a_broken_record_redoes_the_stage_and_a_missing_output_is_an_error(pipel
 
 HOLDER = """
 import sys, time
-from harlite.stages import folder_lock
+from harlite.io.locks import folder_lock
 with folder_lock(sys.argv[1]):
     print("locked", flush=True)
     time.sleep(60)

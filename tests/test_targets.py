@@ -1,4 +1,4 @@
-"""harlite.targets on real flatbuffers: tiny models converted with per-channel and per-tensor dense
+"""harlite.codegen.targets on real flatbuffers: tiny models converted with per-channel and per-tensor dense
 weights, read independently with LiteRT, and models with constructs the 2023 Arduino TFLM lacks."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from tensorflow.lite.python.schema_py_generated import TensorType
 
+from harlite.codegen.targets import DEFAULT_TARGET, TARGETS, check_model, get_target, require_compatible
 from harlite.errors import BundleError
-from harlite.targets import DEFAULT_TARGET, TARGETS, check_model, get_target, require_compatible
 
 ARDUINO, WHEEL = "tflm-arduino-2023.02", "tflm-2026"
 
@@ -19,8 +19,8 @@ ARDUINO, WHEEL = "tflm-arduino-2023.02", "tflm-2026"
 @pytest.fixture(scope="module")
 def converted() -> dict[str, bytes]:
     """A tiny untrained CNN-LSTM (with a dense bias) converted to int8 both ways, on random standardized windows."""
-    from harlite.convert import to_int8
-    from harlite.models import build_model
+    from harlite.pipeline.convert import to_int8
+    from harlite.pipeline.models import build_model
     from harlite.tf import keras
 
     keras().utils.set_random_seed(0)
@@ -36,7 +36,7 @@ def converted() -> dict[str, bytes]:
 
 
 def dense_weight_scales(model: bytes) -> np.ndarray:
-    """The FULLY_CONNECTED weight scales as LiteRT reads them (not through harlite.targets)."""
+    """The FULLY_CONNECTED weight scales as LiteRT reads them (not through harlite.codegen.targets)."""
     from ai_edge_litert.interpreter import Interpreter
 
     interpreter = Interpreter(model_content=model)

@@ -99,7 +99,7 @@ def test_harlite_commands_print_no_tensorflow_log_unless_verbose(tiny_bundle: Pa
     """A real convert (qat's module imported first: it brings tfmot) prints no native line; --verbose does."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TF_", "HARLITE_VERBOSE"))}
     env.update({"PYTHONPATH": str(REPO), "HARLITE_CACHE": str(_session_cache)})
-    script = "import sys, harlite.qat\nfrom harlite.cli import main\nmain(sys.argv[1:])"
+    script = "import sys, harlite.pipeline.qat\nfrom harlite.cli import main\nmain(sys.argv[1:])"
     convert = [sys.executable, "-c", script, "convert", str(tiny_bundle.parent / "run"), "--out", str(tmp_path / "b"),
                "--calibration", "50"]  # fmt: skip
     evaluate = [sys.executable, "-m", "harlite", "--verbose", "evaluate", str(tiny_bundle / "model_int8.tflite")]

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from fixtures_bundle import thinned
 
+from harlite.bundle.run_folder import load_model, read_model_input
+from harlite.data.windows import DataSpec, Split, load_split
 from harlite.errors import HarliteError
-from harlite.runs import load_model, read_model_input
-from harlite.train import TrainConfig, train
-from harlite.windows import DataSpec, Split, load_split
+from harlite.pipeline.train import TrainConfig, train
 
 TINY = TrainConfig(epochs=2, batch_size=32, options={"conv": (4, 6), "units": 6})
 # three training subjects, one validation subject, two test subjects
@@ -71,7 +71,7 @@ def test_training_is_reproducible_and_refuses_to_overwrite(run: Path, split: Spl
 
 def test_settings_follow_the_amount_of_data(split: Split) -> None:
     """Small data gets more epochs and smaller batches (about 6,000 steps), HAPT the measured 80 x 64."""
-    from harlite.windows import WindowSet
+    from harlite.data.windows import WindowSet
 
     def windows(n: int, counts: tuple[int, ...] = ()) -> WindowSet:
         y = np.concatenate([np.full(c, i) for i, c in enumerate(counts)]) if counts else np.arange(n) % 4
@@ -90,10 +90,10 @@ def test_settings_follow_the_amount_of_data(split: Split) -> None:
 def test_qat_puts_the_lstm_on_the_int8_grid_and_the_converter_keeps_it(run: Path, split: Split) -> None:
     from ai_edge_litert.interpreter import Interpreter
 
-    from harlite.convert import FUSED_LSTM, calibration_windows, tflite_ops, to_int8
-    from harlite.frontend import standardize
-    from harlite.models import export_copy
-    from harlite.qat import quantize_aware, quantized_copy
+    from harlite.core.frontend import standardize
+    from harlite.pipeline.convert import FUSED_LSTM, calibration_windows, tflite_ops, to_int8
+    from harlite.pipeline.models import export_copy
+    from harlite.pipeline.qat import quantize_aware, quantized_copy
     from harlite.tf import keras
 
     model_input = read_model_input(run)
@@ -132,8 +132,8 @@ def test_qat_puts_the_lstm_on_the_int8_grid_and_the_converter_keeps_it(run: Path
 
 
 def test_qat_command_reports_ptq_and_qat_and_keeps_the_better(run: Path, split: Split) -> None:
-    from harlite.convert import FUSED_LSTM, io_details, tflite_ops
-    from harlite.qat import qat
+    from harlite.pipeline.convert import FUSED_LSTM, io_details, tflite_ops
+    from harlite.pipeline.qat import qat
 
     metrics = qat(run, epochs=1, calibration=64, split=split)
     out = run / "qat"
@@ -156,8 +156,8 @@ def test_qat_command_reports_ptq_and_qat_and_keeps_the_better(run: Path, split: 
 def test_qat_command_defaults_are_the_library_defaults() -> None:
     """The lazy CLI repeats the defaults (it does not import TensorFlow for --help); they must not drift."""
     from harlite.cli.train import qat as qat_command
-    from harlite.convert import CALIBRATION_WINDOWS
-    from harlite.qat import QAT_EPOCHS, QAT_LEARNING_RATE
+    from harlite.pipeline.convert import CALIBRATION_WINDOWS
+    from harlite.pipeline.qat import QAT_EPOCHS, QAT_LEARNING_RATE
 
     defaults = {p.name: p.default for p in qat_command.params}
     assert (defaults["epochs"], defaults["learning_rate"]) == (QAT_EPOCHS, QAT_LEARNING_RATE)

@@ -18,12 +18,12 @@ from typing import Any
 
 import numpy as np
 import pytest
-
 from chromium import Browser
-from harlite.bundle import load_bundle
+
+from harlite.bundle.loader import load_bundle
 from harlite.data.hapt import load_hapt
 from harlite.data.recordings import read_csv, write_csv
-from harlite.simulate import simulate
+from harlite.run.simulate import simulate
 
 ROOT = Path(__file__).resolve().parents[1]
 RELEASED = ROOT / "models" / "cnn_lstm"
@@ -130,7 +130,9 @@ def open_page(site: dict) -> Any:
 
 
 @pytest.mark.parametrize("ios", [False, True])
-def test_the_page_predicts_from_devicemotion_and_records_what_the_model_saw(site: dict, tmp_path: Path, ios: bool) -> None:
+def test_the_page_predicts_from_devicemotion_and_records_what_the_model_saw(
+    site: dict, tmp_path: Path, ios: bool
+) -> None:
     page = open_page(site)
     got = page.eval(f"{PAGE_EVENTS}({json.dumps({'path': '/steady.csv', 'ios': ios, 'label': 'brushing teeth'})})")
     scores, _, _ = simulated(site["root"] / "steady.csv")
@@ -145,7 +147,11 @@ def test_the_page_predicts_from_devicemotion_and_records_what_the_model_saw(site
 def test_the_page_reads_chromiums_motion_sensors(site: dict) -> None:
     """The real event path: Chromium's emulated accelerometer and gyroscope, about 60 events/s for 3.5 s."""
     sensors = ("accelerometer", "linear-acceleration", "gyroscope")
-    readings = {"accelerometer": (0.0, 9.80665, 0.0), "linear-acceleration": (0.0, 0.0, 0.0), "gyroscope": (0.5, 0.0, 0.0)}
+    readings = {
+        "accelerometer": (0.0, 9.80665, 0.0),
+        "linear-acceleration": (0.0, 0.0, 0.0),
+        "gyroscope": (0.5, 0.0, 0.0),
+    }
     before = [("Emulation.setSensorOverrideEnabled", {"enabled": True, "type": t}) for t in sensors]
     before += [("Emulation.setSensorOverrideReadings", {"type": t, "reading": {"xyz": dict(zip("xyz", readings[t]))}})
                for t in sensors]  # fmt: skip

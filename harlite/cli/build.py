@@ -7,9 +7,12 @@ from pathlib import Path
 
 import click
 
-from harlite.bench import SECTIONS
 from harlite.cli.options import data_options, data_spec
-from harlite.targets import DEFAULT_TARGET, TARGETS
+from harlite.codegen.targets import DEFAULT_TARGET, TARGETS
+from harlite.io.files import check_writable, write_json
+from harlite.pipeline.bench import SECTIONS, format_table, run_bench
+from harlite.pipeline.build import BuildConfig
+from harlite.pipeline.build import build as run
 
 
 @click.command()
@@ -46,9 +49,6 @@ def build(model_name: str, data: Path | None, test_data: Path | None, test_subje
       harlite build --data wrist/ --test-data wrist_test/ --rate 25 --out runs/wrist
       harlite build --release models/cnn_lstm --force
     """
-    from harlite.build import BuildConfig
-    from harlite.build import build as run
-
     spec = data_spec(data, test_data, test_subjects, val_subjects, rate_hz, window, hop)
     config = BuildConfig(model=model_name, seed=seed, quick=quick, data=spec, epochs=epochs, target=target)
     results = run(out, config, release=release, force=force)
@@ -89,9 +89,6 @@ def bench(sections: tuple[str, ...], bundle: Path, seeds: int, json_path: Path |
       harlite bench data
       harlite bench train --seeds 3 --json bench_train.json
     """
-    from harlite.bench import format_table, run_bench
-    from harlite.manifest import check_writable, write_json
-
     chosen = tuple(s for s in SECTIONS if s != "train") if not sections else sections
     chosen = SECTIONS if "all" in chosen else chosen
     path = check_writable(json_path or Path("bench.json"), force)

@@ -7,7 +7,11 @@ from pathlib import Path
 
 import click
 
-from harlite.capture import BAUD, DEFAULT_SUBJECT, WAIT_S
+from harlite.data.capture import DEFAULT_SUBJECT
+from harlite.data.capture import capture as record
+from harlite.data.serial_board import BAUD, WAIT_S
+from harlite.data.serial_board import list_ports as find_ports
+from harlite.errors import HarliteError
 
 
 @click.command()
@@ -46,10 +50,8 @@ def capture(port: str | None, label: str | None, labels: str | None, out: Path |
       harlite capture --port /dev/ttyACM0 --label walking --out mydata --subject alice --seconds 60
       harlite capture --port /dev/ttyACM0 --labels walk,sit,brush --out mydata --subject bob
     """
-    from harlite import capture as cap
-
     if list_ports:
-        ports = cap.list_ports()
+        ports = find_ports()
         if as_json:
             click.echo(json.dumps(ports, indent=2))
         for p in [] if as_json else ports:
@@ -64,7 +66,7 @@ def capture(port: str | None, label: str | None, labels: str | None, out: Path |
         raise click.UsageError("give --label NAME, or --labels A,B,C to switch labels with keys 1-9.")
     if len(choices) > 9:
         raise click.UsageError(f"--labels has {len(choices)} names; keys 1-9 pick at most 9.")
-    result = cap.capture(port, out, label, choices, subject=subject, seconds=seconds, baud=baud, wait=wait)
+    result = record(port, out, label, choices, subject=subject, seconds=seconds, baud=baud, wait=wait)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
     else:
@@ -74,7 +76,5 @@ def capture(port: str | None, label: str | None, labels: str | None, out: Path |
     lost = f", {result.lost_samples} lost" if result.lost_samples else ""
     garbled = f", {result.garbled_lines} garbled lines" if result.garbled_lines else ""
     if result.error:
-        from harlite.errors import HarliteError
-
         raise HarliteError(f"{result.error}; kept {kept}{lost}{garbled} under {out}")
     click.echo(f"capture: {kept}{lost}{garbled} ({result.stopped})", err=True)

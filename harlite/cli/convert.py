@@ -7,7 +7,10 @@ from pathlib import Path
 
 import click
 
-from harlite.targets import DEFAULT_TARGET, TARGETS
+from harlite.bundle.manifest import MANIFEST
+from harlite.codegen.targets import DEFAULT_TARGET, TARGETS
+from harlite.pipeline.c_sources import write_sources
+from harlite.pipeline.convert import convert as run
 
 
 @click.command()
@@ -45,11 +48,7 @@ def convert(model: Path, out: Path | None, firmware: Path | None, target: str | 
       harlite convert runs/cnn_lstm/model.keras --out models/cnn_lstm_ptq --calibration 500 --force
       harlite convert models/cnn_lstm --firmware firmware/arduino/harlite_har
     """
-    from harlite.manifest import MANIFEST
-
     if (model / MANIFEST).is_file():
-        from harlite.codegen import write_sources
-
         if out is not None:
             raise click.UsageError("MODEL is already a bundle: drop --out, or pass a model.keras or run folder.")
         if target is not None:
@@ -58,8 +57,6 @@ def convert(model: Path, out: Path | None, firmware: Path | None, target: str | 
         manifest = write_sources(model, firmware_dir=firmware, force=force)
         out = model
     else:
-        from harlite.convert import convert as run
-
         if out is None:
             raise click.UsageError("--out is required: the bundle folder to write.")
         manifest = run(model, out, calibration=calibration, force=force, firmware=firmware,

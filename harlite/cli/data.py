@@ -8,14 +8,15 @@ from pathlib import Path
 import click
 
 from harlite.cli.options import data_options, data_spec
+from harlite.data.hapt import SUBJECTS, export_hapt
+from harlite.data.uci_har import describe_uci_har, fetch_uci_har
+from harlite.data.windows import describe
 
 SOURCES = ("hapt", "uci-har")
 
 
 def _hapt_subjects(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, ...]:
     """``9,18``: HAPT subject ids 1-30."""
-    from harlite.data.hapt import SUBJECTS
-
     subjects = tuple(s.strip() for s in value.split(",") if s.strip())
     unknown = [s for s in subjects if s not in SUBJECTS]
     if not subjects or unknown:
@@ -59,13 +60,11 @@ def info(data: Path | None, test_data: Path | None, test_subjects: tuple[str, ..
     if source == "uci-har" or path is not None:
         if path is not None and source != "uci-har":
             raise click.UsageError("--from names a UCI HAR copy: use it with --source uci-har.")
-        from harlite.data.uci_har import describe_uci_har
 
         summary = describe_uci_har(path)
     else:
         if source == "hapt" and data is not None:
             raise click.UsageError("give --data or --source hapt, not both.")
-        from harlite.windows import describe
 
         summary = describe(data_spec(data, test_data, test_subjects, val_subjects, rate_hz, window, hop))
     if as_json:
@@ -115,8 +114,6 @@ def export(subjects: tuple[str, ...], as_dataset: bool, out: Path, compress: boo
       harlite data export --subjects 1,2,3,4,5 --as-dataset --out my_data/
       # -> my_data/1/hapt_exp01_user01.csv ...: a dataset for 'harlite build --data my_data'
     """
-    from harlite.data.hapt import export_hapt
-
     for path in export_hapt(subjects, out, force=force, compress=compress, as_dataset=as_dataset):
         click.echo(str(path))
 
@@ -133,6 +130,4 @@ def fetch(dataset: str, path: Path | None, force: bool) -> None:
       harlite data fetch uci-har
       harlite data fetch uci-har --from ~/Downloads/human+activity+recognition+using+smartphones.zip
     """
-    from harlite.data.uci_har import fetch_uci_har
-
     click.echo(str(fetch_uci_har(force=force, source=path)))

@@ -9,8 +9,13 @@ import click
 
 @click.command()
 @click.argument("bundle", type=click.Path(exists=True, file_okay=False))
-@click.option("--format", "kind", type=click.Choice(["web"]), required=True,
-              help="web: a static folder that runs the model in a browser (the board's C in WebAssembly).")
+@click.option(
+    "--format",
+    "kind",
+    type=click.Choice(["web"]),
+    required=True,
+    help="web: a static folder that runs the model in a browser (the board's C in WebAssembly).",
+)
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="The folder to write.")
 @click.option("--force", is_flag=True, help="Overwrite files of these names that harlite did not write.")
 @click.option("--json", "as_json", is_flag=True, help="Print the files and their sizes as JSON on stdout.")
@@ -25,7 +30,7 @@ def export(bundle: str, kind: str, out: str, force: bool, as_json: bool) -> None
     Example:
       harlite export models/cnn_lstm --format web --out web
     """
-    from harlite.bundle import load_bundle
+    from harlite.bundle.loader import load_bundle
     from harlite.web.export import export_web
 
     result = export_web(load_bundle(bundle), out, force)

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from harlite.windows import HAPT_SOURCE, DataSpec
+from harlite.data.windows import HAPT_SOURCE, DataSpec
 
 
 def parse_groups(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[str, ...] | None:

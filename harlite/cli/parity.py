@@ -6,6 +6,8 @@ import json
 
 import click
 
+from harlite.run.parity import Thresholds, run
+
 
 @click.command()
 @click.argument("bundle", type=click.Path(exists=True))
@@ -46,8 +48,6 @@ def parity(
     Example:
       harlite parity models/cnn_lstm --min-tflm-agreement 0.995 --max-int8-drop 0.5
     """
-    from harlite.parity import Thresholds, run
-
     thresholds = Thresholds(min_tflm_agreement, max_int8_drop, min_float_agreement)
     report, paths = run(bundle, out, force, part=split, limit=limit, thresholds=thresholds,
                         log=lambda m: click.echo(m, err=True), data=data)  # fmt: skip

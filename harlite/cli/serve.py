@@ -7,12 +7,24 @@ import click
 
 @click.command()
 @click.argument("bundle", type=click.Path(exists=True, file_okay=False))
-@click.option("--data", type=click.Path(file_okay=False),
-              help="Write the phone's recordings into this dataset folder (DATA/<subject>/<label>-<time>.csv).")
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to listen on; 0.0.0.0 lets a phone on your network in (with the URL's token).")
-@click.option("--port", type=click.IntRange(0, 65535), default=8443, show_default=True,
-              help="Port to listen on (0: any free port).")
+@click.option(
+    "--data",
+    type=click.Path(file_okay=False),
+    help="Write the phone's recordings into this dataset folder (DATA/<subject>/<label>-<time>.csv).",
+)
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on; 0.0.0.0 lets a phone on your network in (with the URL's token).",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8443,
+    show_default=True,
+    help="Port to listen on (0: any free port).",
+)
 def serve(bundle: str, data: str | None, host: str, port: int) -> None:
     """Serve BUNDLE's web page (live activity, recording) over HTTPS until Ctrl-C.
 
@@ -24,7 +36,7 @@ def serve(bundle: str, data: str | None, host: str, port: int) -> None:
     Example:
       harlite serve models/cnn_lstm --host 0.0.0.0 --data my_data
     """
-    from harlite.bundle import load_bundle
+    from harlite.bundle.loader import load_bundle
     from harlite.web.serve import serve as run
 
     run(load_bundle(bundle), data=data, host=host, port=port)

@@ -7,13 +7,13 @@ import json
 import click
 
 from harlite.cli.options import parse_groups
+from harlite.core.smoothing import parse_smoothing
+from harlite.run.timeline import run
 
 SPLITS = ("test", "train")
 
 
 def _smoothing(ctx: click.Context, param: click.Parameter, value: str) -> str:
-    from harlite.smoothing import parse_smoothing
-
     try:
         return str(parse_smoothing(value))
     except ValueError as e:
@@ -64,20 +64,14 @@ def simulate(
       harlite simulate models/cnn_lstm --dataset hapt --split test --smoothing majority:3 --out sim
       harlite simulate models/cnn_lstm walk.csv --plot walk.png --dump-golden firmware/tests/golden
     """
-    from harlite.simulate import bundle_subjects, run
-
     if split is not None and subjects is not None:
         raise click.UsageError("give --subjects or --split, not both.")
-    if split is not None:
-        own, subjects = bundle_subjects(bundle, split)
-        dataset = dataset or own
-    elif subjects is not None and dataset is None:
-        dataset = bundle_subjects(bundle, "test")[0]
     summary = run(
         bundle,
         list(recordings),
         dataset=dataset,
         subjects=subjects,
+        split=split,
         runtime=runtime,
         smoothing=smoothing,
         out=out,

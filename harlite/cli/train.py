@@ -9,8 +9,11 @@ from typing import Any
 import click
 
 from harlite.cli.options import data_options, data_spec
+from harlite.pipeline.evaluate import evaluate as evaluate_artifact
+from harlite.pipeline.train import TrainConfig
+from harlite.pipeline.train import train as train_model
 
-MODEL_NAMES = ("cnn_lstm", "lstm")  # harlite.models.MODELS, listed here so --help needs no TensorFlow
+MODEL_NAMES = ("cnn_lstm", "lstm")  # harlite.pipeline.models.MODELS, listed here so --help needs no TensorFlow
 
 
 def _summary(scores: dict[str, Any]) -> str:
@@ -51,13 +54,10 @@ def train(model_name: str, data: Path | None, test_data: Path | None, test_subje
       harlite train --data my_recordings/ --test-subjects bob --out runs/mine
       harlite train --data wrist/ --test-data wrist_test/ --rate 25 --window 2.56s --out runs/wrist
     """
-    from harlite.train import TrainConfig
-    from harlite.train import train as run
-
     spec = data_spec(data, test_data, test_subjects, val_subjects, rate_hz, window, hop)
     config = TrainConfig(model=model_name, epochs=epochs, batch_size=batch_size, seed=seed,
                          class_weights=class_weights)  # fmt: skip
-    metrics = run(out, config, force=force, data_spec=spec)
+    metrics = train_model(out, config, force=force, data_spec=spec)
     weak = [f"{name} (recall {m['recall']:.0%})" for name, m in metrics["test"]["float"]["per_class"].items()
             if m["support"] and m["recall"] < 0.8]  # fmt: skip
     text = f"{out}: test {_summary(metrics['test'])}" + (f"; weak: {', '.join(weak)}" if weak else "")
@@ -84,9 +84,9 @@ def qat(run_dir: Path, epochs: int, learning_rate: float, calibration: int, forc
     Example:
       harlite train --out runs/cnn_lstm && harlite qat runs/cnn_lstm
     """
-    from harlite.qat import qat as run
+    from harlite.pipeline.qat import qat as fine_tune  # imports TensorFlow: not at --help
 
-    metrics = run(run_dir, epochs=epochs, learning_rate=learning_rate, calibration=calibration, force=force)
+    metrics = fine_tune(run_dir, epochs=epochs, learning_rate=learning_rate, calibration=calibration, force=force)
     scores = {k: metrics["test"][k] for k in ("float", "ptq_int8", "qat_int8")}
     _print(metrics, as_json, f"{run_dir / 'qat'}: kept {metrics['chosen']} ({metrics['reason']}); test {_summary(scores)}")
 
@@ -113,9 +113,7 @@ def evaluate(artifact: Path, data: Path | None, runtime: str, out: Path | None, 
       harlite evaluate models/cnn_lstm/model_int8.tflite --json
       harlite evaluate models/cnn_lstm/model_int8.tflite --runtime c
     """
-    from harlite.evaluate import evaluate as run
-
-    report = run(artifact, out=out, force=force, data=None if data is None else str(data), runtime=runtime)
+    report = evaluate_artifact(artifact, out=out, force=force, data=None if data is None else str(data), runtime=runtime)
     lines = [f"{name:<14} accuracy {m['accuracy']:.2%}  macro-F1 {m['macro_f1']:.3f}  (n={m['n']})"
              for name, m in report["results"].items()]  # fmt: skip
     _print(report, as_json, "\n".join(lines))

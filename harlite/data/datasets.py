@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
+from harlite.core.protocol import check_label
 from harlite.data.recordings import Recording, RecordingError, Units, read_csv
 from harlite.errors import DataError
-from harlite.protocol import check_label
 
 DATASET_FILE = "dataset.json"
 SUFFIXES = (".csv", ".csv.gz")

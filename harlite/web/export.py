@@ -5,7 +5,7 @@ probabilities, timeline, recording), ``app.js`` (the page's code), ``harlite.js`
 developers embed), ``style.css``, ``harlite.wasm`` and ``manifest.json`` (what the model is; the wasm's
 size and sha256, which harlite.js checks). Nothing else is loaded: no CDN, no network beyond the folder.
 
-``harlite.wasm`` is the firmware's C (the resampler, the front end and smoothing of firmware/core, the
+``harlite.wasm`` is the board's C (the resampler, the front end and smoothing of harlite/board/c, the
 bundle's C engine and config header) behind ``assets/harlite_web.c``, compiled with clang for wasm32 and
 linked by wasm-ld against wasi-libc (for memcpy and memset: no imports, no JavaScript glue). It is cached
 under harlite's cache folder, keyed by the sources and the tools.
@@ -24,13 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from harlite import __version__
-from harlite.codegen import config_header
-from harlite.data.recordings import cache_dir
+from harlite.board.sources import C_DIR
+from harlite.codegen.tflm import config_header
 from harlite.engine import generate
 from harlite.errors import BundleError, HarliteError, ToolMissing
-from harlite.firmware import CORE
-from harlite.manifest import atomic_write_bytes
-from harlite.stages import folder_lock
+from harlite.io.cache import cache_dir
+from harlite.io.files import atomic_write_bytes
+from harlite.io.locks import folder_lock
 
 FORMAT = "harlite-web"
 FORMAT_VERSION = 1
@@ -71,7 +71,7 @@ def toolchain() -> dict[str, str]:
 
 def wasm_sources(bundle: Any) -> dict[str, str]:
     """The C files of the wasm: the glue, the firmware core, the bundle's engine and config header."""
-    files = {name: (CORE / name).read_text() for name in CORE_FILES}
+    files = {name: (C_DIR / name).read_text() for name in CORE_FILES}
     files[GLUE] = (_assets() / GLUE).read_text()
     files.update(generate(bundle.read("int8")).files)
     files["harlite_model_config.h"] = config_header(bundle.manifest)
@@ -127,8 +127,12 @@ def web_manifest(bundle: Any, wasm: bytes, tools: dict[str, str]) -> dict[str, A
         "channels": list(spec.channels),
         "output": {"scale": float(quant["scale"]), "zero_point": int(quant["zero_point"])},
         "model_int8_sha256": bundle.entry("int8")["sha256"],
-        "wasm": {"file": WASM, "bytes": len(wasm), "sha256": hashlib.sha256(wasm).hexdigest(),
-                 "compiler": tools["version"]},  # fmt: skip
+        "wasm": {
+            "file": WASM,
+            "bytes": len(wasm),
+            "sha256": hashlib.sha256(wasm).hexdigest(),
+            "compiler": tools["version"],
+        },  # fmt: skip
     }
 
 

@@ -22,9 +22,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
-from harlite.data.recordings import cache_dir
 from harlite.errors import HarliteError
-from harlite.stages import folder_lock
+from harlite.io.cache import cache_dir
+from harlite.io.locks import folder_lock
 from harlite.web.certificate import server_certificate
 from harlite.web.export import web_files
 from harlite.web.server import HttpsServer, Site, Status, make_handler
@@ -94,7 +94,9 @@ def serve(
         try:
             server = HttpsServer((host, port), make_handler(site, state), context)
         except OSError as e:
-            raise HarliteError(f"cannot listen on {host}:{port} ({e.strerror}): choose another --port or --host.") from None
+            raise HarliteError(
+                f"cannot listen on {host}:{port} ({e.strerror}): choose another --port or --host."
+            ) from None
         stack.callback(server.server_close)
         url = f"https://{shown}:{server.server_address[1]}/{token}/"
         print(url, file=out, flush=True)

@@ -28,10 +28,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from harlite.capture import check_subject, write_recording
+from harlite.core.protocol import check_label
+from harlite.data.capture import check_subject
+from harlite.data.recording_files import write_recording
 from harlite.data.recordings import RATE_TOLERANCE, RecordingError, read_csv
 from harlite.errors import HarliteError
-from harlite.protocol import check_label
 
 UPLOAD_MAX_BYTES = 16 << 20  # about an hour of 50 Hz samples from six sensors
 STATUS_MAX_BYTES = 512
@@ -236,7 +237,11 @@ def make_handler(site: Site, status: Status) -> type[BaseHTTPRequestHandler]:
             name, _ = self._route()
             if name not in site.files:
                 raise Refused(404, "not found")
-            self._answer(200, site.files[name], TYPES.get(Path(name).suffix, mimetypes.guess_type(name)[0] or "application/octet-stream"))
+            self._answer(
+                200,
+                site.files[name],
+                TYPES.get(Path(name).suffix, mimetypes.guess_type(name)[0] or "application/octet-stream"),
+            )
 
         def _body(self, kinds: tuple[str, ...], cap: int) -> bytes:
             kind = self.headers.get("Content-Type", "").split(";")[0].strip().lower()
@@ -292,7 +297,9 @@ class HttpsServer(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
 
-    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], context: ssl.SSLContext) -> None:
+    def __init__(
+        self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], context: ssl.SSLContext
+    ) -> None:
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self.context = context
         super().__init__(address, handler)

@@ -1,4 +1,4 @@
-/* harlite core: see harlite_core.h. Mirrors harlite/frontend.py; the golden-vector tests prove it. */
+/* harlite core: see harlite_core.h. Mirrors harlite/core/frontend.py; the golden-vector tests prove it. */
 #include "harlite_core.h"
 
 #include <string.h>

@@ -3,7 +3,7 @@
  *
  * No allocation, no Arduino, no TFLM: everything is configured at compile time by the generated header
  * harlite_model_config.h (from the model's bundle, tflm/harlite_model_config.h), so the board computes
- * exactly what harlite's Python front end computes (harlite/frontend.py):
+ * exactly what harlite's Python front end computes (harlite/core/frontend.py):
  *
  *   raw sample (acc x,y,z in g, gyro x,y,z in rad/s, the model's axes)
  *     -> causal gravity low-pass (float32 biquads, steady-state start on the first sample)

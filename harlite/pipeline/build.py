@@ -1,0 +1,135 @@
+"""``harlite build``: data, train, QAT, convert, parity, simulate and a report in one resumable run."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harlite.bundle.manifest import MANIFEST
+from harlite.codegen.targets import DEFAULT_TARGET
+from harlite.data.hapt import hapt_pickle_path
+from harlite.data.windows import DataSpec, load_split
+from harlite.errors import HarliteError
+from harlite.io.files import write_json
+from harlite.pipeline.convert import convert
+from harlite.pipeline.report import PICTURES, write_report
+from harlite.pipeline.stages import RunFolder
+from harlite.pipeline.train import RUN_FILES, TrainConfig, train
+from harlite.run import parity, timeline
+
+STAGES = 7
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    """What a build depends on: the data and its protocol options, the model, the seed; ``quick`` makes a
+    small smoke run. ``epochs``/``batch_size`` of ``None`` are chosen from the amount of data."""
+
+    model: str = "cnn_lstm"
+    seed: int = 0
+    quick: bool = False
+    data: DataSpec = field(default_factory=DataSpec)
+    epochs: int | None = None
+    batch_size: int | None = None
+    target: str = DEFAULT_TARGET
+
+    @property
+    def train_epochs(self) -> int | None:
+        return 2 if self.quick else self.epochs
+
+    @property
+    def qat_epochs(self) -> int | None:
+        return 1 if self.quick else None  # None: QAT's default schedule
+
+    @property
+    def parity_limit(self) -> int | None:
+        return 400 if self.quick else None
+
+    def params(self) -> dict[str, Any]:
+        return {**asdict(self), "data": self.data.to_dict()}
+
+
+def build(out: str | Path, config: BuildConfig = BuildConfig(), release: str | Path | None = None,
+          force: bool = False) -> dict[str, Any]:  # fmt: skip
+    """Run every stage into the run folder ``out``; returns the gathered results.
+
+    A stage whose inputs are unchanged since the last build into ``out`` is not redone. ``release``
+    copies the finished bundle (with its report) to a folder such as ``models/cnn_lstm``.
+    """
+    out = Path(out)
+    if release is not None and Path(release, MANIFEST).exists() and not force:
+        raise HarliteError(f"{release} already holds a bundle; pass --force to replace it.")
+    params = config.params()
+    with RunFolder(out, STAGES) as run:
+        split = load_split(config.data)
+        for warning in split.warnings:
+            print(f"harlite build: note: {warning}", file=sys.stderr)
+        run.stage("data", params["data"], [], lambda: _data_result(split), inputs=data_inputs(config.data))
+
+        train_dir, bundle = out / "train", out / "bundle"
+        train_config = TrainConfig(model=config.model, seed=config.seed, epochs=config.train_epochs,
+                                   batch_size=config.batch_size)  # fmt: skip
+        run.stage("train", params, [f"train/{name}" for name in RUN_FILES],
+                  lambda: train(train_dir, train_config, force=True, split=split))  # fmt: skip
+        from harlite.pipeline.qat import qat  # imports TensorFlow, so not at the module's import
+
+        qat_options = {} if config.qat_epochs is None else {"epochs": config.qat_epochs}
+        run.stage("qat", params, ["train/qat"],
+                  lambda: qat(train_dir, force=True, split=split, target=config.target, **qat_options))  # fmt: skip
+        run.stage("convert", params, ["bundle"], lambda: _convert(convert, train_dir, bundle, split, params))
+        say = lambda message: print(f"  {message}", file=sys.stderr)  # noqa: E731
+        run.stage("parity", params, ["parity"],
+                  lambda: parity.run(bundle, out / "parity", force=True, limit=config.parity_limit, split=split,
+                                     log=say)[0])  # fmt: skip
+        recordings = split.test_recordings()
+        if config.quick:  # one test subject's recordings
+            first = recordings[0].subject
+            recordings = [r for r in recordings if r.subject == first]
+        run.stage("simulate", params, ["simulate"],
+                  lambda: timeline.run(bundle, recordings=recordings, out=out / "simulate",
+                                       plot=out / "simulate" / "timeline.png", force=True, log=say))  # fmt: skip
+        results = {"config": params, "bundle": str(release or bundle), **run.results, "seconds": run.timings}
+        pictures = [name for source, name, _ in PICTURES if (out / source).exists()]
+        run.stage("report", {**params, "results": results}, ["report.md", *pictures],
+                  lambda: {"files": [str(p) for p in write_report(out, results)]})  # fmt: skip
+        write_json(out / "build.json", results)
+        if release is not None:
+            _release(out, Path(release))
+    return results
+
+
+def data_inputs(spec: DataSpec) -> list[Path]:
+    """The files a build's data come from: the embedded HAPT pickle, or the dataset folder(s)."""
+    if not spec.own:
+        return [hapt_pickle_path()]
+    return [Path(spec.data)] + ([Path(spec.test_data)] if spec.test_data is not None else [])
+
+
+def _data_result(split: Any) -> dict[str, Any]:
+    info = split.info()
+    return {"windows": sum(len(getattr(split, p)) for p in ("train", "val", "test")), "labels": list(split.protocol.labels),
+            "rate_hz": split.protocol.rate_hz, "raw_channels": list(split.protocol.raw_channels),
+            "source": split.spec.data, "split": split.kind, "groups": {k: info[k] for k in ("train", "val", "test")},
+            "classes": info["windows"], "warnings": split.warnings}  # fmt: skip
+
+
+def _convert(convert: Any, train_dir: Path, bundle: Path, split: Any, params: dict[str, Any]) -> dict[str, Any]:
+    manifest = convert(train_dir / "qat" / "model.keras", bundle, force=True, split=split, target=params["target"])
+    manifest["build"].update(params)  # how it was built: model, seed, quick, data
+    write_json(bundle / MANIFEST, {k: v for k, v in manifest.items() if k != "_root"})
+    return {k: manifest[k] for k in ("artifacts", "ops", "tflm", "model", "metrics", "quantization") if k in manifest}
+
+
+def _release(run_dir: Path, release: Path) -> None:
+    """Copy the bundle and the report (with its pictures) into ``release``."""
+    staging = release.with_name(f".{release.name}.tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(run_dir / "bundle", staging)
+    for page in [run_dir / "report.md", *run_dir.glob("report_*.png")]:
+        shutil.copy2(page, staging / page.name)
+    shutil.rmtree(release, ignore_errors=True)
+    staging.rename(release)
+    print(f"harlite build: released {release}", file=sys.stderr)

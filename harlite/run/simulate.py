@@ -1,0 +1,333 @@
+"""The simulator: replay recordings through the board's path and see what the model would have said.
+
+Each recording is a stream, fed hop-sized block by block (as an IMU FIFO delivers samples) into the
+streaming front end, which emits a window every hop; each window is quantized with the bundle's input
+parameters, classified by the chosen runtime (TFLite Micro by default, the board's runtime, with the
+LSTM state reset before every window) and smoothed as the firmware smooths. The result is a timeline
+of windows, metrics over the windows whose samples all carry one activity, and the host's cost.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harlite.bundle.loader import Bundle, load_bundle
+from harlite.core.frontend import FrontEndSpec, StreamingFrontEnd, quantize, window_starts
+from harlite.core.metrics import classification_metrics
+from harlite.core.protocol import UNLABELLED
+from harlite.core.smoothing import SmoothingSpec, parse_smoothing, smooth
+from harlite.data.datasets import load_dataset
+from harlite.data.hapt import load_hapt
+from harlite.data.recordings import Recording, read_csv
+from harlite.data.windows import window_labels
+from harlite.errors import HarliteError
+from harlite.run.runtimes import open_runtime
+
+# --runtime name -> harlite.run.runtimes kind
+RUNTIMES = {"tflm": "tflm", "c": "c", "litert": "litert-int8", "keras": "keras"}
+# Why a window has no label: the kinds counted in SimulationResult.window_counts.
+PURE, STRADDLING, UNLABELLED_SAMPLES, NO_LABELS = "pure", "straddling", "unlabelled", "no_labels"
+
+
+@dataclass
+class Trace:
+    """One recording's replay: per window its start sample, tensors, probabilities and predictions."""
+
+    recording: Recording
+    starts: np.ndarray  # (m,) first sample of each window
+    probs: np.ndarray  # (m, classes) float32, dequantized for int8 runtimes
+    raw: np.ndarray  # (m,) argmax of probs
+    smoothed: np.ndarray  # (m,)
+    truth: np.ndarray  # (m,) class of a pure window, else UNLABELLED
+    kind: np.ndarray  # (m,) PURE, STRADDLING, UNLABELLED_SAMPLES or NO_LABELS
+    inputs: np.ndarray | None = None  # (m, window, C) int8 model inputs (int8 runtimes)
+    outputs: np.ndarray | None = None  # (m, classes) int8 model outputs (int8 runtimes)
+
+
+@dataclass
+class SimulationResult:
+    """Everything a replay found: traces, metrics over pure windows, window counts, host cost."""
+
+    bundle: Bundle
+    runtime: str
+    smoothing: SmoothingSpec
+    labels: tuple[str, ...]
+    spec: FrontEndSpec
+    traces: list[Trace]
+    latency: dict[str, Any]
+    window_counts: dict[str, int]
+    metrics: dict[str, Any] | None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def columns(self) -> list[str]:
+        """The timeline's columns (docs/simulate.md)."""
+        fixed = ["recording", "start_s", "end_s", "pred_raw", "pred_smoothed", "label"]
+        return fixed + [f"p_{name}" for name in self.labels]
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One dict per window, in stream order; ``label`` is None where the window is not pure."""
+        rows = []
+        rate, window = self.spec.rate_hz, self.spec.window
+        for tr in self.traces:
+            for i, start in enumerate(tr.starts):
+                row = {
+                    "recording": tr.recording.source,
+                    "start_s": round(start / rate, 4),
+                    "end_s": round((start + window) / rate, 4),
+                    "pred_raw": self.labels[tr.raw[i]],
+                    "pred_smoothed": self.labels[tr.smoothed[i]],
+                    "label": self.labels[tr.truth[i]] if tr.truth[i] != UNLABELLED else None,
+                }
+                row.update({f"p_{name}": round(float(p), 6) for name, p in zip(self.labels, tr.probs[i])})
+                rows.append(row)
+        return rows
+
+    def summary(self) -> dict[str, Any]:
+        """The machine-readable result without the per-window rows."""
+        return {
+            "bundle": str(self.bundle.root),
+            "runtime": self.runtime,
+            "smoothing": str(self.smoothing),
+            "recordings": [
+                {"source": tr.recording.source, "samples": len(tr.recording), "windows": len(tr.starts)}
+                for tr in self.traces
+            ],
+            "windows": self.window_counts,
+            "metrics": self.metrics,
+            "latency": self.latency,
+            "warnings": self.warnings,
+        }
+
+
+def simulate(
+    bundle: Bundle | str | Path,
+    recordings: list[Recording],
+    runtime: str = "tflm",
+    smoothing: str | SmoothingSpec = "none",
+    log: Callable[[str], None] | None = None,
+) -> SimulationResult:
+    """Replay ``recordings`` through ``bundle``'s front end, quantization, ``runtime`` and smoothing.
+
+    ``runtime`` is tflm, c (harlite's C engine, compiled for this host), litert (the int8 model in LiteRT)
+    or keras (the float model); ``log`` receives progress and warnings. ``bundle`` is a loaded ``Bundle``
+    or a bundle's path (loaded and verified here).
+    """
+    if runtime not in RUNTIMES:
+        raise HarliteError(f"unknown runtime {runtime!r}: choose one of {', '.join(RUNTIMES)}.")
+    bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
+    manifest = bundle.manifest
+    spec = bundle.frontend()
+    labels = bundle.labels
+    smoothing = parse_smoothing(smoothing)
+    say = log or (lambda message: None)
+    model = open_runtime(bundle, RUNTIMES[runtime])
+    player = _Player(spec, manifest, model, smoothing)
+    traces, warnings = [], []
+    started, cpu_started = time.perf_counter(), time.process_time()
+    relabel = manifest.get("dataset") or {}
+    for n, rec in enumerate(recordings, 1):
+        rec = fit_to_bundle(rec, spec, labels, relabel.get("merge"), tuple(relabel.get("ignore", ())))
+        for warning in rec.warnings:
+            warnings.append(warning)
+            say(f"warning: {warning}")
+        if len(rec) < spec.window:
+            warnings.append(
+                f"{rec.source}: {len(rec)} samples ({rec.duration_s:.2f} s) is shorter than one window "
+                f"({spec.window} samples): no windows."
+            )
+            say(f"warning: {warnings[-1]}")
+        traces.append(player.play(rec))
+        say(f"[{n}/{len(recordings)}] {rec.source}: {len(traces[-1].starts)} windows")
+    seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
+    counts = _window_counts(traces)
+    return SimulationResult(
+        bundle=bundle,
+        runtime=runtime,
+        smoothing=smoothing,
+        labels=labels,
+        spec=spec,
+        traces=traces,
+        latency=player.latency(seconds, cpu_seconds),
+        window_counts=counts,
+        metrics=_metrics(traces, labels) if counts[PURE] else None,
+        warnings=warnings,
+    )
+
+
+def fit_to_bundle(rec: Recording, spec: FrontEndSpec, labels: tuple[str, ...], merge: dict[str, str] | None = None,
+                  ignore: tuple[str, ...] = ()) -> Recording:  # fmt: skip
+    """``rec`` at the bundle's rate, with the bundle's raw sensors and labels, renamed by the training
+    dataset's ``merge`` (other names count as unlabelled)."""
+    if rec.rate != spec.rate_hz:
+        raise HarliteError(
+            f"{rec.source}: {rec.rate:g} Hz but the bundle expects {spec.rate_hz:g} Hz: "
+            "read it with harlite.data.recordings.read_csv(path, rate), which resamples steady rates."
+        )
+    rec = rec.with_raw_channels(spec.raw_channels)
+    if rec.labels is None or rec.classes == labels:
+        return rec
+    merge = merge or {}
+    unknown = tuple(name for name in rec.classes if merge.get(name, name) not in labels)
+    quiet = [name for name in unknown if name in ignore]
+    shown = [name for name in unknown if name not in ignore]
+    note = (f"{rec.source}: label {', '.join(map(repr, shown))} is not one of the bundle's ({', '.join(labels)}): "
+            "those samples count as unlabelled",) if shown else ()  # fmt: skip
+    return replace(rec.with_classes(labels, merge, tuple(quiet) + tuple(shown)), warnings=rec.warnings + note)
+
+
+class _Player:
+    """Drives one model over streams the way the firmware does."""
+
+    def __init__(self, spec: FrontEndSpec, manifest: dict[str, Any], model: Any, smoothing: SmoothingSpec) -> None:
+        self.spec = spec
+        self.model = model
+        self.int8 = hasattr(model, "invoke_int8")
+        norm, quant = manifest["normalization"], manifest["quantization"]
+        self.mean = np.asarray(norm["mean"], np.float32)
+        self.std = np.asarray(norm["std"], np.float32)
+        self.in_scale, self.in_zero = float(quant["input"]["scale"]), int(quant["input"]["zero_point"])
+        self.out_scale = np.float32(quant["output"]["scale"])
+        self.out_zero = np.float32(quant["output"]["zero_point"])
+        self.n_classes = len(manifest["labels"])
+        self.front_end = StreamingFrontEnd(spec)
+        self.smoothing = smoothing
+        self.invoke_ms: list[float] = []
+        self.batch_seconds, self.batch_windows = 0.0, 0
+
+    def play(self, rec: Recording) -> Trace:
+        """Replay one recording from a reset front end and smoother.
+
+        An int8 runtime classifies each window as it is emitted, as the board does; a float runtime
+        (Keras) classifies the recording's windows in one batch, which gives the same probabilities
+        since every window starts from a zero LSTM state.
+        """
+        self.front_end.reset()
+        inputs, outputs, probs, floats = [], [], [], []
+        hop = self.spec.hop
+        for i in range(0, len(rec), hop):
+            for window in self.front_end.push_block(rec.samples[i : i + hop]):
+                if not self.int8:
+                    floats.append(window)
+                    continue
+                q = quantize(window, self.mean, self.std, self.in_scale, self.in_zero)
+                t0 = time.perf_counter()
+                out = np.asarray(self.model.invoke_int8(q), np.int8).reshape(-1)
+                self.invoke_ms.append((time.perf_counter() - t0) * 1e3)
+                probs.append((out.astype(np.float32) - self.out_zero) * self.out_scale)
+                inputs.append(q)
+                outputs.append(out)
+        if floats:
+            t0 = time.perf_counter()
+            probs = list(self.model.predict(np.stack(floats)))
+            self.batch_seconds += time.perf_counter() - t0
+            self.batch_windows += len(floats)
+        m, window, n_channels = len(probs), self.spec.window, len(self.spec.channels)
+        probs_arr = np.array(probs, np.float32).reshape(m, self.n_classes)
+        truth, kind = _window_truth(rec, self.spec)
+        return Trace(
+            recording=rec,
+            starts=window_starts(len(rec), self.spec),
+            probs=probs_arr,
+            raw=probs_arr.argmax(axis=1),
+            smoothed=smooth(probs_arr, self.smoothing),
+            truth=truth,
+            kind=kind,
+            inputs=np.array(inputs, np.int8).reshape(m, window, n_channels) if self.int8 else None,
+            outputs=np.array(outputs, np.int8).reshape(m, self.n_classes) if self.int8 else None,
+        )
+
+    def latency(self, seconds: float, cpu_seconds: float) -> dict[str, Any]:
+        """Per-invoke latency (ms) and end-to-end windows per second (front end, quantization, smoothing),
+        by the wall clock and by this process's CPU time (which other busy processes do not inflate)."""
+        ms = np.asarray(self.invoke_ms, np.float64)
+        windows = len(ms) + self.batch_windows
+        if len(ms):
+            invoke = {"mean": float(ms.mean())} | {f"p{q}": float(np.percentile(ms, q)) for q in (50, 99)}
+        elif self.batch_windows:  # one batch per recording: only the mean per window is known
+            invoke = {"mean": 1e3 * self.batch_seconds / self.batch_windows, "p50": None, "p99": None}
+        else:
+            invoke = None
+        return {
+            "windows": windows,
+            "seconds": seconds,
+            "windows_per_s": windows / seconds if windows and seconds > 0 else 0.0,
+            "cpu_seconds": cpu_seconds,
+            "windows_per_cpu_s": windows / cpu_seconds if windows and cpu_seconds > 0 else 0.0,
+            "batched": not self.int8,
+            "invoke_ms": invoke,
+        }
+
+
+def _window_truth(rec: Recording, spec: FrontEndSpec) -> tuple[np.ndarray, np.ndarray]:
+    """Each window's class where pure (else UNLABELLED) and why it is or is not pure."""
+    truth = window_labels(rec.labels, len(rec), spec)
+    kind = np.full(len(truth), NO_LABELS if rec.labels is None else PURE, dtype=object)
+    if rec.labels is not None and len(truth):
+        starts = window_starts(len(rec), spec)
+        lab = np.asarray(rec.labels)[starts[:, None] + np.arange(spec.window)[None, :]]
+        kind[(lab != lab[:, :1]).any(axis=1)] = STRADDLING
+        kind[(lab == UNLABELLED).any(axis=1)] = UNLABELLED_SAMPLES
+    return truth, kind
+
+
+def _window_counts(traces: list[Trace]) -> dict[str, int]:
+    kinds = np.concatenate([tr.kind for tr in traces]) if traces else np.zeros(0, dtype=object)
+    counts = {"total": len(kinds)}
+    counts.update({k: int((kinds == k).sum()) for k in (PURE, STRADDLING, UNLABELLED_SAMPLES, NO_LABELS)})
+    return counts
+
+
+def _metrics(traces: list[Trace], labels: tuple[str, ...]) -> dict[str, Any]:
+    """Accuracy, macro-F1 and confusion of the raw and the smoothed predictions over pure windows."""
+    pure = np.concatenate([tr.kind == PURE for tr in traces])
+    truth = np.concatenate([tr.truth for tr in traces])[pure]
+    return {
+        which: classification_metrics(truth, np.concatenate([getattr(tr, which) for tr in traces])[pure], labels)
+        for which in ("raw", "smoothed")
+    }
+
+
+def bundle_subjects(bundle: Bundle, part: str) -> tuple[str, list[str]]:
+    """The dataset a bundle was trained on (``hapt`` or a folder) and the subjects of its ``part``
+    (test, or train: training and validation)."""
+    dataset = bundle.manifest.get("dataset") or {}
+    groups = dataset.get("test", []) if part == "test" else [*dataset.get("train", []), *dataset.get("val", [])]
+    if not groups or dataset.get("split", "subject") != "subject":
+        raise HarliteError(f"{bundle.root} records no {part} subjects of its data (split by {dataset.get('split', '?')}): "
+                           "give RECORDING files or --dataset with --subjects.")  # fmt: skip
+    return dataset.get("data", "hapt"), list(groups)
+
+
+def load_recordings(
+    paths: list[str | Path] = (),
+    dataset: str | None = None,
+    subjects: list[str] | tuple[str, ...] | None = None,
+    manifest: dict[str, Any] | None = None,
+) -> list[Recording]:
+    """Recordings from CSV files (``.csv``, ``.csv.gz``) and/or a dataset: ``hapt`` (its ``subjects``) or a
+    dataset folder (every recording, or those of ``subjects``), at the rate of the bundle ``manifest``."""
+    rate = None if manifest is None else float(manifest["rate_hz"])
+    recordings = []
+    for path in map(Path, paths):
+        if not path.name.lower().endswith((".csv", ".csv.gz")):
+            raise HarliteError(
+                f"{path}: unknown recording format: harlite replays .csv or .csv.gz files with the header "
+                "time_s,acc_x,acc_y,acc_z[,gyro_x,gyro_y,gyro_z][,label] (see docs/data.md)."
+            )
+        recordings.append(read_csv(path, rate))
+    if dataset == "hapt":
+        recordings.extend(load_hapt(subjects))
+    elif dataset is not None:
+        found = load_dataset(dataset).recordings
+        chosen = [r for r in found if subjects is None or r.subject in subjects]
+        recordings.extend(r.resampled(rate) if rate else r for r in chosen)
+    if not recordings:
+        raise HarliteError("nothing to replay: give RECORDING files or --dataset (hapt or a dataset folder).")
+    return recordings
