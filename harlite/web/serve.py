@@ -74,7 +74,7 @@ def serve(
     ``bundle`` is a verified Bundle. Raises HarliteError when the port is taken, the data folder is
     held by another harlite, or the web export cannot be built.
     """
-    files = web_files(bundle)
+    files = {**web_files(bundle), "serve.json": b'{"status": "status"}'}  # the page reports its samples/s
     token = secrets.token_urlsafe(16)
     spec = bundle.frontend()
     with contextlib.ExitStack() as stack:
@@ -83,7 +83,7 @@ def serve(
             folder = Path(data).expanduser()
             folder.mkdir(parents=True, exist_ok=True)
             stack.enter_context(folder_lock(folder))
-            files = {**files, "serve.json": b'{"upload": "upload", "status": "status"}'}
+            files["serve.json"] = b'{"upload": "upload", "status": "status"}'
         site = Site(token, files, float(spec.rate_hz), tuple(spec.raw_channels), folder)
         state = Status()
         shown = url_host(host)

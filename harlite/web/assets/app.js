@@ -191,7 +191,7 @@ function fileStem(label) {
 }
 
 async function save(label, subject, csv) {
-  if (page.server) {
+  if (page.server?.upload) {
     const query = new URLSearchParams({ subject, label });
     const response = await fetch(`${page.server.upload}?${query}`, {
       method: 'POST', headers: { 'Content-Type': 'text/csv' }, body: csv,
@@ -279,7 +279,7 @@ async function main() {
   $('start').disabled = false;
   $('start').addEventListener('click', start);
   $('record').addEventListener('click', toggleRecording);
-  say(page.server ? 'Ready: recordings go to the computer running harlite serve.' : 'Ready: recordings are downloaded.');
+  say(page.server?.upload ? 'Ready: recordings go to the computer running harlite serve.' : 'Ready: recordings are downloaded.');
 }
 
 page.ready = main().catch((error) => {
