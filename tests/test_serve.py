@@ -62,6 +62,8 @@ def server(tmp_path_factory: pytest.TempPathFactory, _session_cache: Path):
     info["stderr"] = err
     assert proc.returncode == 0, err
     assert "stopped:" in err and "Traceback" not in err
+    assert "█" in out  # the QR code of the URL, after it on stdout
+    assert "only this computer can open this page (loopback)" in err
 
 
 def request(server: dict, path: str, method: str = "GET", body: bytes | None = None,
