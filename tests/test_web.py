@@ -10,6 +10,8 @@ from __future__ import annotations
 import functools
 import http.server
 import json
+import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -164,3 +166,32 @@ def test_the_page_reads_chromiums_motion_sensors(site: dict) -> None:
     shown = page.eval("['acc-x', 'acc-y', 'acc-z', 'gyro-x'].map((id) => document.getElementById(id).textContent)")
     assert shown == ["0.00", "1.00", "0.00", "0.50"]  # upright, turning about x: g and rad/s
     assert page.eval("harlitePage.events") > 120 and page.eval("harlitePage.clf.stats.dropped") == 0
+
+
+def test_the_export_is_self_contained_and_checked_before_use(site: dict) -> None:
+    web = site["root"] / "web"
+    names = sorted(p.name for p in web.iterdir() if not p.name.startswith("."))
+    assert names == ["app.js", "harlite.js", "harlite.wasm", "index.html", "manifest.json", "style.css"]
+    for name in ("index.html", "app.js", "harlite.js", "style.css"):  # all assets local: no CDN, no other host
+        text = (web / name).read_text()
+        assert "http://" not in text and "https://" not in text and "//cdn" not in text, name
+    tampered = site["root"] / "tampered"
+    shutil.copytree(web, tampered)
+    wasm = bytearray((tampered / "harlite.wasm").read_bytes())
+    wasm[-1] ^= 1
+    (tampered / "harlite.wasm").write_bytes(bytes(wasm))
+    error = site["page"].eval(
+        "import('./web/harlite.js').then((m) => m.loadClassifier('./tampered')).then(() => 'loaded', (e) => e.message)"
+    )
+    assert "sha256 differs from manifest.json" in error
+
+
+def test_export_refuses_a_folder_it_did_not_write(tmp_path: Path, _session_cache: Path) -> None:
+    (tmp_path / "index.html").write_text("my own page")
+    env = {**os.environ, "HARLITE_CACHE": str(_session_cache)}
+    command = [sys.executable, "-m", "harlite", "export", str(RELEASED), "--format", "web", "--out", str(tmp_path)]
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
+    assert done.returncode == 2 and "harlite did not write" in done.stderr and "Traceback" not in done.stderr
+    assert (tmp_path / "index.html").read_text() == "my own page"
+    assert subprocess.run([*command, "--force"], capture_output=True, env=env).returncode == 0
+    assert (tmp_path / "index.html").read_text().startswith("<!doctype html>")
