@@ -11,6 +11,7 @@ from harlite.cli.options import data_options, data_spec
 from harlite.codegen.targets import DEFAULT_TARGET, TARGETS
 from harlite.io.files import check_writable, write_json
 from harlite.pipeline.bench import SECTIONS, format_table, run_bench
+from harlite.pipeline.bench_field import LOAO_EPOCHS
 from harlite.pipeline.build import BuildConfig
 from harlite.pipeline.build import build as run
 from harlite.pipeline.train import MOUNTINGS
@@ -40,7 +41,8 @@ from harlite.pipeline.unknown import DEFAULT_RATE
 @click.option("--force", is_flag=True, help="Replace an existing bundle at --release.")
 @click.option("--json", "as_json", is_flag=True, help="Print the gathered results as JSON on stdout.")
 def build(model_name: str, data: Path | None, test_data: Path | None, test_subjects: tuple[str, ...] | None,
-          val_subjects: int | None, rate_hz: float | None, window: str | None, hop: str | None, transitions: bool, epochs: int | None,
+          val_subjects: int | None, rate_hz: float | None, window: str | None, hop: str | None,
+          transitions: bool, epochs: int | None,
           target: str, unknown_rate: float, mounting: str, out: Path, seed: int, quick: bool, release: Path | None,
           force: bool, as_json: bool) -> None:  # fmt: skip
     """Data, train, QAT, convert, calibrate, parity, simulate and a report, in one command.
@@ -83,28 +85,35 @@ def build(model_name: str, data: Path | None, test_data: Path | None, test_subje
               default=Path("models/cnn_lstm"), show_default=True, help="Bundle whose figures are measured.")
 @click.option("--seeds", type=click.IntRange(1), default=3, show_default=True,
               help="Seeds for the train section (mean and spread).")
+@click.option("--field-epochs", type=click.IntRange(1), default=LOAO_EPOCHS, show_default=True,
+              help="Training epochs of each leave-one-activity-out model of the field section (a quick schedule).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the figures to this JSON file (default: bench.json).")
 @click.option("--force", is_flag=True, help="Overwrite the JSON file.")
-def bench(sections: tuple[str, ...], bundle: Path, seeds: int, json_path: Path | None, force: bool) -> None:
+def bench(sections: tuple[str, ...], bundle: Path, seeds: int, field_epochs: int, json_path: Path | None,
+          force: bool) -> None:  # fmt: skip
     """Measure every stage and write one JSON: the figures notes quote.
 
     SECTIONS: data (cold and warm load), train (float/PTQ/QAT over --seeds seeds, both models; slow),
     bundle (sizes, arena, parity and host latency of --bundle), simulate (replay throughput), firmware
     (the firmware's portable part on a Cortex-M4 under QEMU: flash, RAM with stack and instructions per
     window, with the C engine, and with TFLM when HARLITE_TFLM_ARDUINO names a checkout of the Arduino
-    library tflite-micro-arduino-examples). Default: all but train.
+    library tflite-micro-arduino-examples), field (the unknown decision on the test subjects' postural
+    transitions, the stream metrics, the test subjects turned by 15 mountings, and six models each trained
+    without one activity, which should come out unknown; slow, writes runs/bench_field). Default: all but
+    train and field.
 
     \b
     Examples:
       harlite bench --json bench.json
       harlite bench data
       harlite bench train --seeds 3 --json bench_train.json
+      harlite bench field --bundle models/cnn_lstm --json bench_field.json
     """
-    chosen = tuple(s for s in SECTIONS if s != "train") if not sections else sections
+    chosen = tuple(s for s in SECTIONS if s not in ("train", "field")) if not sections else sections
     chosen = SECTIONS if "all" in chosen else chosen
     path = check_writable(json_path or Path("bench.json"), force)
-    figures = run_bench(chosen, bundle=bundle, seeds=seeds)
+    figures = run_bench(chosen, bundle=bundle, seeds=seeds, field_epochs=field_epochs)
     write_json(path, figures)
     click.echo(format_table(figures))
     click.echo(f"wrote {path}")

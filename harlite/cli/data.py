@@ -44,7 +44,8 @@ def data() -> None:
 @click.option("--from", "path", type=click.Path(exists=True, path_type=Path), help="UCI HAR zip or folder.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
 def info(data: Path | None, test_data: Path | None, test_subjects: tuple[str, ...] | None, val_subjects: int | None,
-         rate_hz: float | None, window: str | None, hop: str | None, transitions: bool, source: str | None, path: Path | None,
+         rate_hz: float | None, window: str | None, hop: str | None,
+         transitions: bool, source: str | None, path: Path | None,
          as_json: bool) -> None:  # fmt: skip
     """Recordings, subjects, rate, hours, sensors and labelled windows per class of each split, with warnings
     (a class with very few windows, a class missing from the test split, very unequal classes).

@@ -38,7 +38,8 @@ def _print(result: dict[str, Any], as_json: bool, text: str) -> None:
 @click.option("--force", is_flag=True, help="Overwrite an existing run folder's files.")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON on stdout.")
 def train(model_name: str, data: Path | None, test_data: Path | None, test_subjects: tuple[str, ...] | None,
-          val_subjects: int | None, rate_hz: float | None, window: str | None, hop: str | None, transitions: bool, epochs: int | None,
+          val_subjects: int | None, rate_hz: float | None, window: str | None, hop: str | None,
+          transitions: bool, epochs: int | None,
           batch_size: int | None, class_weights: bool | None, seed: int, out: Path, force: bool,
           as_json: bool) -> None:  # fmt: skip
     """Train a float model on the training split of the data (default: the embedded HAPT recordings).

@@ -19,6 +19,7 @@ from harlite.bundle.run_folder import ModelInput, load_model, versions
 from harlite.data.windows import load_split
 from harlite.errors import ToolMissing
 from harlite.io.files import check_writable, write_json
+from harlite.pipeline.bench_field import LOAO_EPOCHS, bench_field
 from harlite.pipeline.bench_firmware import bench
 from harlite.pipeline.convert import to_float
 from harlite.pipeline.models import DEFAULT_MODEL
@@ -26,7 +27,7 @@ from harlite.pipeline.train import TrainConfig, train
 from harlite.run.parity import parity
 from harlite.run.simulate import simulate
 
-SECTIONS = ("data", "train", "bundle", "simulate", "firmware")
+SECTIONS = ("data", "train", "bundle", "simulate", "firmware", "field")
 
 
 def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:
@@ -201,13 +202,14 @@ def _spread(runs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     }
 
 
-BUNDLE_SECTIONS = {"bundle", "simulate", "firmware"}
+BUNDLE_SECTIONS = {"bundle", "simulate", "firmware", "field"}
 _SECTION_RUNNERS: dict[str, Callable[..., dict[str, Any]]] = {
     "data": lambda **_: bench_data(),
     "train": lambda seeds, **_: bench_train(seeds=tuple(range(seeds))),
     "bundle": lambda bundle, **_: bench_bundle(bundle),
     "simulate": lambda bundle, **_: bench_simulate(bundle),
     "firmware": lambda bundle, **_: bench_firmware(bundle),
+    "field": lambda bundle, field_epochs=LOAO_EPOCHS, **_: bench_field(bundle, epochs=field_epochs, log=progress),
 }
 
 

@@ -20,6 +20,7 @@ from harlite.bundle.loader import load_bundle
 from harlite.bundle.manifest import MANIFEST, MAX_ARTIFACT_BYTES, read_manifest
 from harlite.bundle.run_folder import ModelInput, read_model_input
 from harlite.core.metrics import classification_metrics, plot_confusion
+from harlite.core.unknown import UnknownSpec, decide
 from harlite.data.windows import DataSpec, Split, WindowSet, load_split
 from harlite.errors import BundleError
 from harlite.io.files import check_writable, write_json
@@ -29,6 +30,7 @@ from harlite.pipeline.convert import io_details, quantization_info
 from harlite.run.runtimes import open_runtime, runtime_for
 
 MODEL_SUFFIXES = (".keras", ".tflite")
+UNKNOWN_KINDS = ("keras", "litert-int8", "tflm", "c")  # the runtimes that give what the unknown decision reads
 # --runtime of evaluate -> the harlite.run.runtimes kind that runs int8 .tflite files
 INT8_RUNTIMES = {"litert": "litert-int8", "tflm": "tflm", "c": "c"}
 # a bundle's model artifacts -> the runtime kind that runs them (int8: INT8_RUNTIMES)
@@ -59,8 +61,18 @@ def tflite_model(data: bytes, base: dict[str, Any], runtime: str = "litert", nam
 
 
 def score(model: Any, windows: WindowSet) -> dict[str, Any]:
-    """classification_metrics of a runtime's predictions on labelled physical windows."""
-    return classification_metrics(windows.y, model.predict(windows.X).argmax(axis=-1), model.manifest["labels"])
+    """classification_metrics of a runtime's predictions on labelled physical windows; for a bundle with an
+    unknown decision and a runtime that can apply it, also ``unknown``: the share of the windows called
+    unknown and the accuracy on the others."""
+    predicted = model.predict(windows.X).argmax(axis=-1)
+    metrics = classification_metrics(windows.y, predicted, model.manifest["labels"])
+    if "unknown" in model.manifest and model.kind in UNKNOWN_KINDS and len(windows):
+        unknown = decide(*model.unknown_features(windows.X), UnknownSpec.from_manifest(model.manifest["unknown"]))[0]
+        accepted = ~unknown
+        metrics["unknown"] = {"rate": float(unknown.mean()),
+                              "accepted_accuracy": float((predicted[accepted] == windows.y[accepted]).mean())
+                              if accepted.any() else None}  # fmt: skip
+    return metrics
 
 
 def artifact_models(artifact: str | Path, runtime: str = "litert") -> tuple[dict[str, Any], ModelInput]:

@@ -103,6 +103,40 @@ def _simulate_lines(simulate: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _field_lines(convert: dict[str, Any], simulate: dict[str, Any]) -> list[str]:
+    """The unknown decision and the stream: how the bundle behaves on continuous recordings."""
+    unknown, post = convert.get("unknown"), convert.get("postprocess")
+    figures, stream = simulate.get("unknown") or {}, simulate.get("stream") or {}
+    lines = []
+    if unknown:
+        lines.append(f"Unknown decision: calibrated to call {_pct(unknown['rejected'])} of the {unknown['windows']:,} "
+                     f"{unknown['calibrated_on']} windows unknown (target {_pct(unknown['rate'])}).")  # fmt: skip
+    if figures.get("pure_windows"):
+        lines.append(f"On the test recordings: {_pct(figures['pure_unknown_rate'])} of the windows of one activity "
+                     f"called unknown, accuracy on the others {_pct(figures['accepted_accuracy'])} (all: "
+                     f"{_pct(figures['accuracy_all'])})"
+                     + (f"; {_pct(figures['foreign_unknown_rate'])} of the {figures['foreign_windows']} windows that "
+                        "are mostly something else (HAPT: postural transitions) called unknown." if figures["foreign_windows"]
+                        else "."))  # fmt: skip
+    if post:
+        v = post["validation"]
+        lines.append(f"Post-processing `{post['smoothing']}`, dwell {post['dwell']}, hysteresis {post['hysteresis']:g}, "
+                     f"chosen on the validation recordings ({post['rule']}): there {v['switches_per_min']:.2f} "
+                     f"switches/min (truth {v['true_switches_per_min']:.2f}), delay {v['delay_median_s']:.1f} s "
+                     f"median, segment F1 {v['segment_f1']:.3f}.")  # fmt: skip
+    if stream and stream.get("changes"):
+        lines += ["", "| stream metric (test recordings) | value |", "| --- | --- |",
+                  f"| label switches per minute (truth) | {stream['switches_per_min']:.2f} "
+                  f"({stream['true_switches_per_min']:.2f}) |",
+                  f"| delay after a change, median / 90th percentile | {stream['delay_median_s'] or 0:.1f} s / "
+                  f"{stream['delay_p90_s'] or 0:.1f} s ({stream['missed_changes']} of {stream['changes']} missed) |",
+                  f"| segment F1 (precision, recall) | {stream['segment_f1']:.3f} ({stream['segment_precision']:.3f}, "
+                  f"{stream['segment_recall']:.3f}) |",
+                  f"| windows reported unknown (of one activity) | {_pct(stream['unknown_rate'])} "
+                  f"({_pct(stream['unknown_rate_pure'])}) |"]  # fmt: skip
+    return lines or ["The bundle has no unknown decision and no post-processing."]
+
+
 def render(results: dict[str, Any], pictures: tuple[tuple[str, str], ...] = ()) -> str:
     """report.md's text for the results gathered by ``harlite build``, showing ``(file, caption)`` pictures."""
     config, convert = results["config"], results["convert"]
@@ -128,6 +162,9 @@ def render(results: dict[str, Any], pictures: tuple[tuple[str, str], ...] = ()) 
         "",
         "## Replay",
         *_simulate_lines(simulate),
+        "",
+        "## In the field: unknown and the stream",
+        *_field_lines(convert, simulate),
         "",
     ]
     for name, caption in pictures:

@@ -30,8 +30,8 @@ import numpy as np
 
 from harlite.bundle.run_folder import ModelInput, load_model, read_model_input, save_model, versions, write_model_input
 from harlite.core.frontend import standardize
-from harlite.core.orientation import mounting_rotations, rotate_windows
 from harlite.core.metrics import classification_metrics, plot_confusion
+from harlite.core.orientation import mounting_rotations, rotate_windows
 from harlite.core.protocol import Protocol
 from harlite.data.windows import DataSpec, Split, WindowSet, load_split
 from harlite.io.files import atomic_write_bytes, check_writable, read_json, write_json

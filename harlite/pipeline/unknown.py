@@ -14,7 +14,16 @@ from typing import Any
 
 import numpy as np
 
-from harlite.core.unknown import INT16_MAX, OTHER_LABEL, Z_BITS, UnknownSpec, decide, distances, energies, window_features
+from harlite.core.unknown import (
+    INT16_MAX,
+    OTHER_LABEL,
+    Z_BITS,
+    UnknownSpec,
+    decide,
+    distances,
+    energies,
+    window_features,
+)
 from harlite.errors import DataError
 
 DEFAULT_RATE = 0.02

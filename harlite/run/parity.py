@@ -10,7 +10,9 @@ Thresholds decide pass or fail:
 - the C engine's int8 outputs equal TFLM's, every value of every window (it is built to be bit-exact);
 - the accuracy points int8 (LiteRT and TFLM) may lose against Keras float;
 - LiteRT float32 vs Keras top-1 agreement (a broken export, or an LSTM state not reset, shows here:
-  two interpreters can agree with each other and both be wrong).
+  two interpreters can agree with each other and both be wrong);
+- with an unknown decision (``harlite.core.unknown``): the C engine calls exactly the windows unknown that
+  TFLM does (its inputs are the same bits), and every runtime's share of unknown windows is reported.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import numpy as np
 from harlite.bundle.loader import Bundle, load_bundle
 from harlite.bundle.run_folder import ModelInput
 from harlite.core.metrics import classification_metrics
+from harlite.core.unknown import UnknownSpec, decide
 from harlite.data.windows import DataSpec, Split, WindowSet, load_split
 from harlite.errors import HarliteError
 from harlite.io.files import MARKER, atomic_write_text, check_replaceable, write_json
@@ -39,6 +42,7 @@ NAMES = {"keras": "Keras float", "litert-float32": "LiteRT float32", "litert-int
 PAIRS = (("litert-float32", "keras"), ("litert-int8", "keras"), ("tflm", "keras"), ("c", "keras"),
          ("tflm", "litert-int8"), ("c", "tflm"))  # fmt: skip
 PARTS = ("test", "train", "all")
+UNKNOWN_RUNTIMES = ("keras", "litert-int8", "tflm", "c")  # what the unknown decision runs in
 WORST = 5
 # Agreements and drops are compared with this slack, so that 1.0000000000000009 is not "over by 0.00 points".
 SLACK = 1e-9
@@ -103,6 +107,9 @@ def check(report: dict[str, Any], thresholds: Thresholds) -> list[dict[str, Any]
         _check("LiteRT float32 vs Keras top-1 agreement", pairs["litert-float32|keras"]["agreement"],
                thresholds.min_float_agreement, at_least=True),
     ]  # fmt: skip
+    if "unknown_pairs" in report:
+        checks.append(_check("C engine vs TFLM windows with another unknown decision", report["unknown_pairs"]["c|tflm"],
+                             0, at_least=False, unit="windows"))  # fmt: skip
     float_acc = runtimes["keras"]["accuracy"]
     for kind in ("litert-int8", "tflm"):
         drop = 100 * (float_acc - runtimes[kind]["accuracy"])
@@ -147,14 +154,24 @@ def parity(
         split = load_split(spec, model_input.protocol)
     windows = select_windows(split, part, limit)
     say(f"parity: {len(windows)} windows of the {part} split through {', '.join(NAMES.values())}")
-    probs, runtimes = {}, {}
+    probs, runtimes, unknown = {}, {}, {}
+    decision = UnknownSpec.from_manifest(manifest["unknown"]) if "unknown" in manifest else None
     for kind in RUNTIMES:
         start = time.perf_counter()
         runtime = open_runtime(bundle, kind)
-        probs[kind] = runtime.predict(windows.X)
+        if decision is not None and kind in UNKNOWN_RUNTIMES:
+            features = runtime.unknown_features(windows.X)
+            unknown[kind] = decide(*features, decision)[0]
+            if kind != "keras":  # one pass: the int8 scores are among the features
+                q = manifest["quantization"]["output"]
+                probs[kind] = (features[1].astype(np.float32) - q["zero_point"]) * np.float32(q["scale"])
+        if kind not in probs:
+            probs[kind] = runtime.predict(windows.X)
         metrics = classification_metrics(windows.y, probs[kind].argmax(1), manifest["labels"])
         runtimes[kind] = {"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"],
                           "ms_per_window": runtime.ms_per_invoke}  # fmt: skip
+        if kind in unknown:
+            runtimes[kind]["unknown_rate"] = float(unknown[kind].mean())
         say(f"parity: {NAMES[kind]:15s} accuracy {metrics['accuracy']:.2%} on {len(windows)} windows "
             f"({runtime.ms_per_invoke:.3f} ms/window, {time.perf_counter() - start:.1f} s)")  # fmt: skip
     pairs = {f"{a}|{b}": compare(probs[a], probs[b], windows) for a, b in PAIRS}
@@ -171,6 +188,9 @@ def parity(
         "pairs": pairs,
         "thresholds": asdict(thresholds),
     }
+    if unknown:
+        report["unknown_pairs"] = {f"{a}|{b}": int(np.sum(unknown[a] != unknown[b])) for a, b in PAIRS
+                                   if a in unknown and b in unknown}  # fmt: skip
     report["checks"] = check(report, thresholds)
     report["passed"] = all(c["passed"] for c in report["checks"])
     return report
@@ -192,10 +212,10 @@ def markdown(report: dict[str, Any]) -> str:
         "",
         *[f"- {'ok' if c['passed'] else 'FAILED'}: {c['message']}" for c in report["checks"]],
         "",
-        "| runtime | accuracy | macro-F1 | host ms/window |",
-        "| --- | --- | --- | --- |",
-        *[f"| {NAMES[k]} | {r['accuracy']:.2%} | {r['macro_f1']:.4f} | {r['ms_per_window']:.3f} |"
-          for k, r in report["runtimes"].items()],
+        "| runtime | accuracy | macro-F1 | host ms/window | windows unknown |",
+        "| --- | --- | --- | --- | --- |",
+        *[f"| {NAMES[k]} | {r['accuracy']:.2%} | {r['macro_f1']:.4f} | {r['ms_per_window']:.3f} | "
+          f"{'' if 'unknown_rate' not in r else format(r['unknown_rate'], '.2%')} |" for k, r in report["runtimes"].items()],
         "",
         "| pair | top-1 agreement | disagreements | max abs diff | mean abs diff |",
         "| --- | --- | --- | --- | --- |",
@@ -204,6 +224,9 @@ def markdown(report: dict[str, Any]) -> str:
         a, b = key.split("|")
         lines.append(f"| {NAMES[a]} vs {NAMES[b]} | {p['agreement']:.2%} | {p['disagreements']} | "
                      f"{p['max_abs_diff']:.4f} | {p['mean_abs_diff']:.5f} |")  # fmt: skip
+    if "unknown_pairs" in report:
+        lines += ["", "Windows whose unknown decision differs: " + ", ".join(
+            f"{NAMES[k.split('|')[0]]} vs {NAMES[k.split('|')[1]]} {n}" for k, n in report["unknown_pairs"].items()) + "."]
     for key in ("tflm|litert-int8", "tflm|keras"):
         a, b = key.split("|")
         lines += ["", f"Worst windows, {NAMES[a]} vs {NAMES[b]}:", "",

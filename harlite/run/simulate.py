@@ -24,8 +24,8 @@ import numpy as np
 from harlite.bundle.loader import Bundle, load_bundle
 from harlite.core.frontend import FrontEndSpec, StreamingFrontEnd, quantize, window_starts
 from harlite.core.metrics import classification_metrics
-from harlite.core.protocol import UNLABELLED
 from harlite.core.orientation import rotate_samples, rotation_matrix
+from harlite.core.protocol import UNLABELLED
 from harlite.core.smoothing import SmoothingSpec, parse_smoothing, smooth
 from harlite.core.stream import OTHER, pooled, recording_counts
 from harlite.core.unknown import OTHER_LABEL, UNKNOWN, UnknownSpec, decide
