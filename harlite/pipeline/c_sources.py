@@ -80,14 +80,16 @@ def measure_arena(model_path: str | Path, step: int = ARENA_STEP) -> dict[str, i
     return {"arena_bytes": hi + margin, "arena_min_bytes": hi, "arena_margin_bytes": margin, "arena_step_bytes": step}
 
 
-def write_sources(bundle_dir: str | Path, firmware_dir: str | Path | None = None, force: bool = False) -> dict[str, Any]:
+def write_sources(bundle_dir: str | Path, firmware_dir: str | Path | None = None, force: bool = False,
+                  measure: bool = True) -> dict[str, Any]:  # fmt: skip
     """Check the int8 model against the bundle's TFLM target and in TFLM itself, measure its arena, write
     ``bundle_dir/tflm/*`` and ``bundle_dir/engine/*`` (and the same files into ``firmware_dir``), and
     record target, ops, arena, engine figures and artifacts in the manifest; returns the manifest.
 
     The bundle is loaded with ``harlite.bundle.loader.load_bundle`` (its int8 model verified; the C sources are
     what this writes anew) under a lock on ``bundle_dir``. Files in ``firmware_dir`` are replaced only
-    when harlite generated them, or with ``force``.
+    when harlite generated them, or with ``force``. ``measure`` False keeps the arena the manifest records
+    (after a change of the manifest alone, such as a new calibration: the model is the same).
     """
     bundle_dir = Path(bundle_dir)
     with folder_lock(bundle_dir):
@@ -105,10 +107,15 @@ def write_sources(bundle_dir: str | Path, firmware_dir: str | Path | None = None
         if firmware is not None:
             for name in [*ARTIFACTS.values(), *ENGINE_ARTIFACTS.values()]:
                 check_replaceable(firmware / name, force)
-        print(f"harlite codegen: measuring the TFLite Micro arena of {model_path.name} ({len(model)} bytes)...",
-              file=sys.stderr)  # fmt: skip
-        tflm = measure_arena(model_path)
-        tflm.update({"flash_bytes": len(model), "measured_with": _measured_with(), "target": target})
+        recorded = manifest.get("tflm", {})
+        if not measure and "arena_bytes" in recorded and recorded.get("flash_bytes") == len(model):
+            tflm = {k: v for k, v in recorded.items() if k not in ("flash_bytes", "measured_with", "target")}
+        else:
+            print(f"harlite codegen: measuring the TFLite Micro arena of {model_path.name} ({len(model)} bytes)...",
+                  file=sys.stderr)  # fmt: skip
+            tflm = measure_arena(model_path)
+        tflm.update({"flash_bytes": len(model), "measured_with": recorded.get("measured_with") if not measure and
+                     "measured_with" in recorded else _measured_with(), "target": target})  # fmt: skip
         manifest.update(tflm=tflm, ops=ops, engine=engine.figures())
         Int8Runtime(manifest, "tflm", model, str(model_path))  # quantization and shape must match the manifest
         texts, _ = generated_sources(manifest, model, comment, engine)

@@ -118,4 +118,4 @@ def calibrate(bundle_dir: str | Path, unknown_rate: float | None = DEFAULT_RATE,
                 f"{figures['switches_per_min']:.2f} switches/min (true {figures['true_switches_per_min']:.2f}), "
                 f"delay {figures['delay_median_s']:.1f} s median, segment F1 {figures['segment_f1']:.3f}")  # fmt: skip
             write_json(bundle_dir / MANIFEST, manifest)
-        return write_sources(bundle_dir)
+        return write_sources(bundle_dir, measure=False)
