@@ -77,3 +77,39 @@ def test_reset_starts_a_new_stream() -> None:
     ema.update(_onehot([3])[0])
     ema.reset()
     assert ema.update(_onehot([0])[0]) == 0
+
+
+@pytest.mark.parametrize("text", ["ema:0.3 dwell:2 hysteresis:0.1", "majority:5 dwell:3", "none hysteresis:0.2"])
+def test_dwell_and_hysteresis_parse_and_print_back(text: str) -> None:
+    assert str(parse_smoothing(text)) == text
+    spec = parse_smoothing(text)
+    assert SmoothingSpec.from_manifest(spec.to_manifest()) == spec
+
+
+@pytest.mark.parametrize("text", ["ema:0.3 dwell:0", "none dwell:256", "ema:0.3 hysteresis:1", "majority:3 hysteresis:0.1",
+                                  "none wait:2", "none dwell"])
+def test_bad_dwell_or_hysteresis_is_refused(text: str) -> None:
+    with pytest.raises(ValueError, match="dwell:D"):
+        parse_smoothing(text)
+
+
+def test_dwell_waits_for_a_new_label_to_repeat() -> None:
+    raw = [0, 0, 1, 0, 1, 1, 1, 2, 2]
+    assert smooth(_onehot(raw), "none dwell:2").tolist() == [0, 0, 0, 0, 0, 1, 1, 1, 2]
+    assert smooth(_onehot(raw), "none dwell:3").tolist() == [0, 0, 0, 0, 0, 0, 1, 1, 1]
+
+
+def test_hysteresis_needs_a_margin_over_the_reported_label() -> None:
+    probs = np.array([[0.9, 0.1, 0], [0.45, 0.55, 0], [0.2, 0.8, 0]], np.float32)
+    assert smooth(probs, "none").tolist() == [0, 1, 1]
+    assert smooth(probs, "none hysteresis:0.2").tolist() == [0, 0, 1]  # 0.55 < 0.45 + 0.2, 0.8 >= 0.2 + 0.2
+
+
+def test_unknown_decisions_are_a_label_of_their_own() -> None:
+    probs = _onehot([1, 1, 1, 1, 1, 1], 3)
+    decisions = np.array([1, 3, 3, 1, 3, 1])  # 3 = unknown (three classes)
+    assert smooth(probs, "none", decisions).tolist() == [1, 3, 3, 1, 3, 1]
+    assert smooth(probs, "majority:3", decisions).tolist() == [1, 3, 3, 3, 3, 1]
+    # ema: an unknown window counts as all of its weight on unknown
+    assert smooth(probs, "ema:0.6", decisions).tolist() == [1, 3, 3, 1, 3, 1]
+    assert smooth(probs, "ema:0.4", decisions).tolist() == [1, 1, 3, 1, 3, 1]  # 0.6, then 0.64 on unknown

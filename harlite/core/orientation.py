@@ -23,7 +23,7 @@ def axis_rotation(axis: int, degrees: float) -> np.ndarray:
     """3x3 rotation about device axis 0, 1 or 2 by ``degrees`` (right hand)."""
     a = np.deg2rad(degrees)
     c, s = np.cos(a), np.sin(a)
-    i, j = [k for k in range(3) if k != axis]
+    i, j = (axis + 1) % 3, (axis + 2) % 3  # cyclic: x turns y to z, y turns z to x, z turns x to y
     r = np.eye(3)
     r[i, i], r[j, j], r[i, j], r[j, i] = c, c, -s, s
     return r
