@@ -35,7 +35,7 @@ def test_flicker_late_reports_and_unknown() -> None:
     assert counts["switches"] == 3  # 0 2 0 (unknown left out) 1
     assert m["delay_median_s"] == 6.0  # 1 is first reported by the window [10, 14)
     assert counts["segments"] == 4 and counts["matched"] == 1  # [0] [2] [0 0] [1 1]: only the 1s are long enough
-    assert m["unknown_rate"] == 1 / 7 and m["unknown_rate_pure"] == 1 / 5  # 5 pure windows
+    assert m["unknown_rate"] == 1 / 7 and m["unknown_rate_pure"] == 1 / 6  # all but [6, 10) are pure
 
 
 def test_missed_change_other_and_unlabelled() -> None:
