@@ -136,8 +136,8 @@ def _postprocess_lines(postprocess: dict[str, Any] | None) -> list[tuple[str, st
 
 def _unknown_lines(unknown: dict[str, Any] | None, channels: int, classes: int) -> list[tuple[str, str, str | None]]:
     """The integer unknown decision (``manifest.unknown``, harlite/core/unknown.py) as macros."""
-    if unknown is None:
-        return [("UNKNOWN", "0", "no unknown decision: every window gets a class")]
+    if unknown is None:  # harlite_core.h: HARLITE_UNKNOWN 0, every window gets a class
+        return []
     dist, d = unknown["distance"], len(unknown["distance"]["center"])
     hidden = d - 2 * channels
     rows = [v for row in dist["rows"] for v in row]

@@ -202,6 +202,13 @@ def _write(em: Emitter, steps: list[Step], plan: Plan, tensors: list[Tensor], in
     note = f" ({_ascii(comment)})" if comment else ""
     window, channels, classes = inp.shape[1], inp.shape[2], out.size
     feature_bytes = sum(t.size for t in extras)
+    # A model of one output gets the engine it always got; the other outputs add a second entry point.
+    features_decl = (f"#define HARLITE_ENGINE_FEATURES {feature_bytes} /* int8 values of the model's other outputs, "
+                     f"in order: {_sizes(extras)} */\n" if extras else "")
+    features_call = ("\n/* The same, and the model's other outputs (the hidden vector and the logits the unknown decision "
+                     "reads)\n * one after another into features[HARLITE_ENGINE_FEATURES] (not written when NULL). */\n"
+                     "int harlite_engine_invoke_features(const int8_t *input, int8_t *output, int8_t *features);\n"
+                     if extras else "")  # fmt: skip
     macs = sum(s.macs for s in steps)
     header = f"""/* {MARKER}{note}: the C inference engine of an int8 model (do not edit; regenerate). */
 #ifndef HARLITE_ENGINE_H
@@ -218,17 +225,12 @@ extern "C" {{
 #define HARLITE_ENGINE_CLASSES {classes}
 #define HARLITE_ENGINE_SCRATCH_BYTES {plan.scratch_bytes}
 #define HARLITE_ENGINE_MACS {macs}
-#define HARLITE_ENGINE_FEATURES {feature_bytes} /* int8 values of the model's other outputs, in order: {_sizes(extras)} */
-
+{features_decl}
 /* Runs the model on one window, input [HARLITE_ENGINE_WINDOW][HARLITE_ENGINE_CHANNELS] int8 (quantized
  * as the model's input), output [HARLITE_ENGINE_CLASSES] int8 scores. Every call starts from a zero LSTM
  * state. Uses one static scratch buffer: not reentrant. Returns 0. */
 int harlite_engine_invoke(const int8_t *input, int8_t *output);
-
-/* The same, and the model's other outputs (e.g. the hidden vector and the logits the unknown decision
- * reads) one after another into features[HARLITE_ENGINE_FEATURES] (not written when NULL). */
-int harlite_engine_invoke_features(const int8_t *input, int8_t *output, int8_t *features);
-
+{features_call}
 #ifdef __cplusplus
 }}
 #endif
@@ -244,6 +246,13 @@ int harlite_engine_invoke_features(const int8_t *input, int8_t *output, int8_t *
         calls.append("    " + plan.copy_out)
     words = plan.scratch_bytes // 4
     body = "".join(em.parts)
+    if extras:
+        entry = (f"int harlite_engine_invoke_features(const int8_t *input, int8_t *output, int8_t *features) {{\n"
+                 f"{chr(10).join(calls)}\n    return 0;\n}}\n\n"
+                 "int harlite_engine_invoke(const int8_t *input, int8_t *output) {\n"
+                 "    return harlite_engine_invoke_features(input, output, 0);\n}")
+    else:
+        entry = f"int harlite_engine_invoke(const int8_t *input, int8_t *output) {{\n{chr(10).join(calls)}\n    return 0;\n}}"
     model_c = f"""/* {MARKER}{note}: the model's weights, parameters and op sequence (do not edit; regenerate). */
 #include "harlite_engine.h"
 
@@ -259,13 +268,7 @@ static union {{
     int8_t b[{4 * words}];
 }} hl_scratch;
 
-int harlite_engine_invoke_features(const int8_t *input, int8_t *output, int8_t *features) {{
-{chr(10).join(calls)}
-    (void)features;
-    return 0;
-}}
-
-int harlite_engine_invoke(const int8_t *input, int8_t *output) {{ return harlite_engine_invoke_features(input, output, 0); }}
+{entry}
 """
     files = {HEADER: header, MODEL_C: model_c, **kernel_sources()}
     return Engine(files, plan.scratch_bytes, em.weight_bytes, window, channels, classes, macs,

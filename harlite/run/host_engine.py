@@ -62,10 +62,14 @@ class HostEngine:
         self.engine = model if isinstance(model, Engine) else generate(model)
         self.library = build_library(self.engine.files, flags, cache)
         self._lib = ctypes.CDLL(str(self.library))
-        self._invoke = self._lib.harlite_engine_invoke_features
-        self._invoke.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
-        self._invoke.restype = ctypes.c_int
         self.feature_sizes = [size for size, _, _ in self.engine.features]
+        if self.feature_sizes:
+            self._invoke = self._lib.harlite_engine_invoke_features
+            self._invoke.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
+        else:  # a model of one output: the engine has the one entry point
+            self._invoke = self._lib.harlite_engine_invoke
+            self._invoke.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+        self._invoke.restype = ctypes.c_int
         self.window, self.channels, self.classes = self.engine.window, self.engine.channels, self.engine.classes
         self.input_shape = (1, self.window, self.channels)
         self.input_dtype = np.dtype(np.int8)
@@ -85,7 +89,10 @@ class HostEngine:
         x = np.ascontiguousarray(q)
         out = np.zeros(self.classes, np.int8)
         features = np.zeros(max(1, sum(self.feature_sizes)), np.int8)
-        self._invoke(x.ctypes.data, out.ctypes.data, features.ctypes.data)
+        if self.feature_sizes:
+            self._invoke(x.ctypes.data, out.ctypes.data, features.ctypes.data)
+        else:
+            self._invoke(x.ctypes.data, out.ctypes.data)
         return [out, *np.split(features[: sum(self.feature_sizes)], np.cumsum(self.feature_sizes)[:-1])]
 
     def run(self, x: np.ndarray) -> np.ndarray:
