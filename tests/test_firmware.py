@@ -37,6 +37,7 @@ from harlite.core.frontend import ACC, RAW6_CHANNELS, FrontEndSpec, cut_windows,
 from harlite.core.protocol import UCI_LABELS as LABELS
 from harlite.data.hapt import load_hapt
 from harlite.data.recordings import Recording, read_csv, write_csv
+from harlite.core.smoothing import parse_smoothing
 from harlite.data.windows import DataSpec, load_split
 from harlite.pipeline.c_sources import write_sources
 from harlite.pipeline.convert import convert
@@ -204,14 +205,19 @@ def test_host_core_replays_golden_vectors_bit_for_bit(host_tests: Path, golden: 
 
 
 def test_host_smoothing_matches_python(host_tests: Path, golden: Path) -> None:
+    """The C core's unknown decision (integers: distance and energy too) and post-processing (dwell,
+    hysteresis) give the simulator's decisions and reported labels on a real recording with transitions."""
     meta = json.loads((golden / "golden.json").read_text())
-    assert {"none", "majority:3", "ema:0.5"} <= set(meta["smoothed"])
+    assert {"none", "majority:3", "ema:0.5", "ema:0.3 dwell:2 hysteresis:0.1"} <= set(meta["smoothed"])
+    assert meta["unknown"] and 0 < meta["decisions"].count(meta["classes"]) < meta["windows"] / 2
     for text, want in meta["smoothed"].items():
-        mode, _, arg = text.partition(":")
-        k, alpha = (arg, "0") if mode == "majority" else ("0", arg or "0")
-        done = run([host_tests, "smooth", SMOOTHING_MODES[mode], k, alpha, "output_int8.bin"], cwd=golden)
+        spec = parse_smoothing(text)
+        args = [SMOOTHING_MODES[spec.kind], spec.k, spec.alpha, spec.dwell, spec.hysteresis]
+        done = run([host_tests, "decide", *map(str, args)], cwd=golden)
         assert done.returncode == 0, done.stdout + done.stderr
-        assert [int(line) for line in done.stdout.split()] == want, text
+        rows = [list(map(int, line.split())) for line in done.stdout.splitlines()]
+        assert [r[0] for r in rows] == meta["decisions"] and [r[3] for r in rows] == want, text
+    assert meta["smoothed"]["none"] == meta["decisions"]
 
 
 def test_serial_samples_read_back_by_read_csv(host_tests: Path, golden: Path, tmp_path: Path) -> None:
@@ -306,16 +312,19 @@ def pred_fields(line: str) -> dict[str, str]:
 
 def assert_pred_lines_equal_timeline(lines: list[str], timeline: Path) -> None:
     """Every '# pred' line carries the simulator's window: start_s and end_s (the board prints 6 decimals,
-    the timeline 4), pred_raw, pred_smoothed, and p: the top class's probability to 3 decimals."""
+    the timeline 4), pred_raw and pred_smoothed (a class or "unknown"), and p: the top class's
+    probability to 3 decimals. Returns how many windows both call unknown."""
     rows = json.loads(timeline.read_text())["rows"]
     assert len(lines) == len(rows) > 0
     for i, (line, row) in enumerate(zip(lines, rows)):
         board = pred_fields(line)
+        top = max(float(v) for k, v in row.items() if k.startswith("p_"))
         want = {"start_s": row["start_s"], "end_s": row["end_s"], "pred_raw": row["pred_raw"],
-                "pred_smoothed": row["pred_smoothed"], "p": f"{row['p_' + row['pred_raw']]:.3f}"}  # fmt: skip
+                "pred_smoothed": row["pred_smoothed"], "p": f"{top:.3f}"}  # fmt: skip
         got = {"start_s": round(float(board["start_s"]), 4), "end_s": round(float(board["end_s"]), 4),
                "pred_raw": board["pred_raw"], "pred_smoothed": board["pred_smoothed"], "p": board["p"]}  # fmt: skip
         assert got == want, f"window {i}: {line}"
+    return sum(row["pred_raw"] == "unknown" for row in rows)
 
 
 @pytest.fixture(scope="module")
@@ -393,8 +402,10 @@ def test_own_label_acc_only_engine_path_on_cortex_m4(replays: dict, tmp_path: Pa
     replay = replays["own"]
     figures = measure(engine_build(load_bundle(replay["bundle"])), replay["raw"], tmp_path)
     lines = figures.pop("pred_lines")
-    assert_pred_lines_equal_timeline(lines, replay["timeline"])
-    assert {pred_fields(line)["pred_raw"] for line in lines} <= set(OWN_LABELS)
+    unknown = assert_pred_lines_equal_timeline(lines, replay["timeline"])
+    # a real recording with postural transitions: the board says unknown exactly where the simulator does
+    assert 0 < unknown < len(lines) / 2 and "unknown" in {pred_fields(line)["pred_smoothed"] for line in lines}
+    assert {pred_fields(line)["pred_raw"] for line in lines} <= {*OWN_LABELS, "unknown"}
     assert replay["raw"].shape[1] == 3
     figures.pop("parts")
     print(f"\nown-label acc-only engine path on Cortex-M4 (QEMU): {len(lines)} pred lines identical; {figures}")

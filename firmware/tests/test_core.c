@@ -18,6 +18,10 @@
  *                                  smooths the int8 model outputs in FILE (n x HARLITE_NUM_CLASSES, e.g.
  *                                  output_int8.bin) and prints one class a line (MODE 0 none, 1 majority,
  *                                  2 ema)
+ *   test_core decide MODE K ALPHA DWELL HYSTERESIS
+ *                                  for every window of the golden vectors (input_int8.bin, output_int8.bin,
+ *                                  features_int8.bin) prints its unknown decision, distance and energy
+ *                                  (harlite_unknown_decide) and the label post-processing reports
  *
  * Output lines start with "ok", "FAIL" or a result key ("golden:"); the return value is the number of
  * failures (0 = pass).
@@ -465,11 +469,39 @@ static int smooth_file(int mode, unsigned k, float alpha, const char *path) {
     return 0;
 }
 
+static int decide_golden(int mode, unsigned k, float alpha, unsigned dwell, float hysteresis) {
+    static int8_t in[HARLITE_WINDOW_BYTES], out[K], features[HARLITE_FEATURES_BYTES];
+    FILE *fi = fopen("input_int8.bin", "rb"), *fo = fopen("output_int8.bin", "rb"), *ff = fopen("features_int8.bin", "rb");
+    harlite_smoother_t sm;
+    int status = 0;
+    if (!fi || !fo || !ff || !harlite_smoother_init(&sm, (harlite_smoothing_t)mode, k, alpha) ||
+        !harlite_smoother_hold(&sm, dwell, hysteresis)) {
+        printf("FAIL decide: cannot open the golden vectors or invalid setting\n");
+        status = 1;
+    }
+    while (!status && fread(in, sizeof in, 1, fi) == 1 && fread(out, sizeof out, 1, fo) == 1 &&
+           (!HARLITE_UNKNOWN || fread(features, sizeof features, 1, ff) == 1)) {
+        int64_t distance;
+        int32_t energy;
+        const int decision = harlite_unknown_decide(in, out, HARLITE_UNKNOWN ? features : 0, &distance, &energy);
+        printf("%d %lld %ld %d\n", decision, (long long)distance, (long)energy,
+               harlite_smoother_decide(&sm, out, decision));
+    }
+    if (fi) fclose(fi);
+    if (fo) fclose(fo);
+    if (ff) fclose(ff);
+    return status;
+}
+
 int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "csv") == 0) return print_csv(argv[2]);
     if (argc >= 4 && strcmp(argv[1], "board") == 0) return print_board(argv[2], argv[3], argc - 4, argv + 4);
     if (argc == 6 && strcmp(argv[1], "smooth") == 0) {
         return smooth_file(atoi(argv[2]), (unsigned)atoi(argv[3]), (float)atof(argv[4]), argv[5]);
+    }
+    if (argc == 7 && strcmp(argv[1], "decide") == 0) {
+        return decide_golden(atoi(argv[2]), (unsigned)atoi(argv[3]), (float)atof(argv[4]), (unsigned)atoi(argv[5]),
+                             (float)atof(argv[6]));
     }
     printf("harlite core tests: window %d, hop %d, %d channels, %d classes, state %u bytes\n", W, H, C, K,
            (unsigned)sizeof(harlite_frontend_t));

@@ -99,11 +99,14 @@ def engine_build(bundle: Bundle) -> Build:
     """The pipeline with harlite's C engine: the bundle's harlite_model_config.h and engine sources (as
     ``harlite.bundle`` verifies them)."""
     kernels, model = bundle.path("engine_kernels"), bundle.path("engine_model")
+    unknown = "unknown" in bundle.manifest  # the model's other outputs and the decision are kept too
     return Build(
         c_sources=[*CORE_SOURCES, kernels, model],
         includes=[bundle.path("tflm_config").parent, bundle.path("engine_header").parent, C_DIR],
-        roots=(*PIPELINE_ROOTS, "harlite_engine_invoke", "model_input", "model_output"),
-        state=STATE + "int8_t model_input[HARLITE_WINDOW_BYTES], model_output[HARLITE_NUM_CLASSES];\n",
+        roots=(*PIPELINE_ROOTS, "harlite_engine_invoke", "model_input", "model_output",
+               *(("harlite_engine_invoke_features", "harlite_pipeline_features", "model_features") if unknown else ())),
+        state=STATE + "int8_t model_input[HARLITE_WINDOW_BYTES], model_output[HARLITE_NUM_CLASSES];\n"
+              + ("int8_t model_features[HARLITE_FEATURES_BYTES];\n" if unknown else ""),
         parts=(("engine kernels", kernels.stem), ("engine model (weights)", model.stem)),
     )
 

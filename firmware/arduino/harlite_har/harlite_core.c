@@ -108,6 +108,101 @@ int harlite_argmax_int8(const int8_t *scores, int n) {
     return best;
 }
 
+#if HARLITE_UNKNOWN
+static const int32_t unknown_center[] = HARLITE_UNKNOWN_CENTER;
+static const int16_t unknown_rows[] = HARLITE_UNKNOWN_ROWS; /* upper triangle, row by row from the diagonal */
+static const uint8_t unknown_shifts[] = HARLITE_UNKNOWN_SHIFTS;
+static const int32_t unknown_means[][HARLITE_UNKNOWN_FEATURES] = HARLITE_UNKNOWN_MEANS;
+HARLITE_CHECK(unknown_center_count, sizeof unknown_center == HARLITE_UNKNOWN_FEATURES * sizeof(int32_t));
+HARLITE_CHECK(unknown_rows_count,
+              sizeof unknown_rows == HARLITE_UNKNOWN_FEATURES * (HARLITE_UNKNOWN_FEATURES + 1) / 2 * sizeof(int16_t));
+HARLITE_CHECK(unknown_shifts_count, sizeof unknown_shifts == HARLITE_UNKNOWN_FEATURES);
+HARLITE_CHECK(unknown_means_count, sizeof unknown_means == HARLITE_NUM_CLASSES * sizeof unknown_means[0]);
+HARLITE_CHECK(unknown_features, HARLITE_UNKNOWN_FEATURES == HARLITE_UNKNOWN_HIDDEN + 2 * HARLITE_NUM_CHANNELS);
+
+/* round(log((q + 128) / 256) * 4096) for an int8 probability q (q = -128: half a step): harlite/core/unknown.py */
+static const int16_t log_p[256] = {
+    -25552, -22713, -19874, -18213, -17035, -16121, -15374, -14743, -14196, -13713, -13282, -12891, -12535, -12207, -11903, -11621,
+    -11357, -11108, -10874, -10653, -10443, -10243, -10052, -9870, -9696, -9529, -9368, -9213, -9064, -8921, -8782, -8647,
+    -8517, -8391, -8269, -8150, -8035, -7923, -7813, -7707, -7603, -7502, -7404, -7307, -7213, -7121, -7031, -6943,
+    -6857, -6772, -6689, -6608, -6529, -6451, -6374, -6299, -6225, -6153, -6081, -6011, -5943, -5875, -5808, -5743,
+    -5678, -5615, -5552, -5491, -5430, -5370, -5311, -5253, -5196, -5139, -5084, -5029, -4974, -4921, -4868, -4816,
+    -4764, -4713, -4663, -4613, -4564, -4516, -4468, -4421, -4374, -4328, -4282, -4237, -4192, -4148, -4104, -4060,
+    -4017, -3975, -3933, -3891, -3850, -3810, -3769, -3729, -3690, -3650, -3612, -3573, -3535, -3497, -3460, -3423,
+    -3386, -3350, -3314, -3278, -3242, -3207, -3172, -3138, -3103, -3069, -3036, -3002, -2969, -2936, -2904, -2871,
+    -2839, -2807, -2776, -2744, -2713, -2682, -2651, -2621, -2591, -2561, -2531, -2501, -2472, -2443, -2414, -2385,
+    -2357, -2328, -2300, -2272, -2244, -2217, -2189, -2162, -2135, -2108, -2082, -2055, -2029, -2003, -1977, -1951,
+    -1925, -1900, -1874, -1849, -1824, -1799, -1774, -1750, -1725, -1701, -1677, -1653, -1629, -1605, -1582, -1558,
+    -1535, -1512, -1488, -1466, -1443, -1420, -1397, -1375, -1353, -1330, -1308, -1286, -1265, -1243, -1221, -1200,
+    -1178, -1157, -1136, -1115, -1094, -1073, -1052, -1032, -1011, -991, -970, -950, -930, -910, -890, -870,
+    -850, -831, -811, -792, -772, -753, -734, -715, -696, -677, -658, -639, -621, -602, -584, -565,
+    -547, -529, -511, -492, -474, -457, -439, -421, -403, -386, -368, -351, -333, -316, -299, -281,
+    -264, -247, -230, -213, -197, -180, -163, -147, -130, -114, -97, -81, -65, -48, -32, -16};
+
+#define UNKNOWN_CLAMP (INT64_C(1) << 23)
+#endif
+
+int harlite_unknown_decide(const int8_t *window, const int8_t scores[HARLITE_NUM_CLASSES], const int8_t *features,
+                           int64_t *distance, int32_t *energy) {
+    const int top = harlite_argmax_int8(scores, HARLITE_NUM_CLASSES);
+#if HARLITE_UNKNOWN
+    if (!features) {
+        if (distance) *distance = 0;
+        if (energy) *energy = 0;
+        return top;
+    }
+    {
+    enum { D = HARLITE_UNKNOWN_FEATURES, U = HARLITE_UNKNOWN_HIDDEN, C = HARLITE_NUM_CHANNELS,
+           Q = HARLITE_WINDOW / 4 };
+    int32_t u[D];
+    int64_t z[D], best = INT64_MAX;
+    int32_t e, logit_max;
+    int j, k, c, t, row = 0;
+    for (j = 0; j < U; j++) u[j] = (int32_t)features[j] - HARLITE_UNKNOWN_HIDDEN_ZERO_POINT;
+    for (c = 0; c < C; c++) {
+        int32_t sum = 0, early = 0, late = 0;
+        for (t = 0; t < HARLITE_WINDOW; t++) {
+            const int32_t v = window[t * C + c];
+            sum += v;
+            if (t < Q) early += v;
+            if (t >= HARLITE_WINDOW - Q) late += v;
+        }
+        u[U + c] = sum;
+        u[U + C + c] = late - early;
+    }
+    for (j = 0; j < D; j++) { /* whitened coordinates, in 1/256 standard deviations */
+        int64_t acc = 0;
+        for (k = j; k < D; k++) acc += (int64_t)unknown_rows[row++] * ((int64_t)u[k] - unknown_center[k]);
+        acc = (acc + (INT64_C(1) << (unknown_shifts[j] - 1))) >> unknown_shifts[j]; /* arithmetic shift */
+        z[j] = acc < -UNKNOWN_CLAMP ? -UNKNOWN_CLAMP : acc > UNKNOWN_CLAMP ? UNKNOWN_CLAMP : acc;
+    }
+    for (c = 0; c < HARLITE_NUM_CLASSES; c++) {
+        int64_t d = 0;
+        for (j = 0; j < D; j++) {
+            const int64_t diff = z[j] - unknown_means[c][j];
+            d += diff * diff;
+        }
+        if (d < best) best = d;
+    }
+    logit_max = features[U];
+    for (c = 1; c < HARLITE_NUM_CLASSES; c++) logit_max = features[U + c] > logit_max ? features[U + c] : logit_max;
+    e = log_p[scores[top] + 128] - (logit_max - HARLITE_UNKNOWN_LOGIT_ZERO_POINT) * HARLITE_UNKNOWN_LOGIT_MUL;
+    if (distance) *distance = best;
+    if (energy) *energy = e;
+    if (best > HARLITE_UNKNOWN_DISTANCE_THRESHOLD || e > HARLITE_UNKNOWN_ENERGY_THRESHOLD ||
+        top == HARLITE_UNKNOWN_OTHER_CLASS) {
+        return HARLITE_UNKNOWN_CLASS;
+    }
+    }
+#else
+    (void)window;
+    (void)features;
+    if (distance) *distance = 0;
+    if (energy) *energy = 0;
+#endif
+    return top;
+}
+
 int harlite_smoother_init(harlite_smoother_t *sm, harlite_smoothing_t mode, unsigned k, float alpha) {
     if (mode == HARLITE_SMOOTH_MAJORITY ? (k < 1 || k > HARLITE_MAJORITY_MAX)
         : mode == HARLITE_SMOOTH_EMA    ? !(alpha > 0.0f && alpha <= 1.0f)
@@ -117,6 +212,19 @@ int harlite_smoother_init(harlite_smoother_t *sm, harlite_smoothing_t mode, unsi
     sm->mode = (uint8_t)mode;
     sm->k = (uint8_t)(mode == HARLITE_SMOOTH_MAJORITY ? k : 1);
     sm->alpha = alpha;
+    sm->dwell = 1;
+    sm->hysteresis = 0.0f;
+    harlite_smoother_reset(sm);
+    return 1;
+}
+
+int harlite_smoother_hold(harlite_smoother_t *sm, unsigned dwell, float hysteresis) {
+    if (dwell < 1 || dwell > HARLITE_DWELL_MAX || !(hysteresis >= 0.0f && hysteresis < 1.0f) ||
+        (sm->mode == HARLITE_SMOOTH_MAJORITY && hysteresis != 0.0f)) {
+        return 0;
+    }
+    sm->dwell = (uint8_t)dwell;
+    sm->hysteresis = hysteresis;
     harlite_smoother_reset(sm);
     return 1;
 }
@@ -124,38 +232,72 @@ int harlite_smoother_init(harlite_smoother_t *sm, harlite_smoothing_t mode, unsi
 void harlite_smoother_reset(harlite_smoother_t *sm) {
     sm->count = 0;
     sm->next = 0;
+    sm->waited = 0;
+    sm->reported = -1;
+    sm->pending = -1;
 }
 
-/* Most frequent class of the history, ties to the one seen most recently. */
+/* Most frequent decision of the history, ties to the one seen most recently. */
 static int majority(const harlite_smoother_t *sm, int newest) {
-    int votes[HARLITE_NUM_CLASSES] = {0}, last[HARLITE_NUM_CLASSES] = {0};
+    int votes[HARLITE_NUM_CLASSES + 1] = {0}, last[HARLITE_NUM_CLASSES + 1] = {0};
     int j, c, best = newest; /* seen last of all, so it wins every tie it is in */
     for (j = 0; j < sm->count; j++) {
         const int cls = sm->history[(sm->next + sm->k - sm->count + j) % sm->k];
         votes[cls]++;
         last[cls] = j;
     }
-    for (c = 0; c < HARLITE_NUM_CLASSES; c++) {
+    for (c = 0; c <= HARLITE_NUM_CLASSES; c++) {
         if (votes[c] > votes[best] || (votes[c] == votes[best] && last[c] > last[best])) best = c;
     }
     return best;
 }
 
-int harlite_smoother_update(harlite_smoother_t *sm, const int8_t scores[HARLITE_NUM_CLASSES]) {
-    const int cls = harlite_argmax_int8(scores, HARLITE_NUM_CLASSES);
+/* Dwell and hysteresis between the smoothed label and the reported one (scores NULL: no hysteresis). */
+static int report(harlite_smoother_t *sm, int candidate, const float *scores) {
+    if (sm->reported < 0) {
+        sm->reported = (int16_t)candidate;
+    } else if (candidate != sm->reported && (!scores || scores[candidate] >= scores[sm->reported] + sm->hysteresis)) {
+        sm->waited = (uint8_t)(candidate == sm->pending ? sm->waited + 1 : 1);
+        sm->pending = (int16_t)candidate;
+        if (sm->waited >= sm->dwell) {
+            sm->reported = (int16_t)candidate;
+            sm->pending = -1;
+            sm->waited = 0;
+        }
+    } else {
+        sm->pending = -1;
+        sm->waited = 0;
+    }
+    return sm->reported;
+}
+
+int harlite_smoother_decide(harlite_smoother_t *sm, const int8_t scores[HARLITE_NUM_CLASSES], int decision) {
+    float v[HARLITE_NUM_CLASSES + 1];
     int i, best = 0;
+    if (decision < 0 || decision > HARLITE_UNKNOWN_CLASS) decision = harlite_argmax_int8(scores, HARLITE_NUM_CLASSES);
     if (sm->mode == HARLITE_SMOOTH_MAJORITY) {
-        sm->history[sm->next] = (uint8_t)cls;
+        sm->history[sm->next] = (uint8_t)decision;
         sm->next = (uint8_t)((sm->next + 1) % sm->k);
         if (sm->count < sm->k) sm->count++;
-        return majority(sm, cls);
+        return report(sm, majority(sm, decision), 0);
     }
-    if (sm->mode != HARLITE_SMOOTH_EMA) return cls;
     for (i = 0; i < HARLITE_NUM_CLASSES; i++) {
-        const float p = (float)(scores[i] - HARLITE_OUTPUT_ZERO_POINT) * HARLITE_OUTPUT_SCALE;
-        sm->ema[i] = sm->count ? sm->alpha * p + (1.0f - sm->alpha) * sm->ema[i] : p;
+        v[i] = decision == HARLITE_UNKNOWN_CLASS ? 0.0f
+                                                 : (float)(scores[i] - HARLITE_OUTPUT_ZERO_POINT) * HARLITE_OUTPUT_SCALE;
+    }
+    v[HARLITE_UNKNOWN_CLASS] = decision == HARLITE_UNKNOWN_CLASS ? 1.0f : 0.0f;
+    for (i = 0; i <= HARLITE_NUM_CLASSES; i++) {
+        if (sm->mode == HARLITE_SMOOTH_EMA) {
+            sm->ema[i] = sm->count ? sm->alpha * v[i] + (1.0f - sm->alpha) * sm->ema[i] : v[i];
+        } else {
+            sm->ema[i] = v[i];
+        }
         if (sm->ema[i] > sm->ema[best]) best = i;
     }
     sm->count = 1;
-    return best;
+    return report(sm, best, sm->ema);
+}
+
+int harlite_smoother_update(harlite_smoother_t *sm, const int8_t scores[HARLITE_NUM_CLASSES]) {
+    return harlite_smoother_decide(sm, scores, harlite_argmax_int8(scores, HARLITE_NUM_CLASSES));
 }

@@ -67,36 +67,74 @@ int harlite_frontend_push(harlite_frontend_t *fe, const float raw[HARLITE_NUM_RA
  * while fewer than HARLITE_WINDOW samples have arrived since reset, 1 otherwise. */
 int harlite_frontend_window_int8(const harlite_frontend_t *fe, int8_t *out);
 
-/* Prediction smoothing, as `harlite simulate --smoothing` does it:
- *   NONE:        the class of the current window (argmax of its scores, ties to the lowest index);
- *   MAJORITY, k: the most frequent class among the last k raw predictions (fewer at the start),
- *                ties going to the tied class seen most recently;
- *   EMA, alpha:  s_0 = p_0, s_t = alpha * p_t + (1 - alpha) * s_{t-1} on the dequantized
- *                probabilities p = (q - OUTPUT_ZERO_POINT) * OUTPUT_SCALE, in float32; argmax s_t. */
+/* Post-processing of the windows' decisions, as `harlite simulate --smoothing` does it. A decision is a
+ * class, or HARLITE_UNKNOWN_CLASS (= HARLITE_NUM_CLASSES) for a window that is none of them
+ * (harlite_unknown_decide). Each window gets a score vector of HARLITE_NUM_CLASSES + 1 entries: a known
+ * window's dequantized probabilities p = (q - OUTPUT_ZERO_POINT) * OUTPUT_SCALE and 0 for unknown, an
+ * unknown window 1 for unknown and 0 for the classes.
+ *   NONE:        the window's decision;
+ *   MAJORITY, k: the most frequent decision among the last k (fewer at the start), ties going to the
+ *                tied one seen most recently;
+ *   EMA, alpha:  s_0 = v_0, s_t = alpha * v_t + (1 - alpha) * s_{t-1} on the score vectors, in float32;
+ *                argmax s_t (ties to the lowest index).
+ * Then, set by harlite_smoother_hold: hysteresis h (NONE and EMA): the smoothed label replaces the
+ * reported one only if its score is at least the reported one's + h; dwell d: only once the same new
+ * label has come d windows in a row. The first window reports its smoothed label. */
 typedef enum { HARLITE_SMOOTH_NONE = 0, HARLITE_SMOOTH_MAJORITY = 1, HARLITE_SMOOTH_EMA = 2 } harlite_smoothing_t;
 
 #define HARLITE_MAJORITY_MAX 32 /* largest k for MAJORITY */
+#define HARLITE_DWELL_MAX 255   /* largest dwell */
+#define HARLITE_UNKNOWN_CLASS HARLITE_NUM_CLASSES /* the decision and reported label "unknown" */
 
 typedef struct {
-    float ema[HARLITE_NUM_CLASSES];
-    float alpha;
-    uint8_t history[HARLITE_MAJORITY_MAX]; /* raw predictions, a ring */
-    uint8_t mode, k, count, next;
+    float ema[HARLITE_NUM_CLASSES + 1];
+    float alpha, hysteresis;
+    uint8_t history[HARLITE_MAJORITY_MAX]; /* decisions, a ring */
+    uint8_t mode, k, count, next, dwell, waited;
+    int16_t reported, pending; /* -1: none yet */
 } harlite_smoother_t;
 
-/* Configure and reset; returns 0 for an invalid setting (k outside 1..HARLITE_MAJORITY_MAX for
- * MAJORITY, alpha outside (0, 1] for EMA, an unknown mode), 1 otherwise. k and alpha are ignored by the
- * modes that do not use them. */
+/* Configure (dwell 1, hysteresis 0) and reset; returns 0 for an invalid setting (k outside
+ * 1..HARLITE_MAJORITY_MAX for MAJORITY, alpha outside (0, 1] for EMA, an unknown mode), 1 otherwise. k and
+ * alpha are ignored by the modes that do not use them. */
 int harlite_smoother_init(harlite_smoother_t *sm, harlite_smoothing_t mode, unsigned k, float alpha);
 
-/* Forget the prediction history, keeping the mode. */
+/* Set dwell (1..HARLITE_DWELL_MAX) and hysteresis (0 <= h < 1; 0 with MAJORITY) and reset; returns 0 (and
+ * changes nothing) for an invalid setting, 1 otherwise. */
+int harlite_smoother_hold(harlite_smoother_t *sm, unsigned dwell, float hysteresis);
+
+/* Forget the prediction history, keeping the settings. */
 void harlite_smoother_reset(harlite_smoother_t *sm);
 
-/* Feed one window's int8 model output (HARLITE_NUM_CLASSES scores); returns the smoothed class. */
+/* Feed one window's int8 model output (HARLITE_NUM_CLASSES scores) and its decision (a class, or
+ * HARLITE_UNKNOWN_CLASS); returns the label to report (a class, or HARLITE_UNKNOWN_CLASS). */
+int harlite_smoother_decide(harlite_smoother_t *sm, const int8_t scores[HARLITE_NUM_CLASSES], int decision);
+
+/* harlite_smoother_decide with the window's top class as its decision. */
 int harlite_smoother_update(harlite_smoother_t *sm, const int8_t scores[HARLITE_NUM_CLASSES]);
 
 /* Index of the largest of n int8 scores, ties to the lowest index (the raw prediction). */
 int harlite_argmax_int8(const int8_t *scores, int n);
+
+/* The unknown decision of a model whose bundle has one (HARLITE_UNKNOWN 1 in harlite_model_config.h), in
+ * integers, exactly as harlite/core/unknown.py: a window is unknown when its class-conditional
+ * Mahalanobis distance (u = the hidden vector less its zero point, and per input channel the window's sum
+ * and its last quarter's sum less its first quarter's) exceeds HARLITE_UNKNOWN_DISTANCE_THRESHOLD, or its
+ * energy log(top probability) - max logit (in 2^-12 nats) exceeds HARLITE_UNKNOWN_ENERGY_THRESHOLD, or its
+ * top class is the model's "other" class. window: the model's int8 input [HARLITE_WINDOW][channels];
+ * scores: its class scores; features: its other outputs, the hidden vector then the logits
+ * (HARLITE_FEATURES_BYTES, as harlite_engine_invoke_features writes them). distance and energy may be NULL.
+ * Returns HARLITE_UNKNOWN_CLASS or the top class; without an unknown decision (or features NULL), always
+ * the top class. */
+int harlite_unknown_decide(const int8_t *window, const int8_t scores[HARLITE_NUM_CLASSES], const int8_t *features,
+                           int64_t *distance, int32_t *energy);
+
+#ifndef HARLITE_UNKNOWN
+#define HARLITE_UNKNOWN 0
+#endif
+#if !HARLITE_UNKNOWN && !defined(HARLITE_FEATURES_BYTES)
+#define HARLITE_FEATURES_BYTES 1 /* no other outputs are read */
+#endif
 
 #ifdef __cplusplus
 }

@@ -39,15 +39,31 @@
 #define HARLITE_AXES {{1, 0, 0}, {0, 1, 0}, {0, 0, 1}}
 #endif
 
-/* Smoothing of predictions: HARLITE_SMOOTH_NONE, _MAJORITY (last K windows) or _EMA (ALPHA). */
+/* Post-processing of predictions: HARLITE_SMOOTH_NONE, _MAJORITY (last K windows) or _EMA (ALPHA), then a
+ * new label must last DWELL windows and, with NONE or EMA, beat the reported one by HYSTERESIS. Default: what
+ * `harlite calibrate` chose for the bundle (HARLITE_POSTPROCESS_* in harlite_model_config.h), else majority of 3. */
 #ifndef HARLITE_SMOOTHING
+#ifdef HARLITE_POSTPROCESS_MODE
+#define HARLITE_SMOOTHING ((harlite_smoothing_t)HARLITE_POSTPROCESS_MODE)
+#define HARLITE_SMOOTHING_K HARLITE_POSTPROCESS_K
+#define HARLITE_SMOOTHING_ALPHA HARLITE_POSTPROCESS_ALPHA
+#define HARLITE_SMOOTHING_DWELL HARLITE_POSTPROCESS_DWELL
+#define HARLITE_SMOOTHING_HYSTERESIS HARLITE_POSTPROCESS_HYSTERESIS
+#else
 #define HARLITE_SMOOTHING HARLITE_SMOOTH_MAJORITY
+#endif
 #endif
 #ifndef HARLITE_SMOOTHING_K
 #define HARLITE_SMOOTHING_K 3
 #endif
 #ifndef HARLITE_SMOOTHING_ALPHA
 #define HARLITE_SMOOTHING_ALPHA 0.5f
+#endif
+#ifndef HARLITE_SMOOTHING_DWELL
+#define HARLITE_SMOOTHING_DWELL 1
+#endif
+#ifndef HARLITE_SMOOTHING_HYSTERESIS
+#define HARLITE_SMOOTHING_HYSTERESIS 0.0f
 #endif
 
 /* 1: print every sample (a recording); 0: prediction lines only. */
@@ -101,6 +117,7 @@ static constexpr float kRadPerDeg = 0.0174532925f;
 static_assert(HARLITE_NUM_RAW == 3 || HARLITE_NUM_RAW == 6, "the model reads acc (3) or acc and gyro (6)");
 
 static harlite_pipeline_t pipeline;
+static int8_t model_features[HARLITE_FEATURES_BYTES]; /* the hidden vector and logits the unknown decision reads */
 #ifdef HARLITE_ENGINE
 #define HARLITE_RUNTIME "C engine"
 #define HARLITE_MODEL_STACK (2 * 1024) /* the released model's engine reached 256 bytes under QEMU */
@@ -119,6 +136,17 @@ static tflite::MicroInterpreter* interpreter = nullptr;
  * between invocations: Reset() starts every window from zero, as in training. */
 static int TflmInvoke(const int8_t*, int8_t*) {
   return interpreter->Reset() == kTfLiteOk && interpreter->Invoke() == kTfLiteOk ? 0 : 1;
+}
+
+/* The same, and the model's other outputs copied into features (harlite_features_fn). */
+static int TflmInvokeFeatures(const int8_t* input, int8_t* output, int8_t* features) {
+  if (TflmInvoke(input, output) != 0) return 1;
+  size_t at = 0;
+  for (size_t i = 1; i < interpreter->outputs_size(); i++) {
+    memcpy(features + at, interpreter->output(i)->data.int8, interpreter->output(i)->bytes);
+    at += interpreter->output(i)->bytes;
+  }
+  return 0;
 }
 #endif
 
@@ -210,11 +238,18 @@ static void ReportPrediction() {
 }
 
 /* The model: TFLM's interpreter with its tensors checked against harlite_model_config.h, or the C engine. */
-static void SetUpModel(int8_t** input, int8_t** output, harlite_model_fn* model) {
+static void SetUpModel(int8_t** input, int8_t** output, harlite_model_fn* model, harlite_features_fn* features) {
 #ifdef HARLITE_ENGINE
   *input = model_input;
   *output = model_output;
   *model = harlite_engine_invoke;
+#if HARLITE_UNKNOWN
+  static_assert(HARLITE_ENGINE_FEATURES == HARLITE_FEATURES_BYTES,
+                "the C engine and harlite_model_config.h disagree: regenerate both with harlite convert --firmware");
+  *features = harlite_engine_invoke_features;
+#else
+  *features = nullptr;
+#endif
 #else
   const tflite::Model* tflite_model = tflite::GetModel(harlite_model_data);
   if (tflite_model->version() != TFLITE_SCHEMA_VERSION) Fail("the model's schema version is not this TFLM's");
@@ -232,9 +267,15 @@ static void SetUpModel(int8_t** input, int8_t** output, harlite_model_fn* model)
       !SameScale(out->params.scale, HARLITE_OUTPUT_SCALE)) {
     Fail("the model and harlite_model_config.h disagree: regenerate both with harlite convert --firmware");
   }
+  size_t feature_bytes = 0;
+  for (size_t i = 1; i < interpreter->outputs_size(); i++) feature_bytes += interpreter->output(i)->bytes;
+  if (HARLITE_UNKNOWN && feature_bytes != HARLITE_FEATURES_BYTES) {
+    Fail("the model lacks the outputs of harlite_model_config.h's unknown decision: regenerate with harlite convert");
+  }
   *input = in->data.int8;
   *output = out->data.int8;
   *model = TflmInvoke;
+  *features = HARLITE_UNKNOWN ? TflmInvokeFeatures : nullptr;
 #endif
 }
 
@@ -245,11 +286,14 @@ void setup() {
   if (!IMU.begin()) Fail("IMU.begin() failed: is HARLITE_IMU_BMI270 (Rev2) or HARLITE_IMU_LSM9DS1 (Rev1) right?");
   int8_t *input, *output;
   harlite_model_fn model;
-  SetUpModel(&input, &output, &model);
+  harlite_features_fn features;
+  SetUpModel(&input, &output, &model, &features);
   if (!harlite_pipeline_init(&pipeline, model, input, output, HARLITE_SMOOTHING, HARLITE_SMOOTHING_K,
-                             HARLITE_SMOOTHING_ALPHA)) {
-    Fail("invalid HARLITE_SMOOTHING_K or HARLITE_SMOOTHING_ALPHA");
+                             HARLITE_SMOOTHING_ALPHA) ||
+      !harlite_smoother_hold(&pipeline.smoother, HARLITE_SMOOTHING_DWELL, HARLITE_SMOOTHING_HYSTERESIS)) {
+    Fail("invalid HARLITE_SMOOTHING_K, _ALPHA, _DWELL or _HYSTERESIS");
   }
+  if (features) harlite_pipeline_features(&pipeline, features, model_features);
 
   Serial.print("# harlite_har: " HARLITE_IMU_NAME ", " HARLITE_RUNTIME);
 #ifndef HARLITE_ENGINE

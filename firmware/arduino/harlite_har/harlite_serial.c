@@ -106,17 +106,29 @@ int harlite_format_sample(char *line, uint32_t index, const float raw[HARLITE_NU
 
 int harlite_format_prediction(char *line, uint32_t start, const int8_t scores[HARLITE_NUM_CLASSES], int smoothed,
                               uint32_t invoke_ms) {
+    return harlite_format_decision(line, start, scores, harlite_argmax_int8(scores, HARLITE_NUM_CLASSES), smoothed,
+                                   invoke_ms);
+}
+
+/* A reported label's name: a class, "unknown" (HARLITE_UNKNOWN_CLASS), or the top class for anything else. */
+static const char *label_name(int label, int top) {
+    if (label == HARLITE_UNKNOWN_CLASS) return "unknown";
+    return labels[label >= 0 && label < HARLITE_NUM_CLASSES ? label : top];
+}
+
+int harlite_format_decision(char *line, uint32_t start, const int8_t scores[HARLITE_NUM_CLASSES], int decision,
+                            int smoothed, uint32_t invoke_ms) {
     const int top = harlite_argmax_int8(scores, HARLITE_NUM_CLASSES);
     char *p = put_str(line, "# pred,start_s=", 15);
     p = put_time(p, start);
     p = put_str(p, ",end_s=", 7);
     p = put_time(p, start + HARLITE_WINDOW);
     p = put_str(p, ",pred_raw=", 10);
-    p = put_str(p, labels[top], HARLITE_LABEL_MAX);
+    p = put_str(p, label_name(decision, top), HARLITE_LABEL_MAX);
     p = put_str(p, ",p=", 3);
     p = harlite_put_fixed(p, (float)(scores[top] - HARLITE_OUTPUT_ZERO_POINT) * HARLITE_OUTPUT_SCALE, 3);
     p = put_str(p, ",pred_smoothed=", 15);
-    p = put_str(p, labels[smoothed >= 0 && smoothed < HARLITE_NUM_CLASSES ? smoothed : top], HARLITE_LABEL_MAX);
+    p = put_str(p, label_name(smoothed, top), HARLITE_LABEL_MAX);
     p = put_str(p, ",invoke_ms=", 11);
     p = put_uint(p, invoke_ms, 1);
     *p = '\0';

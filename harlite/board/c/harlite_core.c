@@ -146,6 +146,12 @@ int harlite_unknown_decide(const int8_t *window, const int8_t scores[HARLITE_NUM
                            int64_t *distance, int32_t *energy) {
     const int top = harlite_argmax_int8(scores, HARLITE_NUM_CLASSES);
 #if HARLITE_UNKNOWN
+    if (!features) {
+        if (distance) *distance = 0;
+        if (energy) *energy = 0;
+        return top;
+    }
+    {
     enum { D = HARLITE_UNKNOWN_FEATURES, U = HARLITE_UNKNOWN_HIDDEN, C = HARLITE_NUM_CHANNELS,
            Q = HARLITE_WINDOW / 4 };
     int32_t u[D];
@@ -186,6 +192,7 @@ int harlite_unknown_decide(const int8_t *window, const int8_t scores[HARLITE_NUM
     if (best > HARLITE_UNKNOWN_DISTANCE_THRESHOLD || e > HARLITE_UNKNOWN_ENERGY_THRESHOLD ||
         top == HARLITE_UNKNOWN_OTHER_CLASS) {
         return HARLITE_UNKNOWN_CLASS;
+    }
     }
 #else
     (void)window;

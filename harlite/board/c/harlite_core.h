@@ -124,7 +124,8 @@ int harlite_argmax_int8(const int8_t *scores, int n);
  * top class is the model's "other" class. window: the model's int8 input [HARLITE_WINDOW][channels];
  * scores: its class scores; features: its other outputs, the hidden vector then the logits
  * (HARLITE_FEATURES_BYTES, as harlite_engine_invoke_features writes them). distance and energy may be NULL.
- * Returns HARLITE_UNKNOWN_CLASS or the top class; without an unknown decision, always the top class. */
+ * Returns HARLITE_UNKNOWN_CLASS or the top class; without an unknown decision (or features NULL), always
+ * the top class. */
 int harlite_unknown_decide(const int8_t *window, const int8_t scores[HARLITE_NUM_CLASSES], const int8_t *features,
                            int64_t *distance, int32_t *energy);
 

@@ -10,7 +10,15 @@ int harlite_pipeline_init(harlite_pipeline_t *p, harlite_model_fn model, int8_t 
     p->output = output;
     p->next = 0;
     p->window_start = 0;
+    p->features_model = 0;
+    p->features = 0;
+    p->decision = 0;
     return 1;
+}
+
+void harlite_pipeline_features(harlite_pipeline_t *p, harlite_features_fn model, int8_t *features) {
+    p->features_model = model;
+    p->features = features;
 }
 
 int harlite_pipeline_push(harlite_pipeline_t *p, const float raw[HARLITE_NUM_RAW], int model_idle) {
@@ -29,9 +37,14 @@ void harlite_pipeline_gap(harlite_pipeline_t *p, uint32_t lost) {
     harlite_smoother_reset(&p->smoother);
 }
 
-int harlite_pipeline_invoke(harlite_pipeline_t *p) { return p->model(p->input, p->output); }
+int harlite_pipeline_invoke(harlite_pipeline_t *p) {
+    const int status = p->features_model ? p->features_model(p->input, p->output, p->features)
+                                         : p->model(p->input, p->output);
+    p->decision = harlite_unknown_decide(p->input, p->output, p->features_model ? p->features : 0, 0, 0);
+    return status;
+}
 
 int harlite_pipeline_report(harlite_pipeline_t *p, char *line, uint32_t invoke_ms) {
-    const int smoothed = harlite_smoother_update(&p->smoother, p->output);
-    return harlite_format_prediction(line, p->window_start, p->output, smoothed, invoke_ms);
+    const int smoothed = harlite_smoother_decide(&p->smoother, p->output, p->decision);
+    return harlite_format_decision(line, p->window_start, p->output, p->decision, smoothed, invoke_ms);
 }

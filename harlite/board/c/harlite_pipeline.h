@@ -38,6 +38,10 @@ extern "C" {
  * state. */
 typedef int (*harlite_model_fn)(const int8_t *input, int8_t *output);
 
+/* The same, also writing the model's other outputs (the hidden vector, then the logits: HARLITE_FEATURES_BYTES)
+ * that the unknown decision reads (harlite_engine_invoke_features has this signature). */
+typedef int (*harlite_features_fn)(const int8_t *input, int8_t *output, int8_t *features);
+
 typedef struct {
     harlite_frontend_t front_end;
     harlite_smoother_t smoother;
@@ -46,6 +50,9 @@ typedef struct {
     int8_t *output;        /* HARLITE_NUM_CLASSES: its scores */
     uint32_t next;         /* index of the next sample (its time is next / HARLITE_RATE_HZ s) */
     uint32_t window_start; /* first sample of the window in input */
+    harlite_features_fn features_model; /* set by harlite_pipeline_features, else NULL */
+    int8_t *features;      /* HARLITE_FEATURES_BYTES: the model's other outputs */
+    int decision;          /* the window's class, or HARLITE_UNKNOWN_CLASS (harlite_unknown_decide) */
 } harlite_pipeline_t;
 
 /* What harlite_pipeline_push found. */
@@ -65,11 +72,16 @@ int harlite_pipeline_push(harlite_pipeline_t *p, const float raw[HARLITE_NUM_RAW
 /* `lost` samples never arrived: skip their times and restart the front end and the smoother. */
 void harlite_pipeline_gap(harlite_pipeline_t *p, uint32_t lost);
 
-/* Run the model on the window in input; returns the model's status (0: ok). */
+/* Run the model through `model`, which also writes its other outputs into features, so that windows that
+ * are none of the classes are reported unknown (a bundle with HARLITE_UNKNOWN 1; without it a window gets
+ * its top class). Call after harlite_pipeline_init. */
+void harlite_pipeline_features(harlite_pipeline_t *p, harlite_features_fn model, int8_t *features);
+
+/* Run the model on the window in input and decide whether it is unknown; returns the model's status (0: ok). */
 int harlite_pipeline_invoke(harlite_pipeline_t *p);
 
-/* Smooth the model's output and write the window's "# pred" line (no newline) into
- * line[HARLITE_LINE_MAX]; returns its length. */
+/* Post-process the window's decision and write its "# pred" line (no newline) into line[HARLITE_LINE_MAX]
+ * (pred_raw and pred_smoothed are "unknown" for HARLITE_UNKNOWN_CLASS); returns its length. */
 int harlite_pipeline_report(harlite_pipeline_t *p, char *line, uint32_t invoke_ms);
 
 #ifdef __cplusplus

@@ -14,8 +14,9 @@
  *   # pred,start_s=10.240000,end_s=12.800000,pred_raw=WALKING,p=0.934,pred_smoothed=WALKING,invoke_ms=48
  *
  * start_s and end_s bound the window's samples [start, end) as in the simulator's timeline; pred_raw is
- * the window's top class and p its probability, pred_smoothed the smoothed class, invoke_ms the time
- * the model took.
+ * the window's top class, or "unknown" when the bundle's unknown decision says it is none of them, and p
+ * the top class's probability, pred_smoothed the reported label after post-processing (a class or
+ * "unknown"), invoke_ms the time the model took.
  *
  * Before the CSV header the board prints one banner line (harlite_format_banner, in parts, so that a
  * line buffer of HARLITE_LINE_MAX holds it whatever the number of labels), which `harlite capture`
@@ -55,6 +56,11 @@ int harlite_format_sample(char *line, uint32_t index, const float raw[HARLITE_NU
  * model's time; returns its length. */
 int harlite_format_prediction(char *line, uint32_t start, const int8_t scores[HARLITE_NUM_CLASSES], int smoothed,
                               uint32_t invoke_ms);
+
+/* The same with the window's decision (its class, or HARLITE_UNKNOWN_CLASS, harlite_unknown_decide) as
+ * pred_raw; a decision or smoothed label of HARLITE_UNKNOWN_CLASS prints as "unknown". */
+int harlite_format_decision(char *line, uint32_t start, const int8_t scores[HARLITE_NUM_CLASSES], int decision,
+                            int smoothed, uint32_t invoke_ms);
 
 /* Writes part `part` of the banner line (no newline) into line[HARLITE_LINE_MAX] and returns its length,
  * or -1 past the last part: part 0 runs up to "labels=", part k >= 1 is the k-th label (after a comma

@@ -22,9 +22,11 @@
 #ifdef HARLITE_TFLM
 #include "tflm_model.h"
 #define MODEL_INVOKE harlite_tflm_invoke
+#define MODEL_FEATURES harlite_tflm_invoke_features
 #else
 #include "harlite_engine.h"
 #define MODEL_INVOKE harlite_engine_invoke
+#define MODEL_FEATURES harlite_engine_invoke_features
 #endif
 
 #define PAINT_WORDS 1024u /* 4 KiB of stack painted */
@@ -87,7 +89,7 @@ int main(void) {
 #ifdef HARLITE_TFLM
     int8_t *input = NULL, *output = NULL;
 #else
-    static int8_t model_input[HARLITE_WINDOW_BYTES], model_output[HARLITE_NUM_CLASSES];
+    static int8_t model_input[HARLITE_WINDOW_BYTES], model_output[HARLITE_NUM_CLASSES], features[HARLITE_FEATURES_BYTES];
     int8_t *input = model_input, *output = model_output;
 #endif
     unsigned long windows = 0, model = 0, worst = 0, push = 0, report = 0, rows = 0, failed = 0;
@@ -108,6 +110,9 @@ int main(void) {
     calibration = start_clock();
     STACK_POINTER(base);
     harlite_pipeline_init(&p, MODEL_INVOKE, input, output, HARLITE_SMOOTH_MAJORITY, 3, 0.0f);
+#if HARLITE_UNKNOWN
+    harlite_pipeline_features(&p, MODEL_FEATURES, features);
+#endif
     print_banner(line);
     while ((n = fread(block, sizeof block[0], HARLITE_HOP, f)) > 0) {
         int ready = 0;

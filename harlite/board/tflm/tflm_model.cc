@@ -1,6 +1,8 @@
 /* The model in TFLite Micro: see tflm_model.h. */
 #include "tflm_model.h"
 
+#include <string.h>
+
 #include "harlite_model_config.h"
 #include "harlite_model_data.h"
 #include "harlite_op_resolver.h"
@@ -31,4 +33,14 @@ extern "C" int harlite_tflm_invoke(const int8_t* input, int8_t* output) {
   (void)input;
   (void)output;
   return interpreter->Reset() == kTfLiteOk && interpreter->Invoke() == kTfLiteOk ? 0 : 1;
+}
+
+extern "C" int harlite_tflm_invoke_features(const int8_t* input, int8_t* output, int8_t* features) {
+  size_t i, at = 0;
+  if (harlite_tflm_invoke(input, output) != 0) return 1;
+  for (i = 1; i < interpreter->outputs_size(); i++) {
+    memcpy(features + at, interpreter->output(i)->data.int8, interpreter->output(i)->bytes);
+    at += interpreter->output(i)->bytes;
+  }
+  return 0;
 }

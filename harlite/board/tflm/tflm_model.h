@@ -19,6 +19,10 @@ int harlite_tflm_init(int8_t **input, int8_t **output);
  * arguments are the tensors of harlite_tflm_init (harlite_model_fn's signature). Returns 0 on success. */
 int harlite_tflm_invoke(const int8_t *input, int8_t *output);
 
+/* harlite_tflm_invoke, then the model's other outputs (output tensors 1, 2, ...: the hidden vector and the
+ * logits the unknown decision reads) copied one after another into features (harlite_features_fn). */
+int harlite_tflm_invoke_features(const int8_t *input, int8_t *output, int8_t *features);
+
 #ifdef __cplusplus
 }
 #endif
