@@ -15,6 +15,7 @@ from harlite.core.frontend import RAW_UNITS, FrontEndSpec
 from harlite.errors import DataError
 
 UNLABELLED = -1
+RESERVED_LABEL = "unknown"  # harlite.core.unknown.UNKNOWN: reported for a window that is none of the labels
 # UCI HAR's six activities, in its class order, and its official test subjects (the HAPT default).
 UCI_LABELS: tuple[str, ...] = (
     "WALKING",
@@ -44,6 +45,10 @@ class Protocol:
         object.__setattr__(self, "labels", tuple(check_label(name) for name in self.labels))
         if not 2 <= len(self.labels) <= MAX_LABELS or len(set(self.labels)) != len(self.labels):
             raise DataError(f"a model needs 2 to {MAX_LABELS} distinct labels, got {list(self.labels)}.")
+        if any(name.lower() == RESERVED_LABEL for name in self.labels):
+            raise DataError(f"a label cannot be {RESERVED_LABEL!r}: it is what every runtime reports for a window that is "
+                            "none of the labels; merge it into another label, or list it under 'other' or 'ignore' "
+                            "in dataset.json.")  # fmt: skip
 
     @property
     def rate_hz(self) -> float:

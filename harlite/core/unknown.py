@@ -24,9 +24,10 @@ from typing import Any
 
 import numpy as np
 
+from harlite.core.protocol import RESERVED_LABEL
 from harlite.errors import BundleError
 
-UNKNOWN = "unknown"  # the label every runtime reports for a window that is none of the classes
+UNKNOWN = RESERVED_LABEL  # the label every runtime reports for a window that is none of the classes
 OTHER_LABEL = "other"  # a class of this name (trained on "other" recordings) is always reported unknown
 Z_BITS = 8  # whitened coordinates in 1/256 standard deviations
 Z_CLAMP = 1 << 23

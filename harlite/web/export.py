@@ -126,6 +126,9 @@ def web_manifest(bundle: Any, wasm: bytes, tools: dict[str, str]) -> dict[str, A
         "units": {"acc": "g", "gyro": "rad/s", "time": "s"},
         "channels": list(spec.channels),
         "output": {"scale": float(quant["scale"]), "zero_point": int(quant["zero_point"])},
+        "unknown": "unknown" in bundle.manifest,  # windows that are none of the labels are labelled "unknown"
+        **({"postprocess": {k: bundle.manifest["postprocess"][k] for k in ("smoothing", "dwell", "hysteresis")}}
+           if "postprocess" in bundle.manifest else {}),
         "model_int8_sha256": bundle.entry("int8")["sha256"],
         "wasm": {
             "file": WASM,

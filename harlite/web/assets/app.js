@@ -244,7 +244,7 @@ async function toggleRecording() {
 }
 
 async function main() {
-  const smoothing = new URLSearchParams(location.search).get('smoothing') ?? 'none';
+  const smoothing = new URLSearchParams(location.search).get('smoothing') ?? undefined; // default: the bundle's
   clf = await loadClassifier('.', { smoothing, onSample, onRestart });
   page.clf = clf;
   try {

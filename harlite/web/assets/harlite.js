@@ -11,9 +11,11 @@
 // brought to the model's rate exactly as `harlite simulate` brings a recording (the resampler of
 // harlite_resample.h: linear interpolation onto t0 + k / rateHz, a sample whose time does not increase
 // dropped, an interval over 10 model periods restarting the stream), then go through the board's front
-// end, model and smoothing. Each prediction comes when its window completes: label is the raw (unsmoothed)
-// class, p its probabilities in the order of labels, scores the model's int8 outputs (the same bits as
-// `harlite simulate --runtime c`), smoothed the class after the smoothing chosen in loadClassifier.
+// end, model, unknown decision and post-processing. Each prediction comes when its window completes: label
+// is the raw (unsmoothed) class, or 'unknown' when the bundle's unknown decision says the window is none of
+// them, p its probabilities in the order of labels, scores the model's int8 outputs (the same bits as
+// `harlite simulate --runtime c`), smoothed the label after the post-processing chosen in loadClassifier
+// (by default the bundle's calibrated one).
 
 const SMOOTHING = { none: 0, majority: 1, ema: 2 };
 const MAJORITY_MAX = 32;
@@ -21,7 +23,19 @@ const RESTART = 1;
 const DROPPED = -1;
 
 function parseSmoothing(text) {
-  const [kind, arg, extra] = String(text ?? 'none').trim().toLowerCase().split(':');
+  const [head, ...rest] = String(text ?? 'none').trim().toLowerCase().split(/\s+/);
+  const hold = { dwell: 1, hysteresis: 0 };
+  for (const word of rest) {
+    const [key, value, more] = word.split(':');
+    const v = Number(value);
+    if (more !== undefined || !(key in hold) || !Number.isFinite(v)) throw new RangeError(`bad smoothing ${JSON.stringify(text)}: after the kind, dwell:D and hysteresis:H`);
+    hold[key] = v;
+  }
+  return [...parseKind(head, text), hold.dwell, hold.hysteresis];
+}
+
+function parseKind(head, text) {
+  const [kind, arg, extra] = head.split(':');
   const k = Number(arg);
   if (kind === 'none' && arg === undefined) return [SMOOTHING.none, 1, 0];
   if (kind === 'majority' && extra === undefined && Number.isInteger(k) && k >= 1 && k <= MAJORITY_MAX) {
@@ -60,7 +74,8 @@ function checkVector(name, value, n) {
 
 /**
  * Load the model of a folder written by `harlite export BUNDLE --format web` and return a classifier.
- * options.smoothing: 'none' (default), 'majority:K' or 'ema:ALPHA', as `harlite simulate --smoothing`.
+ * options.smoothing: 'none', 'majority:K' or 'ema:ALPHA', optionally followed by 'dwell:D' and 'hysteresis:H',
+ * as `harlite simulate --smoothing`; default: the bundle's calibrated post-processing, else 'none'.
  * options.onSample(values, index): called with every sample on the model's grid (a Float32Array in the
  * model's units; index counts them from the first), e.g. to record what the model saw.
  * options.onRestart(t): called when a sample arrives after a gap and the stream starts again.
@@ -95,13 +110,15 @@ export async function loadClassifier(dir = new URL('.', import.meta.url), option
   const maxOut = x.hl_config(6);
   const outScale = Math.fround(manifest.output.scale);
   const outZero = manifest.output.zero_point;
-  const [mode, k, alpha] = parseSmoothing(options.smoothing);
+  const post = manifest.postprocess;
+  const chosen = options.smoothing ?? (post ? `${post.smoothing} dwell:${post.dwell} hysteresis:${post.hysteresis}` : 'none');
+  const [mode, k, alpha, dwell, hysteresis] = parseSmoothing(chosen);
   const hasGyro = nRaw === 6;
   const stats = { samples: 0, dropped: 0, restarts: 0, windows: 0 };
   let gridIndex = 0;
 
   function reset() {
-    x.hl_reset(mode, k, alpha);
+    if (!x.hl_reset(mode, k, alpha) || !x.hl_hold(dwell, hysteresis)) throw new RangeError(`bad smoothing ${JSON.stringify(chosen)}`);
     gridIndex = 0;
     Object.keys(stats).forEach((key) => { stats[key] = 0; });
   }
@@ -129,6 +146,8 @@ export async function loadClassifier(dir = new URL('.', import.meta.url), option
     if (!n) return [];
     const scores = new Int8Array(buffer, x.hl_scores(), maxOut * nClasses);
     const smoothed = new Int32Array(buffer, x.hl_smoothed(), maxOut);
+    const decisions = new Int32Array(buffer, x.hl_decisions(), maxOut);
+    const name = (label) => (label === nClasses ? 'unknown' : labels[label]);
     const starts = new Float64Array(buffer, x.hl_starts(), maxOut);
     const inputs = options.keepInputs ? new Int8Array(buffer, x.hl_inputs(), maxOut * windowBytes) : null;
     const predictions = [];
@@ -139,11 +158,11 @@ export async function loadClassifier(dir = new URL('.', import.meta.url), option
       const prediction = {
         start_s: starts[w],
         end_s: starts[w] + windowLength / manifest.rate_hz,
-        label: labels[best],
+        label: name(decisions[w]),
         index: best,
         p: s.map((q) => Math.fround(Math.fround(q - outZero) * outScale)),
         scores: s,
-        smoothed: labels[smoothed[w]],
+        smoothed: name(smoothed[w]),
       };
       if (inputs) prediction.input = inputs.slice(w * windowBytes, (w + 1) * windowBytes);
       predictions.push(prediction);

@@ -4,12 +4,15 @@
  * harlite.js reads them through the exported memory.
  *
  *   hl_reset(mode, k, alpha)  start again (smoothing as harlite_smoother_init); 0 for a bad setting
+ *   hl_hold(dwell, hysteresis)  the post-processing's dwell and hysteresis (harlite_smoother_hold)
  *   hl_sample()               where to write one raw sample (HARLITE_NUM_RAW floats) before hl_push
  *   hl_push(t)                add it at time t (seconds); returns the windows it completed (0..HL_MAX)
  *   hl_status()               what hl_push did with the sample (HARLITE_RESAMPLE_*)
  *   hl_grid(), hl_grid_count()  the samples on the model's grid that push made (what the model saw)
- *   hl_scores(), hl_smoothed(), hl_starts(), hl_inputs()  per completed window: int8 scores, the smoothed
- *                             class, its start (seconds after the first sample), its int8 input tensor
+ *   hl_scores(), hl_smoothed(), hl_starts(), hl_inputs(), hl_decisions()  per completed window: int8
+ *                             scores, the reported label (a class, or the number of classes for unknown),
+ *                             its start (seconds after the first sample), its int8 input tensor, its
+ *                             decision (its class, or unknown: harlite_unknown_decide)
  *   hl_config(what)           the compiled-in model shape, for harlite.js to check against manifest.json
  */
 #include <stdint.h>
@@ -33,7 +36,10 @@ static float sample[HARLITE_NUM_RAW];
 static float grid[HL_MAX][HARLITE_NUM_RAW];
 static int8_t inputs[HL_MAX][HARLITE_WINDOW_BYTES];
 static int8_t scores[HL_MAX][HARLITE_NUM_CLASSES];
-static int32_t smoothed[HL_MAX];
+static int32_t smoothed[HL_MAX], decisions[HL_MAX];
+#if HARLITE_UNKNOWN
+static int8_t features[HARLITE_FEATURES_BYTES];
+#endif
 static double starts[HL_MAX];
 static int32_t grid_count, status;
 static uint32_t segment_samples; /* grid samples since the grid (re)started */
@@ -48,6 +54,7 @@ HL_EXPORT(hl_scores) int8_t *hl_scores(void) { return &scores[0][0]; }
 HL_EXPORT(hl_smoothed) int32_t *hl_smoothed(void) { return smoothed; }
 HL_EXPORT(hl_starts) double *hl_starts(void) { return starts; }
 HL_EXPORT(hl_inputs) int8_t *hl_inputs(void) { return &inputs[0][0]; }
+HL_EXPORT(hl_decisions) int32_t *hl_decisions(void) { return decisions; }
 
 HL_EXPORT(hl_config) int32_t hl_config(int32_t what) {
     switch (what) {
@@ -71,6 +78,10 @@ HL_EXPORT(hl_reset) int32_t hl_reset(int32_t mode, int32_t k, float alpha) {
     return harlite_smoother_init(&smoother, (harlite_smoothing_t)mode, (unsigned)(k < 0 ? 0 : k), alpha);
 }
 
+HL_EXPORT(hl_hold) int32_t hl_hold(int32_t dwell, float hysteresis) {
+    return harlite_smoother_hold(&smoother, (unsigned)(dwell < 0 ? 0 : dwell), hysteresis);
+}
+
 HL_EXPORT(hl_push) int32_t hl_push(double t) {
     int32_t windows = 0;
     grid_count = 0;
@@ -90,8 +101,14 @@ HL_EXPORT(hl_push) int32_t hl_push(double t) {
         segment_samples++;
         if (harlite_frontend_push(&front_end, grid[grid_count])) {
             harlite_frontend_window_int8(&front_end, inputs[windows]);
+#if HARLITE_UNKNOWN
+            harlite_engine_invoke_features(inputs[windows], scores[windows], features);
+            decisions[windows] = harlite_unknown_decide(inputs[windows], scores[windows], features, 0, 0);
+#else
             harlite_engine_invoke(inputs[windows], scores[windows]);
-            smoothed[windows] = harlite_smoother_update(&smoother, scores[windows]);
+            decisions[windows] = harlite_argmax_int8(scores[windows], HARLITE_NUM_CLASSES);
+#endif
+            smoothed[windows] = harlite_smoother_decide(&smoother, scores[windows], decisions[windows]);
             starts[windows] = (segment_start - first_t) +
                               (double)(segment_samples - HARLITE_WINDOW) / (double)HARLITE_RATE_HZ;
             windows++;
