@@ -89,7 +89,10 @@ int main(void) {
 #ifdef HARLITE_TFLM
     int8_t *input = NULL, *output = NULL;
 #else
-    static int8_t model_input[HARLITE_WINDOW_BYTES], model_output[HARLITE_NUM_CLASSES], features[HARLITE_FEATURES_BYTES];
+    static int8_t model_input[HARLITE_WINDOW_BYTES], model_output[HARLITE_NUM_CLASSES];
+#if HARLITE_UNKNOWN
+    static int8_t features[HARLITE_FEATURES_BYTES]; /* the model's other outputs: the unknown decision reads them */
+#endif
     int8_t *input = model_input, *output = model_output;
 #endif
     unsigned long windows = 0, model = 0, worst = 0, push = 0, report = 0, rows = 0, failed = 0;
