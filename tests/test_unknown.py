@@ -173,3 +173,66 @@ def test_calibrate_command_writes_postprocess_and_sources(tiny_bundle: Path, tmp
     assert post["validation"]["switches_per_min"] <= 1.1 * post["validation"]["true_switches_per_min"] or "no setting" in post["rule"]
     header = (bundle / "tflm" / "harlite_model_config.h").read_text()
     assert "#define HARLITE_UNKNOWN 1" in header and f"#define HARLITE_POSTPROCESS_DWELL {post['dwell']}" in header
+
+
+def test_three_outputs_keep_the_probabilities_bit_for_bit(tiny_bundle: Path, harlite_cache: Path) -> None:
+    from fixtures_bundle import bundle_split
+
+    from harlite.bundle.loader import load_bundle
+    from harlite.core.frontend import quantize
+    from harlite.pipeline.convert import calibration_windows, to_int8
+    from harlite.tf import litert_interpreter
+
+    bundle = load_bundle(tiny_bundle)
+    m = bundle.manifest
+    mean, std = (np.asarray(m["normalization"][k], np.float32) for k in ("mean", "std"))
+    split = bundle_split(tiny_bundle, harlite_cache)
+    calibration = calibration_windows(split.pool, mean, std, 100)
+    one, three = (to_int8(bundle.keras_model(), calibration, features=f) for f in (False, True))
+    q = quantize(split.test.X[:: max(1, len(split.test) // 60)], mean, std, m["quantization"]["input"]["scale"],
+                 m["quantization"]["input"]["zero_point"])  # fmt: skip
+    outputs = {}
+    for name, model in (("one", one), ("three", three)):
+        it = litert_interpreter(model, num_threads=1)
+        details = it.get_output_details()
+        outputs[name] = []
+        for window in q:
+            it.reset_all_variables()
+            it.set_tensor(it.get_input_details()[0]["index"], window[None])
+            it.invoke()
+            outputs[name].append([it.get_tensor(d["index"])[0].copy() for d in details])
+    shapes = [tuple(o.shape) for o in outputs["three"][0]]
+    assert shapes == [(6,), (12,), (6,)]  # probabilities, the LSTM's 12 units, logits: harlite's order
+    assert all(np.array_equal(a[0], b[0]) for a, b in zip(outputs["one"], outputs["three"]))
+
+
+def test_simulate_says_unknown_for_transitions_and_replays_turned(tiny_bundle: Path, harlite_cache: Path,
+                                                                   tmp_path: Path) -> None:  # fmt: skip
+    from click.testing import CliRunner
+
+    from harlite.cli import main
+    from harlite.data.hapt import load_hapt
+    from harlite.data.recordings import write_csv
+
+    rec = load_hapt(["2"], transitions=True)[0]
+    csv = write_csv(rec, tmp_path / "rec.csv")
+    runner = CliRunner()
+    done = runner.invoke(main, ["simulate", str(tiny_bundle), str(csv), "--runtime", "c", "--json", "--out",
+                                str(tmp_path / "sim")], catch_exceptions=False)  # fmt: skip
+    assert done.exit_code == 0, done.output
+    summary = json.loads(done.stdout)
+    unknown = summary["unknown"]
+    assert unknown["foreign_windows"] > 5  # HAPT's transitions, labelled 'other': none of the activities
+    assert unknown["foreign_unknown_rate"] > 3 * unknown["pure_unknown_rate"]
+    rows = json.loads((tmp_path / "sim" / "timeline.json").read_text())["rows"]
+    assert sum(r["pred_raw"] == "unknown" for r in rows) == unknown["unknown"] > 0
+    assert summary["stream"]["changes"] > 5 and 0 < summary["stream"]["segment_f1"] <= 1
+    assert summary["smoothing"] == "none"  # convert alone chooses no post-processing (calibrate and build do)
+    turned = runner.invoke(main, ["simulate", str(tiny_bundle), str(csv), "--runtime", "litert", "--json", "--rotate",
+                                  "x:180", "--no-unknown", "--smoothing", "none"], catch_exceptions=False)  # fmt: skip
+    assert turned.exit_code == 0, turned.output
+    turned = json.loads(turned.stdout)
+    assert turned["rotation"] == "x:180" and turned["unknown"] is None
+    assert turned["metrics"]["raw"]["accuracy"] != summary["metrics"]["raw"]["accuracy"]
+    bad = runner.invoke(main, ["simulate", str(tiny_bundle), str(csv), "--rotate", "x:ninety"])
+    assert bad.exit_code == 2 and "e.g. x:90" in bad.output
