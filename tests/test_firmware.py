@@ -35,9 +35,9 @@ from harlite.codegen.sources import TFLM_DIR
 from harlite.codegen.tflm import DATA_CPP, config_header
 from harlite.core.frontend import ACC, RAW6_CHANNELS, FrontEndSpec, cut_windows, features, quantize
 from harlite.core.protocol import UCI_LABELS as LABELS
+from harlite.core.smoothing import parse_smoothing
 from harlite.data.hapt import load_hapt
 from harlite.data.recordings import Recording, read_csv, write_csv
-from harlite.core.smoothing import parse_smoothing
 from harlite.data.windows import DataSpec, load_split
 from harlite.pipeline.c_sources import write_sources
 from harlite.pipeline.convert import convert

@@ -89,8 +89,11 @@ def test_timeline_rows_times_labels_probabilities_and_smoothing(result, recordin
         assert [r["label"] for r in part] == ["" if t == UNLABELLED else LABELS[t] for t in truth]
         probs = np.array([[float(r[f"p_{name}"]) for name in LABELS] for r in part])
         assert np.all(np.abs(probs.sum(axis=1) - 1) < 0.03)
-        assert [r["pred_raw"] for r in part] == [LABELS[i] for i in probs.argmax(axis=1)]
-        assert [r["pred_smoothed"] for r in part] == [LABELS[i] for i in smooth(probs, "majority:3")]
+        # the top class, or unknown (the bundle's unknown decision), which post-processing counts as a label
+        unknown = np.array([r["pred_raw"] == "unknown" for r in part])
+        decisions = np.where(unknown, len(LABELS), probs.argmax(axis=1))
+        assert [r["pred_raw"] for r in part] == [(*LABELS, "unknown")[i] for i in decisions]
+        assert [r["pred_smoothed"] for r in part] == [(*LABELS, "unknown")[i] for i in smooth(probs, "majority:3", decisions)]
     # Not vacuous: the model tells activities apart and smoothing changes some predictions.
     assert len({r["pred_raw"] for r in rows[:186]}) >= 4
     assert any(r["pred_raw"] != r["pred_smoothed"] for r in rows)
@@ -110,7 +113,7 @@ def test_windows_straddling_a_change_or_unlabelled_samples_are_counted_apart(res
         m = result.metrics[which]
         assert m["n"] == counts["pure"] and np.array(m["confusion"]).sum() == counts["pure"]
     pure = np.concatenate([tr.kind == "pure" for tr in result.traces])
-    raw = np.concatenate([tr.raw for tr in result.traces])[pure]
+    raw = np.concatenate([tr.probs.argmax(axis=1) for tr in result.traces])[pure]  # the top class, unknown or not
     truth = np.concatenate([tr.truth for tr in result.traces])[pure]
     assert result.metrics["raw"]["accuracy"] == pytest.approx((raw == truth).mean())
     latency = result.latency
@@ -121,7 +124,7 @@ def test_golden_vectors_replay_to_the_same_tensors(tiny_bundle, recording, resul
     header = tiny_bundle / "tflm" / "harlite_model_config.h"  # written by convert, copied as is
     paths = dump_golden(result, tmp_path / "golden")
     assert sorted(p.name for p in paths) == sorted(
-        ["raw_f32.bin", "input_int8.bin", "output_int8.bin", "golden.json", "harlite_model_config.h"]
+        ["raw_f32.bin", "input_int8.bin", "output_int8.bin", "golden.json", "harlite_model_config.h", "features_int8.bin"]
     )
     golden = read_json(tmp_path / "golden" / "golden.json")
     n, m = len(recording), 186
@@ -138,8 +141,10 @@ def test_golden_vectors_replay_to_the_same_tensors(tiny_bundle, recording, resul
     assert (tmp_path / "golden" / "harlite_model_config.h").read_text() == header.read_text()
     probs = (outputs.astype(np.float32) - result.bundle.manifest["quantization"]["output"]["zero_point"]) * np.float32(
         result.bundle.manifest["quantization"]["output"]["scale"])  # fmt: skip
-    for spec in ("none", "majority:3", "majority:4", "ema:0.5"):
-        assert golden["smoothed"][spec] == smooth(probs, spec).tolist()
+    decisions = np.array(golden["decisions"])  # the top class, or 6: unknown
+    assert np.array_equal(decisions[decisions < 6], probs.argmax(axis=1)[decisions < 6])
+    for spec in ("none", "majority:3", "majority:4", "ema:0.5", "ema:0.3 dwell:2 hysteresis:0.1"):
+        assert golden["smoothed"][spec] == smooth(probs, spec, decisions).tolist()
     assert golden["smoothed"]["ema:0.5"] != golden["smoothed"]["none"]
     with pytest.raises(Exception, match="exists; pass --force"):
         dump_golden(result, tmp_path / "golden")

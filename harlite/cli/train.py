@@ -10,7 +10,7 @@ import click
 
 from harlite.cli.options import data_options, data_spec
 from harlite.pipeline.evaluate import evaluate as evaluate_artifact
-from harlite.pipeline.train import TrainConfig
+from harlite.pipeline.train import MOUNTINGS, TrainConfig
 from harlite.pipeline.train import train as train_model
 
 MODEL_NAMES = ("cnn_lstm", "lstm")  # harlite.pipeline.models.MODELS, listed here so --help needs no TensorFlow
@@ -34,13 +34,15 @@ def _print(result: dict[str, Any], as_json: bool, text: str) -> None:
 @click.option("--class-weights/--no-class-weights", default=None,
               help="Weigh classes equally in the loss.  [default: when classes are unequal by more than 2:1]")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed (weights, shuffling, augmentation).")
+@click.option("--mounting", type=click.Choice(MOUNTINGS), default="fixed", show_default=True,
+              help="any: train for a device turned any way about the vertical axis and tilted (docs/field.md).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Run folder to write.")
 @click.option("--force", is_flag=True, help="Overwrite an existing run folder's files.")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON on stdout.")
 def train(model_name: str, data: Path | None, test_data: Path | None, test_subjects: tuple[str, ...] | None,
           val_subjects: int | None, rate_hz: float | None, window: str | None, hop: str | None,
           transitions: bool, epochs: int | None,
-          batch_size: int | None, class_weights: bool | None, seed: int, out: Path, force: bool,
+          batch_size: int | None, class_weights: bool | None, seed: int, mounting: str, out: Path, force: bool,
           as_json: bool) -> None:  # fmt: skip
     """Train a float model on the training split of the data (default: the embedded HAPT recordings).
 
@@ -57,7 +59,7 @@ def train(model_name: str, data: Path | None, test_data: Path | None, test_subje
     """
     spec = data_spec(data, test_data, test_subjects, val_subjects, rate_hz, window, hop, transitions)
     config = TrainConfig(model=model_name, epochs=epochs, batch_size=batch_size, seed=seed,
-                         class_weights=class_weights)  # fmt: skip
+                         class_weights=class_weights, mounting=mounting)  # fmt: skip
     metrics = train_model(out, config, force=force, data_spec=spec)
     weak = [f"{name} (recall {m['recall']:.0%})" for name, m in metrics["test"]["float"]["per_class"].items()
             if m["support"] and m["recall"] < 0.8]  # fmt: skip

@@ -96,7 +96,8 @@ def _simulate_lines(simulate: dict[str, Any]) -> list[str]:
     if metrics:
         lines.append(
             f"Accuracy on windows of one activity: {_pct(metrics['raw']['accuracy'])} "
-            f"(smoothed `{simulate['smoothing']}`: {_pct(metrics['smoothed']['accuracy'])})."
+            f"(the labels reported after `{simulate['smoothing']}`: {_pct(metrics['smoothed']['accuracy'])}; a "
+            "window reported late or unknown after a change counts as wrong)."
         )
     if counts:
         lines.append("Windows: " + ", ".join(f"{k} {v}" for k, v in counts.items()) + ".")

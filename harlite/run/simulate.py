@@ -324,7 +324,7 @@ class _Player:
             self.batch_seconds += time.perf_counter() - t0
             self.batch_windows += len(floats)
         probs_arr = np.array(probs, np.float32).reshape(m, self.n_classes)
-        feats = np.array(features, np.int8).reshape(m, -1) if self.int8 else None
+        feats = (np.array(features, np.int8).reshape(m, -1) if m else np.zeros((0, 0), np.int8)) if self.int8 else None
         if self.int8 and self.decision is not None and m:
             if feats.shape[1] == 0:
                 raise HarliteError("the bundle's int8 model has no hidden-vector and logits outputs, but its "
