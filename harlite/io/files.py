@@ -89,3 +89,9 @@ def _json_default(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
     raise TypeError(f"cannot serialise {type(obj).__name__} to JSON")
+
+
+def is_within(inner: str | Path, outer: str | Path) -> bool:
+    """``inner`` is ``outer`` or lies inside it (both resolved: links followed)."""
+    inner, outer = Path(inner).resolve(), Path(outer).resolve()
+    return inner == outer or outer in inner.parents
