@@ -108,8 +108,9 @@ DATASET = Record({
     "windows": MapOf(Text(choices=("train", "val", "test")), MapOf(NAME, COUNT, max_len=MAX_LABELS + 1)),
     "merge": MapOf(NAME, LABEL, max_len=4096),
     "ignore": Array(NAME, max_len=4096),
+    "gravity": Text(choices=("included", "removed")),  # absent: included
 }, optional=frozenset({"data", "test_data", "test_subjects", "val_subjects", "split_seed", "rate_hz", "window", "hop",
-                       "channels", "split", "train", "val", "test", "windows", "merge", "ignore"}))  # fmt: skip
+                       "channels", "split", "train", "val", "test", "windows", "merge", "ignore", "gravity"}))  # fmt: skip
 QUANT_OUTPUT = {"scale": Number(gt=0), "zero_point": Integer(-128, 127)}
 METRICS = Record({
     "accuracy": FRACTION,
