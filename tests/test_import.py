@@ -18,7 +18,9 @@ from click.testing import CliRunner
 from harlite.cli import main
 from harlite.data.datasets import load_dataset
 from harlite.data.hapt import load_hapt
+from harlite.core.frontend import ACC, ACC_CHANNELS
 from harlite.data.layout import Units
+from harlite.data.windows import DataSpec
 from harlite.data.recordings import RecordingError, read_csv
 from harlite.errors import DataError
 
@@ -93,6 +95,8 @@ def test_linear_acceleration_is_named_and_accepted_only_when_said(walk, tmp_path
     assert code == 0, out
     assert json.loads((tmp_path / "ds" / "dataset.json").read_text()) == {"gravity": "removed"}
     assert load_dataset(tmp_path / "ds", min_labels=0).gravity == "removed"
+    assert DataSpec().frontend(ACC, "removed").channels == ACC  # the front end is told: no gravity to split off
+    assert DataSpec().frontend(ACC).channels == ACC_CHANNELS
 
 
 @pytest.mark.parametrize(("platform", "acc_files", "gyro_rate"), [("android", "total", None), ("android", "split", None),

@@ -79,7 +79,8 @@ def format_info(summary: dict) -> str:
     """data info for people: one paragraph, a table of windows per class and split, the warnings."""
     about = "about " if summary["source"] == "uci-har" else ""  # its windows overlap: hours are estimated
     lines = [f"{summary['source']}: {summary.get('recordings', '?')} recordings, {len(summary['subjects'])} subjects, "
-             f"{about}{summary['hours']:.2f} h, sensors {', '.join(summary['sensors'])}, "
+             f"{about}{summary['hours']:.2f} h, sensors {', '.join(summary['sensors'])}"
+             f"{' (linear acceleration: gravity removed)' if summary.get('gravity') == 'removed' else ''}, "
              f"rate {', '.join(f'{r:g}' for r in summary.get('rates_hz', [])) or '?'} Hz"]  # fmt: skip
     if "protocol" in summary:
         p = summary["protocol"]

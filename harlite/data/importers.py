@@ -273,7 +273,7 @@ def _write(found: list[tuple[str, str, Columns, Layout]], out: Path, label: str 
 
 def _stem(path: Path) -> str:
     """A file name for a source file: its stem, or its folder's name for phyphox's 'Raw Data.csv'."""
-    name = path.name if path.is_dir() else re.sub(r"(\.csv|\.txt)?(\.gz)?$", "", path.name, flags=re.I)
+    name = path.name if path.is_dir() else re.sub(r"(\.csv|\.txt)?(\.gz|\.zip)?$", "", path.name, flags=re.I)
     if name.lower() in ("raw data", "raw_data") and path.parent.name:
         name = path.parent.name
     return re.sub(r"[^\w.-]+", "_", name).strip("._") or "recording"
