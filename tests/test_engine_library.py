@@ -34,7 +34,9 @@ def plant(lib: Path, marker: Path, with_record: bool) -> None:
     """Replace ``lib`` with one that writes ``marker`` when loaded (and, ``with_record``, its sha256 beside it)."""
     source = lib.with_suffix(".c")
     source.write_text(PLANTED.format(marker=marker))
-    subprocess.run(["gcc", "-shared", "-fPIC", str(source), "-o", str(lib)], check=True)
+    built = lib.with_suffix(".new")
+    subprocess.run(["gcc", "-shared", "-fPIC", str(source), "-o", str(built)], check=True)
+    os.replace(built, lib)  # a new file in its place (the old one may still be mapped in this process)
     source.unlink()
     if with_record:
         import hashlib
@@ -64,7 +66,9 @@ def test_an_altered_library_is_compiled_again(model: bytes, tmp_path: Path) -> N
     engine = HostEngine(model, cache=tmp_path)
     data = bytearray(engine.library.read_bytes())
     data[len(data) // 2] ^= 0xFF
-    engine.library.write_bytes(bytes(data))
+    altered = engine.library.with_suffix(".new")
+    altered.write_bytes(bytes(data))
+    os.replace(altered, engine.library)
     again = HostEngine(model, cache=tmp_path)
     np.testing.assert_array_equal(again.invoke_int8(window(again)), engine.invoke_int8(window(engine)))
 

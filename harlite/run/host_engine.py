@@ -4,9 +4,8 @@ through ctypes.
 The library is cached in a private folder of harlite's cache (``harlite.io.cache.private_folder``: owned
 by this user, writable by no one else; else a temporary folder of this process), named by its sources,
 the compiler and its flags, with the sha256 of the library beside it. Before it is loaded, the file is
-opened (no symlink followed), checked to be this user's and writable by no one else, hashed through that
-open file and compared, and that very file is what ``dlopen`` maps (``/proc/self/fd``); anything else
-is compiled again."""
+opened (no symlink followed), checked to be this user's and writable by no one else, and hashed through
+that open file against the recorded sha256; a library that fails is compiled again."""
 
 from __future__ import annotations
 
@@ -83,7 +82,10 @@ def _recorded_digest(lib: Path) -> str | None:
 
 def load_library(lib: Path) -> ctypes.CDLL:
     """``dlopen`` of ``lib`` after checking it: this user's, writable by no one else, its sha256 the one
-    recorded beside it; the checked open file itself is what gets mapped. A ``HarliteError`` otherwise."""
+    recorded beside it (hashed through the opened file). ``lib`` lies in a private folder
+    (``private_folder``), so nobody but this user can change it between the check and the load; each
+    library has a name of its own (its sources' key), so ``dlopen`` never mistakes one for another. A
+    ``HarliteError`` otherwise."""
     expected = _recorded_digest(lib)
     try:
         fd = os.open(lib, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
@@ -96,22 +98,11 @@ def load_library(lib: Path) -> ctypes.CDLL:
         digest = hashlib.sha256()
         while chunk := os.read(fd, 1 << 20):
             digest.update(chunk)
-        if digest.hexdigest() != expected:
-            raise HarliteError(f"{lib} changed since harlite compiled it (sha256 differs): it is not loaded.")
-        proc = f"/proc/self/fd/{fd}"
-        if os.path.exists(proc):
-            return ctypes.CDLL(proc)
-        with tempfile.TemporaryDirectory(prefix="harlite-engine-") as tmp:  # no /proc: load a private copy
-            copy = Path(tmp) / lib.name
-            os.lseek(fd, 0, os.SEEK_SET)
-            with open(copy, "wb") as f:
-                while chunk := os.read(fd, 1 << 20):
-                    f.write(chunk)
-            if hashlib.sha256(copy.read_bytes()).hexdigest() != expected:
-                raise HarliteError(f"{lib} changed while harlite copied it: it is not loaded.")
-            return ctypes.CDLL(str(copy))
     finally:
         os.close(fd)
+    if digest.hexdigest() != expected:
+        raise HarliteError(f"{lib} changed since harlite compiled it (sha256 differs): it is not loaded.")
+    return ctypes.CDLL(str(lib))
 
 
 def verified_library(files: dict[str, str], flags: tuple[str, ...] = (), cache: Path | None = None) -> tuple[Path, ctypes.CDLL]:
