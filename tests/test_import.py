@@ -16,12 +16,12 @@ import pytest
 from click.testing import CliRunner
 
 from harlite.cli import main
+from harlite.core.frontend import ACC, ACC_CHANNELS
 from harlite.data.datasets import load_dataset
 from harlite.data.hapt import load_hapt
-from harlite.core.frontend import ACC, ACC_CHANNELS
 from harlite.data.layout import Units
-from harlite.data.windows import DataSpec
 from harlite.data.recordings import RecordingError, read_csv
+from harlite.data.windows import DataSpec
 from harlite.errors import DataError
 
 SAMPLES = 3000  # a minute of HAPT subject 4 at 50 Hz: walking, then standing

@@ -14,12 +14,15 @@ import os
 import shutil
 import stat
 import tempfile
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
+from harlite.errors import HarliteError
 from harlite.io.files import atomic_write_bytes
+from harlite.io.limits import open_regular
 
 
 def cache_dir() -> Path:
@@ -43,8 +46,11 @@ def cached_arrays(prefix: str, identity: str, build: Callable[[], dict[str, np.n
     key = hashlib.sha256(identity.encode()).hexdigest()[:16]
     path = cache_dir() / f"{prefix}-{key}.npz"
     if path.exists():
-        with np.load(path, allow_pickle=False) as z:
-            return {name: z[name] for name in z.files}
+        try:
+            with open_regular(path) as f, np.load(f, allow_pickle=False) as z:
+                return {name: z[name] for name in z.files}
+        except (HarliteError, OSError, ValueError, EOFError, zipfile.BadZipFile):
+            pass  # not a regular file, or damaged: built again and replaced
     arrays = build()
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)

@@ -335,7 +335,7 @@ def parse_json(data: bytes, what: str, error: type[HarliteError], hint: str = ""
     one object; ``error`` (one line naming ``what``) otherwise."""
     fix = f"; {hint}" if hint else ""
     try:
-        return json.loads(data.decode("utf-8-sig"), parse_constant=_no_json_constants, object_pairs_hook=_no_duplicates)
+        return json.loads(data.decode("utf-8-sig"), parse_constant=no_json_constants, object_pairs_hook=no_duplicate_keys)
     except UnicodeDecodeError:
         raise error(f"{what} is not UTF-8 text{fix}.") from None
     except json.JSONDecodeError as e:
@@ -344,11 +344,11 @@ def parse_json(data: bytes, what: str, error: type[HarliteError], hint: str = ""
         raise error(f"{what} is not valid JSON ({str(e) or 'nested too deeply'}){fix}.") from None
 
 
-def _no_json_constants(name: str) -> Any:
+def no_json_constants(name: str) -> Any:
     raise ValueError(f"{name} is not a number JSON allows")
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+def no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     keys = [k for k, _ in pairs]
     duplicate = next((k for i, k in enumerate(keys) if k in keys[:i]), None)
     if duplicate is not None:
