@@ -169,3 +169,21 @@ def test_what_import_refuses(walk, tmp_path: Path) -> None:
         from harlite.data.importers import import_source
 
         import_source(tmp_path, "csv", tmp_path / "ds")
+
+
+def test_a_dataset_of_sensor_logger_folders_reads_in_place(walk, tmp_path: Path) -> None:
+    """dataset.json's "sensors": each recording a folder of per-sensor files, joined on their clocks, the
+    same samples as the import gives."""
+    for subject in ("ann", "bob"):
+        formats.sensor_logger(walk, tmp_path / "ds" / subject / "2024-06-10_14-45-36")
+    axes = {f"{s}_{a}": a for s in ("acc", "gyro") for a in "xyz"}
+    (tmp_path / "ds" / "dataset.json").write_text(json.dumps({
+        "sensors": {"acc": "TotalAcceleration.csv", "gyro": "Gyroscope.csv"}, "columns": {"time": "time", **axes},
+        "time_unit": "ns", "units": {"acc": "m/s^2"}}))  # fmt: skip
+    data = load_dataset(tmp_path / "ds", min_labels=0)
+    assert data.subjects == ["ann", "bob"] and data.raw_channels[-1] == "gyro_z"
+    code, out = run("data", "import", tmp_path / "ds" / "ann" / "2024-06-10_14-45-36", "--format", "sensor-logger",
+                    "--out", tmp_path / "imported")  # fmt: skip
+    assert code == 0, out
+    imported = read_csv(tmp_path / "imported" / "subject1" / "2024-06-10_14-45-36.csv")
+    np.testing.assert_allclose(data.recordings[0].samples, imported.samples, atol=1e-6)
