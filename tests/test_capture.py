@@ -42,10 +42,10 @@ from harlite.board.toolchain import WARNINGS
 from harlite.bundle.loader import load_bundle
 from harlite.codegen.tflm import config_header
 from harlite.core.protocol import UCI_LABELS as LABELS
-from harlite.data import capture_files
+from harlite.data import recording_files
 from harlite.data.capture import capture
-from harlite.data.capture_files import Segment
 from harlite.data.hapt import load_hapt
+from harlite.data.recording_files import RecordingFile
 from harlite.data.recordings import read_csv
 from harlite.data.serial_board import parse_banner
 
@@ -359,7 +359,7 @@ def test_board_restarts(board: Path, own_board: Path, fake_board: FakeBoard, tmp
 
 def test_never_overwrites_a_recording(tmp_path: Path) -> None:
     """A recording whose name is taken (same label, same second) gets the next free name."""
-    segment = Segment(tmp_path, "walk", "time_s,acc_x,acc_y,acc_z")
+    segment = RecordingFile(tmp_path, "walk", "time_s,acc_x,acc_y,acc_z")
     segment.write(["0.000000,1,2,3,walk\n", "0.020000,1,2,3,walk\n"], Counter(walk=2))
     taken = tmp_path / f"{segment.stem}.csv"
     taken.write_text("mine\n")
@@ -692,7 +692,7 @@ def test_sigterm_and_sighup_keep_every_complete_sample(board: Path, fake_board: 
 
 
 class _FullDisk:
-    """``os`` for capture_files, whose ``write`` fails with ENOSPC once ``room`` bytes are written."""
+    """``os`` for recording_files, whose ``write`` fails with ENOSPC once ``room`` bytes are written."""
 
     def __init__(self, room: int) -> None:
         self.room = room
@@ -715,7 +715,7 @@ def test_a_full_disk_keeps_every_complete_sample_and_names_the_file(board: Path,
                                                                      tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
     rec = subject2(2000)
     lines = board_lines(board, rec.samples)
-    monkeypatch.setattr(capture_files, "os", _FullDisk(30_000))
+    monkeypatch.setattr(recording_files, "os", _FullDisk(30_000))
     fake_board.play(lines)
     result, _ = run_capture(fake_board.port, tmp_path / "data", label="walk", seconds=40)
     [path] = result.files
@@ -791,9 +791,9 @@ def test_device_files_in_the_dataset_folder_are_passed_over(fake_board: FakeBoar
 
 
 def test_a_segment_cut_by_a_full_disk_holds_whole_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    segment = capture_files.Segment(tmp_path, "walk", "time_s,acc_x,acc_y,acc_z")
+    segment = RecordingFile(tmp_path, "walk", "time_s,acc_x,acc_y,acc_z")
     segment.write(["0.000000,1,2,3,walk\n", "0.020000,1,2,3,walk\n"], Counter(walk=2))
-    monkeypatch.setattr(capture_files, "os", _FullDisk(7))
+    monkeypatch.setattr(recording_files, "os", _FullDisk(7))
     with pytest.raises(OSError, match="No space left"):
         segment.write(["0.040000,1,2,3,walk\n"], Counter(walk=1))
     monkeypatch.undo()

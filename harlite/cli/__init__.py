@@ -28,6 +28,8 @@ COMMANDS = {
     "build": "harlite.cli.build:build",
     "bench": "harlite.cli.build:bench",
     "capture": "harlite.cli.capture:capture",
+    "export": "harlite.cli.export:export",
+    "serve": "harlite.cli.serve:serve",
 }
 
 
@@ -103,6 +105,8 @@ def main() -> None:
       build     all of the above in one resumable run
       bench     every stage's figures in one JSON
       capture   record a labelled dataset from a board over serial
+      export    the model as a folder: a web page that runs it in a phone's browser
+      serve     that page over HTTPS for a phone, its recordings into a dataset
 
     \b
     Example:

@@ -25,8 +25,8 @@ from typing import Any, TextIO
 
 from harlite.core.protocol import check_label
 from harlite.data.capture_console import Keyboard, Status, Stop, stop_on_signals
-from harlite.data.capture_files import Segment, check_dataset
-from harlite.data.datasets import check_subject
+from harlite.data.datasets import check_recorded_protocol, check_subject
+from harlite.data.recording_files import RecordingFile
 from harlite.data.serial_board import (
     ANY_NUMBER,
     BANNER_PREFIX,
@@ -118,7 +118,7 @@ def capture(
         if board is None:
             result.stopped = stop.reason
             return result
-        check_dataset(out, board)
+        check_recorded_protocol(out, board.sensors, board.rate_hz)
         result.board = board
         session = _Session(result, board, label or UNLABELLED, Status(status, board, choices if keys.on else None))
         try:
@@ -137,7 +137,7 @@ class _Session:
         number = FIRMWARE_VALUE if board.banner else ANY_NUMBER
         time_pattern = FIRMWARE_TIME if board.banner else ANY_NUMBER
         self.row = re.compile(rf"{time_pattern}(?:,{number}){{{len(board.columns) - 1}}}")
-        self.segment: Segment | None = None
+        self.segment: RecordingFile | None = None
         self.previous: float | None = None  # time_s of the last sample
         self.rows: list[str] = []  # rows of the segment not yet written, and their labels
         self.row_labels = collections.Counter[str]()
@@ -233,7 +233,7 @@ class _Session:
         self.previous = t
         if self.segment is None:
             try:
-                self.segment = Segment(self.result.out / self.result.subject, self.label, self.board.header)
+                self.segment = RecordingFile(self.result.out / self.result.subject, self.label, self.board.header)
             except OSError as error:
                 self._failed(error, self.result.out / self.result.subject)
                 return
@@ -266,7 +266,7 @@ class _Session:
         if segment is not None:
             self._close(segment)
 
-    def _close(self, segment: Segment) -> Path | None:
+    def _close(self, segment: RecordingFile) -> Path | None:
         """Rename a finished recording into place and count it; None when too short to keep."""
         path = segment.close()
         if path is None:

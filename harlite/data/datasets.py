@@ -27,7 +27,8 @@ import numpy as np
 
 from harlite.core.protocol import MAX_LABELS, check_label
 from harlite.data.layout import LAYOUT_FIELDS, UNITS, Layout, Units
-from harlite.data.recordings import Recording, RecordingError, read_csv
+from harlite.data.recordings import RATE_TOLERANCE, Recording, RecordingError, read_csv
+from harlite.data.tables import open_table
 from harlite.errors import DataError, HarliteError
 from harlite.io.limits import MiB, read_bounded
 from harlite.io.schema import Array, Invalid, MapOf, Record, Text, parse_json
@@ -254,3 +255,35 @@ def load_dataset(root: str | Path, min_labels: int = 2, exclude: tuple[Path, ...
         raise DataError(f"{root}: only {len(labels)} label ({', '.join(labels) or 'none'}) in the recordings' "
                         "label column; a classifier needs at least two activities to train.")  # fmt: skip
     return Dataset(root, recordings, tuple(labels), next(iter(sensors)), warnings, config.layout.gravity)
+
+
+def check_recorded_protocol(out: Path, sensors: str, rate_hz: float) -> None:
+    """Refuse to add recordings of ``sensors`` ("acc" or "acc,gyro") at ``rate_hz`` to a dataset folder
+    whose recordings have other sensors or another rate (within RATE_TOLERANCE). Their heads are read
+    through the bounded readers; what is not a regular file or not a recording is passed over."""
+    if not out.is_dir():
+        return
+    for path in find_recordings(out).recordings:
+        found = recording_head(path)
+        if found is None:
+            continue
+        theirs, rate = found
+        if theirs != sensors or (rate and abs(rate / rate_hz - 1) > RATE_TOLERANCE):
+            raise DataError(f"{path} holds {theirs} at {rate:g} Hz but the board samples {sensors} at {rate_hz:g} Hz: "
+                            "capture into another --out, or flash the firmware of this dataset's model.")  # fmt: skip
+
+
+def recording_head(path: Path, rows: int = 50) -> tuple[str, float] | None:
+    """Sensors and rate from a recording's header and first ``rows`` rows; None if it does not read as one."""
+    try:
+        with open_table(path) as table:
+            time_column = table.index("time_s")
+            if table.index("acc_x") is None or time_column is None:
+                return None
+            sensors = "acc,gyro" if table.index("gyro_x") is not None else "acc"
+            head = next(table.blocks([time_column], limit=rows), None)
+    except (DataError, OSError):
+        return None
+    times = head.values[:, 0] if head is not None else np.zeros(0)
+    span = float(times[-1] - times[0]) if len(times) > 1 else 0.0
+    return sensors, (len(times) - 1) / span if span > 0 else 0.0

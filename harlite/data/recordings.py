@@ -16,6 +16,7 @@ import numpy as np
 
 from harlite.core.frontend import IMU6
 from harlite.core.protocol import UNLABELLED
+from harlite.core.resample import stream_resample
 from harlite.data.columns import Columns
 from harlite.data.layout import TIME_UNITS, Layout, Units
 from harlite.errors import DataError
@@ -150,7 +151,7 @@ def read_csv(
     layout: Layout = Layout(),
 ) -> Recording:
     """Read a recording (``.csv`` or ``.csv.gz``; a folder of per-sensor files when ``layout.sensors``
-    says so), resampled to ``rate`` when given.
+    says so), brought to ``rate`` when given.
 
     By default the header names ``time_s,acc_x,acc_y,acc_z`` (required), ``gyro_x,gyro_y,gyro_z``
     (optional, all three or none) and ``label`` (optional) in any order; other columns are ignored;
@@ -159,6 +160,12 @@ def read_csv(
     it is. The file's label names, in order of appearance, are the classes (``Recording.with_classes``
     maps them to a model's). ``units`` converts m/s^2 or deg/s. Any problem is a ``RecordingError``
     naming the file and line.
+
+    With ``rate`` (a model's), the samples are put on the grid t0 + k / rate straight from the time column
+    by ``harlite.core.resample.stream_resample``: what the board's C resampler does to a stream as it arrives,
+    so that ``harlite simulate`` and a phone's browser (harlite.js) give the same bits. A file already on
+    that grid keeps its samples as they are. Without ``rate``, the file keeps its own rate (jitter
+    regridded at it).
     """
     from harlite.data.columns import join_sensors, read_columns
 
@@ -174,18 +181,20 @@ def read_csv(
 def recording(columns: Columns, rate: float | None = None, units: Units = Units(), layout: Layout = Layout(),
               fill_holes: bool = False) -> Recording:  # fmt: skip
     """The checked recording of ``columns``: a steady rate (jitter regridded; with ``fill_holes``, short
-    holes too), plausible units and gravity, spikes clipped; resampled to ``rate`` when given."""
+    holes too), plausible units and gravity, spikes clipped; on the grid of ``rate`` when given."""
     path, time = columns.path, columns.time
     warnings = list(columns.notes)
     source_rate, regrid = _steady_rate(path, columns.lines, time, rate, layout.time_unit, fill_holes)
     samples, labels = columns.values, columns.labels
-    if regrid is not None:
+    if rate is not None:  # straight onto the model's grid, as a phone's stream is (harlite.core.resample)
+        samples, labels = stream_resample(time, samples, float(rate), labels)
+        source_rate = float(rate)
+    elif regrid is not None:
         warnings.append(regrid)
         samples, labels = _regrid(time, samples, labels, source_rate)
     samples = _plausible(path, samples, source_rate, columns.raw_channels, units, layout, warnings)
-    rec = Recording(samples.astype(np.float32, copy=False), source_rate, labels, columns.classes, columns.raw_channels,
-                    None, str(path), tuple(warnings), layout.gravity)  # fmt: skip
-    return resample(rec, rate) if rate is not None else rec
+    return Recording(samples.astype(np.float32, copy=False), source_rate, labels, columns.classes,
+                     columns.raw_channels, None, str(path), tuple(warnings), layout.gravity)  # fmt: skip
 
 
 def write_csv(recording: Recording, path: str | Path, force: bool = False) -> Path:
