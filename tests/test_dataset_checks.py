@@ -127,3 +127,11 @@ def test_a_test_folder_with_one_label_is_scored_for_it(dataset: Path, tmp_path: 
     counts = split.test.class_counts(split.protocol.labels)
     assert counts["rest"] > 0 and counts["wave"] == counts["brush"] == 0
     assert any("no window of brush, wave" in w for w in split.warnings)
+
+
+def test_a_test_folder_without_labels_says_how_to_replay_it(dataset: Path, tmp_path: Path) -> None:
+    rec = synthetic(8, 50.0, 8.0, labels=("rest",))
+    write_csv(rec.with_classes(("rest",)).__class__(rec.samples, rec.rate, source="x"), tmp_path / "test" / "eve" / "a.csv")
+    result = cli("data", "info", "--data", dataset, "--test-data", tmp_path / "test")
+    assert result.exit_code == 2 and "has no labelled window" in result.output
+    assert f"harlite simulate BUNDLE --dataset {tmp_path / 'test'}" in result.output

@@ -2,8 +2,8 @@
 
 Everything the board says that reaches the terminal goes through ``harlite.io.terminal.printable``; a
 terminal that went away (SIGHUP) makes the status line fall silent instead of failing the capture.
-SIGINT (Ctrl-C), SIGTERM and SIGHUP stop the capture cleanly: every complete sample is kept and its file
-renamed into place; a second Ctrl-C interrupts at once.
+SIGINT (Ctrl-C), SIGTERM, SIGHUP and the other signals that would end the process stop the capture
+cleanly: every complete sample is kept and its file renamed into place; a second Ctrl-C interrupts at once.
 """
 
 from __future__ import annotations
@@ -22,7 +22,9 @@ from harlite.data.serial_board import Board
 from harlite.io.terminal import printable
 
 _STATUS_EVERY_S = {True: 0.25, False: 5.0}  # status line period on a terminal / in a log
-STOP_SIGNALS = {"SIGINT": "interrupted", "SIGTERM": "terminated", "SIGHUP": "hung up"}
+# Signals that would end the process: each stops the capture cleanly instead (SIGKILL cannot be caught).
+STOP_SIGNALS = {"SIGINT": "interrupted", "SIGTERM": "terminated", "SIGHUP": "hung up", "SIGQUIT": "quit",
+                "SIGUSR1": "signalled", "SIGUSR2": "signalled", "SIGALRM": "signalled", "SIGXCPU": "signalled"}  # fmt: skip
 
 
 class Status:
@@ -129,8 +131,9 @@ class Stop(threading.Event):
 
 @contextlib.contextmanager
 def stop_on_signals() -> Iterator[Stop]:
-    """SIGINT, SIGTERM and SIGHUP set the event (a clean stop: complete files kept and renamed into
-    place); a second Ctrl-C interrupts at once. Outside the main thread no handler can be set."""
+    """SIGINT, SIGTERM, SIGHUP and the other STOP_SIGNALS set the event (a clean stop: complete files kept
+    and renamed into place); a second Ctrl-C interrupts at once; SIGXFSZ is ignored (the write fails and
+    is handled). Outside the main thread no handler can be set."""
     stop = Stop()
     if threading.current_thread() is not threading.main_thread():
         yield stop
@@ -145,6 +148,8 @@ def stop_on_signals() -> Iterator[Stop]:
 
     names = [n for n in STOP_SIGNALS if hasattr(signal, n)]
     previous = {n: signal.signal(getattr(signal, n), handler) for n in names}
+    if hasattr(signal, "SIGXFSZ"):  # past a file size limit a write fails (and is handled) instead of killing
+        previous["SIGXFSZ"] = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     try:
         yield stop
     finally:

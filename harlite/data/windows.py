@@ -350,6 +350,9 @@ def _split(spec: DataSpec, protocol: Protocol, arrays: dict[str, np.ndarray],
                   kind, {"train": fit_groups, "val": val_groups, "test": test_groups}, list(warnings))  # fmt: skip
     if not len(split.train):
         raise DataError(f"{spec.data}: no training windows are left after the split; add recordings.")
+    if not len(split.test) and spec.test_data is not None:
+        raise DataError(f"{spec.test_data} has no labelled window to measure the model on: label its recordings (the "
+                        f"label column), or replay them without labels: harlite simulate BUNDLE --dataset {spec.test_data}.")  # fmt: skip
     if not len(split.test):
         raise DataError(f"{spec.data}: the test split has no labelled windows; give --test-data or --test-subjects.")
     missing = [name for name, n in split.train.class_counts(protocol.labels).items() if n == 0]
