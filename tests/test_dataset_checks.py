@@ -13,7 +13,7 @@ import pytest
 from test_datasets import cli, make_dataset, synthetic
 
 from harlite.data.datasets import load_dataset
-from harlite.data.recordings import write_csv
+from harlite.data.recordings import Recording, write_csv
 from harlite.data.windows import DataSpec, load_split
 from harlite.errors import DataError
 
@@ -131,7 +131,7 @@ def test_a_test_folder_with_one_label_is_scored_for_it(dataset: Path, tmp_path: 
 
 def test_a_test_folder_without_labels_says_how_to_replay_it(dataset: Path, tmp_path: Path) -> None:
     rec = synthetic(8, 50.0, 8.0, labels=("rest",))
-    write_csv(rec.with_classes(("rest",)).__class__(rec.samples, rec.rate, source="x"), tmp_path / "test" / "eve" / "a.csv")
+    write_csv(Recording(rec.samples, rec.rate), tmp_path / "test" / "eve" / "a.csv")  # no label column
     result = cli("data", "info", "--data", dataset, "--test-data", tmp_path / "test")
     assert result.exit_code == 2 and "has no labelled window" in result.output
     assert f"harlite simulate BUNDLE --dataset {tmp_path / 'test'}" in result.output
