@@ -155,7 +155,7 @@ def test_other_label_in_a_dataset_json_trains_the_other_class(tmp_path: Path) ->
     config = DatasetConfig.read(tmp_path)
     assert config.merge == {"jog": "run", "bus": OTHER_LABEL, "fidget": OTHER_LABEL}
     (tmp_path / "dataset.json").write_text(json.dumps({"other": "bus"}))
-    with pytest.raises(DataError, match='"other" must be a list'):
+    with pytest.raises(DataError, match="other must be a list"):
         DatasetConfig.read(tmp_path)
 
 
