@@ -32,7 +32,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_firmware import SANITIZERS, TESTS, compile_ok, tool
+from test_firmware import TESTS
+from tools import SANITIZERS, compile_ok, tool
 
 from harlite.board.sources import C_DIR as CORE
 from harlite.board.sources import CORE_SOURCES

@@ -4,8 +4,8 @@ its integer sigmoid/tanh on every int16 input, warning-free under gcc and arm-no
 ASan/UBSan, and the Cortex-M4 build under QEMU (DSP and portable paths) equal to the host, within the
 instruction, flash and RAM budgets.
 
-The cross toolchain and QEMU come from .ci/apt-packages.txt; without them those tests skip locally and
-fail in CI (see tests/test_firmware.py ``tool``).
+The cross toolchain and QEMU come from .ci/apt-packages.txt (scripts/test.sh installs them); without them
+those tests fail.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pytest
 from fixtures_bundle import build_tiny_bundle, bundle_windows
-from test_firmware import tool
+from tools import tool
 
 from harlite.board.engine_bench import BENCH_C, footprint, run_cortex_m4
 from harlite.board.toolchain import CORTEX_M4, WARNINGS

@@ -27,6 +27,7 @@ COMMANDS = {
     "build": "harlite.cli.build:build",
     "bench": "harlite.cli.build:bench",
     "capture": "harlite.cli.capture:capture",
+    "export": "harlite.cli.export:export",
 }
 
 
@@ -102,6 +103,7 @@ def main() -> None:
       build     all of the above in one resumable run
       bench     every stage's figures in one JSON
       capture   record a labelled dataset from a board over serial
+      export    the model as a C library: Arduino, CMake (ESP-IDF, Zephyr)
 
     \b
     Example:

@@ -79,9 +79,10 @@ def bench(sections: tuple[str, ...], bundle: Path, seeds: int, json_path: Path |
 
     SECTIONS: data (cold and warm load), train (float/PTQ/QAT over --seeds seeds, both models; slow),
     bundle (sizes, arena, parity and host latency of --bundle), simulate (replay throughput), firmware
-    (the firmware's portable part on a Cortex-M4 under QEMU: flash, RAM with stack and instructions per
-    window, with the C engine, and with TFLM when HARLITE_TFLM_ARDUINO names a checkout of the Arduino
-    library tflite-micro-arduino-examples). Default: all but train.
+    (the firmware's per-sample path under QEMU on Cortex-M0, M4F, M7, M33 and RV32IMC: flash, RAM with
+    stack and instructions per window, with the C engine, and on the M4 with TFLM when
+    HARLITE_TFLM_ARDUINO names a checkout of the Arduino library tflite-micro-arduino-examples). Default:
+    all but train.
 
     \b
     Examples:

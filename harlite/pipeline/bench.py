@@ -123,8 +123,8 @@ def bench_simulate(bundle: Bundle) -> dict[str, Any]:
 
 
 def bench_firmware(bundle: Bundle) -> dict[str, Any]:
-    """The firmware's portable part on an emulated Cortex-M4 (needs arm-none-eabi-gcc and QEMU): flash, RAM
-    and instructions per window with the C engine and, given $HARLITE_TFLM_ARDUINO, with TFLM."""
+    """The firmware's per-sample path on five emulated cores (needs the cross compilers and QEMU): flash,
+    RAM and instructions per window with the C engine and, given $HARLITE_TFLM_ARDUINO, with TFLM."""
     try:
         return bench(bundle)
     except ToolMissing as missing:

@@ -40,7 +40,11 @@
 #define SYST_RVR (*(volatile uint32_t *)0xe000e014u)
 #define SYST_CVR (*(volatile uint32_t *)0xe000e018u)
 #define STACK_POINTER(sp) __asm__ volatile("mov %0, sp" : "=r"(sp))
+#if __ARM_ARCH_ISA_THUMB == 1 /* ARMv6-M: GCC passes inline assembly in divided syntax, where sub sets flags */
+#define LOOP(n) __asm__ volatile("1: sub %0, #1\n\tbne 1b" : "+l"(n) : : "cc")
+#else
 #define LOOP(n) __asm__ volatile("1: subs %0, %0, #1\n\tbne 1b" : "+l"(n) : : "cc")
+#endif
 static uint32_t now(void) { return SYST_CVR; }
 static uint32_t since(uint32_t t0) { return (t0 - SYST_CVR) & 0xffffffu; } /* SysTick counts down */
 static void clock_on(void) {
