@@ -41,8 +41,9 @@ from harlite.board.toolchain import WARNINGS
 from harlite.bundle.loader import load_bundle
 from harlite.codegen.tflm import config_header
 from harlite.core.protocol import UCI_LABELS as LABELS
-from harlite.data.capture import _Segment, capture
+from harlite.data.capture import capture
 from harlite.data.hapt import load_hapt
+from harlite.data.recording_files import RecordingFile
 from harlite.data.recordings import read_csv
 from harlite.data.serial_board import parse_banner
 
@@ -356,7 +357,7 @@ def test_board_restarts(board: Path, own_board: Path, fake_board: FakeBoard, tmp
 
 def test_never_overwrites_a_recording(tmp_path: Path) -> None:
     """A recording whose name is taken (same label, same second) gets the next free name."""
-    segment = _Segment(tmp_path, "walk", "time_s,acc_x,acc_y,acc_z")
+    segment = RecordingFile(tmp_path, "walk", "time_s,acc_x,acc_y,acc_z")
     segment.write(["0.000000,1,2,3,walk\n", "0.020000,1,2,3,walk\n"], Counter(walk=2))
     taken = tmp_path / f"{segment.stem}.csv"
     taken.write_text("mine\n")

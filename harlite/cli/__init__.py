@@ -28,6 +28,7 @@ COMMANDS = {
     "bench": "harlite.cli.build:bench",
     "capture": "harlite.cli.capture:capture",
     "export": "harlite.cli.export:export",
+    "serve": "harlite.cli.serve:serve",
 }
 
 
@@ -103,7 +104,8 @@ def main() -> None:
       build     all of the above in one resumable run
       bench     every stage's figures in one JSON
       capture   record a labelled dataset from a board over serial
-      export    the model as a C library: Arduino, CMake (ESP-IDF, Zephyr)
+      export    the model as a folder: a C library (Arduino, CMake: ESP-IDF, Zephyr), a web page
+      serve     that page over HTTPS for a phone, its recordings into a dataset
 
     \b
     Example:

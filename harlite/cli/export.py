@@ -1,4 +1,4 @@
-"""``harlite export``: a bundle's model as a library for a build system (Arduino, CMake, ...)."""
+"""``harlite export``: a bundle's model as a folder another tool builds or hosts (Arduino, CMake, the web)."""
 
 from __future__ import annotations
 
@@ -20,15 +20,21 @@ from harlite.pipeline.export import export as run
 @click.option("--force", is_flag=True, help="Replace --out even if harlite did not write it, or a file in it changed.")
 @click.option("--json", "as_json", is_flag=True, help="Print what was written (files and their sha256) as JSON.")
 def export(bundle: Path, fmt: str, out: Path, force: bool, as_json: bool) -> None:
-    """Write BUNDLE's model as a self-contained C library into the folder --out: the API (harlite.h: push
-    samples, get a prediction per window), the front end, smoothing, serial lines and the model in
-    harlite's C engine (no TFLite Micro, no allocator), the model's config header, a README and, by
-    format, the build system's files. It compiles warning-free as C99 and as C++.
+    """Write BUNDLE's model as a folder of format --format into --out.
+
+    arduino, cmake: a self-contained C library: the API (harlite.h: push samples, get a prediction per
+    window), the front end, smoothing, serial lines and the model in harlite's C engine (no TFLite Micro,
+    no allocator), the model's config header, a README and the build system's files; it compiles
+    warning-free as C99 and as C++. web: index.html (live activity, probabilities, timeline, recording),
+    harlite.js (an ES module: loadClassifier), harlite.wasm, app.js, style.css, manifest.json; any web
+    server can host it, and a phone's browser needs HTTPS (or localhost) for its motion sensors:
+    harlite serve does both.
 
     \b
     Examples:
       harlite export models/cnn_lstm --format arduino --out harlite_cnn_lstm
       harlite export models/cnn_lstm --format cmake --out components/harlite
+      harlite export models/cnn_lstm --format web --out web
     """
     record = run(bundle, fmt, out, force=force)
     if as_json:

@@ -19,7 +19,6 @@ import contextlib
 import gzip
 import os
 import re
-import secrets
 import select
 import signal
 import sys
@@ -31,6 +30,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from harlite.core.protocol import check_label
+from harlite.data.recording_files import RecordingFile
 from harlite.data.recordings import RATE_TOLERANCE
 from harlite.data.serial_board import (
     ANY_NUMBER,
@@ -185,58 +185,6 @@ def _recording_head(path: Path, rows: int = 50) -> tuple[str, float] | None:
     return sensors, (len(times) - 1) / span if span > 0 else 0.0
 
 
-class _Segment:
-    """One recording growing in a hidden temporary file; ``close`` renames it into place, never over a file."""
-
-    def __init__(self, folder: Path, label: str, header: str) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-        self.folder, self.labels = folder, collections.Counter[str]()
-        self.stem = f"{_file_label(label)}-{time.strftime('%Y%m%d-%H%M%S')}"
-        self.tmp = folder / f".{self.stem}.csv.{secrets.token_hex(4)}.tmp"
-        self.fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-        self._write(f"{header},label\n".encode())
-
-    @property
-    def samples(self) -> int:
-        return self.labels.total()
-
-    def write(self, rows: list[str], labels: collections.Counter[str]) -> None:
-        """Append complete rows (newlines included) to the file now; ``labels`` counts them by label."""
-        self._write("".join(rows).encode())
-        self.labels += labels
-
-    def _write(self, data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(self.fd, view) :]
-
-    def close(self) -> Path | None:
-        """The recording's final path, or None (and no file) when it holds fewer than two samples."""
-        os.fsync(self.fd)
-        os.close(self.fd)
-        if self.samples < 2:
-            self.tmp.unlink()
-            return None
-        for n in range(1, 1000):
-            path = self.folder / (f"{self.stem}.csv" if n == 1 else f"{self.stem}-{n}.csv")
-            try:
-                os.link(self.tmp, path)  # fails if path exists: nothing is overwritten
-            except FileExistsError:
-                continue
-            except OSError:  # a file system without hard links
-                if path.exists():
-                    continue
-                os.replace(self.tmp, path)
-                return path
-            self.tmp.unlink()
-            return path
-        raise HarliteError(f"{self.folder} holds 999 recordings named {self.stem}*: choose another --out.")
-
-
-def _file_label(label: str) -> str:
-    return re.sub(r"[^\w.-]+", "_", label) or "unlabelled"
-
-
 class _Status:
     """The live status line: elapsed time, samples/s against the board's rate, label, prediction, lost."""
 
@@ -290,7 +238,7 @@ class _Session:
         number = FIRMWARE_VALUE if board.banner else ANY_NUMBER
         time_pattern = FIRMWARE_TIME if board.banner else ANY_NUMBER
         self.row = re.compile(rf"{time_pattern}(?:,{number}){{{len(board.columns) - 1}}}")
-        self.segment: _Segment | None = None
+        self.segment: RecordingFile | None = None
         self.previous: float | None = None  # time_s of the last sample
         self.rows: list[str] = []  # rows of the segment not yet written, and their labels
         self.row_labels = collections.Counter[str]()
@@ -383,7 +331,7 @@ class _Session:
                 self._split()
         self.previous = t
         if self.segment is None:
-            self.segment = _Segment(self.result.out / self.result.subject, self.label, self.board.header)
+            self.segment = RecordingFile(self.result.out / self.result.subject, self.label, self.board.header)
         self.rows.append(f"{line},{self.label}\n")
         self.row_labels[self.label] += 1
         self.received += 1

@@ -17,6 +17,7 @@ import numpy as np
 
 from harlite.core.frontend import ACC, GYRO, IMU6
 from harlite.core.protocol import UNLABELLED
+from harlite.core.resample import stream_resample
 from harlite.errors import DataError
 from harlite.io.files import atomic_write_bytes, check_writable
 from harlite.io.limits import bounded_lines, open_bounded
@@ -160,7 +161,7 @@ def read_csv(
     rate: float | None = None,
     units: Units = Units(),
 ) -> Recording:
-    """Read a recording in the CSV format (``.csv`` or ``.csv.gz``), resampled to ``rate`` when given.
+    """Read a recording in the CSV format (``.csv`` or ``.csv.gz``), brought to ``rate`` when given.
 
     The header names ``time_s,acc_x,acc_y,acc_z`` (required), ``gyro_x,gyro_y,gyro_z`` (optional, all
     three or none) and ``label`` (optional) in any order; other columns are ignored. The rate comes
@@ -168,6 +169,12 @@ def read_csv(
     firmware reads as it is. The file's label names, in order of appearance, are the classes
     (``Recording.with_classes`` maps them to a model's). ``units`` converts m/s^2 or deg/s. Any problem
     is a ``RecordingError`` naming the file and line.
+
+    With ``rate`` (a model's), the samples are put on the grid t0 + k / rate straight from the time column
+    by ``harlite.core.resample.stream_resample``: what the board's C resampler does to a stream as it arrives,
+    so that ``harlite simulate`` and a phone's browser (harlite.js) give the same bits. A file already on
+    that grid keeps its samples as they are. Without ``rate``, the file keeps its own rate (jitter
+    regridded at it).
     """
     path = Path(path)
     lines = _numbered_lines(path)
@@ -197,12 +204,14 @@ def read_csv(
     del times, values, numbers, names  # the blocks: only the joined arrays stay in memory
     warnings: list[str] = []
     source_rate, regrid = _steady_rate(path, line_numbers, time, rate)
-    if regrid is not None:
+    if rate is not None:  # straight onto the model's grid, as a phone's stream is (harlite.core.resample)
+        samples, labels = stream_resample(time, samples, float(rate), labels)
+        source_rate = float(rate)
+    elif regrid is not None:
         warnings.append(regrid)
         samples, labels = _regrid(time, samples, labels, source_rate)
     samples = _plausible(path, samples, raw_channels, units, warnings)
-    rec = Recording(samples.astype(np.float32, copy=False), source_rate, labels, found, raw_channels, None, str(path), tuple(warnings))
-    return resample(rec, rate) if rate is not None else rec
+    return Recording(samples.astype(np.float32, copy=False), source_rate, labels, found, raw_channels, None, str(path), tuple(warnings))
 
 
 def write_csv(recording: Recording, path: str | Path, force: bool = False) -> Path:

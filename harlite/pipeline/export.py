@@ -3,7 +3,7 @@ own, written atomically.
 
 Formats are a registry (``FORMATS``): a name, a one-line summary and a function that makes the export's
 files (relative path -> text or bytes) from a verified ``Bundle``. ``arduino`` and ``cmake`` come from
-``harlite.board``; a module that makes another format adds it with ``register`` here (one line).
+``harlite.board``, ``web`` from ``harlite.web``; another format is one more ``register`` line here.
 
 The folder is built beside ``out`` under a temporary name and then renamed into place, so ``out`` is
 never half written. It records what harlite wrote (``RECORD``: format, bundle, every file's sha256): an
@@ -30,6 +30,7 @@ from harlite.errors import HarliteError
 from harlite.io.files import MARKER, write_json
 from harlite.io.hashing import sha256_file
 from harlite.io.limits import read_bounded
+from harlite.web.export import web_files
 
 RECORD = ".harlite-export.json"
 RECORD_MAX_BYTES = 1024 * 1024
@@ -54,6 +55,8 @@ register(ExportFormat("arduino", "an Arduino library (library.properties, src/, 
                       ".ZIP library, PlatformIO", arduino_library))  # fmt: skip
 register(ExportFormat("cmake", "a C library with a CMake target: plain CMake, ESP-IDF (component), Zephyr "
                       "(module); a toolchain file for arm-none-eabi-gcc", cmake_library))  # fmt: skip
+register(ExportFormat("web", "a static folder that runs the model in a browser (the board's C in WebAssembly)",
+                      web_files))  # fmt: skip
 
 
 def export(bundle: Bundle | str | Path, fmt: str, out: str | Path, force: bool = False) -> dict[str, Any]:

@@ -168,7 +168,7 @@ def fit_to_bundle(rec: Recording, spec: FrontEndSpec, labels: tuple[str, ...], m
     if rec.rate != spec.rate_hz:
         raise HarliteError(
             f"{rec.source}: {rec.rate:g} Hz but the bundle expects {spec.rate_hz:g} Hz: "
-            "read it with harlite.data.recordings.read_csv(path, rate), which resamples steady rates."
+            "read it with harlite.data.recordings.read_csv(path, rate), which puts it on the model's grid."
         )
     rec = rec.with_raw_channels(spec.raw_channels)
     if rec.labels is None or rec.classes == labels:
