@@ -71,8 +71,9 @@ def build(model_name: str, data: Path | None, test_data: Path | None, test_subje
               default=Path("models/cnn_lstm"), show_default=True, help="Bundle whose figures are measured.")
 @click.option("--seeds", type=click.IntRange(1), default=3, show_default=True,
               help="Seeds for the train section (mean and spread).")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write the figures to this JSON file (default: bench.json).")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None, is_flag=False,
+              flag_value=Path("-"), help="Write the figures to this JSON file (default: bench.json); --json alone "
+              "prints them on stdout (the table then goes to stderr).")
 @click.option("--force", is_flag=True, help="Overwrite the JSON file.")
 def bench(sections: tuple[str, ...], bundle: Path, seeds: int, json_path: Path | None, force: bool) -> None:
     """Measure every stage and write one JSON: the figures notes quote.
@@ -87,13 +88,18 @@ def bench(sections: tuple[str, ...], bundle: Path, seeds: int, json_path: Path |
     \b
     Examples:
       harlite bench --json bench.json
+      harlite bench firmware --json > firmware.json
       harlite bench data
       harlite bench train --seeds 3 --json bench_train.json
     """
     chosen = tuple(s for s in SECTIONS if s != "train") if not sections else sections
     chosen = SECTIONS if "all" in chosen else chosen
-    path = check_writable(json_path or Path("bench.json"), force)
+    to_stdout = json_path == Path("-")
+    path = None if to_stdout else check_writable(json_path or Path("bench.json"), force)
     figures = run_bench(chosen, bundle=bundle, seeds=seeds)
-    write_json(path, figures)
-    click.echo(format_table(figures))
-    click.echo(f"wrote {path}")
+    click.echo(format_table(figures), err=to_stdout)
+    if path is None:
+        click.echo(json.dumps(figures, indent=2, default=str))
+    else:
+        write_json(path, figures)
+        click.echo(f"wrote {path}")
