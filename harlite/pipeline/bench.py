@@ -87,13 +87,21 @@ def run_bench(sections: tuple[str, ...] = SECTIONS, bundle: str | Path | None = 
     return result
 
 
+def _shown(path: Path) -> str:
+    """A path as bench.json records it: relative to the working folder when inside it (no machine's home)."""
+    try:
+        return path.relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
 def bench_bundle(bundle: Bundle) -> dict[str, Any]:
     """Sizes, arena and released metrics from the manifest; parity and host latency measured now."""
     manifest = bundle.manifest
     report = parity(bundle, log=progress)
     pairs = report["pairs"]
     return {
-        "bundle": str(bundle.root),
+        "bundle": _shown(bundle.root),
         "model": manifest.get("model", {}),
         "bytes": {kind: a["bytes"] for kind, a in manifest["artifacts"].items() if kind in ("int8", "float16", "float32")},
         "tflm": manifest.get("tflm", {}),
