@@ -161,7 +161,7 @@ def _bad_inputs(tmp: Path) -> list[tuple[list[str], str]]:
         (["--data", train, "--test-data", test], "has label brush, which the training data lacks"),
         (["--data", mixed], "recordings differ in their sensors"),
         (["--data", short], "every recording is shorter than one window"),
-        (["--data", units], "unknown acc unit 'furlongs'"),
+        (["--data", units], "units.acc must be one of 'g', 'm/s^2', got 'furlongs'"),
         (["--data", quote], "cannot be used: labels are at most 31 bytes of text without control characters"),
         (["--data", newline], "cannot be used"),
         (["--data", train, "--test-subjects", "nobody"], "test subject nobody is not in"),

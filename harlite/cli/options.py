@@ -79,3 +79,18 @@ def data_spec(data: Path | None, test_data: Path | None, test_subjects: tuple[st
         window=_samples(window, rate, "--window"),
         hop=_samples(hop, rate, "--hop"),
     )
+
+
+def parse_units(ctx: click.Context, param: click.Parameter, value: str | None) -> object:
+    """``acc=m/s^2,gyro=deg/s``: the units of a recording's columns (harlite.data.layout.Units)."""
+    if value is None:
+        return None
+    from harlite.data.layout import UNITS, Units
+
+    pairs = [part.partition("=") for part in value.split(",") if part.strip()]
+    given = {k.strip(): v.strip() for k, _, v in pairs}
+    wrong = [k for k, eq, v in pairs if not eq or k.strip() not in UNITS or v.strip() not in UNITS[k.strip()]]
+    if not given or wrong:
+        choices = "; ".join(f"{k}={'|'.join(v)}" for k, v in UNITS.items())
+        raise click.BadParameter(f"{value!r}: give sensor=unit pairs, e.g. acc=m/s^2,gyro=deg/s ({choices}).")
+    return Units(**given)

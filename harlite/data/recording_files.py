@@ -2,7 +2,8 @@
 
 A recording grows in a hidden temporary file beside its final name, ``<folder>/<label>-<YYYYmmdd-HHMMSS>.csv``,
 and is linked into place when it is complete, never over an existing file (``-2``, ``-3``... otherwise),
-so a stop at any moment never leaves a torn file and nothing is overwritten.
+so a stop at any moment never leaves a torn file and nothing is overwritten. A write that fails (a full
+disk) leaves the file at its last complete row, ready to be linked into place.
 """
 
 from __future__ import annotations
@@ -27,8 +28,14 @@ class RecordingFile:
         self.stem = f"{_file_label(label)}-{time.strftime('%Y%m%d-%H%M%S')}"
         self.tmp = folder / f".{self.stem}.csv.{secrets.token_hex(4)}.tmp"
         self.fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+        self.size = 0  # bytes of complete rows on disk
         if header is not None:
-            self.write_bytes(f"{header},label\n".encode())
+            try:
+                self.write_bytes(f"{header},label\n".encode())
+            except OSError:
+                os.close(self.fd)
+                self.tmp.unlink(missing_ok=True)
+                raise
 
     @property
     def samples(self) -> int:
@@ -40,13 +47,23 @@ class RecordingFile:
         self.labels += labels
 
     def write_bytes(self, data: bytes) -> None:
+        """Append ``data`` (whole rows); a write that fails (a full disk) cuts the file back to the rows
+        before it, then raises, so what is kept is every complete row that reached the disk."""
         view = memoryview(data)
-        while view:
-            view = view[os.write(self.fd, view) :]
+        try:
+            while view:
+                view = view[os.write(self.fd, view) :]
+        except OSError:
+            os.ftruncate(self.fd, self.size)
+            raise
+        self.size += len(data)
 
     def finish(self) -> None:
         """Flush the temporary file to disk and close it."""
-        os.fsync(self.fd)
+        try:
+            os.fsync(self.fd)
+        except OSError:
+            pass  # a full disk: what was written is in the page cache and reaches the disk with the link
         os.close(self.fd)
 
     def close(self) -> Path | None:

@@ -8,7 +8,6 @@ hop, channels); it is stored in run folders and bundles so that every stage find
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
 from dataclasses import asdict, dataclass, field, replace
@@ -34,6 +33,8 @@ from harlite.data.hapt import load_hapt
 from harlite.data.recordings import Recording
 from harlite.errors import DataError
 from harlite.io.cache import cached_arrays
+from harlite.io.files import is_within
+from harlite.io.hashing import sha256_file
 
 HAPT_SOURCE = "hapt"
 WINDOWS_VERSION = 2  # bump when the cached window arrays change layout
@@ -108,14 +109,16 @@ class DataSpec:
         known = set(cls.__dataclass_fields__)
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in known})
 
-    def frontend(self, raw_channels: tuple[str, ...]) -> FrontEndSpec:
-        """The front end these options give for a dataset's raw sensors."""
+    def frontend(self, raw_channels: tuple[str, ...], gravity: str = "included") -> FrontEndSpec:
+        """The front end these options give for a dataset's raw sensors; acceleration without gravity
+        (``gravity="removed"``) goes in as it is, with no gravity to split off."""
+        channels = self.channels or (default_channels(raw_channels) if gravity == "included" else raw_channels)
         try:
             return FrontEndSpec(
                 rate_hz=float(self.rate_hz or DEFAULT_RATE_HZ),
                 window=int(self.window or DEFAULT_WINDOW),
                 hop=int(self.hop or min(DEFAULT_HOP, self.window or DEFAULT_HOP)),
-                channels=self.channels or default_channels(raw_channels),
+                channels=channels,
                 raw_channels=raw_channels,
             )
         except ValueError as e:
@@ -149,8 +152,8 @@ class Split:
             return load_hapt(self.groups["test"])
         rate = self.protocol.rate_hz
         if self.spec.test_data is not None:
-            return [r.resampled(rate) for r in _own_recordings(self.spec.test_data, self.protocol)]
-        recordings = [r.resampled(rate) for r in _own_recordings(self.spec.data, self.protocol)]
+            return [r.resampled(rate) for r in _own_recordings(self.spec.test_data, self.protocol, 0)[0]]
+        recordings = [r.resampled(rate) for r in _own_recordings(self.spec.data, self.protocol)[0]]
         if self.kind == "time":
             return [_tail(r, TIME_TEST_START) for r in recordings]
         key = (lambda r: r.subject) if self.kind == "subject" else (lambda r: r.source)
@@ -212,24 +215,38 @@ def load_split(spec: DataSpec = DataSpec(), protocol: Protocol | None = None) ->
     if not spec.own:
         protocol = protocol or Protocol(HAPT.labels, spec.frontend(HAPT.raw_channels))
         return _split(spec, protocol, hapt_windows(protocol.frontend), None, [])
+    check_folders(spec)
     if protocol is None:
         dataset = load_dataset(spec.data)
-        protocol = Protocol(dataset.labels, spec.frontend(dataset.raw_channels))
-
+        protocol = Protocol(dataset.labels, spec.frontend(dataset.raw_channels, dataset.gravity))
     arrays, warnings = _own_windows(spec.data, protocol)
     test = None
     if spec.test_data is not None:
-        test, test_warnings = _own_windows(spec.test_data, protocol)
+        test, test_warnings = _own_windows(spec.test_data, protocol, min_labels=0)
         warnings += test_warnings
     split = _split(spec, protocol, arrays, test, warnings)
     config = DatasetConfig.read(Path(spec.data))
-    split.relabel = {"merge": config.merge, "ignore": list(config.ignore)}
+    split.relabel = {"merge": config.merge, "ignore": list(config.ignore), "gravity": config.layout.gravity}
     return split
 
 
-def _own_recordings(folder: str, protocol: Protocol) -> list[Recording]:
-    """A dataset folder's recordings, with the protocol's labels and raw sensors (at their own rates)."""
-    dataset = load_dataset(folder)
+def check_folders(spec: DataSpec, out: str | Path | None = None) -> None:
+    """The training and test folders must differ (neither inside the other), and an output folder must
+    lie outside both: a build would read its own files as recordings."""
+    folders = [("--data", Path(spec.data))] + ([("--test-data", Path(spec.test_data))] if spec.test_data else [])
+    if len(folders) == 2 and (is_within(folders[0][1], folders[1][1]) or is_within(folders[1][1], folders[0][1])):
+        raise DataError(f"--test-data {spec.test_data} and --data {spec.data} overlap: the test recordings would be "
+                        "training recordings too; give a test folder of other recordings (or --test-subjects).")  # fmt: skip
+    for option, folder in folders if out is not None else []:
+        if is_within(Path(out), folder):
+            raise DataError(f"the output folder {out} lies inside {option} {folder}: the next run would read its "
+                            "files as recordings; write the run elsewhere.")  # fmt: skip
+
+
+def _own_recordings(folder: str, protocol: Protocol, min_labels: int = 2) -> tuple[list[Recording], list[str]]:
+    """A dataset folder's recordings, with the protocol's labels and raw sensors (at their own rates),
+    and what reading them noticed; a test folder (``min_labels`` 0) may hold one label, or none."""
+    dataset = load_dataset(folder, min_labels)
     extra = [name for name in dataset.labels if name not in protocol.labels]
     if extra:
         raise DataError(f"{folder} has label {', '.join(extra)}, which the training data lacks (its labels: "
@@ -237,31 +254,52 @@ def _own_recordings(folder: str, protocol: Protocol) -> list[Recording]:
                         "in the test folder's dataset.json.")  # fmt: skip
     if len(dataset.raw_channels) < len(protocol.raw_channels):
         raise DataError(f"{folder} has no gyroscope columns, but the training data has; give both the same sensors.")
-    return [r.with_classes(protocol.labels).with_raw_channels(protocol.raw_channels) for r in dataset.recordings]
+    if dataset.gravity != protocol_gravity(protocol):
+        raise DataError(f"{folder} holds acceleration {'without' if dataset.gravity == 'removed' else 'with'} gravity, "
+                        "the training data the other kind; give both the same (dataset.json's \"gravity\").")  # fmt: skip
+    recordings = [r.with_classes(protocol.labels).with_raw_channels(protocol.raw_channels) for r in dataset.recordings]
+    return recordings, dataset.warnings
 
 
-def _own_windows(folder: str, protocol: Protocol) -> tuple[dict[str, np.ndarray], list[str]]:
-    """A dataset folder's windows through the protocol's front end, cached by the files' identity."""
+def protocol_gravity(protocol: Protocol) -> str:
+    """"removed" when the front end takes the acceleration as it is (a model of linear acceleration)."""
+    return "included" if any(c.startswith(("body_", "gravity_", "total_")) for c in protocol.frontend.channels) \
+        else "removed"  # fmt: skip
+
+
+def _own_windows(folder: str, protocol: Protocol, min_labels: int = 2) -> tuple[dict[str, np.ndarray], list[str]]:
+    """A dataset folder's windows through the protocol's front end, cached by the content of its files
+    (sha256 of every recording and of dataset.json), with the warnings reading them gave."""
     root = Path(folder)
-    files = find_recordings(root) if root.is_dir() else []
-    stats = [(str(p.relative_to(root)), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
-    config = (root / DATASET_FILE).read_bytes() if (root / DATASET_FILE).is_file() else b""
-    identity = json.dumps([str(root.resolve()), stats, hashlib.sha256(config).hexdigest(), list(protocol.labels),
-                           protocol.frontend.digest(), WINDOWS_VERSION])  # fmt: skip
-    warnings: list[str] = []
+    identity = json.dumps([str(root.resolve()), dataset_digest(root), list(protocol.labels), protocol.frontend.digest(),
+                           min_labels, WINDOWS_VERSION])  # fmt: skip
 
     def build() -> dict[str, np.ndarray]:
-        recordings = _own_recordings(folder, protocol)
-        warnings.extend(w for r in recordings for w in r.warnings)
+        recordings, notes = _own_recordings(folder, protocol, min_labels)
         short = [r for r in recordings if r.duration_s * protocol.rate_hz < protocol.window]
         if len(short) == len(recordings):
             raise DataError(f"{folder}: every recording is shorter than one window ({protocol.window} samples, "
                             f"{protocol.window / protocol.rate_hz:.2f} s at {protocol.rate_hz:g} Hz); record "
                             "longer, or pass a shorter --window.")  # fmt: skip
         print(f"harlite: windowing {len(recordings)} recordings of {folder} (cached afterwards)...", file=sys.stderr)
-        return windows_from_recordings([r.resampled(protocol.rate_hz) for r in recordings], protocol.frontend)
+        arrays = windows_from_recordings([r.resampled(protocol.rate_hz) for r in recordings], protocol.frontend)
+        return {**arrays, "warnings": np.array(notes, dtype=str)}
 
-    return cached_arrays("windows-own", identity, build), warnings
+    arrays = dict(cached_arrays("windows-own", identity, build))
+    warnings = [str(w) for w in arrays.pop("warnings", np.zeros(0, str))]
+    return arrays, warnings
+
+
+def dataset_digest(root: Path) -> list[tuple[str, str]]:
+    """(relative path, sha256) of dataset.json and every recording file of a dataset folder: what its
+    windows depend on (an edit that keeps a file's size and time changes it)."""
+
+    config = DatasetConfig.read(root)
+    found = find_recordings(root, config.layout)
+    files = [root / DATASET_FILE] if (root / DATASET_FILE).is_file() else []
+    for path in found.recordings:
+        files += sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
+    return [(str(p.relative_to(root)), sha256_file(p, error=DataError)) for p in files]
 
 
 def _split(spec: DataSpec, protocol: Protocol, arrays: dict[str, np.ndarray],
@@ -312,6 +350,9 @@ def _split(spec: DataSpec, protocol: Protocol, arrays: dict[str, np.ndarray],
                   kind, {"train": fit_groups, "val": val_groups, "test": test_groups}, list(warnings))  # fmt: skip
     if not len(split.train):
         raise DataError(f"{spec.data}: no training windows are left after the split; add recordings.")
+    if not len(split.test) and spec.test_data is not None:
+        raise DataError(f"{spec.test_data} has no labelled window to measure the model on: label its recordings (the "
+                        f"label column), or replay them without labels: harlite simulate BUNDLE --dataset {spec.test_data}.")  # fmt: skip
     if not len(split.test):
         raise DataError(f"{spec.data}: the test split has no labelled windows; give --test-data or --test-subjects.")
     missing = [name for name, n in split.train.class_counts(protocol.labels).items() if n == 0]
@@ -372,7 +413,7 @@ def describe(spec: DataSpec = DataSpec()) -> dict[str, Any]:
     if spec.own:
         summary = load_dataset(spec.data).summary()
         if spec.test_data is not None:
-            test = load_dataset(spec.test_data).summary()
+            test = load_dataset(spec.test_data, min_labels=0).summary()
             summary["test_data"] = {k: test[k] for k in ("source", "recordings", "subjects", "hours", "rates_hz")}
     else:
         recordings = load_hapt()

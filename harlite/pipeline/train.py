@@ -29,7 +29,7 @@ from harlite.bundle.run_folder import ModelInput, load_model, read_model_input, 
 from harlite.core.frontend import standardize
 from harlite.core.metrics import classification_metrics, plot_confusion
 from harlite.core.protocol import Protocol
-from harlite.data.windows import DataSpec, Split, WindowSet, load_split
+from harlite.data.windows import DataSpec, Split, WindowSet, check_folders, load_split
 from harlite.io.files import atomic_write_bytes, check_writable, read_json, write_json
 from harlite.io.locks import folder_lock
 from harlite.pipeline.models import DEFAULT_MODEL, build_model, count_macs, count_params, export_copy
@@ -242,6 +242,8 @@ def train(
     protocol.json, history.json, metrics.json, learning_curves.png and confusion.png (``RUN_FILES``).
     """
     out = Path(out)
+    if split is None and data_spec.own:
+        check_folders(data_spec, out)
     with folder_lock(out):  # one writer: a second harlite training into out is refused
         for name in RUN_FILES:
             check_writable(out / name, force)

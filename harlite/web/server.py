@@ -29,7 +29,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from harlite.core.protocol import check_label
-from harlite.data.capture import check_subject
+from harlite.data.datasets import check_subject
 from harlite.data.recording_files import write_recording
 from harlite.data.recordings import RATE_TOLERANCE, RecordingError, read_csv
 from harlite.errors import HarliteError
