@@ -5,8 +5,9 @@ probabilities, timeline, recording), ``app.js`` (the page's code), ``harlite.js`
 developers embed), ``style.css``, ``harlite.wasm`` and ``manifest.json`` (what the model is; the wasm's
 size and sha256, which harlite.js checks). Nothing else is loaded: no CDN, no network beyond the folder.
 
-``harlite.wasm`` is the board's C (the resampler, the front end and smoothing of harlite/board/c, the
-bundle's C engine and config header) behind ``assets/harlite_web.c``, compiled with clang for wasm32 and
+``harlite.wasm`` is the model's C library, the one the arduino and cmake exports hold (``harlite.h`` over the
+front end, smoothing and pipeline of harlite/board/c, the bundle's verified C engine and config header), with
+the stream resampler in front, behind ``assets/harlite_web.c``, compiled with clang for wasm32 and
 linked by wasm-ld against wasi-libc (for memcpy and memset: no imports, no JavaScript glue). It is cached
 under harlite's cache folder, keyed by the sources and the tools.
 """
@@ -24,9 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from harlite import __version__
+from harlite.board.library import library_files
 from harlite.board.sources import C_DIR
-from harlite.codegen.tflm import config_header
-from harlite.engine import generate
 from harlite.errors import HarliteError, ToolMissing
 from harlite.io.cache import cache_dir
 
@@ -34,7 +34,7 @@ FORMAT = "harlite-web"
 FORMAT_VERSION = 1
 ASSETS = ("index.html", "app.js", "harlite.js", "style.css")
 GLUE = "harlite_web.c"
-CORE_FILES = ("harlite_core.h", "harlite_core.c", "harlite_resample.h", "harlite_resample.c")
+RESAMPLER = ("harlite_resample.h", "harlite_resample.c")
 WASM = "harlite.wasm"
 MANIFEST = "manifest.json"
 # -ffp-contract=off: the front end and resampler round as numpy does (wasm has no FMA, but be explicit).
@@ -67,11 +67,10 @@ def toolchain() -> dict[str, str]:
 
 
 def wasm_sources(bundle: Any) -> dict[str, str]:
-    """The C files of the wasm: the glue, the firmware core, the bundle's engine and config header."""
-    files = {name: (C_DIR / name).read_text() for name in CORE_FILES}
+    """The C files of the wasm: the model's C library (``harlite.board.library``), the resampler, the glue."""
+    files = library_files(bundle)
+    files.update({name: (C_DIR / name).read_text() for name in RESAMPLER})
     files[GLUE] = (_assets() / GLUE).read_text()
-    files.update(generate(bundle.read("int8")).files)
-    files["harlite_model_config.h"] = config_header(bundle.manifest)
     return files
 
 
