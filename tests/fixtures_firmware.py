@@ -13,13 +13,16 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from fixtures_bundle import OPTIONS
+from tools import tool
 
+from harlite.board.toolchain import CORES
 from harlite.bundle.loader import load_bundle
 from harlite.cli import main
 from harlite.core.frontend import ACC
 from harlite.data.hapt import load_hapt
 from harlite.data.recordings import Recording, read_csv, write_csv
 from harlite.data.windows import DataSpec, load_split
+from harlite.pipeline.bench_firmware import measure_cores
 from harlite.pipeline.convert import convert
 from harlite.pipeline.train import TrainConfig, train
 
@@ -53,8 +56,10 @@ def own_bundle(tmp_path_factory: pytest.TempPathFactory, _session_cache: Path) -
         metrics = train(root / "run", TrainConfig(epochs=2, options=dict(OPTIONS)), split=split)
         convert(root / "run", root / "bundle", calibration=200, split=split)
     counts = {name: int(n) for name, n in zip(OWN_LABELS, np.bincount(split.pool.y, minlength=len(OWN_LABELS)))}
-    print(f"\nown-label acc-only bundle: training windows per class {counts}, test accuracy "
-          f"{metrics['test']['float']['accuracy']:.3f} (float, two epochs)")
+    print(
+        f"\nown-label acc-only bundle: training windows per class {counts}, test accuracy "
+        f"{metrics['test']['float']['accuracy']:.3f} (float, two epochs)"
+    )
     return root / "bundle"
 
 
@@ -87,6 +92,16 @@ def released_replay(tmp_path_factory: pytest.TempPathFactory, _session_cache: Pa
 def own_replay(tmp_path_factory: pytest.TempPathFactory, _session_cache: Path, own_bundle: Path) -> dict:
     """The own-label accelerometer-only bundle on its test subject's first recording (see ``replay``)."""
     return replay(own_bundle, own_recording(own_bundle), tmp_path_factory.mktemp("own_replay"), _session_cache)
+
+
+@pytest.fixture(scope="session")
+def core_runs(released_replay: dict, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The released model's per-sample path on every core of ``CORES`` on six minutes of HAPT test subject 2,
+    measured as ``harlite bench firmware`` measures it (``measure_cores``), its images kept in ``work``."""
+    for name in {"qemu-system-arm", "qemu-system-riscv32", *(c.prefix + "gcc" for c in CORES.values())}:
+        tool(name)
+    work = tmp_path_factory.mktemp("cores")
+    return {"work": work, "runs": measure_cores(load_bundle(RELEASED), released_replay["raw"], work)}
 
 
 def pred_fields(line: str) -> dict[str, str]:

@@ -5,23 +5,20 @@ Cortex-M33 (mps2-an505) with arm-none-eabi-gcc and newlib, RV32IMC (riscv32 virt
 extensions off) with riscv64-unknown-elf-gcc and picolibc. Every '# pred' line equals
 ``harlite simulate --runtime c``; flash, RAM and instructions per window are measured alike on every core
 (the Cortex-M4 within issue 14's limits). The five runs share one build of the library and run two at a
-time (``harlite.pipeline.bench_firmware.measure_cores``, as ``harlite bench firmware`` does).
+time (``harlite.pipeline.bench_firmware.measure_cores``, as ``harlite bench firmware`` does; the session fixture
+``core_runs``, which tests/test_package.py compares an installed harlite's bench with).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-from fixtures_firmware import SAMPLES, assert_pred_lines_equal_timeline, pred_fields
+from fixtures_firmware import RELEASED, SAMPLES, assert_pred_lines_equal_timeline, pred_fields
 from tools import run, tool
 
 from harlite.board.firmware import ENGINE_LIMITS, LIMITS_CORE
 from harlite.board.toolchain import CORES
 from harlite.bundle.loader import load_bundle
-from harlite.pipeline.bench_firmware import measure_cores
 
-RELEASED = Path(__file__).resolve().parents[1] / "models" / "cnn_lstm"
 MACS = 706_800  # the released model's multiply-accumulates per window
 # What each image must be built for: readelf's machine and the architecture attribute (RV32IMC: no A, F, D).
 ARCH = {"cortex-m0": ("ARM", "Tag_CPU_arch: v6S-M\n"), "cortex-m4": ("ARM", "Tag_CPU_arch: v7E-M\n"),
@@ -30,14 +27,6 @@ ARCH = {"cortex-m0": ("ARM", "Tag_CPU_arch: v6S-M\n"), "cortex-m4": ("ARM", "Tag
 # QEMU's SysTick runs at the machine's processor clock (mps2: 25 MHz, an505: 20 MHz, nRF51: 16 MHz), one
 # instruction a nanosecond with -icount shift=0; minstret counts instructions.
 INSTRUCTIONS_PER_TICK = {"cortex-m0": 62.5, "cortex-m4": 40.0, "cortex-m7": 40.0, "cortex-m33": 50.0, "rv32imc": 1.0}
-
-
-@pytest.fixture(scope="session")
-def core_runs(released_replay: dict, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    for name in {"qemu-system-arm", "qemu-system-riscv32", *(c.prefix + "gcc" for c in CORES.values())}:
-        tool(name)
-    work = tmp_path_factory.mktemp("cores")
-    return {"work": work, "runs": measure_cores(load_bundle(RELEASED), released_replay["raw"], work)}
 
 
 @pytest.mark.parametrize("core", list(CORES))

@@ -151,7 +151,12 @@ def one_op_model(op: str, input_scale: float) -> bytes:
     operator = schema.OperatorT()
     operator.opcodeIndex, operator.inputs, operator.outputs = 0, [0], [1]
     graph = schema.SubGraphT()
-    graph.tensors, graph.inputs, graph.outputs, graph.operators = [tensor(0, input_scale), tensor(1, 2**-15)], [0], [1], [operator]
+    graph.tensors, graph.inputs, graph.outputs, graph.operators = (
+        [tensor(0, input_scale), tensor(1, 2**-15)],
+        [0],
+        [1],
+        [operator],
+    )
     m = schema.ModelT()
     m.version, m.subgraphs, m.operatorCodes, m.buffers = 3, [graph], [code], [schema.BufferT()]
     builder = flatbuffers.Builder(1024)
@@ -188,7 +193,7 @@ def test_generated_files_carry_the_marker_and_only_numbers(tmp_path: Path) -> No
     assert sorted(engine.files) == sorted([HEADER, MODEL_C, *KERNEL_FILES])
     for name, text in engine.files.items():
         assert MARKER in text.splitlines()[0], name
-        assert "*/ \"evil" not in text and "#include <x>" not in text
+        assert '*/ "evil' not in text and "#include <x>" not in text
     model_c = engine.files[MODEL_C]
     strings = re.findall(r'"[^"\n]*"', model_c)
     assert strings == ['"harlite_engine.h"', '"harlite_engine_kernels.h"'], strings

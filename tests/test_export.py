@@ -77,7 +77,10 @@ def test_cmake_export_builds_on_the_host_and_replays_as_simulate(cmake_export: P
 @pytest.mark.parametrize("cpu", ["", "-mcpu=cortex-m0 -mthumb"], ids=["cortex-m4f", "cortex-m0"])
 def test_cmake_export_builds_with_its_arm_toolchain_file(cpu: str, cmake_export: Path, tmp_path: Path) -> None:
     tool("arm-none-eabi-gcc")
-    options = [f"-DCMAKE_TOOLCHAIN_FILE={cmake_export / 'cmake' / 'arm-none-eabi.cmake'}", "-DCMAKE_BUILD_TYPE=MinSizeRel"]
+    options = [
+        f"-DCMAKE_TOOLCHAIN_FILE={cmake_export / 'cmake' / 'arm-none-eabi.cmake'}",
+        "-DCMAKE_BUILD_TYPE=MinSizeRel",
+    ]
     cmake_build(cmake_export, tmp_path / "build", *options, *([f"-DHARLITE_CPU={cpu}"] if cpu else []))
     library = tmp_path / "build" / "libharlite.a"
     attributes = run([tool("arm-none-eabi-readelf"), "-A", library]).stdout
@@ -94,7 +97,9 @@ def test_cmake_export_builds_with_its_arm_toolchain_file(cpu: str, cmake_export:
 
 @pytest.mark.parametrize("compiler", ["g++", "arm-none-eabi-g++"])
 def test_every_source_compiles_as_cxx(compiler: str, cmake_export: Path, tmp_path: Path) -> None:
-    flags = ["-std=c++11", *STRICT[:-3], "-Werror"] + (["-mcpu=cortex-m4", "-mthumb", "-Os"] if "arm" in compiler else [])
+    flags = ["-std=c++11", *STRICT[:-3], "-Werror"] + (
+        ["-mcpu=cortex-m4", "-mthumb", "-Os"] if "arm" in compiler else []
+    )
     for source in [*sorted((cmake_export / "src").glob("*.c")), cmake_export / "examples" / "replay.c"]:
         compile_ok([tool(compiler), "-x", "c++", *flags, f"-I{cmake_export / 'src'}", "-c", source, "-o",
                     tmp_path / f"{source.stem}.o"])  # fmt: skip
@@ -141,7 +146,10 @@ include({cmake_export / "zephyr" / "CMakeLists.txt"})
     assert done.returncode == 0, done.stdout + done.stderr
     sources = len(list((cmake_export / "src").glob("*.c")))
     assert f"idf sources {sources} include src" in done.stdout + done.stderr
-    assert "zephyr library harlite" in done.stdout + done.stderr and f"zephyr sources {sources}" in done.stdout + done.stderr
+    assert (
+        "zephyr library harlite" in done.stdout + done.stderr
+        and f"zephyr sources {sources}" in done.stdout + done.stderr
+    )
     module = (cmake_export / "zephyr" / "module.yml").read_text()
     assert "build:\n  cmake: zephyr\n  kconfig: zephyr/Kconfig\n" in module
     assert "config HARLITE\n" in (cmake_export / "zephyr" / "Kconfig").read_text()

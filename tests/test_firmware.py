@@ -280,7 +280,9 @@ def test_pipeline_on_the_host_prints_what_simulate_predicts(case: str, request: 
 
 
 def test_own_label_acc_only_engine_path_on_cortex_m4(own_replay: dict, tmp_path: Path) -> None:
-    figures = measure(engine_build(load_bundle(own_replay["bundle"]), tmp_path / "library"), own_replay["raw"], tmp_path)
+    figures = measure(
+        engine_build(load_bundle(own_replay["bundle"]), tmp_path / "library"), own_replay["raw"], tmp_path
+    )
     lines = figures.pop("pred_lines")
     assert_pred_lines_equal_timeline(lines, own_replay["timeline"])
     assert {pred_fields(line)["pred_raw"] for line in lines} <= set(OWN_LABELS)
@@ -296,9 +298,19 @@ def test_sketch_with_the_c_engine_needs_no_tflm(imu: str, tmp_path: Path) -> Non
     no warning, and nothing of TFLM is included."""
     write_stubs(tmp_path)
     gcc, gxx = tool("arm-none-eabi-gcc"), tool("arm-none-eabi-g++")
-    cxx = ["-std=gnu++14", *NANO33BLE_CFLAGS[1:], "-Werror", f"-I{tmp_path}", f"-I{SKETCH}", f"-D{imu}", "-DHARLITE_ENGINE"]
+    cxx = [
+        "-std=gnu++14",
+        *NANO33BLE_CFLAGS[1:],
+        "-Werror",
+        f"-I{tmp_path}",
+        f"-I{SKETCH}",
+        f"-D{imu}",
+        "-DHARLITE_ENGINE",
+    ]
     for source in sorted(SKETCH.glob("*.c")):
-        compile_ok([gcc, *NANO33BLE_CFLAGS, "-Werror", f"-I{SKETCH}", "-c", source, "-o", tmp_path / f"{source.stem}.o"])
+        compile_ok(
+            [gcc, *NANO33BLE_CFLAGS, "-Werror", f"-I{SKETCH}", "-c", source, "-o", tmp_path / f"{source.stem}.o"]
+        )
     compile_ok([gxx, *cxx, "-c", SKETCH / DATA_CPP, "-o", tmp_path / "data.o"])
     compile_ok([gxx, *cxx, "-x", "c++", "-include", "Arduino.h", "-c", SKETCH / "harlite_har.ino", "-o", tmp_path / "ino.o",
                 "-MD", "-MF", tmp_path / "ino.d"])  # fmt: skip

@@ -79,7 +79,7 @@ def test_no_import_cycle() -> None:
         path.append(module)
         for target in sorted(GRAPH[module]):
             if state.get(target) == 1:
-                raise AssertionError("import cycle: " + " -> ".join(path[path.index(target):] + [target]))
+                raise AssertionError("import cycle: " + " -> ".join(path[path.index(target) :] + [target]))
             if target not in state:
                 visit(target)
         path.pop()

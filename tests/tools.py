@@ -22,7 +22,9 @@ def tool(name: str) -> str:
     return path
 
 
-def run(cmd: list, cwd: Path | None = None, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
+def run(
+    cmd: list, cwd: Path | None = None, timeout: float = 300, env: dict | None = None
+) -> subprocess.CompletedProcess:
     return subprocess.run([str(c) for c in cmd], cwd=cwd, capture_output=True, text=True, timeout=timeout,
                           stdin=subprocess.DEVNULL, check=False, env=env)  # fmt: skip
 

@@ -64,8 +64,11 @@ def run_cortex_m4(engine: Engine, windows: np.ndarray, portable: bool = False) -
         "windows": n,
         "instructions_per_window": round(ticks * per_tick / max(n, 1)),
         "instructions_worst_window": round(worst * per_tick),
-        "calibration": {"loop_instructions": cal_instr, "systick_ticks": cal_ticks,
-                        "instructions_per_tick": per_tick},  # fmt: skip
+        "calibration": {
+            "loop_instructions": cal_instr,
+            "systick_ticks": cal_ticks,
+            "instructions_per_tick": per_tick,
+        },  # fmt: skip
         "stack_bytes": stack,
         "scratch_bytes": scratch,
         "path": "portable C" if portable else "DSP (SMLAD)",

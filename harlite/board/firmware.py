@@ -135,7 +135,6 @@ def _compile_all(sources: list[Path], flags: list[str], work: Path, root: Path) 
         return list(pool.map(one, sources))
 
 
-
 def measure(build: Build, raw: np.ndarray, work: Path, core: Core | str = LIMITS_CORE) -> dict[str, Any]:
     """A build's figures on an emulated ``core``: the size image's flash and static RAM, the run's
     instructions per window and stack; RAM = static + stack. Also returns the run's pred lines."""

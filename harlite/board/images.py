@@ -138,7 +138,9 @@ def run_image(build: Build, core: Core, work: Path) -> Path:
     return elf
 
 
-def run_pipeline(command: list[Any], raw: np.ndarray, work: Path, timeout: float = 900) -> tuple[list[str], dict[str, Any]]:
+def run_pipeline(
+    command: list[Any], raw: np.ndarray, work: Path, timeout: float = 900
+) -> tuple[list[str], dict[str, Any]]:
     """Run a pipeline driver (``command``, in ``work``) on raw samples (n, raw channels): its '# pred' lines
     and its figures, with instructions where the driver ran under QEMU -icount (see run_pipeline.c)."""
     np.ascontiguousarray(raw, "<f4").tofile(work / SAMPLES_FILE)
@@ -178,6 +180,9 @@ def _figures(f: dict[str, int]) -> dict[str, Any]:
         "model_instructions_worst_window": round(f["model_worst_ticks"] * per_tick),
         "sample_lines_instructions_per_window": per_window(f["sample_line_ticks"]),
         "stack_bytes": f["stack"],
-        "calibration": {"loop_instructions": f["calibration_instructions"], "clock_ticks": f["calibration_ticks"],
-                        "instructions_per_tick": per_tick},  # fmt: skip
+        "calibration": {
+            "loop_instructions": f["calibration_instructions"],
+            "clock_ticks": f["calibration_ticks"],
+            "instructions_per_tick": per_tick,
+        },  # fmt: skip
     }

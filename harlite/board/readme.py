@@ -29,8 +29,10 @@ def model_section(bundle: Bundle, fmt: str) -> str:
     raw = m["frontend"].get("raw_channels") or ["acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z"]
     return render(
         "README_model.md",
-        BUNDLE_LINE=markdown_text(f"{MARKER} from the bundle {bundle.root.name} ({entry['file']}, sha256 "
-                                  f"{entry['sha256']}, {entry['bytes']} bytes)."),  # fmt: skip
+        BUNDLE_LINE=markdown_text(
+            f"{MARKER} from the bundle {bundle.root.name} ({entry['file']}, sha256 "
+            f"{entry['sha256']}, {entry['bytes']} bytes)."
+        ),  # fmt: skip
         LABELS=", ".join(f"{i}: {markdown_text(label)}" for i, label in enumerate(m["labels"])),
         RAW=", ".join(markdown_text(r) for r in raw),
         RATE_HZ=f"{float(m['rate_hz']):g}",

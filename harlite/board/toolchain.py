@@ -94,7 +94,9 @@ def run_tool(cmd: list[Any], cwd: Path | None = None, timeout: float = 900) -> s
     done = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, check=False, cwd=cwd,
                           timeout=timeout, stdin=subprocess.DEVNULL)  # fmt: skip
     if done.returncode:
-        raise HarliteError(f"{Path(str(cmd[0])).name} failed ({done.returncode}): {(done.stderr or done.stdout)[-1500:]}")
+        raise HarliteError(
+            f"{Path(str(cmd[0])).name} failed ({done.returncode}): {(done.stderr or done.stdout)[-1500:]}"
+        )
     return done.stdout
 
 

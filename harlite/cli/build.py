@@ -16,20 +16,46 @@ from harlite.pipeline.build import build as run
 
 
 @click.command()
-@click.option("--model", "model_name", type=click.Choice(["cnn_lstm", "lstm"]), default="cnn_lstm", show_default=True,
-              help="Architecture: cnn_lstm (compact default for MCUs) or lstm (two stacked LSTM(32)).")
+@click.option(
+    "--model",
+    "model_name",
+    type=click.Choice(["cnn_lstm", "lstm"]),
+    default="cnn_lstm",
+    show_default=True,
+    help="Architecture: cnn_lstm (compact default for MCUs) or lstm (two stacked LSTM(32)).",
+)
 @data_options
-@click.option("--epochs", type=click.IntRange(1), default=None,
-              help="Training epochs.  [default: chosen from the amount of data; 80 for HAPT]")
-@click.option("--target", type=click.Choice(list(TARGETS)), default=DEFAULT_TARGET, show_default=True,
-              help="The TFLM the firmware builds against (see 'harlite convert --help').")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/default"),
-              show_default=True, help="Run folder; a stage whose inputs are unchanged is not redone.")
+@click.option(
+    "--epochs",
+    type=click.IntRange(1),
+    default=None,
+    help="Training epochs.  [default: chosen from the amount of data; 80 for HAPT]",
+)
+@click.option(
+    "--target",
+    type=click.Choice(list(TARGETS)),
+    default=DEFAULT_TARGET,
+    show_default=True,
+    help="The TFLM the firmware builds against (see 'harlite convert --help').",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("runs/default"),
+    show_default=True,
+    help="Run folder; a stage whose inputs are unchanged is not redone.",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for training and QAT.")
 @click.option("--quick", is_flag=True, help="A small smoke run (2 epochs, part of the test data), about 75 s.")
-@click.option("--release", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Also copy the finished bundle and report here, e.g. models/cnn_lstm.")
-@click.option("--force", is_flag=True, help="Replace an existing bundle at --release (never files harlite did not write).")
+@click.option(
+    "--release",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Also copy the finished bundle and report here, e.g. models/cnn_lstm.",
+)
+@click.option(
+    "--force", is_flag=True, help="Replace an existing bundle at --release (never files harlite did not write)."
+)
 @click.option("--release-failed", is_flag=True, help="Release even when the parity check fails.")
 @click.option("--json", "as_json", is_flag=True, help="Print the gathered results as JSON on stdout.")
 def build(model_name: str, data: Path | None, test_data: Path | None, test_subjects: tuple[str, ...] | None,
@@ -64,21 +90,41 @@ def build(model_name: str, data: Path | None, test_data: Path | None, test_subje
             f"parity {'passed' if results['parity']['passed'] else 'FAILED'}"
         )
     if release is not None and not results["release"]["released"]:
-        click.echo(f"parity FAILED: {release} was not released (the bundle is in {out}/bundle; --release-failed "
-                   "releases it anyway)", err=True)
+        click.echo(
+            f"parity FAILED: {release} was not released (the bundle is in {out}/bundle; --release-failed "
+            "releases it anyway)",
+            err=True,
+        )
     if not results["parity"]["passed"]:
         raise SystemExit(1)
 
 
 @click.command()
 @click.argument("sections", nargs=-1, type=click.Choice(SECTIONS + ("all",)))
-@click.option("--bundle", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("models/cnn_lstm"), show_default=True, help="Bundle whose figures are measured.")
-@click.option("--seeds", type=click.IntRange(1), default=3, show_default=True,
-              help="Seeds for the train section (mean and spread).")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None, is_flag=False,
-              flag_value=Path("-"), help="Write the figures to this JSON file (default: bench.json); --json alone "
-              "prints them on stdout (the table then goes to stderr).")
+@click.option(
+    "--bundle",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("models/cnn_lstm"),
+    show_default=True,
+    help="Bundle whose figures are measured.",
+)
+@click.option(
+    "--seeds",
+    type=click.IntRange(1),
+    default=3,
+    show_default=True,
+    help="Seeds for the train section (mean and spread).",
+)
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    is_flag=False,
+    flag_value=Path("-"),
+    help="Write the figures to this JSON file (default: bench.json); --json alone "
+    "prints them on stdout (the table then goes to stderr).",
+)
 @click.option("--force", is_flag=True, help="Overwrite the JSON file.")
 def bench(sections: tuple[str, ...], bundle: Path, seeds: int, json_path: Path | None, force: bool) -> None:
     """Measure every stage and write one JSON: the figures notes quote.

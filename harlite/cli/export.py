@@ -13,10 +13,19 @@ from harlite.pipeline.export import export as run
 
 @click.command()
 @click.argument("bundle", type=click.Path(path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(sorted(FORMATS)), required=True,
-              help="; ".join(f"{f.name}: {f.summary}" for f in FORMATS.values()) + ".")
-@click.option("--out", type=click.Path(path_type=Path), required=True,
-              help="The folder to write: a new one, or one harlite exported to before.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(sorted(FORMATS)),
+    required=True,
+    help="; ".join(f"{f.name}: {f.summary}" for f in FORMATS.values()) + ".",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="The folder to write: a new one, or one harlite exported to before.",
+)
 @click.option("--force", is_flag=True, help="Replace --out even if harlite did not write it, or a file in it changed.")
 @click.option("--json", "as_json", is_flag=True, help="Print what was written (files and their sha256) as JSON.")
 def export(bundle: Path, fmt: str, out: Path, force: bool, as_json: bool) -> None:
@@ -40,4 +49,6 @@ def export(bundle: Path, fmt: str, out: Path, force: bool, as_json: bool) -> Non
     if as_json:
         click.echo(json.dumps(record, indent=2))
     else:
-        click.echo(f"{out}: {fmt} export of {record['bundle']}, {len(record['files'])} files (README.md says how to use it)")
+        click.echo(
+            f"{out}: {fmt} export of {record['bundle']}, {len(record['files'])} files (README.md says how to use it)"
+        )

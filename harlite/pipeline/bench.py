@@ -103,7 +103,9 @@ def bench_bundle(bundle: Bundle) -> dict[str, Any]:
     return {
         "bundle": _shown(bundle.root),
         "model": manifest.get("model", {}),
-        "bytes": {kind: a["bytes"] for kind, a in manifest["artifacts"].items() if kind in ("int8", "float16", "float32")},
+        "bytes": {
+            kind: a["bytes"] for kind, a in manifest["artifacts"].items() if kind in ("int8", "float16", "float32")
+        },
         "tflm": manifest.get("tflm", {}),
         "ops": manifest.get("ops", []),
         "released_metrics": manifest.get("metrics", {}),

@@ -90,7 +90,9 @@ def bench(bundle: Bundle, library: str | Path | None = None) -> dict[str, Any]:
 
 def library_name(library: Path) -> str:
     """``name version`` from an Arduino library's library.properties (not the local path it was read from)."""
-    fields = dict(line.split("=", 1) for line in (library / "library.properties").read_text().splitlines() if "=" in line)
+    fields = dict(
+        line.split("=", 1) for line in (library / "library.properties").read_text().splitlines() if "=" in line
+    )
     return f"{fields.get('name', library.name)} {fields.get('version', '?')}"
 
 

@@ -83,7 +83,9 @@ def measure_arena(model_path: str | Path, step: int = ARENA_STEP) -> dict[str, i
     return {"arena_bytes": hi + margin, "arena_min_bytes": hi, "arena_margin_bytes": margin, "arena_step_bytes": step}
 
 
-def write_sources(bundle_dir: str | Path, firmware_dir: str | Path | None = None, force: bool = False) -> dict[str, Any]:
+def write_sources(
+    bundle_dir: str | Path, firmware_dir: str | Path | None = None, force: bool = False
+) -> dict[str, Any]:
     """Check the int8 model against the bundle's TFLM target and in TFLM itself, measure its arena, write
     ``bundle_dir/tflm/*`` and ``bundle_dir/engine/*`` (and the same files into ``firmware_dir``), and
     record target, ops, arena, engine figures and artifacts in the manifest, then write the sketch into
@@ -149,7 +151,9 @@ def write_sketch(bundle: Bundle, folder: str | Path, force: bool = False) -> lis
         for name, text in sketch_files(bundle).items():
             path = folder / name
             if name == SKETCH and path.exists() and not force and path.read_text(errors="replace") != text:
-                print(f"harlite: kept {path}, which differs from harlite's sketch (--force replaces it)", file=sys.stderr)
+                print(
+                    f"harlite: kept {path}, which differs from harlite's sketch (--force replaces it)", file=sys.stderr
+                )
                 continue
             written.append(atomic_write_text(path, text))
     return written

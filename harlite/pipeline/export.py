@@ -101,7 +101,9 @@ def _check_replaceable(out: Path, force: bool) -> None:
     """``out`` may be (re)written: it does not exist, is empty, or holds exactly what harlite exported there
     (else only with ``force``); never the current folder, one of its parents, or the home folder."""
     if out.is_symlink() or (out.exists() and not out.is_dir()):
-        raise HarliteError(f"{out} is {'a symbolic link' if out.is_symlink() else 'a file'}: choose a folder for --out.")
+        raise HarliteError(
+            f"{out} is {'a symbolic link' if out.is_symlink() else 'a file'}: choose a folder for --out."
+        )
     resolved, cwd = out.resolve(), Path.cwd().resolve()
     if resolved in (cwd, *cwd.parents, Path.home().resolve()):
         raise HarliteError(f"{out} is the current folder, one of its parents or the home folder: choose a folder of "
@@ -110,7 +112,9 @@ def _check_replaceable(out: Path, force: bool) -> None:
         return
     changed = _changed_since_export(out)
     if changed:
-        raise HarliteError(f"{out} exists and {changed}: pass --force to replace the whole folder, or choose another --out.")
+        raise HarliteError(
+            f"{out} exists and {changed}: pass --force to replace the whole folder, or choose another --out."
+        )
 
 
 def _changed_since_export(out: Path) -> str | None:
