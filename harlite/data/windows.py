@@ -201,6 +201,7 @@ def windows_from_recordings(recordings: list[Recording], spec: FrontEndSpec) -> 
 
 def hapt_windows(spec: FrontEndSpec = HAPT.frontend, cache: bool = True) -> dict[str, np.ndarray]:
     """The HAPT recordings' labelled windows through ``spec`` (cached by the front end's digest)."""
+
     def build() -> dict[str, np.ndarray]:
         print("harlite: windowing the HAPT recordings (cached afterwards)...", file=sys.stderr)
         return windows_from_recordings(hapt.load_hapt(cache=cache), spec)
@@ -262,7 +263,7 @@ def _own_recordings(folder: str, protocol: Protocol, min_labels: int = 2) -> tup
 
 
 def protocol_gravity(protocol: Protocol) -> str:
-    """"removed" when the front end takes the acceleration as it is (a model of linear acceleration)."""
+    """ "removed" when the front end takes the acceleration as it is (a model of linear acceleration)."""
     return "included" if any(c.startswith(("body_", "gravity_", "total_")) for c in protocol.frontend.channels) \
         else "removed"  # fmt: skip
 

@@ -80,7 +80,9 @@ def run(
             check_writable(target, force)
         given = list(recordings or [])
         wanted_data = paths or dataset or not given
-        recordings = given + (load_recordings(paths, dataset, subjects, bundle.manifest, units, layout) if wanted_data else [])
+        recordings = given + (
+            load_recordings(paths, dataset, subjects, bundle.manifest, units, layout) if wanted_data else []
+        )
         result = simulate(bundle, recordings, runtime, smoothing, log)
         files = write_timeline(result, out, force) if out is not None else []
         # The plot and the golden vectors show one recording: the first that gave a window.
