@@ -93,7 +93,9 @@ def test_timeline_rows_times_labels_probabilities_and_smoothing(result, recordin
         unknown = np.array([r["pred_raw"] == "unknown" for r in part])
         decisions = np.where(unknown, len(LABELS), probs.argmax(axis=1))
         assert [r["pred_raw"] for r in part] == [(*LABELS, "unknown")[i] for i in decisions]
-        assert [r["pred_smoothed"] for r in part] == [(*LABELS, "unknown")[i] for i in smooth(probs, "majority:3", decisions)]
+        assert [r["pred_smoothed"] for r in part] == [
+            (*LABELS, "unknown")[i] for i in smooth(probs, "majority:3", decisions)
+        ]
     # Not vacuous: the model tells activities apart and smoothing changes some predictions.
     assert len({r["pred_raw"] for r in rows[:186]}) >= 4
     assert any(r["pred_raw"] != r["pred_smoothed"] for r in rows)
@@ -124,7 +126,14 @@ def test_golden_vectors_replay_to_the_same_tensors(tiny_bundle, recording, resul
     header = tiny_bundle / "tflm" / "harlite_model_config.h"  # written by convert, copied as is
     paths = dump_golden(result, tmp_path / "golden")
     assert sorted(p.name for p in paths) == sorted(
-        ["raw_f32.bin", "input_int8.bin", "output_int8.bin", "golden.json", "harlite_model_config.h", "features_int8.bin"]
+        [
+            "raw_f32.bin",
+            "input_int8.bin",
+            "output_int8.bin",
+            "golden.json",
+            "harlite_model_config.h",
+            "features_int8.bin",
+        ]
     )
     golden = read_json(tmp_path / "golden" / "golden.json")
     n, m = len(recording), 186
@@ -266,7 +275,9 @@ def test_cli_replays_a_phone_recording_without_labels_or_a_one_label_dataset(tin
     assert summary["metrics"] is None and summary["windows"]["no_labels"] == summary["windows"]["total"] > 40
     assert summary["predictions"] == reference["predictions"]
     assert "predicted (windows)" in _run(tiny_bundle, in_g, "--runtime", "litert").output
-    labelled = replace(recording, samples=recording.samples[:3000], labels=np.where(recording.labels[:3000] == 4, 4, -1))
+    labelled = replace(
+        recording, samples=recording.samples[:3000], labels=np.where(recording.labels[:3000] == 4, 4, -1)
+    )
     write_csv(labelled, tmp_path / "one" / "ann" / "standing.csv")
     res = _run(tiny_bundle, "--dataset", tmp_path / "one", "--runtime", "litert")
     assert res.exit_code == 0 and "measured on STANDING" in res.output, res.output

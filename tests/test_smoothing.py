@@ -86,8 +86,17 @@ def test_dwell_and_hysteresis_parse_and_print_back(text: str) -> None:
     assert SmoothingSpec.from_manifest(spec.to_manifest()) == spec
 
 
-@pytest.mark.parametrize("text", ["ema:0.3 dwell:0", "none dwell:256", "ema:0.3 hysteresis:1", "majority:3 hysteresis:0.1",
-                                  "none wait:2", "none dwell"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "ema:0.3 dwell:0",
+        "none dwell:256",
+        "ema:0.3 hysteresis:1",
+        "majority:3 hysteresis:0.1",
+        "none wait:2",
+        "none dwell",
+    ],
+)
 def test_bad_dwell_or_hysteresis_is_refused(text: str) -> None:
     with pytest.raises(ValueError, match="dwell:D"):
         parse_smoothing(text)

@@ -159,7 +159,9 @@ def test_other_label_in_a_dataset_json_trains_the_other_class(tmp_path: Path) ->
         DatasetConfig.read(tmp_path)
 
 
-def test_calibrate_command_writes_postprocess_and_sources(tiny_bundle: Path, tmp_path: Path, harlite_cache: Path) -> None:
+def test_calibrate_command_writes_postprocess_and_sources(
+    tiny_bundle: Path, tmp_path: Path, harlite_cache: Path
+) -> None:
     from click.testing import CliRunner
 
     from harlite.bundle.loader import load_bundle
@@ -171,7 +173,10 @@ def test_calibrate_command_writes_postprocess_and_sources(tiny_bundle: Path, tmp
     manifest = load_bundle(bundle).manifest  # verified: the C sources follow the new manifest
     assert manifest["unknown"]["rate"] == 0.05 and 0.03 < manifest["unknown"]["rejected"] <= 0.05
     post = manifest["postprocess"]
-    assert post["validation"]["switches_per_min"] <= 1.1 * post["validation"]["true_switches_per_min"] or "no setting" in post["rule"]
+    assert (
+        post["validation"]["switches_per_min"] <= 1.1 * post["validation"]["true_switches_per_min"]
+        or "no setting" in post["rule"]
+    )
     header = (bundle / "tflm" / "harlite_model_config.h").read_text()
     assert "#define HARLITE_UNKNOWN 1" in header and f"#define HARLITE_POSTPROCESS_DWELL {post['dwell']}" in header
 

@@ -126,7 +126,11 @@ def _postprocess_lines(postprocess: dict[str, Any] | None) -> list[tuple[str, st
         return []
     kind, _, arg = str(postprocess["smoothing"]).partition(":")
     return [
-        ("POSTPROCESS_MODE", str(SMOOTHING_MODES[kind]), f"calibrated: {postprocess['smoothing']} (0 none, 1 majority, 2 ema)"),
+        (
+            "POSTPROCESS_MODE",
+            str(SMOOTHING_MODES[kind]),
+            f"calibrated: {postprocess['smoothing']} (0 none, 1 majority, 2 ema)",
+        ),
         ("POSTPROCESS_K", c_int(arg if kind == "majority" else 1), None),
         ("POSTPROCESS_ALPHA", c_float(arg if kind == "ema" else 1.0), None),
         ("POSTPROCESS_DWELL", c_int(postprocess["dwell"]), None),
@@ -149,8 +153,11 @@ def _unknown_lines(unknown: dict[str, Any] | None, channels: int, classes: int) 
         ("UNKNOWN_HIDDEN_ZERO_POINT", c_int(unknown["hidden"]["zero_point"]), None),
         ("UNKNOWN_LOGIT_ZERO_POINT", c_int(unknown["logits"]["zero_point"]), None),
         ("UNKNOWN_LOGIT_MUL", c_int(unknown["energy"]["logit_mul"]), "logit scale in 2^-12 nats"),
-        ("UNKNOWN_DISTANCE_THRESHOLD", c_int(dist["threshold"]), f"calibrated: {unknown['rejected']:.2%} of "
-         f"{unknown['windows']} {unknown['calibrated_on']} windows unknown"),
+        (
+            "UNKNOWN_DISTANCE_THRESHOLD",
+            c_int(dist["threshold"]),
+            f"calibrated: {unknown['rejected']:.2%} of {unknown['windows']} {unknown['calibrated_on']} windows unknown",
+        ),
         ("UNKNOWN_ENERGY_THRESHOLD", c_int(unknown["energy"]["threshold"]), None),
         ("UNKNOWN_OTHER_CLASS", c_int(unknown.get("other_class", -1)), "a class always reported unknown, or -1"),
         ("UNKNOWN_CENTER", _long_list(dist["center"]), None),

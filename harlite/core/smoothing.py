@@ -49,7 +49,9 @@ class SmoothingSpec:
     @classmethod
     def from_manifest(cls, postprocess: dict[str, object]) -> SmoothingSpec:
         base = parse_smoothing(str(postprocess["smoothing"]))
-        return parse_smoothing(f"{base} dwell:{postprocess.get('dwell', 1)} hysteresis:{postprocess.get('hysteresis', 0)}")
+        return parse_smoothing(
+            f"{base} dwell:{postprocess.get('dwell', 1)} hysteresis:{postprocess.get('hysteresis', 0)}"
+        )
 
 
 def parse_smoothing(text: str | SmoothingSpec) -> SmoothingSpec:

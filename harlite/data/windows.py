@@ -214,9 +214,12 @@ def windows_from_recordings(recordings: list[Recording], spec: FrontEndSpec) -> 
             for k, v in parts.items()}  # fmt: skip
 
 
-def hapt_windows(spec: FrontEndSpec = HAPT.frontend, cache: bool = True, transitions: bool = False) -> dict[str, np.ndarray]:
+def hapt_windows(
+    spec: FrontEndSpec = HAPT.frontend, cache: bool = True, transitions: bool = False
+) -> dict[str, np.ndarray]:
     """The HAPT recordings' labelled windows through ``spec`` (cached by the front end's digest); with
     ``transitions`` also the windows wholly inside postural transitions, as the class ``other``."""
+
     def build() -> dict[str, np.ndarray]:
         print("harlite: windowing the HAPT recordings (cached afterwards)...", file=sys.stderr)
         return windows_from_recordings(hapt.load_hapt(cache=cache, transitions=transitions), spec)
@@ -279,7 +282,7 @@ def _own_recordings(folder: str, protocol: Protocol, min_labels: int = 2) -> tup
 
 
 def protocol_gravity(protocol: Protocol) -> str:
-    """"removed" when the front end takes the acceleration as it is (a model of linear acceleration)."""
+    """ "removed" when the front end takes the acceleration as it is (a model of linear acceleration)."""
     return "included" if any(c.startswith(("body_", "gravity_", "total_")) for c in protocol.frontend.channels) \
         else "removed"  # fmt: skip
 

@@ -121,6 +121,7 @@ def _plan(steps: list[Step], tensors: list[Tensor], views: dict[int, tuple[int, 
     (``Step.in_place``); the temporaries of a kernel live only during its call. Extra outputs (tensors
     the kernels compute on the way, or views of them) are copied into ``features`` right after the kernel
     that writes them, one after another in the model's output order."""
+
     def base(tensor: int) -> tuple[int, int]:
         return views.get(tensor, (tensor, 0))
 
@@ -188,7 +189,8 @@ def _plan(steps: list[Step], tensors: list[Tensor], views: dict[int, tuple[int, 
             raise BundleError("an extra model output is not an activation the C engine keeps: only the class "
                               "scores may be the last layer's output.")  # fmt: skip
         copies.setdefault(writer, []).append(
-            f"if (features) memcpy(features + {offset}, hl_scratch.b + {data + place[b] + at}, {tensors[tensor].size});")
+            f"if (features) memcpy(features + {offset}, hl_scratch.b + {data + place[b] + at}, {tensors[tensor].size});"
+        )
         offset += tensors[tensor].size
     return Plan(pointers, temps, max(4, temp_bytes + hi - lo), copy_out, copies)
 
@@ -203,8 +205,12 @@ def _write(em: Emitter, steps: list[Step], plan: Plan, tensors: list[Tensor], in
     window, channels, classes = inp.shape[1], inp.shape[2], out.size
     feature_bytes = sum(t.size for t in extras)
     # A model of one output gets the engine it always got; the other outputs add a second entry point.
-    features_decl = (f"#define HARLITE_ENGINE_FEATURES {feature_bytes} /* int8 values of the model's other outputs, "
-                     f"in order: {_sizes(extras)} */\n" if extras else "")
+    features_decl = (
+        f"#define HARLITE_ENGINE_FEATURES {feature_bytes} /* int8 values of the model's other outputs, "
+        f"in order: {_sizes(extras)} */\n"
+        if extras
+        else ""
+    )
     features_call = ("\n/* The same, and the model's other outputs (the hidden vector and the logits the unknown decision "
                      "reads)\n * one after another into features[HARLITE_ENGINE_FEATURES] (not written when NULL). */\n"
                      "int harlite_engine_invoke_features(const int8_t *input, int8_t *output, int8_t *features);\n"
@@ -247,10 +253,12 @@ int harlite_engine_invoke(const int8_t *input, int8_t *output);
     words = plan.scratch_bytes // 4
     body = "".join(em.parts)
     if extras:
-        entry = (f"int harlite_engine_invoke_features(const int8_t *input, int8_t *output, int8_t *features) {{\n"
-                 f"{chr(10).join(calls)}\n    return 0;\n}}\n\n"
-                 "int harlite_engine_invoke(const int8_t *input, int8_t *output) {\n"
-                 "    return harlite_engine_invoke_features(input, output, 0);\n}")
+        entry = (
+            f"int harlite_engine_invoke_features(const int8_t *input, int8_t *output, int8_t *features) {{\n"
+            f"{chr(10).join(calls)}\n    return 0;\n}}\n\n"
+            "int harlite_engine_invoke(const int8_t *input, int8_t *output) {\n"
+            "    return harlite_engine_invoke_features(input, output, 0);\n}"
+        )
     else:
         entry = f"int harlite_engine_invoke(const int8_t *input, int8_t *output) {{\n{chr(10).join(calls)}\n    return 0;\n}}"
     model_c = f"""/* {MARKER}{note}: the model's weights, parameters and op sequence (do not edit; regenerate). */

@@ -60,8 +60,12 @@ def bench_field(bundle: Bundle, out: str | Path = "runs/bench_field", epochs: in
         "unknown": replay.unknown,
         "stream": replay.stream,
         "smoothing": str(replay.smoothing),
-        "rotations": {"accuracy": rotated, "unrotated": rotated["x:0"], "worst": worst,
-                      "worst_loss_points": 100 * (rotated["x:0"] - rotated[worst])},  # fmt: skip
+        "rotations": {
+            "accuracy": rotated,
+            "unrotated": rotated["x:0"],
+            "worst": worst,
+            "worst_loss_points": 100 * (rotated["x:0"] - rotated[worst]),
+        },  # fmt: skip
         "leave_one_out": loao,
     }
 

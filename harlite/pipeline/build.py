@@ -148,4 +148,3 @@ def _convert(convert: Any, train_dir: Path, bundle: Path, split: Any, params: di
         say("no validation recordings: the bundle gets no post-processing")
     return {k: manifest[k] for k in ("artifacts", "ops", "tflm", "model", "metrics", "quantization", "unknown",
                                      "postprocess") if k in manifest}  # fmt: skip
-

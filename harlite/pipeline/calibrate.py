@@ -65,7 +65,9 @@ def choose_postprocess(bundle: Bundle, recordings: list[Recording], log: Callabl
         fastest = min(m["delay_median_s"] for _, m in calm)
         near = [(c, m) for c, m in calm if m["delay_median_s"] <= fastest + spec.hop / spec.rate_hz]
         chosen, figures = max(near, key=lambda cm: (cm[1]["segment_f1"], -cm[1]["delay_median_s"]))
-        rule = f"switches at most {SWITCH_TOLERANCE:g}x the truth's, delay within one hop of the shortest, best segment F1"
+        rule = (
+            f"switches at most {SWITCH_TOLERANCE:g}x the truth's, delay within one hop of the shortest, best segment F1"
+        )
     elif usable:
         chosen, figures = max(usable, key=lambda cm: cm[1]["segment_f1"])
         rule = f"no setting switches at most {SWITCH_TOLERANCE:g}x as often as the truth: the best segment F1"

@@ -245,7 +245,9 @@ def activation_ranges(deployable: Any, calibration: np.ndarray) -> dict[str, tup
     ``<layer>/pre_activation`` (Dense logits before the softmax), as the converter calibrates them.
     """
     weighted = [layer for layer in deployable.layers if layer.weights]
-    probe = tf.keras.Model(deployable.inputs, [layer.input for layer in weighted] + [layer.output for layer in weighted])
+    probe = tf.keras.Model(
+        deployable.inputs, [layer.input for layer in weighted] + [layer.output for layer in weighted]
+    )
     values = probe.predict(calibration, batch_size=256, verbose=0)
     ranges = {"input": (float(calibration.min()), float(calibration.max()))}
     for layer, x, y in zip(weighted, values[: len(weighted)], values[len(weighted) :]):
@@ -335,14 +337,19 @@ def qat(
         echo = echo_epoch("qat", epochs)
 
         def after_epoch(epoch: int, row: dict[str, float]) -> None:
-            candidate = int8_candidate(quantized_copy(qat_model, export_copy(float_model, batch_size=None), per_channel_dense))
+            candidate = int8_candidate(
+                quantized_copy(qat_model, export_copy(float_model, batch_size=None), per_channel_dense)
+            )
             seed_ranges(qat_model, activation_ranges(candidate["model"], reference))
             history.append({**row, "int8_val_accuracy": candidate["val"]["accuracy"],
                             "int8_val_macro_f1": candidate["val"]["macro_f1"],
                             "int8_val_agreement_with_float": candidate["agreement"]})  # fmt: skip
             final.update(candidate)
             echo(epoch, row)
-            print(f"qat epoch {epoch + 1}: int8 {selected_on} accuracy {candidate['val']['accuracy']:.4f}", file=sys.stderr)
+            print(
+                f"qat epoch {epoch + 1}: int8 {selected_on} accuracy {candidate['val']['accuracy']:.4f}",
+                file=sys.stderr,
+            )
 
         fit(qat_model, data, config, epochs, learning_rate, after_epoch, teacher=float_model if distill else None)
         seconds = time.perf_counter() - start
@@ -365,8 +372,13 @@ def qat(
             "val_agreement_with_float": {"ptq_int8": ptq["agreement"], "qat_int8": final["agreement"]},
             "test": test,
             "qat_seconds": seconds,
-            "qat": {"epochs": epochs, "learning_rate": learning_rate, "distill": distill, "history": history,
-                    "selected_on": selected_on},
+            "qat": {
+                "epochs": epochs,
+                "learning_rate": learning_rate,
+                "distill": distill,
+                "history": history,
+                "selected_on": selected_on,
+            },
             "calibration_windows": len(reference),
             "target": target,
         }

@@ -108,7 +108,9 @@ def calibrate(train: dict[str, np.ndarray], val: dict[str, np.ndarray], n_classe
     dist = distances(window_features(on["inputs"][known], on["hidden"][known], hidden_zero), spec)
     energy = energies(on["logits"][known], on["scores"][known], logit_mul, logit_zero)
     td, te, flagged = union_thresholds(dist, energy, rate)
-    spec = UnknownSpec(base.center, base.rows, base.shifts, base.means, td, hidden_zero, logit_mul, logit_zero, te, other)
+    spec = UnknownSpec(
+        base.center, base.rows, base.shifts, base.means, td, hidden_zero, logit_mul, logit_zero, te, other
+    )
     unknown, _, _ = decide(on["inputs"][known], on["scores"][known], on["hidden"][known], on["logits"][known], spec)
     return {
         "method": "mahalanobis+energy",

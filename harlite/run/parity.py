@@ -150,7 +150,9 @@ def parity(
     manifest = bundle.manifest
     if split is None:
         model_input = ModelInput.from_dict(manifest)
-        spec = model_input.data if data is None else DataSpec.from_dict({**model_input.data.to_dict(), "data": str(data)})
+        spec = (
+            model_input.data if data is None else DataSpec.from_dict({**model_input.data.to_dict(), "data": str(data)})
+        )
         split = load_split(spec, model_input.protocol)
     windows = select_windows(split, part, limit)
     say(f"parity: {len(windows)} windows of the {part} split through {', '.join(NAMES.values())}")
@@ -225,8 +227,14 @@ def markdown(report: dict[str, Any]) -> str:
         lines.append(f"| {NAMES[a]} vs {NAMES[b]} | {p['agreement']:.2%} | {p['disagreements']} | "
                      f"{p['max_abs_diff']:.4f} | {p['mean_abs_diff']:.5f} |")  # fmt: skip
     if "unknown_pairs" in report:
-        lines += ["", "Windows whose unknown decision differs: " + ", ".join(
-            f"{NAMES[k.split('|')[0]]} vs {NAMES[k.split('|')[1]]} {n}" for k, n in report["unknown_pairs"].items()) + "."]
+        lines += [
+            "",
+            "Windows whose unknown decision differs: "
+            + ", ".join(
+                f"{NAMES[k.split('|')[0]]} vs {NAMES[k.split('|')[1]]} {n}" for k, n in report["unknown_pairs"].items()
+            )
+            + ".",
+        ]
     for key in ("tflm|litert-int8", "tflm|keras"):
         a, b = key.split("|")
         lines += ["", f"Worst windows, {NAMES[a]} vs {NAMES[b]}:", "",
@@ -239,7 +247,9 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run(bundle: str | Path, out: str | Path | None = None, force: bool = False, **options: Any) -> tuple[dict[str, Any], list[Path]]:
+def run(
+    bundle: str | Path, out: str | Path | None = None, force: bool = False, **options: Any
+) -> tuple[dict[str, Any], list[Path]]:
     """What ``harlite parity`` does: ``parity(bundle, **options)``, and with ``out`` its reports written
     there (``write_reports``), the folder locked for the whole run; returns the report and the files."""
     if out is None:

@@ -22,9 +22,22 @@ from harlite.io.files import atomic_write_bytes, atomic_write_text, check_writab
 from harlite.io.locks import folder_lock
 from harlite.run.simulate import PURE, SimulationResult, bundle_subjects, load_recordings, simulate
 
-GOLDEN_SMOOTHINGS = ("none", "majority:3", "majority:4", "ema:0.5", "ema:0.3 dwell:2 hysteresis:0.1", "majority:3 dwell:3")
-GOLDEN_FILES = ("raw_f32.bin", "input_int8.bin", "output_int8.bin", "golden.json", "harlite_model_config.h",
-                "features_int8.bin")
+GOLDEN_SMOOTHINGS = (
+    "none",
+    "majority:3",
+    "majority:4",
+    "ema:0.5",
+    "ema:0.3 dwell:2 hysteresis:0.1",
+    "majority:3 dwell:3",
+)
+GOLDEN_FILES = (
+    "raw_f32.bin",
+    "input_int8.bin",
+    "output_int8.bin",
+    "golden.json",
+    "harlite_model_config.h",
+    "features_int8.bin",
+)
 
 
 def run(

@@ -18,8 +18,10 @@
  *   harlite_pipeline_invoke(&p);                        the model's thread (or right away)
  *   harlite_pipeline_report(&p, line, invoke_ms);       sampling loop, once the model is done
  *
- * While the model runs, the caller must not push with model_idle set (that writes the input) nor
- * report (that reads the output); nothing else is shared. No allocation; not reentrant per pipeline.
+ * (or harlite_pipeline_predict for the prediction as numbers instead of a line). While the model runs,
+ * the caller must not push with model_idle set (that writes the input) nor report (that reads the
+ * output); nothing else is shared. No allocation; not reentrant per pipeline. harlite.h wraps all of it
+ * in one call per sample for a program that runs the model right away.
  */
 #ifndef HARLITE_PIPELINE_H
 #define HARLITE_PIPELINE_H
@@ -55,6 +57,21 @@ typedef struct {
     int decision;          /* the window's class, or HARLITE_UNKNOWN_CLASS (harlite_unknown_decide) */
 } harlite_pipeline_t;
 
+/* One window's prediction (harlite_pipeline_predict, harlite_push). Fields may be added at the end of
+ * a group in later versions: use the names, not the layout. */
+typedef struct {
+    uint32_t start;        /* index of the window's first sample (samples since init; lost samples count) */
+    uint32_t end;          /* one past its last sample: the window holds samples [start, end) */
+    float start_s, end_s;  /* the same in seconds (index / HARLITE_RATE_HZ) */
+    int32_t label;         /* the window's decision: its class (the largest score, ties to the lowest index),
+                              or HARLITE_UNKNOWN_CLASS when the bundle's unknown decision says it is none */
+    int32_t smoothed;      /* the label to report after post-processing: a class or HARLITE_UNKNOWN_CLASS */
+    int32_t top;           /* the class of the largest score, unknown or not */
+    float probability;     /* probabilities[top] */
+    float probabilities[HARLITE_NUM_CLASSES]; /* (scores - HARLITE_OUTPUT_ZERO_POINT) * HARLITE_OUTPUT_SCALE */
+    int8_t scores[HARLITE_NUM_CLASSES];       /* the model's int8 output */
+} harlite_prediction_t;
+
 /* What harlite_pipeline_push found. */
 #define HARLITE_PUSH_NONE 0    /* no window completed */
 #define HARLITE_PUSH_WINDOW 1  /* a window is in input: run the model */
@@ -80,7 +97,10 @@ void harlite_pipeline_features(harlite_pipeline_t *p, harlite_features_fn model,
 /* Run the model on the window in input and decide whether it is unknown; returns the model's status (0: ok). */
 int harlite_pipeline_invoke(harlite_pipeline_t *p);
 
-/* Post-process the window's decision and write its "# pred" line (no newline) into line[HARLITE_LINE_MAX]
+/* Post-process the window's decision (once per window) and describe the window in *prediction. */
+void harlite_pipeline_predict(harlite_pipeline_t *p, harlite_prediction_t *prediction);
+
+/* harlite_pipeline_predict, then the window's "# pred" line (no newline) into line[HARLITE_LINE_MAX]
  * (pred_raw and pred_smoothed are "unknown" for HARLITE_UNKNOWN_CLASS); returns its length. */
 int harlite_pipeline_report(harlite_pipeline_t *p, char *line, uint32_t invoke_ms);
 

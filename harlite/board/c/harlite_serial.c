@@ -11,6 +11,11 @@ typedef char harlite_check_label_count[sizeof labels == HARLITE_NUM_CLASSES * HA
 static const uint32_t pow10[10] = {1u, 10u, 100u, 1000u, 10000u, 100000u, 1000000u, 10000000u, 100000000u,
                                    1000000000u};
 
+const char *harlite_label(int index) {
+    if (index == HARLITE_UNKNOWN_CLASS) return "unknown";
+    return index >= 0 && index < HARLITE_NUM_CLASSES ? labels[index] : "";
+}
+
 /* Decimal digits of v, at least min_digits (zero-padded). */
 static char *put_uint(char *p, uint32_t v, int min_digits) {
     char digits[10];
@@ -112,8 +117,7 @@ int harlite_format_prediction(char *line, uint32_t start, const int8_t scores[HA
 
 /* A reported label's name: a class, "unknown" (HARLITE_UNKNOWN_CLASS), or the top class for anything else. */
 static const char *label_name(int label, int top) {
-    if (label == HARLITE_UNKNOWN_CLASS) return "unknown";
-    return labels[label >= 0 && label < HARLITE_NUM_CLASSES ? label : top];
+    return label >= 0 && label <= HARLITE_UNKNOWN_CLASS ? harlite_label(label) : labels[top];
 }
 
 int harlite_format_decision(char *line, uint32_t start, const int8_t scores[HARLITE_NUM_CLASSES], int decision,
