@@ -38,7 +38,11 @@ def harlite(*args: str) -> object:
 
 
 def exported(fmt: str, out: Path) -> Path:
-    done = harlite("export", RELEASED, "--format", fmt, "--out", out)
+    return exported_bundle(RELEASED, fmt, out)
+
+
+def exported_bundle(bundle: Path, fmt: str, out: Path) -> Path:
+    done = harlite("export", bundle, "--format", fmt, "--out", out)
     assert done.exit_code == 0, done.output
     return out
 
@@ -72,6 +76,22 @@ def test_cmake_export_builds_on_the_host_and_replays_as_simulate(cmake_export: P
     bad.write_text("time_s,acc_x\n0,1\n")
     done = run([cmake_export / "build" / "harlite_replay", bad])
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and "header" in done.stderr
+
+
+def test_cmake_export_of_a_bundle_with_the_unknown_decision_says_unknown_where_simulate_does(
+    own_replay: dict, tmp_path: Path
+) -> None:
+    """A bundle with the unknown decision (the own-label one): harlite.h's prediction carries it, and the
+    export's replay program prints unknown exactly where ``harlite simulate --runtime c`` does."""
+    tool("gcc")
+    out = exported_bundle(own_replay["bundle"], "cmake", tmp_path / "own")
+    assert re.search(r"^#define HARLITE_UNKNOWN 1\b", (out / "src" / "harlite_model_config.h").read_text(), re.M)
+    cmake_build(out, out / "build")
+    done = run([out / "build" / "harlite_replay", own_replay["csv"]])
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    unknown = assert_pred_lines_equal_timeline(lines, own_replay["timeline"])
+    assert 0 < unknown < len(lines) / 2
 
 
 @pytest.mark.parametrize("cpu", ["", "-mcpu=cortex-m0 -mthumb"], ids=["cortex-m4f", "cortex-m0"])
