@@ -56,7 +56,9 @@ typedef struct {
     harlite_pipeline_t pipeline;
     int8_t input[HARLITE_WINDOW_BYTES];
     int8_t output[HARLITE_NUM_CLASSES];
+#if HARLITE_UNKNOWN
     int8_t features[HARLITE_FEATURES_BYTES]; /* the model's other outputs, which the unknown decision reads */
+#endif
 } harlite_t;
 
 /* Set up a stream with a smoothing of the predictions: HARLITE_SMOOTH_NONE, HARLITE_SMOOTH_MAJORITY over
