@@ -207,8 +207,12 @@ def test_core_fits_cortex_m4_budget(golden: Path, tmp_path: Path) -> None:
     tool("arm-none-eabi-gcc")
     size = core_footprint(golden)
     print(f"\ncore on Cortex-M4 -Os: {size}")
-    assert size["flash_bytes"] < FLASH_BUDGET and size["ram_bytes"] + size["stack_bytes"] < RAM_BUDGET
     meta = json.loads((golden / "golden.json").read_text())
+    # The budget is the front end's and the post-processing's: the unknown decision is the model's (its
+    # tables grow with the hidden vector, as the weights do), counted apart.
+    assert (size["unknown_flash_bytes"] > 512) == bool(meta["unknown"])
+    assert size["flash_bytes"] - size["unknown_flash_bytes"] < FLASH_BUDGET
+    assert size["ram_bytes"] + size["stack_bytes"] < RAM_BUDGET
     assert size["state_bytes"] >= meta["window"] * meta["channels"]  # the int8 ring is in the state
     gcc = tool("arm-none-eabi-gcc")
     # The Nano 33 BLE core compiles C as gnu11, where GCC fuses a*b+c by default: the core turns that

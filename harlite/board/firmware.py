@@ -47,10 +47,15 @@ TFLM_SKIP = ("src/peripherals/", "src/test_over_serial/", "src/tensorflow/lite/e
 # Limits of the engine path for the released model on the Cortex-M4 (issue 14).
 ENGINE_LIMITS = {"flash_bytes": 40 * 1024, "ram_bytes": 6 * 1024, "instructions_per_window": 1_500_000}
 LIMITS_CORE = "cortex-m4"
+# The unknown decision's symbols in harlite_core.o: its function and its tables.
+UNKNOWN_SYMBOLS = ("harlite_unknown_decide", "unknown_", "log_p")
 
 
 def core_footprint(header_dir: str | Path) -> dict[str, int]:
     """Flash and RAM of the core built for Cortex-M4 at -Os against ``header_dir``'s model config.
+
+    ``unknown_flash_bytes`` is the part of the flash the unknown decision takes (its code and the model's
+    tables: whitening rows, class means, the log table), which grows with the model's hidden vector.
 
     RAM counts the core's static data and the state a sketch keeps (one front end, one smoother);
     ``stack_bytes`` is the deepest frame GCC reports. The serial-line formatter is measured apart.
@@ -67,8 +72,13 @@ def core_footprint(header_dir: str | Path) -> dict[str, int]:
         core, serial, state = (object_size(out / f"{n}.o") for n in ("harlite_core", "harlite_serial", "state"))
         frames = (out / "harlite_core.su").read_text().splitlines()
         stack = max(int(line.split("\t")[1]) for line in frames)
+        symbols = run_tool([tool("arm-none-eabi-nm"), "-S", out / "harlite_core.o"]).splitlines()
+        decision = sum(
+            int(f[1], 16) for f in map(str.split, symbols) if len(f) == 4 and f[3].startswith(UNKNOWN_SYMBOLS)
+        )
     return {
         "flash_bytes": core["text"] + core["data"],
+        "unknown_flash_bytes": decision,
         "ram_bytes": core["data"] + core["bss"] + state["bss"],
         "state_bytes": state["bss"],
         "stack_bytes": stack,
