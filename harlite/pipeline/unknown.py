@@ -133,7 +133,9 @@ def unknown_for_model(manifest: dict[str, Any], int8: bytes, split: Any, rate: f
 
     outputs = litert_interpreter(int8, num_threads=1).get_output_details()
     if len(outputs) < 3:
-        raise DataError("the int8 model has no hidden-vector and logits outputs: convert it with harlite's converter.")
+        raise DataError("the int8 model has no hidden-vector and logits outputs (converted before harlite's unknown "
+                        "decision): convert its model.keras again, e.g. harlite convert BUNDLE/model.keras --out NEW "
+                        "(same weights, same probabilities).")  # fmt: skip
     quant = {name: {"scale": float(d["quantization"][0]), "zero_point": int(d["quantization"][1])}
              for name, d in zip(("hidden", "logits"), outputs[1:3])}  # fmt: skip
     model = runtime_for(manifest, "litert-int8", int8, "model_int8.tflite")
