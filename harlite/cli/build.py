@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from harlite.cli.options import data_options, data_spec
+from harlite.cli.options import data_options, data_spec, unknown_rate_option
 from harlite.codegen.targets import DEFAULT_TARGET, TARGETS
 from harlite.io.files import check_writable, write_json
 from harlite.pipeline.bench import SECTIONS, format_table, run_bench
@@ -15,7 +15,6 @@ from harlite.pipeline.bench_field import LOAO_EPOCHS
 from harlite.pipeline.build import BuildConfig
 from harlite.pipeline.build import build as run
 from harlite.pipeline.train import MOUNTINGS
-from harlite.pipeline.unknown import DEFAULT_RATE
 
 
 @click.command()
@@ -41,13 +40,7 @@ from harlite.pipeline.unknown import DEFAULT_RATE
     show_default=True,
     help="The TFLM the firmware builds against (see 'harlite convert --help').",
 )
-@click.option(
-    "--unknown-rate",
-    type=click.FloatRange(0, 1, max_open=True),
-    default=DEFAULT_RATE,
-    show_default=True,
-    help="Share of the validation subjects' windows the unknown decision may call unknown (0: none).",
-)
+@unknown_rate_option("none")
 @click.option(
     "--mounting",
     type=click.Choice(MOUNTINGS),

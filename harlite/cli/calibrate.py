@@ -7,20 +7,14 @@ from pathlib import Path
 
 import click
 
+from harlite.cli.options import unknown_rate_option
 from harlite.core.smoothing import SmoothingSpec
 from harlite.pipeline.calibrate import calibrate as run
-from harlite.pipeline.unknown import DEFAULT_RATE
 
 
 @click.command()
 @click.argument("bundle", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option(
-    "--unknown-rate",
-    type=click.FloatRange(0, 1, max_open=True),
-    default=DEFAULT_RATE,
-    show_default=True,
-    help="Share of the validation subjects' windows the unknown decision may call unknown (0: remove it).",
-)
+@unknown_rate_option("remove it")
 @click.option("--keep-unknown", is_flag=True, help="Keep the bundle's unknown decision as it is.")
 @click.option("--no-stream", is_flag=True, help="Leave the post-processing out (no smoothing, dwell or hysteresis).")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest's unknown and postprocess as JSON.")

@@ -8,10 +8,10 @@ from pathlib import Path
 import click
 
 from harlite.bundle.manifest import MANIFEST
+from harlite.cli.options import unknown_rate_option
 from harlite.codegen.targets import DEFAULT_TARGET, TARGETS
 from harlite.pipeline.c_sources import write_sources
 from harlite.pipeline.convert import convert as run
-from harlite.pipeline.unknown import DEFAULT_RATE
 
 
 @click.command()
@@ -43,14 +43,7 @@ from harlite.pipeline.unknown import DEFAULT_RATE
     show_default=True,
     help="Calibration windows for the int8 model, from training subjects only.",
 )
-@click.option(
-    "--unknown-rate",
-    type=click.FloatRange(0, 1, max_open=True),
-    default=DEFAULT_RATE,
-    show_default=True,
-    help="Share of the validation subjects' windows the unknown decision may call unknown (0: no unknown "
-    "decision, every window gets an activity).",
-)
+@unknown_rate_option("no unknown decision, every window gets an activity")
 @click.option("--force", is_flag=True, help="Overwrite an existing bundle's files.")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON on stdout.")
 def convert(model: Path, out: Path | None, firmware: Path | None, target: str | None, calibration: int,

@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from harlite.data.windows import HAPT_SOURCE, DataSpec
+from harlite.pipeline.unknown import DEFAULT_RATE
 
 
 def parse_groups(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[str, ...] | None:
@@ -133,3 +134,14 @@ def parse_units(ctx: click.Context, param: click.Parameter, value: str | None) -
         choices = "; ".join(f"{k}={'|'.join(v)}" for k, v in UNITS.items())
         raise click.BadParameter(f"{value!r}: give sensor=unit pairs, e.g. acc=m/s^2,gyro=deg/s ({choices}).")
     return Units(**given)
+
+
+def unknown_rate_option(zero: str) -> Callable[..., Any]:
+    """--unknown-rate, whose 0 means ``zero``."""
+    return click.option(
+        "--unknown-rate",
+        type=click.FloatRange(0, 1, max_open=True),
+        default=DEFAULT_RATE,
+        show_default=True,
+        help=f"Share of the validation subjects' windows the unknown decision may call unknown (0: {zero}).",
+    )
