@@ -9,7 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tools import compile_ok, run, tool
 
+from harlite.board.toolchain import WARNINGS
 from harlite.bundle.manifest import validate
 from harlite.core.unknown import OTHER_LABEL, UnknownSpec, decide, distances, energies, log_p_table, window_features
 from harlite.errors import BundleError, DataError
@@ -179,6 +181,36 @@ def test_calibrate_command_writes_postprocess_and_sources(
     )
     header = (bundle / "tflm" / "harlite_model_config.h").read_text()
     assert "#define HARLITE_UNKNOWN 1" in header and f"#define HARLITE_POSTPROCESS_DWELL {post['dwell']}" in header
+
+    # harlite.h's harlite_init_calibrated sets up what was chosen (the library as harlite export writes it)
+    from harlite.board.firmware import write_library
+    from harlite.core.smoothing import SmoothingSpec
+
+    library = tmp_path / "library"
+    sources = write_library(load_bundle(bundle), library)
+    (library / "probe.c").write_text(PROBE)
+    compile_ok(
+        [tool("gcc"), "-std=c99", *WARNINGS, f"-I{library}", *sources, library / "probe.c", "-o", library / "probe"]
+    )
+    got = run([library / "probe"]).stdout.split()
+    spec = SmoothingSpec.from_manifest(post)
+    mode = {"none": 0, "majority": 1, "ema": 2}[spec.kind]
+    assert got == ["1", str(mode), f"{spec.dwell}", f"{spec.hysteresis:.6f}", f"{spec.alpha:.6f}" if mode == 2 else
+                   f"{spec.k}" if mode == 1 else "-", "unknown"]  # fmt: skip
+
+
+PROBE = r"""#include <stdio.h>
+#include "harlite.h"
+int main(void) {
+    static harlite_t h;
+    const int ok = harlite_init_calibrated(&h);
+    const harlite_smoother_t *sm = &h.pipeline.smoother;
+    printf("%d %u %u %f ", ok, sm->mode, sm->dwell, sm->hysteresis);
+    if (sm->mode == HARLITE_SMOOTH_EMA) printf("%f", sm->alpha); else if (sm->mode) printf("%u", sm->k); else printf("-");
+    printf(" %s\n", harlite_label(HARLITE_UNKNOWN_CLASS));
+    return 0;
+}
+"""
 
 
 def test_three_outputs_keep_the_probabilities_bit_for_bit(tiny_bundle: Path, harlite_cache: Path) -> None:
