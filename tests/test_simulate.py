@@ -213,13 +213,15 @@ def test_cli_short_recording_warns_and_gives_no_windows(tiny_bundle, recording, 
 
 
 def test_replay_matches_evaluate_on_the_same_windows(tiny_bundle, harlite_cache) -> None:
-    from harlite.data.windows import windows_from_recordings
+    from harlite.core.frontend import cut_windows, features
     from harlite.pipeline.evaluate import evaluate
 
     recordings = load_hapt([2, 4])
-    arrays = windows_from_recordings(recordings, HAPT.frontend)
+    cut = [(cut_windows(features(r.samples, HAPT.frontend), HAPT.frontend), window_labels(r.labels, len(r), HAPT.frontend),
+            r.subject) for r in recordings]  # fmt: skip
+    X, y, group = (np.concatenate(p) for p in zip(*[(X[y >= 0], y[y >= 0], np.full((y >= 0).sum(), s)) for X, y, s in cut]))
     split = bundle_split(tiny_bundle, harlite_cache)
-    split = replace(split, test=WindowSet(arrays["X"], arrays["y"], arrays["subject"]))
+    split = replace(split, test=WindowSet(X, y, group))
     evaluated = evaluate(tiny_bundle / "model_int8.tflite", split=split)["results"]["model_int8"]
     litert = simulate(tiny_bundle, recordings, runtime="litert").metrics["raw"]
     tflm = simulate(tiny_bundle, recordings, runtime="tflm").metrics["raw"]

@@ -205,6 +205,19 @@ def read_csv(
     return resample(rec, rate) if rate is not None else rec
 
 
+def header_channels(path: str | Path) -> tuple[str, ...]:
+    """The raw sensors (acc, or acc and gyro) a recording's header names, reading only its first line."""
+    path = Path(path)
+    lines = _numbered_lines(path)
+    try:
+        number, header = next(lines, (0, ""))
+    finally:
+        lines.close()
+    if not header:
+        raise RecordingError(f"{path} is empty; a recording starts with the header {CSV_HEADER}.")
+    return _raw_columns(path, number, [c.strip().lower() for c in header.split(",")])
+
+
 def write_csv(recording: Recording, path: str | Path, force: bool = False) -> Path:
     """Write ``recording`` in the CSV format (gzip-compressed when ``path`` ends in ``.gz``), atomically.
 
