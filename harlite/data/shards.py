@@ -1,5 +1,7 @@
 """The window store: every recording's labelled windows, cut once through the front end and kept on disk
-in shards that numpy and tf.data read piece by piece, so that no stage needs all windows in memory.
+in shards that numpy and tf.data read piece by piece, so that no stage needs all windows in memory;
+``WindowSet`` holds windows in memory, ``ShardedWindows`` reads shards lazily, and both count, label,
+group, normalize and batch alike.
 
 One entry per recording and front end, ``<cache>/windows/<key>/``; the key hashes the recording's identity
 (a file's path, size and modification time; HAPT's source and experiment), the front end's digest, the label
@@ -175,6 +177,46 @@ def stored(jobs: list[tuple[Path, FrontEndSpec, Reader]], what: str) -> list[Ent
     return [e for e in entries if e is not None]
 
 
+@dataclass(frozen=True)
+class WindowSet:
+    """Labelled windows in physical units: X (n, window, C) float32, y (n,) class, group (n,) the split unit."""
+
+    X: np.ndarray
+    y: np.ndarray
+    group: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def take(self, mask: np.ndarray) -> WindowSet:
+        return WindowSet(self.X[mask], self.y[mask], self.group[mask])
+
+    def of_groups(self, groups: tuple[str, ...] | list[str]) -> WindowSet:
+        return self.take(np.isin(self.group, list(groups)))
+
+    def normalization(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per-channel mean and standard deviation over every sample of every window."""
+        flat = self.X.reshape(-1, self.X.shape[-1]).astype(np.float64)
+        return flat.mean(axis=0).astype(np.float32), np.maximum(flat.std(axis=0), 1e-6).astype(np.float32)
+
+    def class_counts(self, labels: tuple[str, ...]) -> dict[str, int]:
+        return {name: int((self.y == i).sum()) for i, name in enumerate(labels)}
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.X.nbytes)
+
+    @property
+    def names(self) -> list[str]:
+        """The groups (split units) of the windows, in order."""
+        return list(dict.fromkeys(self.group.tolist()))
+
+    def batches(self, size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(X, y) in order, at most ``size`` windows each."""
+        for first in range(0, len(self), size):
+            yield self.X[first : first + size], self.y[first : first + size]
+
+
 @dataclass(eq=False)
 class ShardedWindows:
     """Labelled windows in shards on disk: counts, labels, groups and normalization without reading the
@@ -223,10 +265,8 @@ class ShardedWindows:
         wanted = set(groups)
         return ShardedWindows(tuple(s for s in self.shards if s.group in wanted), self.window, self.channels)
 
-    def take(self, mask: np.ndarray) -> object:
-        """The windows where ``mask`` is true, in memory (a ``WindowSet``)."""
-        from harlite.data.windows import WindowSet
-
+    def take(self, mask: np.ndarray) -> WindowSet:
+        """The windows where ``mask`` is true, in memory."""
         return WindowSet(self.X[mask], self.y[mask], self.group[mask])
 
     def normalization(self) -> tuple[np.ndarray, np.ndarray]:

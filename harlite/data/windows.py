@@ -8,7 +8,6 @@ hop, channels); it is stored in run folders and bundles so that every stage find
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from harlite.core.protocol import HAPT, UCI_TEST_SUBJECTS, Protocol
 from harlite.data.datasets import load_dataset, natural_key
 from harlite.data.hapt import load_hapt
 from harlite.data.recordings import Recording
-from harlite.data.shards import ShardedWindows, window_labels
+from harlite.data.shards import ShardedWindows, WindowSet, window_labels
 from harlite.data.sources import Found, read_recordings, stored_folder, stored_hapt
 from harlite.errors import DataError
 
@@ -35,46 +34,6 @@ TEST_SHARE, VAL_SHARE, MIN_GROUPS = 0.2, 0.15, 3
 TIME_VAL_START, TIME_TEST_START = 0.7, 0.8
 # Warnings of data info: a class with fewer windows than this, classes more unequal than this ratio.
 FEW_WINDOWS, UNEQUAL_RATIO = 20, 5.0
-
-
-@dataclass(frozen=True)
-class WindowSet:
-    """Labelled windows in physical units: X (n, window, C) float32, y (n,) class, group (n,) the split unit."""
-
-    X: np.ndarray
-    y: np.ndarray
-    group: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.y)
-
-    def take(self, mask: np.ndarray) -> WindowSet:
-        return WindowSet(self.X[mask], self.y[mask], self.group[mask])
-
-    def of_groups(self, groups: tuple[str, ...] | list[str]) -> WindowSet:
-        return self.take(np.isin(self.group, list(groups)))
-
-    def normalization(self) -> tuple[np.ndarray, np.ndarray]:
-        """Per-channel mean and standard deviation over every sample of every window."""
-        flat = self.X.reshape(-1, self.X.shape[-1]).astype(np.float64)
-        return flat.mean(axis=0).astype(np.float32), np.maximum(flat.std(axis=0), 1e-6).astype(np.float32)
-
-    def class_counts(self, labels: tuple[str, ...]) -> dict[str, int]:
-        return {name: int((self.y == i).sum()) for i, name in enumerate(labels)}
-
-    @property
-    def nbytes(self) -> int:
-        return int(self.X.nbytes)
-
-    @property
-    def names(self) -> list[str]:
-        """The groups (split units) of the windows, in order."""
-        return list(dict.fromkeys(self.group.tolist()))
-
-    def batches(self, size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """(X, y) in order, at most ``size`` windows each."""
-        for first in range(0, len(self), size):
-            yield self.X[first : first + size], self.y[first : first + size]
 
 
 # Windows in memory, or in shards on disk (read lazily): both count, label, group, normalize and batch alike.
