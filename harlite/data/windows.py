@@ -9,7 +9,6 @@ hop, channels); it is stored in run folders and bundles so that every stage find
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
