@@ -79,3 +79,14 @@ def data_spec(data: Path | None, test_data: Path | None, test_subjects: tuple[st
         window=_samples(window, rate, "--window"),
         hop=_samples(hop, rate, "--hop"),
     )
+
+
+workers_option = click.option(
+    "--workers", type=click.IntRange(2), default=None,
+    help="Train with this many worker processes on this machine, a TensorFlow cluster over loopback (as "
+         "several machines would; docs/scale.md). Without it, TF_CONFIG (if set) makes this process one "
+         "worker of a cluster.")  # fmt: skip
+stream_option = click.option(
+    "--stream/--in-memory", default=None,
+    help="Stream the training windows from the window cache, or hold them in memory.  [default: stream "
+         "when the split is larger than 64 MB]")  # fmt: skip

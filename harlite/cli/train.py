@@ -8,10 +8,11 @@ from typing import Any
 
 import click
 
-from harlite.cli.options import data_options, data_spec
+from harlite.cli.options import data_options, data_spec, stream_option, workers_option
 from harlite.pipeline.evaluate import evaluate as evaluate_artifact
 from harlite.pipeline.train import TrainConfig
 from harlite.pipeline.train import train as train_model
+from harlite.pipeline.workers import train_on_workers
 
 MODEL_NAMES = ("cnn_lstm", "lstm")  # harlite.pipeline.models.MODELS, listed here so --help needs no TensorFlow
 
@@ -34,30 +35,43 @@ def _print(result: dict[str, Any], as_json: bool, text: str) -> None:
 @click.option("--class-weights/--no-class-weights", default=None,
               help="Weigh classes equally in the loss.  [default: when classes are unequal by more than 2:1]")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed (weights, shuffling, augmentation).")
+@stream_option
+@workers_option
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Run folder to write.")
 @click.option("--force", is_flag=True, help="Overwrite an existing run folder's files.")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON on stdout.")
 def train(model_name: str, data: Path | None, test_data: Path | None, test_subjects: tuple[str, ...] | None,
           val_subjects: int | None, rate_hz: float | None, window: str | None, hop: str | None, epochs: int | None,
-          batch_size: int | None, class_weights: bool | None, seed: int, out: Path, force: bool,
-          as_json: bool) -> None:  # fmt: skip
+          batch_size: int | None, class_weights: bool | None, seed: int, stream: bool | None, workers: int | None,
+          out: Path, force: bool, as_json: bool) -> None:  # fmt: skip
     """Train a float model on the training split of the data (default: the embedded HAPT recordings).
 
     With --data, the labels, sensors (acc, or acc and gyro) and the split come from your recordings;
     --rate, --window and --hop set the protocol. Writes OUT/model.keras, protocol.json, history.json,
     metrics.json (test accuracy, macro-F1, per-class precision and recall), learning_curves.png and
-    confusion.png. Same seed and data, same model.
+    confusion.png. Same seed and data, same model (on one machine, with the same number of workers).
+
+    Windows are cut once into the cache and streamed from there when the split is larger than 64 MB, so
+    memory does not grow with the data. With TF_CONFIG set this process is one worker of a cluster; the
+    chief writes OUT. A run that stopped part way resumes from its last finished epoch (docs/scale.md).
 
     \b
     Example:
       harlite train --out runs/cnn_lstm --seed 0
       harlite train --data my_recordings/ --test-subjects bob --out runs/mine
       harlite train --data wrist/ --test-data wrist_test/ --rate 25 --window 2.56s --out runs/wrist
+      harlite train --data big/ --workers 2 --out runs/big
     """
     spec = data_spec(data, test_data, test_subjects, val_subjects, rate_hz, window, hop)
     config = TrainConfig(model=model_name, epochs=epochs, batch_size=batch_size, seed=seed,
-                         class_weights=class_weights)  # fmt: skip
-    metrics = train_model(out, config, force=force, data_spec=spec)
+                         class_weights=class_weights, stream=stream)  # fmt: skip
+    if workers:
+        metrics = train_on_workers(out, config, workers, force=force, data_spec=spec)
+    else:
+        metrics = train_model(out, config, force=force, data_spec=spec)
+        if "worker" in metrics:
+            click.echo(f"worker {metrics['worker']} of {metrics['workers']}: done; the chief writes {out}")
+            return
     weak = [f"{name} (recall {m['recall']:.0%})" for name, m in metrics["test"]["float"]["per_class"].items()
             if m["support"] and m["recall"] < 0.8]  # fmt: skip
     text = f"{out}: test {_summary(metrics['test'])}" + (f"; weak: {', '.join(weak)}" if weak else "")

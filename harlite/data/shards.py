@@ -199,8 +199,13 @@ class WindowSet:
         flat = self.X.reshape(-1, self.X.shape[-1]).astype(np.float64)
         return flat.mean(axis=0).astype(np.float32), np.maximum(flat.std(axis=0), 1e-6).astype(np.float32)
 
+    def label_counts(self, n_classes: int) -> np.ndarray:
+        """Windows per class index."""
+        return np.bincount(self.y, minlength=n_classes)[:n_classes]
+
     def class_counts(self, labels: tuple[str, ...]) -> dict[str, int]:
-        return {name: int((self.y == i).sum()) for i, name in enumerate(labels)}
+        counts = self.label_counts(len(labels))
+        return {name: int(counts[i]) for i, name in enumerate(labels)}
 
     @property
     def nbytes(self) -> int:
@@ -278,6 +283,10 @@ class ShardedWindows:
         var = np.sum([s.squares for s in self.shards], axis=0) / samples - mean**2
         return mean.astype(np.float32), np.maximum(np.sqrt(np.maximum(var, 0.0)), 1e-6).astype(np.float32)
 
+    def label_counts(self, n_classes: int) -> np.ndarray:
+        """Windows per class index (from the shards' counts)."""
+        return np.sum([s.counts for s in self.shards], axis=0) if self.shards else np.zeros(n_classes, np.int64)
+
     def class_counts(self, labels: tuple[str, ...]) -> dict[str, int]:
-        counts = np.sum([s.counts for s in self.shards], axis=0) if self.shards else np.zeros(len(labels))
+        counts = self.label_counts(len(labels))
         return {name: int(counts[i]) for i, name in enumerate(labels)}

@@ -20,7 +20,7 @@ from harlite.bundle.loader import load_bundle
 from harlite.bundle.manifest import MANIFEST, MAX_ARTIFACT_BYTES, read_manifest
 from harlite.bundle.run_folder import ModelInput, read_model_input
 from harlite.core.metrics import classification_metrics, plot_confusion
-from harlite.data.windows import DataSpec, Split, WindowSet, load_split
+from harlite.data.windows import DataSpec, Split, Windows, load_split
 from harlite.errors import BundleError
 from harlite.io.files import check_writable, write_json
 from harlite.io.limits import read_bounded
@@ -29,6 +29,7 @@ from harlite.pipeline.convert import io_details, quantization_info
 from harlite.run.runtimes import open_runtime, runtime_for
 
 MODEL_SUFFIXES = (".keras", ".tflite")
+BATCH = 1024  # windows predicted at a time
 # --runtime of evaluate -> the harlite.run.runtimes kind that runs int8 .tflite files
 INT8_RUNTIMES = {"litert": "litert-int8", "tflm": "tflm", "c": "c"}
 # a bundle's model artifacts -> the runtime kind that runs them (int8: INT8_RUNTIMES)
@@ -58,9 +59,17 @@ def tflite_model(data: bytes, base: dict[str, Any], runtime: str = "litert", nam
     return runtime_for({**base, "quantization": quantization_info(data, mean, std)}, INT8_RUNTIMES[runtime], data, name)
 
 
-def score(model: Any, windows: WindowSet) -> dict[str, Any]:
+def predicted_classes(model: Any, windows: Windows) -> tuple[np.ndarray, np.ndarray]:
+    """(true, predicted) classes of a runtime on labelled physical windows, read a shard at a time."""
+    parts = [(y, model.predict(X).argmax(axis=-1)) for X, y in windows.batches(BATCH)]
+    if not parts:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return np.concatenate([y for y, _ in parts]), np.concatenate([p for _, p in parts])
+
+
+def score(model: Any, windows: Windows) -> dict[str, Any]:
     """classification_metrics of a runtime's predictions on labelled physical windows."""
-    return classification_metrics(windows.y, model.predict(windows.X).argmax(axis=-1), model.manifest["labels"])
+    return classification_metrics(*predicted_classes(model, windows), model.manifest["labels"])
 
 
 def artifact_models(artifact: str | Path, runtime: str = "litert") -> tuple[dict[str, Any], ModelInput]:
