@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from harlite.cli.options import data_options, data_spec
+from harlite.cli.options import data_options, data_spec, stream_option, workers_option
 from harlite.codegen.targets import DEFAULT_TARGET, TARGETS
 from harlite.io.files import check_writable, write_json
 from harlite.pipeline.bench import SECTIONS, format_table, run_bench
@@ -26,6 +26,8 @@ from harlite.pipeline.build import build as run
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/default"),
               show_default=True, help="Run folder; a stage whose inputs are unchanged is not redone.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for training and QAT.")
+@stream_option
+@workers_option
 @click.option("--quick", is_flag=True, help="A small smoke run (2 epochs, part of the test data), about 75 s.")
 @click.option("--release", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Also copy the finished bundle and report here, e.g. models/cnn_lstm.")
@@ -33,13 +35,16 @@ from harlite.pipeline.build import build as run
 @click.option("--json", "as_json", is_flag=True, help="Print the gathered results as JSON on stdout.")
 def build(model_name: str, data: Path | None, test_data: Path | None, test_subjects: tuple[str, ...] | None,
           val_subjects: int | None, rate_hz: float | None, window: str | None, hop: str | None, epochs: int | None,
-          target: str, out: Path, seed: int, quick: bool, release: Path | None, force: bool, as_json: bool) -> None:  # fmt: skip
+          target: str, out: Path, seed: int, stream: bool | None, workers: int | None, quick: bool, release: Path | None,
+          force: bool, as_json: bool) -> None:  # fmt: skip
     """Data, train, QAT, convert, parity, simulate and a report, in one command.
 
     Runs on the embedded default data (UCI HAPT) or on your recordings (--data: any labels, acc or acc
     and gyro, any steady rate) and writes OUT/report.md, OUT/bundle (the model in every form plus the
     TFLM C sources; its manifest carries your labels, sensors and rate to the firmware), OUT/parity and
-    OUT/simulate (the test recordings replayed). Exits 1 if the parity check fails.
+    OUT/simulate (the test recordings replayed). Exits 1 if the parity check fails. Training and QAT run
+    on --workers local processes, or on the cluster TF_CONFIG describes (every worker runs the same
+    command; the chief writes OUT, which the workers must share: docs/scale.md).
 
     \b
     Examples:
@@ -48,10 +53,15 @@ def build(model_name: str, data: Path | None, test_data: Path | None, test_subje
       harlite build --data my_recordings/ --out runs/mine
       harlite build --data wrist/ --test-data wrist_test/ --rate 25 --out runs/wrist
       harlite build --release models/cnn_lstm --force
+      harlite build --data big/ --workers 2 --out runs/big
     """
     spec = data_spec(data, test_data, test_subjects, val_subjects, rate_hz, window, hop)
-    config = BuildConfig(model=model_name, seed=seed, quick=quick, data=spec, epochs=epochs, target=target)
+    config = BuildConfig(model=model_name, seed=seed, quick=quick, data=spec, epochs=epochs, target=target,
+                         workers=workers, stream=stream)  # fmt: skip
     results = run(out, config, release=release, force=force)
+    if "worker" in results:
+        click.echo(f"worker {results['worker']} of {results['workers']}: done; the chief writes {out}")
+        return
     if as_json:
         click.echo(json.dumps(results, indent=2, default=str))
     else:

@@ -90,3 +90,7 @@ stream_option = click.option(
     "--stream/--in-memory", default=None,
     help="Stream the training windows from the window cache, or hold them in memory.  [default: stream "
          "when the split is larger than 64 MB]")  # fmt: skip
+jobs_option = click.option(
+    "--jobs", type=click.IntRange(1), default=1, show_default=True,
+    help="Worker processes for the recordings (or windows), each with its own runtime; the results are "
+         "those of one process. Pays for many recordings: each worker first imports its runtime.")  # fmt: skip

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from harlite.cli.options import parse_groups
+from harlite.cli.options import jobs_option, parse_groups
 from harlite.core.smoothing import parse_smoothing
 from harlite.run.timeline import run
 
@@ -36,6 +36,7 @@ def _smoothing(ctx: click.Context, param: click.Parameter, value: str) -> str:
 @click.option("--plot", type=click.Path(dir_okay=False), help="PNG of the first recording: signal, true and predicted.")
 @click.option("--dump-golden", "golden", type=click.Path(file_okay=False),
               help="Folder for the firmware's golden vectors of the first recording (tflm or c).")
+@jobs_option
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
 @click.option("--force", is_flag=True, help="Overwrite existing output files.")
 def simulate(
@@ -49,6 +50,7 @@ def simulate(
     out: str | None,
     plot: str | None,
     golden: str | None,
+    jobs: int,
     as_json: bool,
     force: bool,
 ) -> None:
@@ -63,6 +65,7 @@ def simulate(
     Examples:
       harlite simulate models/cnn_lstm --dataset hapt --split test --smoothing majority:3 --out sim
       harlite simulate models/cnn_lstm walk.csv --plot walk.png --dump-golden firmware/tests/golden
+      harlite simulate models/cnn_lstm --dataset my_data/ --jobs 4 --out sim
     """
     if split is not None and subjects is not None:
         raise click.UsageError("give --subjects or --split, not both.")
@@ -79,6 +82,7 @@ def simulate(
         golden=golden,
         force=force,
         log=lambda message: click.echo(message, err=True),
+        jobs=jobs,
     )
     if as_json:
         click.echo(json.dumps(summary, indent=2))

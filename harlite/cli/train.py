@@ -12,7 +12,7 @@ from harlite.cli.options import data_options, data_spec, stream_option, workers_
 from harlite.pipeline.evaluate import evaluate as evaluate_artifact
 from harlite.pipeline.train import TrainConfig
 from harlite.pipeline.train import train as train_model
-from harlite.pipeline.workers import train_on_workers
+from harlite.pipeline.workers import qat_on_workers, train_on_workers
 
 MODEL_NAMES = ("cnn_lstm", "lstm")  # harlite.pipeline.models.MODELS, listed here so --help needs no TensorFlow
 
@@ -85,22 +85,35 @@ def train(model_name: str, data: Path | None, test_data: Path | None, test_subje
               help="Peak learning rate (cosine decay).")
 @click.option("--calibration", type=click.IntRange(1), default=500, show_default=True,
               help="Calibration windows from training subjects.")
+@workers_option
 @click.option("--force", is_flag=True, help="Overwrite RUN_DIR/qat.")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON on stdout.")
-def qat(run_dir: Path, epochs: int, learning_rate: float, calibration: int, force: bool, as_json: bool) -> None:
+def qat(run_dir: Path, epochs: int, learning_rate: float, calibration: int, workers: int | None, force: bool,
+        as_json: bool) -> None:  # fmt: skip
     """Quantization-aware fine-tuning of a trained model (the LSTM included), beside a PTQ baseline.
 
     Writes RUN_DIR/qat/: model.keras (the int8-ready model: QAT weights on the int8 grid, or the
     float model if PTQ scored better on the validation subjects), protocol.json, model_int8.tflite (the
     chosen one), ptq_int8.tflite, qat_int8.tflite and metrics.json with both on validation and test.
 
+    With TF_CONFIG set this process is one worker of a cluster, and --workers N runs N local workers
+    (docs/scale.md); a QAT that stopped part way resumes from its last finished epoch.
+
     \b
     Example:
       harlite train --out runs/cnn_lstm && harlite qat runs/cnn_lstm
+      harlite qat runs/big --workers 2
     """
-    from harlite.pipeline.qat import qat as fine_tune  # imports TensorFlow: not at --help
+    options = {"epochs": epochs, "learning_rate": learning_rate, "calibration": calibration}
+    if workers:
+        metrics = qat_on_workers(run_dir, workers, force=force, **options)
+    else:
+        from harlite.pipeline.qat import qat as fine_tune  # imports TensorFlow: not at --help
 
-    metrics = fine_tune(run_dir, epochs=epochs, learning_rate=learning_rate, calibration=calibration, force=force)
+        metrics = fine_tune(run_dir, force=force, **options)
+        if "worker" in metrics:
+            click.echo(f"worker {metrics['worker']}: done; the chief writes {run_dir / 'qat'}")
+            return
     scores = {k: metrics["test"][k] for k in ("float", "ptq_int8", "qat_int8")}
     _print(metrics, as_json, f"{run_dir / 'qat'}: kept {metrics['chosen']} ({metrics['reason']}); test {_summary(scores)}")
 

@@ -216,6 +216,10 @@ class WindowSet:
         """The groups (split units) of the windows, in order."""
         return list(dict.fromkeys(self.group.tolist()))
 
+    def rows(self, indices: np.ndarray) -> np.ndarray:
+        """The windows at ``indices`` (ascending)."""
+        return self.X[np.asarray(indices, np.int64)]
+
     def batches(self, size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """(X, y) in order, at most ``size`` windows each."""
         for first in range(0, len(self), size):
@@ -258,6 +262,21 @@ class ShardedWindows:
         if not self.shards:
             return np.zeros((0, self.window, self.channels), np.float32)
         return np.concatenate([s.X() for s in self.shards])
+
+    def rows(self, indices: np.ndarray) -> np.ndarray:
+        """The windows at ``indices`` (ascending), read from their shards without loading the rest."""
+        indices = np.asarray(indices, np.int64)
+        if "X" in self.__dict__:
+            return self.X[indices]
+        ends = np.cumsum([s.n for s in self.shards])
+        which = np.searchsorted(ends, indices, side="right")
+        parts = []
+        for i in np.unique(which):
+            shard, first = self.shards[i], ends[i] - self.shards[i].n
+            mapped = np.load(shard.path("x"), mmap_mode="r", allow_pickle=False)
+            parts.append(np.array(mapped[indices[which == i] - first]))
+            del mapped
+        return np.concatenate(parts) if parts else np.zeros((0, self.window, self.channels), np.float32)
 
     def batches(self, size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """(X, y) in order, at most ``size`` windows each, one shard in memory at a time."""

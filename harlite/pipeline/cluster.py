@@ -89,12 +89,6 @@ def _make() -> Cluster:
     return Cluster(tf.distribute.get_strategy())
 
 
-def rank_here() -> int:
-    """This process's rank from TF_CONFIG (0, the chief, without one), known before the cluster forms."""
-    raw = os.environ.get("TF_CONFIG", "").strip()
-    return parse_tf_config(raw)[1] if raw else 0
-
-
 def parse_tf_config(raw: str) -> tuple[list[str], int]:
     """The cluster's addresses (chief first, then the workers) and this task's rank in that list."""
     try:

@@ -48,7 +48,7 @@ from harlite.codegen.targets import DEFAULT_TARGET, get_target
 from harlite.core.metrics import classification_metrics, plot_confusion
 from harlite.io.files import atomic_write_bytes, check_writable, write_json
 from harlite.io.locks import folder_lock
-from harlite.pipeline.cluster import outside_strategy, rank_here
+from harlite.pipeline.cluster import current, outside_strategy
 from harlite.pipeline.convert import int8_ready, to_int8
 from harlite.pipeline.evaluate import predicted_classes, score, tflite_model
 from harlite.pipeline.fitting import predict_classes, start_backup
@@ -308,7 +308,8 @@ def qat(
     the metrics written to ``run_dir/qat/metrics.json``.
     """
     run_dir, out = Path(run_dir), Path(run_dir) / "qat"
-    chief = rank_here() == 0
+    cluster = current()  # first: TensorFlow forms a cluster only before it runs anything
+    chief = cluster.chief
     with folder_lock(out) if chief else contextlib.nullcontext():  # one writer: a second harlite writing run_dir/qat is refused
         for name in QAT_FILES if chief else ():
             check_writable(out / name, force)
@@ -367,7 +368,7 @@ def qat(
         if not final:  # resumed after the last epoch's checkpoint: nothing was left to train
             final.update(candidate_of(qat_model))
         if not chief:
-            return {"worker": rank_here()}
+            return {"worker": cluster.rank}
         seconds = time.perf_counter() - start
         use_qat = final["val"]["accuracy"] >= ptq["val"]["accuracy"]
         chosen = final if use_qat else ptq

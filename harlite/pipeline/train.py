@@ -34,7 +34,7 @@ from harlite.data.shards import ShardedWindows
 from harlite.data.windows import IN_MEMORY_BYTES, DataSpec, Split, Windows, load_split
 from harlite.io.files import atomic_write_bytes, check_writable, read_json, write_json
 from harlite.io.locks import folder_lock
-from harlite.pipeline.cluster import current, rank_here
+from harlite.pipeline.cluster import current
 from harlite.pipeline.feed import Feed, Prepare
 from harlite.pipeline.fitting import (  # noqa: F401  (qat and the tests use these from here too)
     Data,
@@ -165,7 +165,8 @@ def train(
     part way (``out/backup``) resumes from its last finished epoch.
     """
     out = Path(out)
-    chief = rank_here() == 0
+    cluster = current()  # first: TensorFlow forms a cluster only before it runs anything
+    chief = cluster.chief
     with folder_lock(out) if chief else contextlib.nullcontext():  # one writer: a second training into out is refused
         for name in RUN_FILES if chief else ():
             check_writable(out / name, force)
@@ -177,7 +178,6 @@ def train(
         notes = list(data.split.warnings)
         if chief:
             notes += [n for n in [start_backup(out / BACKUP, {"config": asdict(config), "data": data.split.info()})] if n]
-        cluster = current()
 
         def make() -> Any:
             return build_model(config.model, n_channels=len(protocol.frontend.channels), window=protocol.window,

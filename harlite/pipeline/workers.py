@@ -68,6 +68,19 @@ def train_on_workers(out: str | Path, config: Any, workers: int, force: bool = F
     return read_json(out / "metrics.json")
 
 
+def qat_on_workers(run_dir: str | Path, workers: int, force: bool = False, **options: Any) -> dict:
+    """``harlite.pipeline.qat.qat`` on ``workers`` local processes; returns the metrics the chief wrote."""
+    from harlite.io.files import check_writable, read_json
+    from harlite.pipeline.qat import QAT_FILES
+
+    out = Path(run_dir) / "qat"
+    for name in QAT_FILES:
+        check_writable(out / name, force)
+    task = {"stage": "qat", "run_dir": str(run_dir), "options": {**options, "force": force}}
+    launch(task, workers, Path(run_dir) / LOGS, "QAT resumes from its last finished epoch")
+    return read_json(out / "metrics.json")
+
+
 def launch(task: dict[str, Any], n: int, logs: Path, resume: str) -> None:
     """Run ``task`` on ``n`` local workers until all finish; ``WorkersFailed`` when one does not."""
     if os.environ.get("TF_CONFIG", "").strip():
