@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from harlite.cli.options import data_options, data_spec, stream_option, workers_option
+from harlite.cli.options import data_options, data_spec, jobs_option, stream_option, workers_option
 from harlite.pipeline.evaluate import evaluate as evaluate_artifact
 from harlite.pipeline.train import TrainConfig
 from harlite.pipeline.train import train as train_model
@@ -126,9 +126,11 @@ def qat(run_dir: Path, epochs: int, learning_rate: float, calibration: int, work
               help="Where int8 models run: LiteRT, TFLite Micro, or harlite's C engine (the board's code).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               help="Folder for evaluation.json and confusion_<model>.png.")
+@jobs_option
 @click.option("--force", is_flag=True, help="Overwrite an existing evaluation.json.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON on stdout.")
-def evaluate(artifact: Path, data: Path | None, runtime: str, out: Path | None, force: bool, as_json: bool) -> None:
+def evaluate(artifact: Path, data: Path | None, runtime: str, out: Path | None, jobs: int, force: bool,
+             as_json: bool) -> None:  # fmt: skip
     """Accuracy, macro-F1, per-class precision/recall and confusion matrix on the test split.
 
     ARTIFACT is a run folder, a model.keras, a bundle (every model in it) or a .tflite file beside a
@@ -139,8 +141,10 @@ def evaluate(artifact: Path, data: Path | None, runtime: str, out: Path | None, 
       harlite evaluate models/cnn_lstm --out reports/cnn_lstm
       harlite evaluate models/cnn_lstm/model_int8.tflite --json
       harlite evaluate models/cnn_lstm/model_int8.tflite --runtime c
+      harlite evaluate runs/big/bundle --runtime tflm --jobs 4
     """
-    report = evaluate_artifact(artifact, out=out, force=force, data=None if data is None else str(data), runtime=runtime)
+    report = evaluate_artifact(artifact, out=out, force=force, data=None if data is None else str(data), runtime=runtime,
+                               jobs=jobs)  # fmt: skip
     lines = [f"{name:<14} accuracy {m['accuracy']:.2%}  macro-F1 {m['macro_f1']:.3f}  (n={m['n']})"
              for name, m in report["results"].items()]  # fmt: skip
     _print(report, as_json, "\n".join(lines))

@@ -220,6 +220,11 @@ class WindowSet:
         """The windows at ``indices`` (ascending)."""
         return self.X[np.asarray(indices, np.int64)]
 
+    def pieces(self, n: int) -> list[WindowSet]:
+        """At most ``n`` consecutive parts, in order (the windows of a parallel job each)."""
+        bounds = np.linspace(0, len(self), max(1, min(n, len(self))) + 1).astype(int)
+        return [WindowSet(self.X[a:b], self.y[a:b], self.group[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+
     def batches(self, size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """(X, y) in order, at most ``size`` windows each."""
         for first in range(0, len(self), size):
@@ -277,6 +282,11 @@ class ShardedWindows:
             parts.append(np.array(mapped[indices[which == i] - first]))
             del mapped
         return np.concatenate(parts) if parts else np.zeros((0, self.window, self.channels), np.float32)
+
+    def pieces(self, n: int) -> list[ShardedWindows]:
+        """At most ``n`` runs of consecutive shards, in order (the windows of a parallel job each)."""
+        bounds = np.linspace(0, len(self.shards), max(1, min(n, len(self.shards))) + 1).astype(int)
+        return [ShardedWindows(self.shards[a:b], self.window, self.channels) for a, b in zip(bounds[:-1], bounds[1:])]
 
     def batches(self, size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """(X, y) in order, at most ``size`` windows each, one shard in memory at a time."""
