@@ -12,8 +12,10 @@ What happens when things go wrong (measured with two workers on loopback, docs/s
 - a worker killed: the others fail within seconds with an ``UnavailableError`` from TensorFlow's
   coordination service; a worker that hangs: the same after about 23 s (missed heartbeats).
   ``lost_worker`` turns it into one line (``WorkerLost``) that says how to resume;
-- a cluster that never forms (a worker not started, a wrong address): TensorFlow would wait for ever, so a
-  watchdog ends the process after ``HARLITE_JOIN_TIMEOUT`` seconds (default 600) with one line;
+- a cluster that never forms (a worker not started, a wrong address): TensorFlow would wait for ever (and
+  holds the interpreter while it waits, so no Python watchdog can act), so harlite configures TensorFlow's
+  coordination service itself, with registration behind a barrier that times out after
+  ``HARLITE_JOIN_TIMEOUT`` seconds (default 600): every worker then ends with one line;
 - reading batch norm's moving statistics (``get_weights``) is itself a collective under this strategy:
   every worker calls ``plain_weights`` at the same points, and the chief's own work uses a plain copy.
 """
@@ -22,7 +24,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -77,11 +78,14 @@ def _make() -> Cluster:
     if raw:
         tasks, rank = parse_tf_config(raw)
         if len(tasks) > 1:
-            watchdog = threading.Timer(float(os.environ.get("HARLITE_JOIN_TIMEOUT", JOIN_TIMEOUT)), _give_up, (tasks,))
-            watchdog.daemon = True
-            watchdog.start()
-            strategy = tf.distribute.MultiWorkerMirroredStrategy()
-            watchdog.cancel()
+            timeout = float(os.environ.get("HARLITE_JOIN_TIMEOUT", JOIN_TIMEOUT))
+            _coordinate(json.loads(raw)["cluster"], timeout)
+            try:
+                strategy = tf.distribute.MultiWorkerMirroredStrategy()
+            except (tf.errors.DeadlineExceededError, tf.errors.UnavailableError):
+                raise HarliteError(f"the cluster did not form within {timeout:g} s ({len(tasks)} workers: "
+                                   f"{', '.join(tasks)}); start every worker (the same command, each with its own "
+                                   "TF_CONFIG task) and check the addresses and ports.") from None  # fmt: skip
             return Cluster(strategy, len(tasks), rank, strategy.num_replicas_in_sync, tuple(tasks))
     if len(tf.config.list_physical_devices("GPU")) > 1:
         strategy = tf.distribute.MirroredStrategy()
@@ -107,11 +111,20 @@ def parse_tf_config(raw: str) -> tuple[list[str], int]:
     return tasks, rank
 
 
-def _give_up(tasks: list[str]) -> None:
-    print(f"harlite: the cluster did not form within {os.environ.get('HARLITE_JOIN_TIMEOUT', JOIN_TIMEOUT)} s "
-          f"({len(tasks)} workers: {', '.join(tasks)}); start every worker (same command, its own TF_CONFIG "
-          "task) and check the addresses and ports.", file=sys.stderr, flush=True)  # fmt: skip
-    os._exit(2)
+def _coordinate(cluster: dict[str, list[str]], timeout: float) -> None:
+    """Configure TensorFlow's coordination service as MultiWorkerMirroredStrategy would, but with every task's
+    registration behind a barrier that fails after ``timeout`` seconds instead of waiting for ever."""
+    from tensorflow.compiler.xla.tsl.protobuf import coordination_config_pb2
+    from tensorflow.python.eager import context
+
+    jobs = [job for job in ("chief", "worker") if cluster.get(job)]
+    context.context().configure_coordination_service(
+        service_type="standalone", service_leader=f"/job:{jobs[0]}/replica:0/task:0",
+        coordinated_jobs=[coordination_config_pb2.CoordinatedJob(name=job, num_tasks=len(cluster[job])) for job in jobs],
+        cluster_register_timeout_in_ms=int(timeout * 1000))  # fmt: skip
+    config = getattr(context.context(), "_coordination_service_config", None)
+    if config is not None and hasattr(config, "cluster_register_with_barrier"):
+        config.cluster_register_with_barrier = True
 
 
 def all_sum(cluster: Cluster, values: np.ndarray) -> np.ndarray:

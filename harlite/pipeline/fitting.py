@@ -121,13 +121,15 @@ def fit(
     on_epoch: OnEpoch | None = None,
     teacher: Any = None,
     backup: Path | None = None,
+    progress: OnEpoch | None = None,
 ) -> tuple[Any, list[dict[str, float]]]:
     """Train the model ``make_model()`` builds on ``data.train`` with a cosine schedule over ``feed.epochs``;
     returns the trained model (a plain one, usable outside the cluster) and the per-epoch history.
 
     ``on_epoch(epoch, row, model)`` runs after each epoch on every worker, before the epoch's checkpoint; the
-    fields it returns join the epoch's history row. With ``backup`` the run checkpoints every epoch there
-    (with the history so far) and resumes from it.
+    fields it returns join the epoch's history row. ``progress(epoch, row, model)`` runs once the epoch is
+    checkpointed (what it reports is safe). With ``backup`` the run checkpoints every epoch there (with
+    the history so far) and resumes from it.
     """
     tf, k = tensorflow(), keras()
     cluster = current()
@@ -151,13 +153,6 @@ def fit(
     val = _part(data.val, cluster)
 
     class Epochs(k.callbacks.Callback):
-        def on_train_begin(self, logs: Any = None) -> None:
-            start_epoch.assign(int(fitted.optimizer.iterations.numpy()) // steps)
-            done = int(start_epoch.numpy())
-            if done:
-                print(f"harlite: resuming from the checkpoint in {backup} at epoch {done + 1}", file=sys.stderr)
-                history.extend(row for row in _saved_history(backup) if row.get("epoch", 0) <= done)
-
         def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
             self.started = time.perf_counter()
 
@@ -179,9 +174,22 @@ def fit(
             if backup is not None and cluster.chief:
                 write_json(backup / HISTORY, history)
 
+    class Progress(k.callbacks.Callback):  # after BackupAndRestore: it restores first, and saves first
+        def on_train_begin(self, logs: Any = None) -> None:
+            start_epoch.assign(int(fitted.optimizer.iterations.numpy()) // steps)
+            done = int(start_epoch.numpy())
+            if done:
+                print(f"harlite: resuming from the checkpoint in {backup} at epoch {done + 1}", file=sys.stderr)
+                history.extend(row for row in _saved_history(backup) if row.get("epoch", 0) <= done)
+
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            if progress is not None:
+                progress(epoch, history[-1], model)
+
     callbacks: list[Any] = [Epochs()]
     if backup is not None:  # after Epochs: the checkpoint holds what on_epoch changed in the model
         callbacks.append(k.callbacks.BackupAndRestore(str(backup)))
+    callbacks.append(Progress())
     try:
         fitted.fit(dataset, epochs=feed.epochs, steps_per_epoch=steps, callbacks=callbacks, verbose=0)
     except cluster_errors() as error:
@@ -292,6 +300,7 @@ def echo_epoch(prefix: str, epochs: int) -> OnEpoch:
     def echo(epoch: int, row: dict[str, float], model: Any = None) -> None:
         fit_ = f"acc {row['accuracy']:.4f}" if "accuracy" in row else f"agreement {row['teacher_agreement']:.4f}"
         val = f" val_acc {row['val_accuracy']:.4f}" if "val_accuracy" in row else ""
+        val += f" int8 val_acc {row['int8_val_accuracy']:.4f}" if "int8_val_accuracy" in row else ""
         print(f"{prefix} epoch {epoch + 1}/{epochs}: loss {row['loss']:.4f} {fit_}{val} ({row['seconds']:.1f} s)",
               file=sys.stderr)  # fmt: skip
 

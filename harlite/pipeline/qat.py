@@ -351,20 +351,17 @@ def qat(
             return model
 
         final: dict[str, Any] = {}
-        echo = echo_epoch("qat", epochs)
 
         def after_epoch(epoch: int, row: dict[str, float], model: Any) -> dict[str, float]:
             candidate = outside_strategy(candidate_of, model)
             seed_ranges(model, candidate["ranges"])
             final.update(candidate)
-            echo(epoch, row)
-            print(f"qat epoch {epoch + 1}: int8 {selected_on} accuracy {candidate['val']['accuracy']:.4f}", file=sys.stderr)
             return {"int8_val_accuracy": candidate["val"]["accuracy"], "int8_val_macro_f1": candidate["val"]["macro_f1"],
                     "int8_val_agreement_with_float": candidate["agreement"]}  # fmt: skip
 
         feed = make_feed(data, config, epochs, teacher=distill)
         qat_model, history = fit(make, data, feed, learning_rate, after_epoch, teacher=float_model if distill else None,
-                                 backup=out / BACKUP)  # fmt: skip
+                                 backup=out / BACKUP, progress=echo_epoch("qat", epochs))  # fmt: skip
         if not final:  # resumed after the last epoch's checkpoint: nothing was left to train
             final.update(candidate_of(qat_model))
         if not chief:

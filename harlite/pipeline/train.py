@@ -195,8 +195,8 @@ def train(
         for note in notes:
             print(f"harlite train: note: {note}", file=sys.stderr)
         start = time.perf_counter()
-        model, history = fit(make, data, feed, config.learning_rate, echo_epoch("train", int(config.epochs or 1)),
-                             backup=out / BACKUP)  # fmt: skip
+        model, history = fit(make, data, feed, config.learning_rate, backup=out / BACKUP,
+                             progress=echo_epoch("train", int(config.epochs or 1)))  # fmt: skip
         seconds = time.perf_counter() - start
         if not cluster.chief:
             return {"worker": cluster.rank, "workers": cluster.workers, "train_seconds": seconds}
