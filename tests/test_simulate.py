@@ -241,3 +241,24 @@ def test_recording_at_100_hz_scores_like_the_50_hz_original(tiny_bundle, tmp_pat
     assert abs(a.metrics["raw"]["accuracy"] - b.metrics["raw"]["accuracy"]) <= 0.01
     n = min(len(a.traces[0].raw), len(b.traces[0].raw))
     assert (a.traces[0].raw[:n] == b.traces[0].raw[:n]).mean() > 0.95
+
+
+def test_two_processes_replay_the_19_test_recordings_exactly_as_one(tiny_bundle, harlite_cache, tmp_path) -> None:
+    from harlite.core.protocol import UCI_TEST_SUBJECTS
+    from harlite.pipeline.evaluate import evaluate
+
+    recordings = load_hapt(UCI_TEST_SUBJECTS)
+    assert len(recordings) == 19
+    serial = simulate(tiny_bundle, recordings, runtime="tflm", smoothing="majority:3")
+    parallel = simulate(tiny_bundle, recordings, runtime="tflm", smoothing="majority:3", jobs=2)
+    assert len(serial.rows()) > 4000
+    assert parallel.rows() == serial.rows() and parallel.metrics == serial.metrics
+    for one, two in zip(serial.traces, parallel.traces):
+        np.testing.assert_array_equal(one.outputs, two.outputs)
+        np.testing.assert_array_equal(one.inputs, two.inputs)
+    write_timeline(serial, tmp_path / "one")
+    write_timeline(parallel, tmp_path / "two")
+    assert (tmp_path / "one" / "timeline.csv").read_bytes() == (tmp_path / "two" / "timeline.csv").read_bytes()
+    # evaluate's windows over two processes, each reading its own part: the same scores
+    model = tiny_bundle / "model_int8.tflite"
+    assert evaluate(model, jobs=2)["results"] == evaluate(model)["results"]
