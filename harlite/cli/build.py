@@ -10,7 +10,7 @@ import click
 from harlite.cli.options import data_options, data_spec, stream_option, workers_option
 from harlite.codegen.targets import DEFAULT_TARGET, TARGETS
 from harlite.io.files import check_writable, write_json
-from harlite.pipeline.bench import SECTIONS, format_table, run_bench
+from harlite.pipeline.bench import SECTIONS, SLOW_SECTIONS, format_table, run_bench
 from harlite.pipeline.build import BuildConfig
 from harlite.pipeline.build import build as run
 
@@ -83,26 +83,32 @@ def build(model_name: str, data: Path | None, test_data: Path | None, test_subje
               help="Seeds for the train section (mean and spread).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the figures to this JSON file (default: bench.json).")
+@click.option("--scale-work", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/bench-scale"),
+              show_default=True, help="Folder of the scale section: its data copies, window cache and runs (kept).")
 @click.option("--force", is_flag=True, help="Overwrite the JSON file.")
-def bench(sections: tuple[str, ...], bundle: Path, seeds: int, json_path: Path | None, force: bool) -> None:
+def bench(sections: tuple[str, ...], bundle: Path, seeds: int, json_path: Path | None, scale_work: Path,
+          force: bool) -> None:  # fmt: skip
     """Measure every stage and write one JSON: the figures notes quote.
 
     SECTIONS: data (cold and warm load), train (float/PTQ/QAT over --seeds seeds, both models; slow),
     bundle (sizes, arena, parity and host latency of --bundle), simulate (replay throughput), firmware
     (the firmware's portable part on a Cortex-M4 under QEMU: flash, RAM with stack and instructions per
     window, with the C engine, and with TFLM when HARLITE_TFLM_ARDUINO names a checkout of the Arduino
-    library tflite-micro-arduino-examples). Default: all but train.
+    library tflite-micro-arduino-examples), scale (peak memory and windows per second of one training
+    epoch on 1x, 4x and 16x HAPT, one worker and two; slow, 1.5 GB of hard-linked CSV copies and the
+    windows in --scale-work). Default: all but train and scale.
 
     \b
     Examples:
       harlite bench --json bench.json
       harlite bench data
       harlite bench train --seeds 3 --json bench_train.json
+      harlite bench scale --json bench_scale.json
     """
-    chosen = tuple(s for s in SECTIONS if s != "train") if not sections else sections
+    chosen = tuple(s for s in SECTIONS if s not in SLOW_SECTIONS) if not sections else sections
     chosen = SECTIONS if "all" in chosen else chosen
     path = check_writable(json_path or Path("bench.json"), force)
-    figures = run_bench(chosen, bundle=bundle, seeds=seeds)
+    figures = run_bench(chosen, bundle=bundle, seeds=seeds, scale_work=scale_work)
     write_json(path, figures)
     click.echo(format_table(figures))
     click.echo(f"wrote {path}")

@@ -20,13 +20,15 @@ from harlite.data.windows import load_split
 from harlite.errors import ToolMissing
 from harlite.io.files import check_writable, write_json
 from harlite.pipeline.bench_firmware import bench
+from harlite.pipeline.bench_scale import bench_scale
 from harlite.pipeline.convert import to_float
 from harlite.pipeline.models import DEFAULT_MODEL
 from harlite.pipeline.train import TrainConfig, train
 from harlite.run.parity import parity
 from harlite.run.simulate import simulate
 
-SECTIONS = ("data", "train", "bundle", "simulate", "firmware")
+SECTIONS = ("data", "train", "bundle", "simulate", "firmware", "scale")
+SLOW_SECTIONS = ("train", "scale")  # run only when named
 
 
 def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:
@@ -208,6 +210,7 @@ _SECTION_RUNNERS: dict[str, Callable[..., dict[str, Any]]] = {
     "bundle": lambda bundle, **_: bench_bundle(bundle),
     "simulate": lambda bundle, **_: bench_simulate(bundle),
     "firmware": lambda bundle, **_: bench_firmware(bundle),
+    "scale": lambda scale_work="runs/bench-scale", **_: bench_scale(scale_work),
 }
 
 
