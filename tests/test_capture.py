@@ -11,11 +11,13 @@ when the open flushes the pty's input, which the master sees in packet mode.
 from __future__ import annotations
 
 import csv
+import errno
 import fcntl
 import io
 import json
 import os
 import re
+import resource
 import select
 import signal
 import struct
@@ -40,8 +42,10 @@ from harlite.board.toolchain import WARNINGS
 from harlite.bundle.loader import load_bundle
 from harlite.codegen.tflm import config_header
 from harlite.core.protocol import UCI_LABELS as LABELS
-from harlite.data.capture import _Segment, capture
+from harlite.data import recording_files
+from harlite.data.capture import capture
 from harlite.data.hapt import load_hapt
+from harlite.data.recording_files import RecordingFile
 from harlite.data.recordings import read_csv
 from harlite.data.serial_board import parse_banner
 
@@ -355,7 +359,7 @@ def test_board_restarts(board: Path, own_board: Path, fake_board: FakeBoard, tmp
 
 def test_never_overwrites_a_recording(tmp_path: Path) -> None:
     """A recording whose name is taken (same label, same second) gets the next free name."""
-    segment = _Segment(tmp_path, "walk", "time_s,acc_x,acc_y,acc_z")
+    segment = RecordingFile(tmp_path, "walk", "time_s,acc_x,acc_y,acc_z")
     segment.write(["0.000000,1,2,3,walk\n", "0.020000,1,2,3,walk\n"], Counter(walk=2))
     taken = tmp_path / f"{segment.stem}.csv"
     taken.write_text("mine\n")
@@ -643,3 +647,155 @@ def test_captured_dataset_builds(board: Path, tmp_path: Path) -> None:
     [manifest] = (tmp_path / "run").rglob("manifest.json")
     assert set(json.loads(manifest.read_text())["labels"]) == set(HAPT_TO_OWN.values())
 
+
+# ---- issue 22: stopping signals, a full disk, banners and clocks no board has, UTF-8, escapes, device files
+
+HEADER = b"time_s,acc_x,acc_y,acc_z,gyro_x,gyro_y,gyro_z"
+
+
+def banner(rate: str = "50", labels: str = "walk,sit") -> bytes:
+    return f"# harlite format=1 firmware=test rate_hz={rate} sensors=acc,gyro labels={labels}".encode()
+
+
+def rows(n: int, scale: float = 1.0, fmt: str = "{:.6f}") -> list[bytes]:
+    """Sample rows of a 50 Hz board; ``scale`` and ``fmt`` write time_s in another unit."""
+    return [f"{fmt.format(i / 50 * scale)},0.0{i % 7}0000000,0.020000000,0.980000000,0.100000000,-0.200000000,"
+            f"0.300000000".encode() for i in range(n)]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "reason"), [("SIGTERM", "terminated"), ("SIGHUP", "hung up"), ("SIGQUIT", "quit")])
+def test_sigterm_and_sighup_keep_every_complete_sample(board: Path, fake_board: FakeBoard, tmp_path: Path, name: str,
+                                                       reason: str) -> None:  # fmt: skip
+    """Killed politely (SIGTERM) or its terminal closed (SIGHUP) while a line is half sent: every complete
+    sample in a file renamed into place, its path printed."""
+    rec = subject2(1200)
+    lines = board_lines(board, rec.samples, rec.labels)
+    proc = harlite("capture", "--port", fake_board.port, "--label", "walk", "--out", str(tmp_path / "data"), "--json",
+                   stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    try:
+        fake_board.wait_open()
+        fake_board.send_lines(lines[:700], rate=1000)
+        fake_board.send(lines[700][:40])
+        fake_board.drain()
+        proc.send_signal(getattr(signal, name))
+        stdout, stderr = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, stderr
+    result = json.loads(stdout)
+    complete = sample_rows(lines[:700])
+    assert result["stopped"] == reason and result["samples"] == len(complete)
+    [path] = map(Path, result["files"])
+    assert path.is_file() and not path.name.startswith(".")
+    assert [",".join(r[:-1]).encode() for r in rows_of(path)] == complete
+    assert no_temporary_files(tmp_path / "data")
+
+
+class _FullDisk:
+    """``os`` for recording_files, whose ``write`` fails with ENOSPC once ``room`` bytes are written."""
+
+    def __init__(self, room: int) -> None:
+        self.room = room
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(os, name)
+
+    def write(self, fd: int, data: memoryview) -> int:
+        if len(data) > self.room:
+            written = os.write(fd, data[: self.room])  # a partial write, as a filling disk gives
+            self.room = 0
+            if written:
+                return written
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        self.room -= len(data)
+        return os.write(fd, data)
+
+
+def test_a_full_disk_keeps_every_complete_sample_and_names_the_file(board: Path, fake_board: FakeBoard,
+                                                                     tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    rec = subject2(2000)
+    lines = board_lines(board, rec.samples)
+    monkeypatch.setattr(recording_files, "os", _FullDisk(30_000))
+    fake_board.play(lines)
+    result, _ = run_capture(fake_board.port, tmp_path / "data", label="walk", seconds=40)
+    [path] = result.files
+    assert result.stopped == "disk full" and str(path) in result.error and "No space left" in result.error
+    kept = rows_of(path)
+    assert 100 < len(kept) == result.samples < 2000 and path.stat().st_size <= 30_000
+    assert_exact_samples(path, rec.samples[: len(kept)])
+    assert no_temporary_files(tmp_path / "data")
+
+
+def test_a_write_error_from_the_kernel_ends_the_capture_in_one_line(board: Path, fake_board: FakeBoard,
+                                                                    tmp_path: Path) -> None:  # fmt: skip
+    """A real failing write (the file size limit, as a full disk fails a write): exit 2, one line naming the
+    file that holds the samples before it."""
+    lines = board_lines(board, subject2(3000).samples)
+    fake_board.play(lines)
+
+    def limit() -> None:  # capture itself ignores SIGXFSZ, so the write fails with EFBIG
+        resource.setrlimit(resource.RLIMIT_FSIZE, (40_000, 40_000))
+
+    proc = harlite("capture", "--port", fake_board.port, "--label", "walk", "--out", str(tmp_path / "data"),
+                   stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=limit)  # fmt: skip
+    stdout, stderr = proc.communicate(timeout=60)
+    done = subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
+    [path] = (tmp_path / "data" / "subject1").glob("*.csv")
+    assert_one_line_error(done, "File too large", str(path), alone=False)
+    assert stdout.strip() == str(path) and 100 < len(rows_of(path)) < 3000
+    assert no_temporary_files(tmp_path / "data")
+
+
+@pytest.mark.parametrize("rate", ["0", "nan", "inf", "-50", "1e-300", "1e300"])
+def test_a_banner_rate_no_board_has_is_one_line(fake_board: FakeBoard, tmp_path: Path, rate: str) -> None:
+    fake_board.play([banner(rate), HEADER, *rows(200)])
+    done = cli("capture", "--port", fake_board.port, "--label", "walk", "--out", str(tmp_path / "d"), "--seconds", "2")
+    assert_one_line_error(done, f"rate_hz={rate}", "1 to 5000 Hz")
+    assert not (tmp_path / "d").exists()
+
+
+@pytest.mark.parametrize(("scale", "fmt"), [(1e3, "{:.0f}"), (1e6, "{:.0f}")])
+def test_a_device_printing_milliseconds_or_microseconds_loses_nothing(fake_board: FakeBoard, tmp_path: Path,
+                                                                     scale: float, fmt: str) -> None:  # fmt: skip
+    fake_board.play([HEADER, *rows(300, scale, fmt)])
+    result, _ = run_capture(fake_board.port, tmp_path / "data", label="walk", seconds=5)
+    assert result.board.rate_hz == 50.0 and result.samples == 250 and result.lost_samples == 0
+    [path] = result.files
+    assert [r[0] for r in rows_of(path)[:3]] == ["0.000000", "0.020000", "0.040000"]
+
+
+def test_utf8_labels_and_escape_sequences_from_the_board(fake_board: FakeBoard, tmp_path: Path) -> None:
+    lines = [banner(labels="Zähne putzen,gehen"), HEADER, *rows(200)]
+    lines.insert(40, "# pred,pred=Zähne putzen,pred_smoothed=Zähne putzen,p=0.900".encode())
+    lines.insert(60, b"# error: \x1b]0;owned\x07\x1b[2J\xc2\x9b31m\xe2\x80\xaeevil")
+    fake_board.play(lines)
+    result, status = run_capture(fake_board.port, tmp_path / "data", label="Zähne putzen", seconds=3)
+    assert result.board.to_dict()["labels"] == ["Zähne putzen", "gehen"] and result.garbled_lines == 0
+    assert "board Zähne putzen (0.900)" in status and result.labels == {"Zähne putzen": 150}
+    assert "\\x1b]0;owned\\x07\\x1b[2J" in status and "\\u202e" in status
+    assert not any(ord(c) < 32 and c != "\n" or 0x7F <= ord(c) < 0xA0 or c == "\u202e" for c in status)
+
+
+def test_device_files_in_the_dataset_folder_are_passed_over(fake_board: FakeBoard, tmp_path: Path) -> None:
+    """A FIFO and a /dev/zero link named .csv where capture appends: no hang, no gigabytes read."""
+    folder = tmp_path / "data" / "bob"
+    folder.mkdir(parents=True)
+    os.mkfifo(folder / "pipe.csv")
+    (folder / "zero.csv").symlink_to("/dev/zero")
+    fake_board.play([banner(), HEADER, *rows(200)])
+    done = cli("capture", "--port", fake_board.port, "--label", "walk", "--out", str(tmp_path / "data"),
+               "--seconds", "2", timeout=30)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert len(list((tmp_path / "data" / "subject1").glob("*.csv"))) == 1
+
+
+def test_a_segment_cut_by_a_full_disk_holds_whole_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    segment = RecordingFile(tmp_path, "walk", "time_s,acc_x,acc_y,acc_z")
+    segment.write(["0.000000,1,2,3,walk\n", "0.020000,1,2,3,walk\n"], Counter(walk=2))
+    monkeypatch.setattr(recording_files, "os", _FullDisk(7))
+    with pytest.raises(OSError, match="No space left"):
+        segment.write(["0.040000,1,2,3,walk\n"], Counter(walk=1))
+    monkeypatch.undo()
+    path = segment.close()
+    assert path.read_text().splitlines()[1:] == ["0.000000,1,2,3,walk", "0.020000,1,2,3,walk"]
+    assert np.array_equal(segment.samples, 2)

@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "harlite"
 # Lowest first; a module may import from its own layer and the layers below it. run and board share a layer
 # and do not import each other.
 LAYERS = [("errors", "tf"), ("io",), ("core",), ("data",), ("engine",), ("codegen",), ("bundle",), ("run", "board"),
-          ("pipeline",), ("cli",), ("__main__",)]  # fmt: skip
+          ("pipeline", "web"), ("cli",), ("__main__",)]  # fmt: skip
 MAX_LINES = 500
 
 

@@ -112,3 +112,32 @@ def test_open_bounded_streams(tmp_path: Path) -> None:
     (tmp_path / "r.csv").write_bytes(b"a\nb\n")
     with open_bounded(tmp_path / "r.csv", 16) as f:
         assert list(bounded_lines(f, 8, "r.csv")) == [b"a\n", b"b\n"]
+
+
+def test_run_folder_records_and_cache_files_are_read_bounded(tmp_path: Path, harlite_cache: Path) -> None:
+    """A run folder's JSON, a file harlite would replace and a cache file are outside input too (issue 22):
+    a FIFO or a device there is refused or passed over at once, a damaged cache file is built again."""
+    import hashlib
+
+    import numpy as np
+
+    from harlite.io.cache import cache_dir, cached_arrays
+    from harlite.io.files import check_replaceable, read_json
+
+    os.mkfifo(tmp_path / "protocol.json")
+    (tmp_path / "zero.json").symlink_to("/dev/zero")
+    for name, message in (("protocol.json", "is a FIFO"), ("zero.json", "not a regular file")):
+        with pytest.raises(BundleError, match=message):
+            read_json(tmp_path / name)
+    (tmp_path / "nan.json").write_text('{"a": NaN}')
+    with pytest.raises(BundleError, match="NaN is not a number JSON allows"):
+        read_json(tmp_path / "nan.json")
+    with pytest.raises(BundleError, match="exists; pass --force"):
+        check_replaceable(tmp_path / "protocol.json", force=False)  # no hang on the FIFO
+    built = {"x": np.arange(3)}
+    for prefix, plant in (("fifo", lambda p: os.mkfifo(p)), ("damaged", lambda p: p.write_bytes(b"PK\x03\x04 not a zip"))):
+        path = cache_dir() / f"{prefix}-{hashlib.sha256(b'id').hexdigest()[:16]}.npz"
+        plant(path)
+        got = cached_arrays(prefix, "id", lambda: built)
+        assert (got["x"] == built["x"]).all() and path.is_file()
+        assert (cached_arrays(prefix, "id", lambda: {})["x"] == built["x"]).all()  # the good copy is kept

@@ -262,3 +262,31 @@ def test_two_processes_replay_the_19_test_recordings_exactly_as_one(tiny_bundle,
     # evaluate's windows over two processes, each reading its own part: the same scores
     model = tiny_bundle / "model_int8.tflite"
     assert evaluate(model, jobs=2)["results"] == evaluate(model)["results"]
+
+
+def test_cli_replays_a_phone_recording_without_labels_or_a_one_label_dataset(tiny_bundle, recording, tmp_path) -> None:
+    """Issue 22: a single unlabelled file in m/s^2 with a nanosecond clock replays with --units and
+    --time-unit and reports its predictions without accuracy, the same as the file in g; a dataset of one
+    label replays and is scored on that label; nothing is written into a dataset replayed."""
+    piece = replace(recording, samples=recording.samples[:3000], labels=None)
+    in_g = write_csv(piece, tmp_path / "g.csv")
+    lines = in_g.read_text().splitlines()
+    phone = tmp_path / "phone.csv"
+    rows = [f"{1718030736872695300 + 20_000_000 * i},{v[0] * 9.80665!r},{v[1] * 9.80665!r},{v[2] * 9.80665!r},"
+            f"{','.join(line.split(',')[4:7])}" for i, (line, v) in enumerate(zip(lines[1:], piece.samples.tolist()))]  # fmt: skip
+    phone.write_text("\n".join(["time_s,acc_x,acc_y,acc_z,gyro_x,gyro_y,gyro_z", *rows]) + "\n")
+    res = _run(tiny_bundle, phone, "--runtime", "litert")
+    assert res.exit_code == 2 and "looks like nanoseconds" in res.output
+    res = _run(tiny_bundle, phone, "--runtime", "litert", "--units", "acc=m/s^2", "--time-unit", "ns", "--json")
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.stdout)
+    reference = json.loads(_run(tiny_bundle, in_g, "--runtime", "litert", "--json").stdout)
+    assert summary["metrics"] is None and summary["windows"]["no_labels"] == summary["windows"]["total"] > 40
+    assert summary["predictions"] == reference["predictions"]
+    assert "predicted (windows)" in _run(tiny_bundle, in_g, "--runtime", "litert").output
+    labelled = replace(recording, samples=recording.samples[:3000], labels=np.where(recording.labels[:3000] == 4, 4, -1))
+    write_csv(labelled, tmp_path / "one" / "ann" / "standing.csv")
+    res = _run(tiny_bundle, "--dataset", tmp_path / "one", "--runtime", "litert")
+    assert res.exit_code == 0 and "measured on STANDING" in res.output, res.output
+    res = _run(tiny_bundle, "--dataset", tmp_path / "one", "--runtime", "litert", "--out", tmp_path / "one" / "sim")
+    assert res.exit_code == 2 and "lies inside the dataset" in res.output and not (tmp_path / "one" / "sim").exists()

@@ -18,10 +18,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from harlite.bundle.manifest import MAX_ARTIFACT_BYTES, REBUILD, no_json_constants
+from harlite.bundle.manifest import MAX_ARTIFACT_BYTES, REBUILD
 from harlite.errors import BundleError
 from harlite.io.limits import KiB, MiB, read_bounded, zip_member
-from harlite.io.schema import show
+from harlite.io.schema import no_json_constants, show
 from harlite.tf import keras
 
 KERAS_MEMBERS = {"config.json": 1 * MiB, "metadata.json": 64 * KiB, "model.weights.h5": MAX_ARTIFACT_BYTES}

@@ -33,6 +33,8 @@ from harlite.io.schema import (
     Record,
     Ref,
     Text,
+    no_duplicate_keys,
+    no_json_constants,
     nullable,  # fmt: skip
     show,
 )
@@ -108,8 +110,9 @@ DATASET = Record({
     "windows": MapOf(Text(choices=("train", "val", "test")), MapOf(NAME, COUNT, max_len=MAX_LABELS + 1)),
     "merge": MapOf(NAME, LABEL, max_len=4096),
     "ignore": Array(NAME, max_len=4096),
+    "gravity": Text(choices=("included", "removed")),  # absent: included
 }, optional=frozenset({"data", "test_data", "test_subjects", "val_subjects", "split_seed", "rate_hz", "window", "hop",
-                       "channels", "split", "train", "val", "test", "windows", "merge", "ignore"}))  # fmt: skip
+                       "channels", "split", "train", "val", "test", "windows", "merge", "ignore", "gravity"}))  # fmt: skip
 QUANT_OUTPUT = {"scale": Number(gt=0), "zero_point": Integer(-128, 127)}
 METRICS = Record({
     "accuracy": FRACTION,
@@ -209,24 +212,12 @@ def _check_semantics(manifest: dict[str, Any], where: str) -> None:
                               f"quantization.input.scale; {ALTERED}.")  # fmt: skip
 
 
-def no_json_constants(name: str) -> Any:
-    raise ValueError(f"{name} is not a number JSON allows")
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    keys = [k for k, _ in pairs]
-    duplicate = next((k for i, k in enumerate(keys) if k in keys[:i]), None)
-    if duplicate is not None:
-        raise ValueError(f"the key {duplicate!r} appears twice in one object")
-    return dict(pairs)
-
-
 def read_manifest(path: Path) -> dict[str, Any]:
     """Parse ``path`` (at most MAX_MANIFEST_BYTES of strict UTF-8 JSON: no NaN/Infinity, no repeated
     keys) and validate it; a BundleError otherwise."""
     data = read_bounded(path, MAX_MANIFEST_BYTES, error=BundleError)
     try:
-        manifest = json.loads(data.decode("utf-8"), parse_constant=no_json_constants, object_pairs_hook=_no_duplicates)
+        manifest = json.loads(data.decode("utf-8"), parse_constant=no_json_constants, object_pairs_hook=no_duplicate_keys)
     except UnicodeDecodeError:
         raise BundleError(f"{path} is not UTF-8 text: it is not a bundle manifest; {REBUILD}.") from None
     except json.JSONDecodeError as e:

@@ -13,6 +13,7 @@ import click
 
 from harlite import __version__
 from harlite.errors import HarliteError
+from harlite.io.terminal import printable
 from harlite.tf import verbose
 
 # command name -> "module:attribute"; the module is imported only when the command runs or is listed.
@@ -27,6 +28,8 @@ COMMANDS = {
     "build": "harlite.cli.build:build",
     "bench": "harlite.cli.build:bench",
     "capture": "harlite.cli.capture:capture",
+    "export": "harlite.cli.export:export",
+    "serve": "harlite.cli.serve:serve",
 }
 
 
@@ -55,13 +58,13 @@ class LazyGroup(click.Group):
         except (click.exceptions.Exit, click.exceptions.Abort):
             raise
         except HarliteError as error:
-            raise _Failure(str(error), 2) from None
+            raise _Failure(printable(str(error)), 2) from None
         except KeyboardInterrupt:
             raise _Failure("interrupted; files already written are complete (harlite writes atomically)", 130) from None
         except OSError as error:
             if verbose():
                 raise
-            where = f"{error.filename}: " if error.filename else ""
+            where = f"{printable(str(error.filename))}: " if error.filename else ""
             raise _Failure(f"{where}{error.strerror or error}; check the path, its permissions and free space", 2) from None
         except Exception as error:  # a bug: say so in one line, the traceback on request
             if verbose():
@@ -102,6 +105,8 @@ def main() -> None:
       build     all of the above in one resumable run
       bench     every stage's figures in one JSON
       capture   record a labelled dataset from a board over serial
+      export    the model as a folder: a web page that runs it in a phone's browser
+      serve     that page over HTTPS for a phone, its recordings into a dataset
 
     \b
     Example:

@@ -31,12 +31,13 @@ from harlite.pipeline.build import build as run
 @click.option("--quick", is_flag=True, help="A small smoke run (2 epochs, part of the test data), about 75 s.")
 @click.option("--release", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Also copy the finished bundle and report here, e.g. models/cnn_lstm.")
-@click.option("--force", is_flag=True, help="Replace an existing bundle at --release.")
+@click.option("--force", is_flag=True, help="Replace an existing bundle at --release (never files harlite did not write).")
+@click.option("--release-failed", is_flag=True, help="Release even when the parity check fails.")
 @click.option("--json", "as_json", is_flag=True, help="Print the gathered results as JSON on stdout.")
 def build(model_name: str, data: Path | None, test_data: Path | None, test_subjects: tuple[str, ...] | None,
           val_subjects: int | None, rate_hz: float | None, window: str | None, hop: str | None, epochs: int | None,
           target: str, out: Path, seed: int, stream: bool | None, workers: int | None, quick: bool, release: Path | None,
-          force: bool, as_json: bool) -> None:  # fmt: skip
+          force: bool, release_failed: bool, as_json: bool) -> None:  # fmt: skip
     """Data, train, QAT, convert, parity, simulate and a report, in one command.
 
     Runs on the embedded default data (UCI HAPT) or on your recordings (--data: any labels, acc or acc
@@ -58,7 +59,7 @@ def build(model_name: str, data: Path | None, test_data: Path | None, test_subje
     spec = data_spec(data, test_data, test_subjects, val_subjects, rate_hz, window, hop)
     config = BuildConfig(model=model_name, seed=seed, quick=quick, data=spec, epochs=epochs, target=target,
                          workers=workers, stream=stream)  # fmt: skip
-    results = run(out, config, release=release, force=force)
+    results = run(out, config, release=release, force=force, release_failed=release_failed)
     if "worker" in results:
         click.echo(f"worker {results['worker']} of {results['workers']}: done; the chief writes {out}")
         return
@@ -71,6 +72,9 @@ def build(model_name: str, data: Path | None, test_data: Path | None, test_subje
             f"{test['int8']['accuracy']:.2%}, int8 model {results['convert']['artifacts']['int8']['bytes']:,} B, "
             f"parity {'passed' if results['parity']['passed'] else 'FAILED'}"
         )
+    if release is not None and not results["release"]["released"]:
+        click.echo(f"parity FAILED: {release} was not released (the bundle is in {out}/bundle; --release-failed "
+                   "releases it anyway)", err=True)
     if not results["parity"]["passed"]:
         raise SystemExit(1)
 

@@ -1,4 +1,4 @@
-"""``harlite data``: inspect the data sources, export HAPT recordings as CSV, fetch UCI HAR."""
+"""``harlite data``: inspect the data sources, import other people's recordings, export HAPT as CSV, fetch UCI HAR."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from pathlib import Path
 
 import click
 
-from harlite.cli.options import data_options, data_spec
+from harlite.cli.options import data_options, data_spec, parse_units
 from harlite.data.hapt import SUBJECTS, export_hapt
+from harlite.data.importers import FORMATS, import_source
 from harlite.data.uci_har import describe_uci_har, fetch_uci_har
 from harlite.data.windows import describe
 
@@ -33,6 +34,7 @@ def data() -> None:
     Example:
       harlite data info --data my_recordings/
       harlite data info
+      harlite data import phyphox_walk.csv --format phyphox --label walk --subject ann --out my_data
       harlite data export --subjects 9,18 --out recordings/
     """
 
@@ -77,7 +79,8 @@ def format_info(summary: dict) -> str:
     """data info for people: one paragraph, a table of windows per class and split, the warnings."""
     about = "about " if summary["source"] == "uci-har" else ""  # its windows overlap: hours are estimated
     lines = [f"{summary['source']}: {summary.get('recordings', '?')} recordings, {len(summary['subjects'])} subjects, "
-             f"{about}{summary['hours']:.2f} h, sensors {', '.join(summary['sensors'])}, "
+             f"{about}{summary['hours']:.2f} h, sensors {', '.join(summary['sensors'])}"
+             f"{' (linear acceleration: gravity removed)' if summary.get('gravity') == 'removed' else ''}, "
              f"rate {', '.join(f'{r:g}' for r in summary.get('rates_hz', [])) or '?'} Hz"]  # fmt: skip
     if "protocol" in summary:
         p = summary["protocol"]
@@ -131,3 +134,55 @@ def fetch(dataset: str, path: Path | None, force: bool) -> None:
       harlite data fetch uci-har --from ~/Downloads/human+activity+recognition+using+smartphones.zip
     """
     click.echo(str(fetch_uci_har(force=force, source=path)))
+
+
+@data.command(name="import")
+@click.argument("source", type=click.Path(exists=True, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(FORMATS), required=True,
+              help="phyphox (a CSV export), sensor-logger (an export folder or zip), wisdm (WISDM v1.1 raw "
+                   "text), csv (any CSV with time and x, y, z columns; see --mapping).")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="The dataset folder to write.")
+@click.option("--label", help="The activity of every sample, for sources without labels.")
+@click.option("--subject", help="The subject folder under --out (WISDM: its users).  [default: subject1]")
+@click.option("--units", callback=parse_units, help="Units of the source where it does not say, e.g. acc=m/s^2,gyro=deg/s.")
+@click.option("--gravity", type=click.Choice(["removed"]), help="Accept acceleration without gravity (linear acceleration).")
+@click.option("--mapping", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="csv: a JSON file with dataset.json's column keys (columns, time_unit, rate_hz, csv, units).")
+@click.option("--force", is_flag=True, help="Replace files an earlier import wrote.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
+def import_(source: Path, fmt: str, out: Path, label: str | None, subject: str | None, units: object,
+            gravity: str | None, mapping: Path | None, force: bool, as_json: bool) -> None:  # fmt: skip
+    """Turn recordings from a phone logger or a public dataset into a harlite dataset folder.
+
+    SOURCE is a file, an export folder or a .zip of one. Each stretch of steady clock becomes one
+    recording OUT/SUBJECT/NAME.csv in harlite's format (acceleration in g with gravity, angular rate in
+    rad/s, the label column); what is left out (a zero timestamp, a record cut short) is counted.
+
+    \b
+    Examples:
+      harlite data import "Acceleration with g 2024-06-10.csv" --format phyphox --label walk --out my_data
+      harlite data import 2024-06-10_14-45-36.zip --format sensor-logger --label stairs --subject ann --out my_data
+      harlite data import WISDM_ar_v1.1_raw.txt --format wisdm --out wisdm
+      harlite data info --data my_data
+    """
+    from harlite.data.datasets import read_config_json
+
+    config = None if mapping is None else read_config_json(mapping)
+    if config is not None and units is None and "units" in config:
+        from harlite.data.layout import Units
+
+        units = Units(**config["units"])
+    result = import_source(source, fmt, out, label=label, subject=subject, gravity=gravity, units=units,
+                           mapping=config, force=force)  # fmt: skip
+    summary = result.to_dict()
+    if as_json:
+        click.echo(json.dumps(summary, indent=2, ensure_ascii=False))
+        return
+    for f in summary["files"]:
+        labels = ", ".join(f["labels"]) or "unlabelled"
+        click.echo(f"{f['path']}: {f['samples']} samples at {f['rate_hz']:g} Hz, {', '.join(f['sensors'])}; {labels}")
+    for reason, n in summary["left_out"].items():
+        click.echo(f"left out {n} {reason}", err=True)
+    for note in summary["notes"]:
+        click.echo(f"note: {note}", err=True)
+    click.echo(f"imported {summary['samples']} samples into {len(summary['files'])} recording(s) under {out}", err=True)

@@ -94,3 +94,18 @@ jobs_option = click.option(
     "--jobs", type=click.IntRange(1), default=1, show_default=True,
     help="Worker processes for the recordings (or windows), each with its own runtime; the results are "
          "those of one process. Pays for many recordings: each worker first imports its runtime.")  # fmt: skip
+
+
+def parse_units(ctx: click.Context, param: click.Parameter, value: str | None) -> object:
+    """``acc=m/s^2,gyro=deg/s``: the units of a recording's columns (harlite.data.layout.Units)."""
+    if value is None:
+        return None
+    from harlite.data.layout import UNITS, Units
+
+    pairs = [part.partition("=") for part in value.split(",") if part.strip()]
+    given = {k.strip(): v.strip() for k, _, v in pairs}
+    wrong = [k for k, eq, v in pairs if not eq or k.strip() not in UNITS or v.strip() not in UNITS[k.strip()]]
+    if not given or wrong:
+        choices = "; ".join(f"{k}={'|'.join(v)}" for k, v in UNITS.items())
+        raise click.BadParameter(f"{value!r}: give sensor=unit pairs, e.g. acc=m/s^2,gyro=deg/s ({choices}).")
+    return Units(**given)

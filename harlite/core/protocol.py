@@ -82,7 +82,7 @@ def check_label(name: Any) -> str:
     """``name`` stripped, if it can be a label (C string literals and serial lines carry it); else DataError."""
     if not isinstance(name, str) or not name.strip():
         raise DataError(f"label {name!r} is not a name: labels are non-empty text.")
-    name = name.strip()
+    name = unicodedata.normalize("NFC", name.strip())
     if (_BAD_LABEL.search(name) or any(unicodedata.category(c) in _BAD_CATEGORIES for c in name)
             or len(name.encode("utf-8")) > LABEL_MAX_BYTES):  # fmt: skip
         raise DataError(

@@ -15,23 +15,18 @@ filled per sample:
 from __future__ import annotations
 
 import collections
-import contextlib
-import gzip
-import os
+import errno
 import re
-import secrets
-import select
-import signal
 import sys
-import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
 from harlite.core.protocol import check_label
-from harlite.data.recordings import RATE_TOLERANCE
+from harlite.data.capture_console import Keyboard, Status, Stop, stop_on_signals
+from harlite.data.datasets import check_recorded_protocol, check_subject
+from harlite.data.recording_files import RecordingFile
 from harlite.data.serial_board import (
     ANY_NUMBER,
     BANNER_PREFIX,
@@ -45,11 +40,11 @@ from harlite.data.serial_board import (
     open_port,
     parse_banner,
 )
-from harlite.errors import DataError, HarliteError
+from harlite.errors import HarliteError
+from harlite.io.terminal import printable
 
 DEFAULT_SUBJECT = "subject1"
 UNLABELLED = ""
-_STATUS_EVERY_S = {True: 0.25, False: 5.0}  # status line period on a terminal / in a log
 
 
 @dataclass
@@ -70,8 +65,8 @@ class CaptureResult:
     board_errors: list[str] = field(default_factory=list)
     labels: dict[str, int] = field(default_factory=dict)  # samples per label ('' unlabelled)
     elapsed_s: float = 0.0
-    stopped: str = ""  # seconds, key, interrupted, disconnected, silent, changed
-    error: str | None = None  # why the capture ended early (disconnected, silent, changed)
+    stopped: str = ""  # seconds, key, interrupted, terminated, hung up, disconnected, silent, changed, disk full
+    error: str | None = None  # why the capture ended early (disconnected, silent, changed, disk full)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -84,18 +79,6 @@ class CaptureResult:
             "samples_per_s": round(self.samples / self.elapsed_s, 3) if self.elapsed_s else 0.0,
             "stopped": self.stopped, "error": self.error,
         }  # fmt: skip
-
-
-def check_subject(name: str) -> str:
-    """A subject is a folder of the dataset: a label's rules (``protocol.check_label``), and no '/', '\\'
-    or leading '.'."""
-    if not name or "/" in name or "\\" in name or name.startswith(".") or name != name.strip():
-        raise HarliteError(f"subject {name!r} cannot be used: it names a folder; no '/', '\\', leading '.' or "
-                           "outer spaces.")  # fmt: skip
-    try:
-        return check_label(name)
-    except HarliteError as e:
-        raise HarliteError(str(e).replace("label", "subject", 1)) from None
 
 
 def capture(
@@ -129,15 +112,15 @@ def capture(
     started = time.monotonic()
     keyboard = sys.stdin if keyboard is None else keyboard
     status = sys.stderr if status is None else status
-    with open_port(port, baud) as link, _Keyboard(keyboard) as keys, _stop_on_sigint() as stop:
+    with open_port(port, baud) as link, Keyboard(keyboard) as keys, stop_on_signals() as stop:
         reader = LineReader(link)
         board = handshake(reader, port, baud, wait, stop)
         if board is None:
-            result.stopped = "interrupted"
+            result.stopped = stop.reason
             return result
-        check_dataset(out, board)
+        check_recorded_protocol(out, board.sensors, board.rate_hz)
         result.board = board
-        session = _Session(result, board, label or UNLABELLED, _Status(status, board, choices if keys.on else None))
+        session = _Session(result, board, label or UNLABELLED, Status(status, board, choices if keys.on else None))
         try:
             session.run(reader, keys, stop, seconds, wait, choices)
         finally:
@@ -146,157 +129,21 @@ def capture(
     return result
 
 
-def check_dataset(out: Path, board: Board) -> None:
-    """Refuse a board whose sensors or rate differ from a recording already in the dataset ``out``."""
-    if not out.is_dir():
-        return
-    for path in sorted(out.rglob("*.csv*")):
-        if not path.name.endswith((".csv", ".csv.gz")) or path.name.startswith("."):
-            continue
-        found = _recording_head(path)
-        if found is None:
-            continue
-        sensors, rate = found
-        if sensors != board.sensors or (rate and abs(rate / board.rate_hz - 1) > RATE_TOLERANCE):
-            raise DataError(
-                f"{path} holds {sensors} at {rate:g} Hz but the board samples {board.sensors} at "
-                f"{board.rate_hz:g} Hz: capture into another --out, or flash the firmware of this dataset's model."
-            )
-
-
-def _recording_head(path: Path, rows: int = 50) -> tuple[str, float] | None:
-    """Sensors and rate from a recording's header and first rows; None if it does not read as one."""
-    try:
-        opener = gzip.open if path.name.endswith(".gz") else open
-        with opener(path, "rt", encoding="utf-8-sig", errors="replace") as f:
-            lines = [line.strip() for _, line in zip(range(rows + 200), f)]
-    except (OSError, EOFError):
-        return None
-    lines = [line for line in lines if line and not line.startswith("#")]
-    if not lines or "acc_x" not in lines[0]:
-        return None
-    columns = [c.strip().lower() for c in lines[0].split(",")]
-    sensors = "acc,gyro" if "gyro_x" in columns else "acc"
-    try:
-        times = [float(line.split(",")[columns.index("time_s")]) for line in lines[1 : rows + 1]]
-    except (ValueError, IndexError):
-        return sensors, 0.0
-    span = times[-1] - times[0] if len(times) > 1 else 0.0
-    return sensors, (len(times) - 1) / span if span > 0 else 0.0
-
-
-class _Segment:
-    """One recording growing in a hidden temporary file; ``close`` renames it into place, never over a file."""
-
-    def __init__(self, folder: Path, label: str, header: str) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-        self.folder, self.labels = folder, collections.Counter[str]()
-        self.stem = f"{_file_label(label)}-{time.strftime('%Y%m%d-%H%M%S')}"
-        self.tmp = folder / f".{self.stem}.csv.{secrets.token_hex(4)}.tmp"
-        self.fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-        self._write(f"{header},label\n".encode())
-
-    @property
-    def samples(self) -> int:
-        return self.labels.total()
-
-    def write(self, rows: list[str], labels: collections.Counter[str]) -> None:
-        """Append complete rows (newlines included) to the file now; ``labels`` counts them by label."""
-        self._write("".join(rows).encode())
-        self.labels += labels
-
-    def _write(self, data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(self.fd, view) :]
-
-    def close(self) -> Path | None:
-        """The recording's final path, or None (and no file) when it holds fewer than two samples."""
-        os.fsync(self.fd)
-        os.close(self.fd)
-        if self.samples < 2:
-            self.tmp.unlink()
-            return None
-        for n in range(1, 1000):
-            path = self.folder / (f"{self.stem}.csv" if n == 1 else f"{self.stem}-{n}.csv")
-            try:
-                os.link(self.tmp, path)  # fails if path exists: nothing is overwritten
-            except FileExistsError:
-                continue
-            except OSError:  # a file system without hard links
-                if path.exists():
-                    continue
-                os.replace(self.tmp, path)
-                return path
-            self.tmp.unlink()
-            return path
-        raise HarliteError(f"{self.folder} holds 999 recordings named {self.stem}*: choose another --out.")
-
-
-def _file_label(label: str) -> str:
-    return re.sub(r"[^\w.-]+", "_", label) or "unlabelled"
-
-
-class _Status:
-    """The live status line: elapsed time, samples/s against the board's rate, label, prediction, lost."""
-
-    def __init__(self, stream: TextIO, board: Board, choices: tuple[str, ...] | None) -> None:
-        self.stream, self.board, self.choices = stream, board, choices
-        self.tty = stream.isatty()
-        self.start = self.last = time.monotonic()
-        self.arrivals: collections.deque[tuple[float, int]] = collections.deque()
-        self.prediction = "-"
-        self.shown = False
-
-    def update(self, received: int, lost: int, label: str, force: bool = False) -> None:
-        """Note ``received`` samples so far; redraw when the period is up (or ``force``)."""
-        now = time.monotonic()
-        self.arrivals.append((now, received))
-        while now - self.arrivals[0][0] > 5.0:
-            self.arrivals.popleft()
-        if not force and now - self.last < _STATUS_EVERY_S[self.tty]:
-            return
-        self.last = now
-        (t0, n0), (t1, n1) = self.arrivals[0], self.arrivals[-1]
-        rate = (n1 - n0) / (t1 - t0) if t1 > t0 else 0.0
-        text = (f"{now - self.start:7.1f} s  {rate:6.1f}/{self.board.rate_hz:g} samples/s  "
-                f"label {label or '(none)'}  board {self.prediction}  lost {lost}")  # fmt: skip
-        if self.choices is not None:
-            text += "  [" + " ".join(f"{k + 1}={c}" for k, c in enumerate(self.choices[:9])) + " 0=none q=stop]"
-        if self.tty:
-            self.stream.write(f"\r{text}\x1b[K")
-            self.shown = True
-        else:
-            self.stream.write(f"capture: {text}\n")
-        self.stream.flush()
-
-    def say(self, text: str) -> None:
-        """A message on a line of its own (the status line is redrawn below it)."""
-        self.end()
-        self.stream.write(f"capture: {text}\n")
-        self.stream.flush()
-
-    def end(self) -> None:
-        if self.shown:
-            self.stream.write("\n")
-            self.shown = False
-
-
 class _Session:
     """Sample rows into segments; counts what was lost; keys and the status line."""
 
-    def __init__(self, result: CaptureResult, board: Board, label: str, status: _Status) -> None:
+    def __init__(self, result: CaptureResult, board: Board, label: str, status: Status) -> None:
         self.result, self.board, self.label, self.status = result, board, label, status
         number = FIRMWARE_VALUE if board.banner else ANY_NUMBER
         time_pattern = FIRMWARE_TIME if board.banner else ANY_NUMBER
         self.row = re.compile(rf"{time_pattern}(?:,{number}){{{len(board.columns) - 1}}}")
-        self.segment: _Segment | None = None
+        self.segment: RecordingFile | None = None
         self.previous: float | None = None  # time_s of the last sample
         self.rows: list[str] = []  # rows of the segment not yet written, and their labels
         self.row_labels = collections.Counter[str]()
         self.received = 0  # sample rows accepted
 
-    def run(self, reader: LineReader, keys: _Keyboard, stop: threading.Event, seconds: float | None,
+    def run(self, reader: LineReader, keys: Keyboard, stop: Stop, seconds: float | None,
             wait: float, choices: tuple[str, ...]) -> None:  # fmt: skip
         """Record until a reason to stop (``result.stopped``)."""
         target = None if seconds is None else round(seconds * self.board.rate_hz)
@@ -316,7 +163,7 @@ class _Session:
             if result.stopped:
                 break
             if stop.is_set():
-                result.stopped = "interrupted"
+                result.stopped = stop.reason
             elif reader.closed:
                 result.stopped, result.error = "disconnected", f"the board on {result.port} went away (unplugged or reset?)"
                 result.garbled_lines += bool(reader.pending)  # the line it was sending
@@ -330,7 +177,7 @@ class _Session:
 
     def _line(self, raw: bytes) -> None:
         try:
-            line = raw.decode("ascii")
+            line = raw.decode("utf-8")  # labels in '# pred' lines may be any UTF-8 text
         except UnicodeDecodeError:
             self.result.garbled_lines += 1
             return
@@ -352,7 +199,7 @@ class _Session:
         elif line.startswith("# gap:"):
             self.result.board_gaps += 1
         elif line.startswith("# error:") and len(self.result.board_errors) < 20:
-            self.result.board_errors.append(line[2:])
+            self.result.board_errors.append(printable(line[2:], 300))
             self.status.say(f"board: {line[2:]}")
 
     def _restart(self, header: str | None, banner: dict[str, str] | None) -> None:
@@ -372,7 +219,9 @@ class _Session:
                                  "capture it into another --out")  # fmt: skip
 
     def _sample(self, line: str) -> None:
-        t = float(line[: line.index(",")])
+        t = float(line[: line.index(",")]) * self.board.time_scale
+        if self.board.time_scale != 1.0:  # a device printing ms or us: the file holds seconds
+            line = f"{t:.6f}{line[line.index(','):]}"
         if self.previous is not None:
             step = round((t - self.previous) * self.board.rate_hz)
             if step != 1:
@@ -383,30 +232,51 @@ class _Session:
                 self._split()
         self.previous = t
         if self.segment is None:
-            self.segment = _Segment(self.result.out / self.result.subject, self.label, self.board.header)
+            try:
+                self.segment = RecordingFile(self.result.out / self.result.subject, self.label, self.board.header)
+            except OSError as error:
+                self._failed(error, self.result.out / self.result.subject)
+                return
         self.rows.append(f"{line},{self.label}\n")
         self.row_labels[self.label] += 1
         self.received += 1
 
     def _flush(self) -> None:
         if self.rows and self.segment is not None:
-            self.segment.write(self.rows, self.row_labels)
+            try:
+                self.segment.write(self.rows, self.row_labels)
+            except OSError as error:  # a full disk: keep what reached it, and stop
+                self.rows, self.row_labels = [], collections.Counter()
+                self._failed(error, self.segment.folder)
+                return
         self.rows, self.row_labels = [], collections.Counter()
+
+    def _failed(self, error: OSError, folder: Path) -> None:
+        """Writing failed: end the recording (its complete rows renamed into place) and stop."""
+        self.result.stopped = "disk full" if error.errno == errno.ENOSPC else "write failed"
+        segment, self.segment = self.segment, None
+        path = self._close(segment) if segment is not None else None
+        kept = f"the samples before are kept in {path}" if path else "no sample of this recording could be kept"
+        self.result.error = f"cannot write to {folder} ({error.strerror}); {kept}; free some space and capture again"
 
     def _split(self) -> None:
         """End the current recording; the next sample starts a new one."""
         self._flush()
         segment, self.segment = self.segment, None
-        if segment is None:
-            return
+        if segment is not None:
+            self._close(segment)
+
+    def _close(self, segment: RecordingFile) -> Path | None:
+        """Rename a finished recording into place and count it; None when too short to keep."""
         path = segment.close()
         if path is None:
             self.result.dropped_samples += segment.samples
-            return
+            return None
         self.result.files.append(path)
         self.result.samples += segment.samples
         for name, n in segment.labels.items():
             self.result.labels[name] = self.result.labels.get(name, 0) + n
+        return path
 
     def _keys(self, pressed: str, choices: tuple[str, ...]) -> bool:
         """Apply key presses; True when one asks to stop."""
@@ -437,58 +307,3 @@ def _float(text: str) -> float | None:
         return float(text)
     except ValueError:
         return None
-
-
-class _Keyboard:
-    """Single key presses from a terminal (cbreak mode, restored on exit); nothing from anything else."""
-
-    def __init__(self, stream: TextIO) -> None:
-        self.stream, self.saved, self.on = stream, None, False
-
-    def __enter__(self) -> _Keyboard:
-        try:
-            import termios
-            import tty
-
-            if self.stream.isatty():
-                fd = self.stream.fileno()
-                self.saved = termios.tcgetattr(fd)
-                tty.setcbreak(fd)
-                self.on = True
-        except (ImportError, OSError, ValueError):
-            self.on = False
-        return self
-
-    def read(self) -> str:
-        if not self.on:
-            return ""
-        fd = self.stream.fileno()
-        if not select.select([fd], [], [], 0)[0]:
-            return ""
-        return os.read(fd, 64).decode("utf-8", "replace")
-
-    def __exit__(self, *exc: object) -> None:
-        if self.saved is not None:
-            import termios
-
-            termios.tcsetattr(self.stream.fileno(), termios.TCSADRAIN, self.saved)
-
-
-@contextlib.contextmanager
-def _stop_on_sigint() -> Iterator[threading.Event]:
-    """Ctrl-C sets the event (a clean stop: complete files kept); a second Ctrl-C interrupts at once."""
-    stop = threading.Event()
-    if threading.current_thread() is not threading.main_thread():
-        yield stop
-        return
-
-    def handler(signum: int, frame: object) -> None:
-        if stop.is_set():
-            raise KeyboardInterrupt
-        stop.set()
-
-    previous = signal.signal(signal.SIGINT, handler)
-    try:
-        yield stop
-    finally:
-        signal.signal(signal.SIGINT, previous)

@@ -8,18 +8,19 @@ rate in rad/s, no wild spikes, steady timing (jitter is regridded, gaps are erro
 from __future__ import annotations
 
 import gzip
-from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
-from harlite.core.frontend import ACC, GYRO, IMU6
+from harlite.core.frontend import IMU6
 from harlite.core.protocol import UNLABELLED
+from harlite.core.resample import stream_resample
+from harlite.data.columns import Columns
+from harlite.data.layout import TIME_UNITS, Layout, Units
 from harlite.errors import DataError
 from harlite.io.files import atomic_write_bytes, check_writable
-from harlite.io.limits import bounded_lines, open_bounded
 
 TIME = "time_s"
 LABEL = "label"
@@ -39,28 +40,15 @@ BLOCK_ROWS = 1 << 16
 MAX_TEXT_BYTES = 1 << 30
 MAX_GZIP_RATIO = 100
 MAX_LINE_BYTES = 64 << 10
-UNITS = {"acc": {"g": 1.0, "m/s^2": 1 / 9.80665}, "gyro": {"rad/s": 1.0, "deg/s": np.pi / 180}}
+# Acceleration whose slow part is below this (in g) holds no gravity; a stretch (samples) to average it over.
+GRAVITY_FREE_G, GRAVITY_STRETCH_S = 0.3, 2.0
+# With ``fill_holes`` (importers), an interval up to this multiple of the median is a hole filled by the regrid.
+HOLE_FACTOR = 5.0
+TIME_WORDS = {"s": "seconds", "ms": "milliseconds", "us": "microseconds", "ns": "nanoseconds"}
 
 
 class RecordingError(DataError):
     """A recording that cannot be read; the message names the file (and line) and the fix."""
-
-
-@dataclass(frozen=True)
-class Units:
-    """Units of a recording's columns (a dataset's ``dataset.json`` may say m/s^2 or deg/s)."""
-
-    acc: str = "g"
-    gyro: str = "rad/s"
-
-    def __post_init__(self) -> None:
-        for sensor in ("acc", "gyro"):
-            if getattr(self, sensor) not in UNITS[sensor]:
-                raise DataError(f"unknown {sensor} unit {getattr(self, sensor)!r}: use one of {', '.join(UNITS[sensor])}.")
-
-    def scales(self, raw_channels: tuple[str, ...]) -> np.ndarray:
-        """Per raw channel, the factor to g or rad/s."""
-        return np.array([UNITS[c.split("_")[0]][getattr(self, c.split("_")[0])] for c in raw_channels], np.float64)
 
 
 @dataclass(frozen=True)
@@ -81,6 +69,7 @@ class Recording:
     subject: str | None = None
     source: str = ""
     warnings: tuple[str, ...] = field(default=(), compare=False)
+    gravity: str = "included"  # or "removed": linear acceleration (dataset.json's "gravity")
 
     def __post_init__(self) -> None:
         if self.samples.ndim != 2 or self.samples.shape[1] != len(self.raw_channels):
@@ -159,63 +148,53 @@ def read_csv(
     path: str | Path,
     rate: float | None = None,
     units: Units = Units(),
+    layout: Layout = Layout(),
 ) -> Recording:
-    """Read a recording in the CSV format (``.csv`` or ``.csv.gz``), resampled to ``rate`` when given.
+    """Read a recording (``.csv`` or ``.csv.gz``; a folder of per-sensor files when ``layout.sensors``
+    says so), brought to ``rate`` when given.
 
-    The header names ``time_s,acc_x,acc_y,acc_z`` (required), ``gyro_x,gyro_y,gyro_z`` (optional, all
-    three or none) and ``label`` (optional) in any order; other columns are ignored. The rate comes
-    from the time column. Blank lines and ``#`` comment lines are skipped, so a serial capture of the
-    firmware reads as it is. The file's label names, in order of appearance, are the classes
-    (``Recording.with_classes`` maps them to a model's). ``units`` converts m/s^2 or deg/s. Any problem
-    is a ``RecordingError`` naming the file and line.
+    By default the header names ``time_s,acc_x,acc_y,acc_z`` (required), ``gyro_x,gyro_y,gyro_z``
+    (optional, all three or none) and ``label`` (optional) in any order; other columns are ignored;
+    ``layout`` maps other people's columns, clocks and text (docs/data.md). The rate comes from the time
+    column. Blank lines and ``#`` comment lines are skipped, so a serial capture of the firmware reads as
+    it is. The file's label names, in order of appearance, are the classes (``Recording.with_classes``
+    maps them to a model's). ``units`` converts m/s^2 or deg/s. Any problem is a ``RecordingError``
+    naming the file and line.
+
+    With ``rate`` (a model's), the samples are put on the grid t0 + k / rate straight from the time column
+    by ``harlite.core.resample.stream_resample``: what the board's C resampler does to a stream as it arrives,
+    so that ``harlite simulate`` and a phone's browser (harlite.js) give the same bits. A file already on
+    that grid keeps its samples as they are. Without ``rate``, the file keeps its own rate (jitter
+    regridded at it).
     """
-    path = Path(path)
-    lines = _numbered_lines(path)
-    header_line, header = next(lines, (0, ""))
-    if not header:
-        raise RecordingError(f"{path} is empty; a recording starts with the header {CSV_HEADER}.")
-    columns = [c.strip().lower() for c in header.split(",")]
-    raw_channels = _raw_columns(path, header_line, columns)
-    numeric = [columns.index(c) for c in (TIME, *raw_channels)]
-    label = columns.index(LABEL) if LABEL in columns else None
-    times, values, names, numbers = [], [], [], []
-    vocabulary: dict[str, int] = {}
-    scales = units.scales(raw_channels)
-    for block in _blocks(lines):
-        data, block_names = _parse_block(path, block, columns, numeric, label)
-        times.append(data[:, 0])
-        with np.errstate(over="ignore"):  # beyond float32 is a spike: clipped with a warning below
-            values.append((data[:, 1:] * scales).astype(np.float32))
-        numbers.append(np.fromiter((n for n, _ in block), np.int32, len(block)))
-        if block_names is not None:
-            names.append(_intern(block_names, vocabulary))
-    if not times:
-        raise RecordingError(f"{path}: no samples after the header line.")
-    time, samples, line_numbers = np.concatenate(times), np.concatenate(values), np.concatenate(numbers)
-    found = tuple(vocabulary)
-    labels = np.concatenate(names) if label is not None else None
-    del times, values, numbers, names  # the blocks: only the joined arrays stay in memory
-    warnings: list[str] = []
-    source_rate, regrid = _steady_rate(path, line_numbers, time, rate)
-    if regrid is not None:
+    from harlite.data.columns import join_sensors, read_columns
+
+    try:
+        columns = join_sensors(path, layout, units) if layout.sensors else read_columns(path, layout, units)
+    except RecordingError:
+        raise
+    except DataError as e:
+        raise RecordingError(str(e)) from None
+    return recording(columns, rate, units, layout)
+
+
+def recording(columns: Columns, rate: float | None = None, units: Units = Units(), layout: Layout = Layout(),
+              fill_holes: bool = False) -> Recording:  # fmt: skip
+    """The checked recording of ``columns``: a steady rate (jitter regridded; with ``fill_holes``, short
+    holes too), plausible units and gravity, spikes clipped; on the grid of ``rate`` when given."""
+    path, time = columns.path, columns.time
+    warnings = list(columns.notes)
+    source_rate, regrid = _steady_rate(path, columns.lines, time, rate, layout.time_unit, fill_holes)
+    samples, labels = columns.values, columns.labels
+    if rate is not None:  # straight onto the model's grid, as a phone's stream is (harlite.core.resample)
+        samples, labels = stream_resample(time, samples, float(rate), labels)
+        source_rate = float(rate)
+    elif regrid is not None:
         warnings.append(regrid)
         samples, labels = _regrid(time, samples, labels, source_rate)
-    samples = _plausible(path, samples, raw_channels, units, warnings)
-    rec = Recording(samples.astype(np.float32, copy=False), source_rate, labels, found, raw_channels, None, str(path), tuple(warnings))
-    return resample(rec, rate) if rate is not None else rec
-
-
-def header_channels(path: str | Path) -> tuple[str, ...]:
-    """The raw sensors (acc, or acc and gyro) a recording's header names, reading only its first line."""
-    path = Path(path)
-    lines = _numbered_lines(path)
-    try:
-        number, header = next(lines, (0, ""))
-    finally:
-        lines.close()
-    if not header:
-        raise RecordingError(f"{path} is empty; a recording starts with the header {CSV_HEADER}.")
-    return _raw_columns(path, number, [c.strip().lower() for c in header.split(",")])
+    samples = _plausible(path, samples, source_rate, columns.raw_channels, units, layout, warnings)
+    return Recording(samples.astype(np.float32, copy=False), source_rate, labels, columns.classes,
+                     columns.raw_channels, None, str(path), tuple(warnings), layout.gravity)  # fmt: skip
 
 
 def write_csv(recording: Recording, path: str | Path, force: bool = False) -> Path:
@@ -238,100 +217,12 @@ def write_csv(recording: Recording, path: str | Path, force: bool = False) -> Pa
     return atomic_write_bytes(path, data)
 
 
-def _numbered_lines(path: Path) -> Iterator[tuple[int, str]]:
-    """The file's content lines (gunzipped if ``.gz``) with their 1-based numbers, without blank and ``#``
-    comment lines; streamed through ``harlite.io.limits`` (a regular file, at most MAX_TEXT_BYTES of text,
-    MAX_GZIP_RATIO for gzip, lines of at most MAX_LINE_BYTES)."""
-    with open_bounded(path, MAX_TEXT_BYTES, MAX_GZIP_RATIO, error=RecordingError) as stream:
-        for number, raw in enumerate(bounded_lines(stream, MAX_LINE_BYTES, str(path), RecordingError), start=1):
-            try:
-                line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
-            except UnicodeDecodeError as e:
-                raise RecordingError(f"{path}, line {number} is not UTF-8 text ({e.reason}); export it as a plain "
-                                     "CSV.") from None  # fmt: skip
-            stripped = line.strip()
-            if stripped and not stripped.startswith("#"):
-                yield number, stripped
+def _steady_rate(path: Path, lines: np.ndarray, t: np.ndarray, target: float | None, unit: str = "s",
+                 fill_holes: bool = False) -> tuple[float, str | None]:  # fmt: skip
+    """The sample rate of a rising time column (seconds), and a warning when its jitter (or, with
+    ``fill_holes``, a short hole) needs regridding.
 
-
-def _raw_columns(path: Path, line: int, columns: list[str]) -> tuple[str, ...]:
-    """Which raw sensors the header names: acc, or acc and gyro."""
-    missing = [c for c in (TIME, *ACC) if c not in columns]
-    gyro = [c for c in GYRO if c in columns]
-    if missing or 0 < len(gyro) < 3:
-        absent = missing + [c for c in GYRO if c not in columns and gyro]
-        raise RecordingError(f"{path}, line {line}: missing column {', '.join(absent)}; the header must be "
-                             f"{CSV_HEADER} (gyroscope and label optional).")  # fmt: skip
-    return IMU6 if gyro else ACC
-
-
-def _blocks(lines: Iterator[tuple[int, str]]) -> Iterator[list[tuple[int, str]]]:
-    block: list[tuple[int, str]] = []
-    for item in lines:
-        block.append(item)
-        if len(block) == BLOCK_ROWS:
-            yield block
-            block = []
-    if block:
-        yield block
-
-
-def _parse_block(
-    path: Path, block: list[tuple[int, str]], columns: list[str], numeric: list[int], label: int | None
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """(rows, numeric columns) float64 and the label strings of one block of lines."""
-    rows = [line for _, line in block]
-    try:
-        data = np.loadtxt(rows, delimiter=",", usecols=numeric, dtype=np.float64, ndmin=2, comments=None)
-        names = None
-        if label is not None:
-            names = np.loadtxt(rows, delimiter=",", usecols=[label], dtype=str, comments=None, ndmin=1)
-    except ValueError as e:
-        raise _diagnose(path, block, columns, numeric + ([label] if label is not None else []), e) from None
-    bad = np.flatnonzero(~np.isfinite(data).all(axis=1))
-    if len(bad):
-        raise RecordingError(f"{path}, line {block[bad[0]][0]}: a value is not a finite number.")
-    return data, names
-
-
-def _intern(names: np.ndarray, vocabulary: dict[str, int]) -> np.ndarray:
-    """int16 indices of label strings into ``vocabulary`` (extended in order of appearance); '' is unlabelled."""
-    unique, first, inverse = np.unique(np.char.strip(names), return_index=True, return_inverse=True)
-    index = np.empty(len(unique), dtype=np.int16)
-    for k in np.argsort(first):
-        name = str(unique[k])
-        if name:
-            vocabulary.setdefault(name, len(vocabulary))
-        index[k] = vocabulary[name] if name else UNLABELLED
-    return index[inverse.reshape(-1)]
-
-
-def _diagnose(
-    path: Path, block: list[tuple[int, str]], columns: list[str], used: list[int], error: Exception
-) -> RecordingError:
-    """Find the first line ``np.loadtxt`` refused and say what is wrong with it."""
-    for number, line in block:
-        fields = line.split(",")
-        if len(fields) <= max(used):
-            return RecordingError(
-                f"{path}, line {number}: {len(fields)} fields, the header names {len(columns)}; every row needs them all."
-            )
-        for i in used:
-            if columns[i] == LABEL:
-                continue
-            try:
-                float(fields[i])
-            except ValueError:
-                return RecordingError(
-                    f"{path}, line {number}: {fields[i].strip()!r} in column {columns[i]} is not a number."
-                )
-    return RecordingError(f"{path}: {error}")
-
-
-def _steady_rate(path: Path, lines: np.ndarray, t: np.ndarray, target: float | None) -> tuple[float, str | None]:
-    """The sample rate of a rising time column, and a warning when its jitter needs regridding.
-
-    Time going back, gaps, a time column in milliseconds and rates no model can use are errors.
+    Time going back, gaps, a clock in another unit than declared and rates no model can use are errors.
     """
     if len(t) < 2:
         raise RecordingError(f"{path}: a single sample; a recording needs at least two to have a rate.")
@@ -339,22 +230,18 @@ def _steady_rate(path: Path, lines: np.ndarray, t: np.ndarray, target: float | N
     back = np.flatnonzero(dt <= 0)
     if len(back):
         i = int(back[0])
+        what = "repeats" if dt[i] == 0 else "goes back"
         raise RecordingError(
-            f"{path}, line {lines[i + 1]}: time {t[i + 1]:g} s does not increase (previous {t[i]:g} s); "
-            "sort the rows by time_s and drop duplicates."
+            f"{path}, line {lines[i + 1]}: time {what} ({t[i + 1]:.6g} s after {t[i]:.6g} s): the file holds "
+            "more than one recording or its rows are out of order; split it there, or let 'harlite data import' "
+            "split it at every clock jump."
         )
     step = float(np.median(dt))
     rate = float(f"{(len(t) - 1) / float(t[-1] - t[0]):.9g}")  # 100.00000000000001 Hz is 100 Hz
-    if step >= 1.0 and MIN_RATE_HZ <= 1000.0 / step <= MAX_RATE_HZ:
-        raise RecordingError(f"{path}: time_s rises by {step:g} per sample, which looks like milliseconds "
-                             f"({1000 / step:.4g} Hz if so); write time_s in seconds (divide by 1000).")  # fmt: skip
     low = max(MIN_RATE_HZ, MIN_RATE_FACTOR * target) if target else MIN_RATE_HZ
     if not low <= rate <= MAX_RATE_HZ:
-        need = f"the model samples at {target:g} Hz, so at least {low:.3g} Hz is needed" if target else \
-            f"harlite reads {MIN_RATE_HZ:g} to {MAX_RATE_HZ:g} Hz"  # fmt: skip
-        raise RecordingError(f"{path}: the time column gives {rate:.4g} Hz ({step:.3g} s per sample); {need}. "
-                             "Check that time_s is in seconds.")  # fmt: skip
-    gaps = np.flatnonzero(dt > GAP_FACTOR * step)
+        raise RecordingError(_rate_problem(path, rate, step, unit, target, low))
+    gaps = np.flatnonzero(dt > (HOLE_FACTOR if fill_holes else GAP_FACTOR) * step)
     if len(gaps):
         i = int(gaps[0])
         raise RecordingError(
@@ -362,11 +249,27 @@ def _steady_rate(path: Path, lines: np.ndarray, t: np.ndarray, target: float | N
             f"(the sampling interval is {step:.4f} s); split the recording at the gap."
         )
     jitter = float(np.std(dt) / step)
+    holes = int((dt > GAP_FACTOR * step).sum())
     note = None
-    if jitter > JITTER_LIMIT:
-        note = (f"{path}: sampling intervals vary by {jitter:.0%} (std/median); regridded to a steady "
-                f"{rate:.4g} Hz by linear interpolation")  # fmt: skip
+    if jitter > JITTER_LIMIT or holes:
+        why = f"sampling intervals vary by {jitter:.0%} (std/median)" + (f", {holes} short hole(s)" if holes else "")
+        note = f"{path}: {why}; regridded to a steady {rate:.4g} Hz by linear interpolation"
     return rate, note
+
+
+def _rate_problem(path: Path, rate: float, step: float, unit: str, target: float | None, low: float) -> str:
+    """Why a time column gives an unusable rate, naming the clock unit it looks like."""
+    declared = TIME_UNITS[unit]
+    for name, scale in TIME_UNITS.items():
+        guess = rate * declared / scale  # the rate if the column were in ``name``
+        if name != unit and low <= guess <= MAX_RATE_HZ and guess <= 1000.0:
+            return (f"{path}: the time column rises by {step / declared:.4g} per sample, which looks like "
+                    f"{TIME_WORDS[name]} ({guess:.4g} Hz if so), not {TIME_WORDS[unit]}; write time_s in seconds, "
+                    f'or set "time_unit": "{name}" in the dataset\'s dataset.json (simulate: --time-unit {name}).')  # fmt: skip
+    need = f"the model samples at {target:g} Hz, so at least {low:.3g} Hz is needed" if target else \
+        f"harlite reads {MIN_RATE_HZ:g} to {MAX_RATE_HZ:g} Hz"  # fmt: skip
+    return (f"{path}: the time column gives {rate:.4g} Hz ({step:.3g} s per sample); {need}. Check that the time "
+            f"column is in {TIME_WORDS[unit]}.")
 
 
 def _regrid(t: np.ndarray, samples: np.ndarray, labels: np.ndarray | None, rate: float) -> tuple[np.ndarray, np.ndarray | None]:
@@ -380,16 +283,24 @@ def _regrid(t: np.ndarray, samples: np.ndarray, labels: np.ndarray | None, rate:
     return regridded, labels
 
 
-def _plausible(path: Path, samples: np.ndarray, raw_channels: tuple[str, ...], units: Units,
+def _plausible(path: Path, samples: np.ndarray, rate: float, raw_channels: tuple[str, ...], units: Units, layout: Layout,
                warnings: list[str]) -> np.ndarray:  # fmt: skip
-    """Refuse units that cannot be right; clip isolated spikes beyond an IMU's range (with a warning)."""
-    acc = samples[:, :3]
-    with np.errstate(over="ignore"):  # a spike's square may overflow float32; the median does not care
-        magnitude = float(np.median(np.linalg.norm(acc, axis=1)))
-    if 4.0 < magnitude < 20.0:
-        raise RecordingError(f"{path}: acceleration's median magnitude is {magnitude:.3g}, which looks like "
-                             f"m/s^2, not {units.acc}; give acc in g (divide by 9.80665) or set "
-                             '"units": {"acc": "m/s^2"} in the dataset\'s dataset.json.')  # fmt: skip
+    """Refuse units that cannot be right and acceleration without gravity that does not say so; clip
+    isolated spikes beyond an IMU's range (with a warning)."""
+    gravity = gravity_magnitude(samples[:, :3], rate)
+    if layout.gravity == "included" and 4.0 < gravity < 20.0:
+        raise RecordingError(f"{path}: gravity in the acceleration measures {gravity:.3g} {units.acc}, which looks "
+                             f"like m/s^2, not {units.acc}; give acc in g (divide by 9.80665) or set "
+                             '"units": {"acc": "m/s^2"} in the dataset\'s dataset.json (simulate: --units acc=m/s^2).')  # fmt: skip
+    if layout.gravity == "included" and gravity < GRAVITY_FREE_G:
+        raise RecordingError(f"{path}: the acceleration holds no gravity (its slow part measures {gravity:.2g} g, not 1 g): "
+                             "it looks like linear acceleration (phyphox 'Linear Acceleration', Sensor Logger's "
+                             "Accelerometer.csv). Record acceleration with gravity (phyphox 'Acceleration with g', "
+                             'Sensor Logger TotalAcceleration.csv or Accelerometer + Gravity), or say "gravity": '
+                             '"removed" in dataset.json (data import: --gravity removed).')  # fmt: skip
+    if layout.gravity == "removed" and gravity > 0.5:
+        raise RecordingError(f"{path}: dataset.json says gravity is removed, but the acceleration holds {gravity:.2g} g "
+                             'of it; remove "gravity": "removed" or give linear acceleration.')  # fmt: skip
     limits = np.array([ACC_RANGE_G if c.startswith("acc") else GYRO_RANGE_RAD_S for c in raw_channels])
     beyond = np.abs(samples) > limits
     if len(raw_channels) > 3 and beyond[:, 3:].mean() > 0.01:
@@ -401,3 +312,18 @@ def _plausible(path: Path, samples: np.ndarray, raw_channels: tuple[str, ...], u
                         f"(|acc| > {ACC_RANGE_G:g} g or |gyro| > {GYRO_RANGE_RAD_S:g} rad/s), clipped")  # fmt: skip
         samples = np.clip(samples, -limits, limits)
     return samples
+
+
+def gravity_magnitude(acc: np.ndarray, rate: float) -> float:
+    """The median magnitude of the acceleration's slow part (means over GRAVITY_STRETCH_S-long stretches, or
+    the whole recording when shorter), in the recording's units: 1 g wherever gravity is in it, ~0 when
+    it was removed, whatever the motion."""
+    acc = np.asarray(acc, np.float64)
+    n = len(acc)
+    if not n:
+        return 0.0
+    with np.errstate(over="ignore", invalid="ignore"):
+        clipped = np.clip(acc, -1e6, 1e6)  # a spike must not carry its stretch
+        size = max(1, min(n, int(GRAVITY_STRETCH_S * rate)))
+        stretches = clipped[: n - n % size].reshape(-1, size, 3).mean(axis=1) if n >= size else clipped.mean(axis=0)[None]
+        return float(np.median(np.linalg.norm(stretches, axis=1)))

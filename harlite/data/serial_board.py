@@ -7,6 +7,7 @@ The board (firmware/arduino/harlite_har) prints a banner line, the CSV header, o
 from __future__ import annotations
 
 import contextlib
+import math
 import re
 import threading
 import time
@@ -14,7 +15,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from harlite.data.recordings import MAX_RATE_HZ, MIN_RATE_HZ
 from harlite.errors import HarliteError, ToolMissing
+from harlite.io.terminal import printable
 
 BAUD = 115200
 WAIT_S = 5.0  # how long to wait for the board's header (and, later, for any line) before giving up
@@ -38,6 +41,7 @@ class Board:
     columns: tuple[str, ...]
     rate_hz: float
     banner: dict[str, str] = field(default_factory=dict)
+    time_scale: float = 1.0  # seconds per unit of the board's time column (a device without banner: ms, us)
 
     @property
     def sensors(self) -> str:
@@ -140,9 +144,9 @@ def handshake(reader: LineReader, port: str, baud: int, wait: float, stop: threa
     while not stop.is_set():
         lines = reader.lines()
         for i, raw in enumerate(lines):
-            line = raw.decode("ascii", "replace")
+            line = raw.decode("utf-8", "replace")
             first_text = first_text or line.strip()
-            error = line[2:] if line.startswith("# error:") else error
+            error = printable(line[2:], 200) if line.startswith("# error:") else error
             if line.startswith(BANNER_PREFIX):
                 banner = parse_banner(line)
             elif line.startswith("time_s,"):
@@ -176,7 +180,7 @@ def _board(header: str, banner: dict[str, str], reader: LineReader, port: str) -
         raise HarliteError(f"{port}: the CSV header {header!r} is not harlite's "
                            "(time_s,acc_x,acc_y,acc_z[,gyro_x,gyro_y,gyro_z]).")  # fmt: skip
     if not banner:
-        return Board(columns, _rate_from_rows(reader, len(columns), port))
+        return _board_from_rows(reader, columns, port)
     if banner.get("format", "").isdigit() and int(banner["format"]) not in SERIAL_FORMATS:
         raise HarliteError(f"the board's serial format {banner['format']} is newer than this harlite reads "
                            f"({', '.join(map(str, SERIAL_FORMATS))}): update harlite.")  # fmt: skip
@@ -184,14 +188,19 @@ def _board(header: str, banner: dict[str, str], reader: LineReader, port: str) -
         rate = float(banner["rate_hz"])
     except (KeyError, ValueError):
         raise HarliteError(f"{port}: the board's banner has no rate_hz: reflash firmware/arduino/harlite_har.") from None
+    if not MIN_RATE_HZ <= rate <= MAX_RATE_HZ:  # also NaN
+        raise HarliteError(f"{port}: the board's banner says rate_hz={printable(banner['rate_hz'], 40)}, but a board samples "
+                           f"at {MIN_RATE_HZ:g} to {MAX_RATE_HZ:g} Hz: reflash firmware/arduino/harlite_har.")  # fmt: skip
     if banner.get("sensors", "") != ("acc,gyro" if len(columns) == 7 else "acc"):
         raise HarliteError(f"{port}: the banner's sensors={banner.get('sensors')} and the CSV header {header!r} "
                            "disagree: reflash the firmware.")  # fmt: skip
     return Board(columns, rate, banner)
 
 
-def _rate_from_rows(reader: LineReader, n_columns: int, port: str) -> float:
-    """A board without banner: the rate from the first two sample rows' times (held back for the session)."""
+def _board_from_rows(reader: LineReader, columns: tuple[str, ...], port: str) -> Board:
+    """A board without banner: the rate (and the time column's unit) from the first two sample rows' times,
+    which are held back for the session."""
+    n_columns = len(columns)
     rows: list[bytes] = []
     deadline = time.monotonic() + WAIT_S
     while len(rows) < 2 and time.monotonic() < deadline and not reader.closed:
@@ -200,7 +209,12 @@ def _rate_from_rows(reader: LineReader, n_columns: int, port: str) -> float:
         step = float(rows[1].split(b",")[0]) - float(rows[0].split(b",")[0])
     except (IndexError, ValueError):
         step = 0.0
-    if step <= 0:
+    if not step > 0 or not math.isfinite(step):
         raise HarliteError(f"{port}: no banner and no two sample rows to tell the rate from: reflash the firmware.")
-    reader.unread(rows)
-    return round(1.0 / step, 3)
+    for scale in (1.0, 1e-3, 1e-6):  # time_s in seconds, or a device printing millis() or micros()
+        rate = round(1.0 / (step * scale), 3)
+        if MIN_RATE_HZ <= rate <= MAX_RATE_HZ:
+            reader.unread(rows)
+            return Board(columns, rate, time_scale=scale)
+    raise HarliteError(f"{port}: no banner, and the first two rows' time_s differ by {step:g}, which gives no rate a board "
+                       f"samples at ({MIN_RATE_HZ:g} to {MAX_RATE_HZ:g} Hz) in seconds, ms or us: print time_s in seconds.")  # fmt: skip

@@ -4,8 +4,8 @@ in shards that numpy and tf.data read piece by piece, so that no stage needs all
 group, normalize and batch alike.
 
 One entry per recording and front end, ``<cache>/windows/<key>/``; the key hashes the recording's identity
-(a file's path, size and modification time; HAPT's source and experiment), the front end's digest, the label
-mapping (dataset.json's units, merge and ignore) and ``STORE_VERSION``. Recordings are keyed one by one, so
+(a file's path and the sha256 of its bytes; HAPT's source and experiment), the front end's digest, the way
+it is read (dataset.json's units, column mapping, merge and ignore) and ``STORE_VERSION``. Recordings are keyed one by one, so
 adding recordings to a dataset windows only the new ones. An entry holds
 
 - ``entry.json``: the recording's length (samples at the front end's rate), its own rate, its own label
@@ -15,7 +15,8 @@ adding recordings to a dataset windows only the new ones. An entry holds
 - per shard ``NNN.x.npy`` (n, window, channels) float32 (at most ``SHARD_WINDOWS`` windows), ``NNN.y.npy``
   (n,) int16 and ``NNN.start.npy`` (n,) int64, the first sample of each window.
 
-``entry.json`` is written last, so a folder without it is cut again; writers sharing a cache (several
+``entry.json`` is written last, so a folder without it is cut again, and so is one whose files are not
+regular files of the sizes it records (damage, or a FIFO planted in a shared cache: a miss, never a hang); writers sharing a cache (several
 workers) write identical bytes with atomic renames. ``ShardedWindows`` is a set of shards read lazily.
 """
 
@@ -24,6 +25,8 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
+import stat
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -35,13 +38,16 @@ import numpy as np
 from harlite.core.frontend import FrontEndSpec, features, window_starts
 from harlite.core.protocol import UNLABELLED
 from harlite.data.recordings import Recording
-from harlite.errors import DataError
+from harlite.errors import DataError, HarliteError
 from harlite.io.cache import cache_dir
 from harlite.io.files import atomic_write_bytes, write_json
+from harlite.io.limits import read_bounded
 
-STORE_VERSION = 1  # bump when the entries' layout or the windows they hold change
+STORE_VERSION = 2  # bump when the entries' layout or the windows they hold change
 SHARD_WINDOWS = 4096  # at most this many windows per shard file (19 MB at 128 x 9)
 ENTRY = "entry.json"
+MAX_ENTRY_BYTES = 16 << 20  # entry.json: a few hundred bytes per shard
+KINDS = ("x", "y", "start")  # a shard's files: NNN.x.npy, NNN.y.npy, NNN.start.npy
 
 
 def window_labels(labels: np.ndarray | None, n: int, spec: FrontEndSpec) -> np.ndarray:
@@ -118,12 +124,18 @@ def entry_folder(identity: str, frontend: FrontEndSpec, mapping: str) -> Path:
 
 
 def read_entry(folder: Path) -> Entry | None:
-    """The entry in ``folder``, or None when it is missing or incomplete."""
+    """The entry in ``folder``, or None when it is missing, incomplete or damaged."""
     try:
-        meta = json.loads((folder / ENTRY).read_text())
-        return Entry(folder, int(meta["length"]), float(meta["rate"]), tuple(meta["classes"]),
-                     tuple(meta["warnings"]), tuple(meta["parts"]))  # fmt: skip
-    except (OSError, ValueError, KeyError, TypeError):
+        meta = json.loads(read_bounded(folder / ENTRY, MAX_ENTRY_BYTES))
+        entry = Entry(folder, int(meta["length"]), float(meta["rate"]), tuple(meta["classes"]),
+                      tuple(meta["warnings"]), tuple(meta["parts"]))  # fmt: skip
+        for part in entry.parts:
+            for kind, size in zip(KINDS, part["bytes"], strict=True):
+                st = os.stat(folder / f"{part['name']}.{kind}.npy")
+                if not stat.S_ISREG(st.st_mode) or st.st_size != size:
+                    return None
+        return entry
+    except (HarliteError, OSError, ValueError, KeyError, TypeError):
         return None
 
 
@@ -139,10 +151,11 @@ def store_recording(folder: Path, rec: Recording, frontend: FrontEndSpec, rate: 
         rows = keep[first : first + SHARD_WINDOWS]
         X = feats[starts[rows, None] + np.arange(frontend.window)[None, :]].astype(np.float32)
         name = f"{number:03d}"
-        offsets = [_write_npy(folder / f"{name}.x.npy", X), _write_npy(folder / f"{name}.y.npy", y[rows].astype(np.int16))]
-        _write_npy(folder / f"{name}.start.npy", starts[rows].astype(np.int64))
+        arrays = (X, y[rows].astype(np.int16), starts[rows].astype(np.int64))
+        sizes = [_write_npy(folder / f"{name}.{kind}.npy", a) for kind, a in zip(KINDS, arrays)]
+        offsets = [sizes[0] - X.nbytes, sizes[1] - arrays[1].nbytes]
         flat = X.reshape(-1, X.shape[-1]).astype(np.float64)
-        parts.append({"name": name, "n": len(rows), "offsets": offsets,
+        parts.append({"name": name, "n": len(rows), "offsets": offsets, "bytes": sizes,
                       "counts": np.bincount(y[rows], minlength=len(rec.classes)).tolist(),
                       "total": flat.sum(axis=0).tolist(), "squares": np.square(flat).sum(axis=0).tolist()})  # fmt: skip
     meta = {"length": len(rec), "rate": rate, "classes": list(rec.classes), "warnings": list(rec.warnings),
@@ -152,11 +165,11 @@ def store_recording(folder: Path, rec: Recording, frontend: FrontEndSpec, rate: 
 
 
 def _write_npy(path: Path, array: np.ndarray) -> int:
-    """Write ``array`` as .npy atomically; returns the header's length in bytes."""
+    """Write ``array`` as .npy atomically; returns the file's size in bytes."""
     buffer = io.BytesIO()
     np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
     atomic_write_bytes(path, buffer.getvalue())
-    return len(buffer.getvalue()) - array.nbytes
+    return len(buffer.getvalue())
 
 
 Reader = Callable[[], tuple[Recording, float]]

@@ -3,27 +3,41 @@ into the window store (``harlite.data.shards``), with the dataset's labels and s
 
 A folder is read file by file: its sensors from the headers, each recording cut with its own label names
 (after dataset.json's merge and ignore), the dataset's labels from all of them (dataset.json's ``labels``, or
-every name found, sorted). Memory holds one recording at a time, whatever the size of the dataset.
+every name found, sorted), with the checks of ``harlite.data.datasets.load_dataset``. A recording's entry in
+the store is keyed by the sha256 of its file(s) (an edit that keeps a file's size and time is seen), its
+path (the warnings name it), the parts of dataset.json that read it and the front end. Memory holds one
+recording at a time, whatever the size of the dataset.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from harlite.core.frontend import FrontEndSpec
-from harlite.core.protocol import Protocol, check_label
+from harlite.core.protocol import Protocol
 from harlite.data import hapt
-from harlite.data.datasets import DATASET_FILE, SUFFIXES, DatasetConfig, find_recordings
-from harlite.data.recordings import Recording, header_channels, read_csv
+from harlite.data.columns import header_channels
+from harlite.data.datasets import (
+    DATASET_FILE,
+    DatasetConfig,
+    check_label_count,
+    dataset_files,
+    dataset_labels,
+    find_recordings,
+    one_sensor_set,
+    subject_and_source,
+)
+from harlite.data.recordings import Recording, read_csv
 from harlite.data.shards import Entry, entry_folder, stored
 from harlite.errors import DataError
+from harlite.io.hashing import sha256_file
 
 
 @dataclass(frozen=True)
-class Found:
+class StoredRecording:
     """A recording's entry in the window store, with the subject and source name a split groups it by."""
 
     entry: Entry
@@ -33,99 +47,95 @@ class Found:
 
 @dataclass(frozen=True)
 class StoredFolder:
-    """A dataset folder in the window store: its labels, raw sensors and recordings."""
+    """A dataset folder in the window store: its labels, raw sensors, recordings, what reading them noticed
+    and how dataset.json relabels them (for replays)."""
 
     labels: tuple[str, ...]
     raw_channels: tuple[str, ...]
-    recordings: list[Found]
+    recordings: list[StoredRecording]
+    warnings: list[str]
     relabel: dict
 
 
-def stored_hapt(frontend: FrontEndSpec) -> list[Found]:
+def stored_hapt(frontend: FrontEndSpec) -> list[StoredRecording]:
     """The embedded HAPT recordings in the window store, cut through ``frontend``."""
     recordings = hapt.load_hapt()
     jobs = [(entry_folder(f"{hapt.source_identity()}|{r.source}", frontend, "hapt"), frontend, _prepared(r, frontend))
             for r in recordings]  # fmt: skip
     entries = stored(jobs, "the embedded HAPT data")
-    return [Found(e, str(r.subject), r.source) for e, r in zip(entries, recordings)]
+    return [StoredRecording(e, str(r.subject), r.source) for e, r in zip(entries, recordings)]
 
 
 def _prepared(rec: Recording, frontend: FrontEndSpec) -> Callable[[], tuple[Recording, float]]:
     return lambda: (rec.resampled(frontend.rate_hz).with_raw_channels(frontend.raw_channels), rec.rate)
 
 
-def stored_folder(folder: str | Path, frontend_for: Callable[[tuple[str, ...]], FrontEndSpec],
-                  protocol: Protocol | None = None) -> StoredFolder:  # fmt: skip
+def protocol_gravity(protocol: Protocol) -> str:
+    """"removed" when the front end takes the acceleration as it is (a model of linear acceleration)."""
+    return "included" if any(c.startswith(("body_", "gravity_", "total_")) for c in protocol.frontend.channels) \
+        else "removed"  # fmt: skip
+
+
+def stored_folder(folder: str | Path, frontend_for: Callable[[tuple[str, ...], str], FrontEndSpec],
+                  protocol: Protocol | None = None, min_labels: int = 2) -> StoredFolder:  # fmt: skip
     """A dataset folder's recordings in the window store.
 
-    The front end is ``protocol``'s (a trained model's) or ``frontend_for(the folder's raw sensors)``. The
-    errors are those of ``harlite.data.datasets.load_dataset``: no recordings, mixed sensors, a label in
-    dataset.json that no recording uses, fewer than two labels; with ``protocol``, a label or sensor the
-    training data lacks.
+    The front end is ``protocol``'s (a trained model's) or ``frontend_for(the folder's raw sensors, its
+    gravity)``. The errors are those of ``harlite.data.datasets.load_dataset`` (no recordings, mixed sensors,
+    a label in dataset.json that no recording uses, fewer than ``min_labels`` labels); with ``protocol``, a
+    label, sensor or kind of acceleration the training data lacks.
     """
     root = Path(folder)
-    if not root.is_dir():
-        raise DataError(f"{root} is not a folder: --data takes a folder of CSV recordings (see docs/data.md).")
-    config = DatasetConfig.read(root)
-    files = find_recordings(root)
-    if not files:
-        raise DataError(f"{root} holds no {' or '.join(SUFFIXES)} recording; a dataset is a folder of CSV recordings, "
-                        "one subfolder per subject (see docs/data.md).")  # fmt: skip
-    sensors = {path: header_channels(path) for path in files}
-    if len(set(sensors.values())) > 1:
-        with_gyro = next(p for p, s in sensors.items() if len(s) == 6).relative_to(root)
-        without = next(p for p, s in sensors.items() if len(s) == 3).relative_to(root)
-        raise DataError(f"{root}: recordings differ in their sensors ({with_gyro} has a gyroscope, {without} "
-                        "does not); give every recording the same columns, or drop the gyro columns.")  # fmt: skip
-    raw = next(iter(sensors.values()))
-    if protocol is not None and len(raw) < len(protocol.raw_channels):
-        raise DataError(f"{folder} has no gyroscope columns, but the training data has; give both the same sensors.")
-    frontend = protocol.frontend if protocol is not None else frontend_for(raw)
-    mapping = json.dumps([config.units.acc, config.units.gyro, config.merge, list(config.ignore)], sort_keys=True)
-    jobs = []
-    for path in files:
-        stat = path.stat()
-        identity = json.dumps([str(path.resolve()), stat.st_size, stat.st_mtime_ns])
-        jobs.append((entry_folder(identity, frontend, mapping), frontend, _reader(path, config, frontend)))
+    config, found = dataset_files(root)
+    gravity = config.layout.gravity
+    raw = one_sensor_set(root, {subject_and_source(root, p)[1]: header_channels(p, config.layout) for p in found.recordings})
+    if protocol is not None:
+        if len(raw) < len(protocol.raw_channels):
+            raise DataError(f"{folder} has no gyroscope columns, but the training data has; give both the same sensors.")
+        if gravity != protocol_gravity(protocol):
+            raise DataError(f"{folder} holds acceleration {'without' if gravity == 'removed' else 'with'} gravity, "
+                            "the training data the other kind; give both the same (dataset.json's \"gravity\").")  # fmt: skip
+    frontend = protocol.frontend if protocol is not None else frontend_for(raw, gravity)
+    mapping = json.dumps([asdict(config.units), asdict(config.layout), config.merge, list(config.ignore)], sort_keys=True)
+    jobs = [(entry_folder(json.dumps([str(path.resolve()), _digests(path, config)]), frontend, mapping), frontend,
+             _reader(path, config, frontend)) for path in found.recordings]  # fmt: skip
     entries = stored(jobs, str(folder))
-    recordings = []
-    for path, entry in zip(files, entries):
-        relative = path.relative_to(root)
-        recordings.append(Found(entry, relative.parts[0] if len(relative.parts) > 1 else relative.name, str(relative)))
-    found = [check_label(name) for name in dict.fromkeys(c for f in recordings for c in f.entry.classes)]
-    labels = _labels(root, config, found, protocol)
-    if all(f.entry.length < frontend.window for f in recordings):
+    recordings = [StoredRecording(entry, *subject_and_source(root, path)) for path, entry in zip(found.recordings, entries)]
+    labels = dataset_labels(root, config, [name for r in recordings for name in r.entry.classes])
+    for r in recordings:
+        unknown = [name for name in r.entry.classes if name not in labels]
+        if unknown:  # only with dataset.json's "labels"
+            raise DataError(f"{r.source}: label {unknown[0]!r} is not one of {', '.join(labels)}; add it to the "
+                            "dataset's labels, or 'merge' or 'ignore' it in dataset.json (labels from "
+                            f"{root / DATASET_FILE})")  # fmt: skip
+    check_label_count(root, labels, min_labels)
+    if protocol is not None:
+        extra = [name for name in labels if name not in protocol.labels]
+        if extra:
+            raise DataError(f"{folder} has label {', '.join(extra)}, which the training data lacks (its labels: "
+                            f"{', '.join(protocol.labels)}); record it in the training data too, or 'ignore' it "
+                            "in the test folder's dataset.json.")  # fmt: skip
+        labels = protocol.labels
+    if all(r.entry.length < frontend.window for r in recordings):
         raise DataError(f"{folder}: every recording is shorter than one window ({frontend.window} samples, "
                         f"{frontend.window / frontend.rate_hz:.2f} s at {frontend.rate_hz:g} Hz); record "
                         "longer, or pass a shorter --window.")  # fmt: skip
-    return StoredFolder(labels, raw, recordings, {"merge": config.merge, "ignore": list(config.ignore)})
+    warnings = found.note(root) + [w for r in recordings for w in r.entry.warnings]
+    relabel = {"merge": config.merge, "ignore": list(config.ignore), "gravity": gravity}
+    return StoredFolder(labels, raw, recordings, warnings, relabel)
 
 
-def _labels(root: Path, config: DatasetConfig, found: list[str], protocol: Protocol | None) -> tuple[str, ...]:
-    """The dataset's labels: the protocol's, dataset.json's, or every name found (sorted); checked."""
-    if protocol is not None:
-        extra = [name for name in found if name not in protocol.labels]
-        if extra:
-            raise DataError(f"{root} has label {', '.join(extra)}, which the training data lacks (its labels: "
-                            f"{', '.join(protocol.labels)}); record it in the training data too, or 'ignore' it "
-                            "in the test folder's dataset.json.")  # fmt: skip
-        return protocol.labels
-    labels = config.labels if config.labels is not None else tuple(sorted(found))
-    unused = [name for name in labels if name not in found]
-    if config.labels is not None and unused:
-        raise DataError(f"{root / DATASET_FILE} lists label {', '.join(unused)}, which no recording uses; "
-                        "remove it from \"labels\" or record it.")  # fmt: skip
-    if len(labels) < 2:
-        raise DataError(f"{root}: only {len(labels)} label ({', '.join(labels) or 'none'}) in the recordings' "
-                        "label column; a classifier needs at least two activities.")  # fmt: skip
-    return tuple(labels)
+def _digests(path: Path, config: DatasetConfig) -> list[str]:
+    """sha256 of a recording's file, or of each file of a recording folder (one per sensor)."""
+    files = [path / name for names in config.layout.sensors.values() for name in names] if path.is_dir() else [path]
+    return [sha256_file(f, error=DataError) for f in files]
 
 
 def _reader(path: Path, config: DatasetConfig, frontend: FrontEndSpec) -> Callable[[], tuple[Recording, float]]:
     """Reads ``path`` labelled in its own names (after merge and ignore), at the front end's rate and sensors."""
 
     def read() -> tuple[Recording, float]:
-        rec = read_csv(path, units=config.units)
+        rec = read_csv(path, units=config.units, layout=config.layout)
         names = tuple(dict.fromkeys(n for n in (config.merge.get(c, c) for c in rec.classes) if n not in config.ignore))
         own = rec.with_classes(names, config.merge, config.ignore)
         return own.resampled(frontend.rate_hz).with_raw_channels(frontend.raw_channels), rec.rate
@@ -139,13 +149,13 @@ def read_recordings(folder: str | Path, protocol: Protocol, wanted: Callable[[st
     root = Path(folder)
     config = DatasetConfig.read(root)
     recordings = []
-    for path in find_recordings(root):
-        relative = path.relative_to(root)
-        subject = relative.parts[0] if len(relative.parts) > 1 else relative.name
-        if not wanted(subject, str(relative)):
+    for path in find_recordings(root, config.layout).recordings:
+        subject, source = subject_and_source(root, path)
+        if not wanted(subject, source):
             continue
-        rec = read_csv(path, units=config.units).with_classes(protocol.labels, config.merge, config.ignore)
+        rec = read_csv(path, units=config.units, layout=config.layout)
+        rec = rec.with_classes(protocol.labels, config.merge, config.ignore)
         rec = rec.resampled(protocol.rate_hz).with_raw_channels(protocol.raw_channels)
-        recordings.append(Recording(rec.samples, rec.rate, rec.labels, rec.classes, rec.raw_channels, subject,
-                                    str(relative), rec.warnings))  # fmt: skip
+        recordings.append(Recording(rec.samples, rec.rate, rec.labels, rec.classes, rec.raw_channels, subject, source,
+                                    rec.warnings, rec.gravity))  # fmt: skip
     return recordings

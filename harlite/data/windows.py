@@ -9,6 +9,7 @@ hop, channels); it is stored in run folders and bundles so that every stage find
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,10 +20,12 @@ from harlite.data.datasets import load_dataset, natural_key
 from harlite.data.hapt import load_hapt
 from harlite.data.recordings import Recording
 from harlite.data.shards import ShardedWindows, WindowSet, window_labels
-from harlite.data.sources import Found, read_recordings, stored_folder, stored_hapt
+from harlite.data.sources import StoredRecording, protocol_gravity, read_recordings, stored_folder, stored_hapt
 from harlite.errors import DataError
+from harlite.io.files import is_within
 
-__all__ = ["DataSpec", "Split", "WindowSet", "Windows", "load_split", "window_labels", "describe"]
+__all__ = ["DataSpec", "Split", "WindowSet", "Windows", "check_folders", "describe", "load_split", "protocol_gravity",
+           "window_labels"]
 
 HAPT_SOURCE = "hapt"
 # A split whose windows take at most this many bytes is held in memory; a larger one streams from the store.
@@ -76,14 +79,16 @@ class DataSpec:
         known = set(cls.__dataclass_fields__)
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in known})
 
-    def frontend(self, raw_channels: tuple[str, ...]) -> FrontEndSpec:
-        """The front end these options give for a dataset's raw sensors."""
+    def frontend(self, raw_channels: tuple[str, ...], gravity: str = "included") -> FrontEndSpec:
+        """The front end these options give for a dataset's raw sensors; acceleration without gravity
+        (``gravity="removed"``) goes in as it is, with no gravity to split off."""
+        channels = self.channels or (default_channels(raw_channels) if gravity == "included" else raw_channels)
         try:
             return FrontEndSpec(
                 rate_hz=float(self.rate_hz or DEFAULT_RATE_HZ),
                 window=int(self.window or DEFAULT_WINDOW),
                 hop=int(self.hop or min(DEFAULT_HOP, self.window or DEFAULT_HOP)),
-                channels=self.channels or default_channels(raw_channels),
+                channels=channels,
                 raw_channels=raw_channels,
             )
         except ValueError as e:
@@ -108,7 +113,7 @@ class Split:
     kind: str  # "subject", "recording" or "time": what the split keeps together
     groups: dict[str, list[str]] = field(default_factory=dict)  # train/val/test -> group names
     warnings: list[str] = field(default_factory=list)
-    relabel: dict[str, Any] = field(default_factory=dict)  # dataset.json's merge and ignore, for replays
+    relabel: dict[str, Any] = field(default_factory=dict)  # dataset.json's merge, ignore and gravity, for replays
 
     @property
     def nbytes(self) -> int:
@@ -148,25 +153,38 @@ def load_split(spec: DataSpec = DataSpec(), protocol: Protocol | None = None) ->
     if not spec.own:
         protocol = protocol or Protocol(HAPT.labels, spec.frontend(HAPT.raw_channels))
         return _split(spec, protocol, stored_hapt(protocol.frontend), None, [])
+    check_folders(spec)
     folder = stored_folder(spec.data, spec.frontend, protocol)
-    protocol = protocol or Protocol(folder.labels, spec.frontend(folder.raw_channels))
-    warnings = [w for f in folder.recordings for w in f.entry.warnings]
-    test = None
+    protocol = protocol or Protocol(folder.labels, spec.frontend(folder.raw_channels, folder.relabel["gravity"]))
+    warnings, test = list(folder.warnings), None
     if spec.test_data is not None:
-        test = stored_folder(spec.test_data, spec.frontend, protocol).recordings
-        warnings += [w for f in test for w in f.entry.warnings]
+        test_folder = stored_folder(spec.test_data, spec.frontend, protocol, min_labels=0)
+        test, warnings = test_folder.recordings, warnings + test_folder.warnings
     split = _split(spec, protocol, folder.recordings, test, warnings)
     split.relabel = folder.relabel
     return split
 
 
-def _sharded(found: list[Found], protocol: Protocol, by: str) -> ShardedWindows:
+def check_folders(spec: DataSpec, out: str | Path | None = None) -> None:
+    """The training and test folders must differ (neither inside the other), and an output folder must
+    lie outside both: a build would read its own files as recordings."""
+    folders = [("--data", Path(spec.data))] + ([("--test-data", Path(spec.test_data))] if spec.test_data else [])
+    if len(folders) == 2 and (is_within(folders[0][1], folders[1][1]) or is_within(folders[1][1], folders[0][1])):
+        raise DataError(f"--test-data {spec.test_data} and --data {spec.data} overlap: the test recordings would be "
+                        "training recordings too; give a test folder of other recordings (or --test-subjects).")  # fmt: skip
+    for option, folder in folders if out is not None else []:
+        if is_within(Path(out), folder):
+            raise DataError(f"the output folder {out} lies inside {option} {folder}: the next run would read its "
+                            "files as recordings; write the run elsewhere.")  # fmt: skip
+
+
+def _sharded(found: list[StoredRecording], protocol: Protocol, by: str) -> ShardedWindows:
     """The windows of ``found`` recordings in the protocol's labels, grouped by subject or by recording."""
     shards = tuple(s for f in found for s in f.entry.shards(protocol.labels, f.subject if by == "subject" else f.source))
     return ShardedWindows(shards, protocol.window, len(protocol.frontend.channels))
 
 
-def _split(spec: DataSpec, protocol: Protocol, found: list[Found], test_found: list[Found] | None,
+def _split(spec: DataSpec, protocol: Protocol, found: list[StoredRecording], test_found: list[StoredRecording] | None,
            warnings: list[str]) -> Split:  # fmt: skip
     """Assign every window to train, validation or test; see docs/data.md for the rules."""
     labelled = [f for f in found if f.entry.n]
@@ -213,6 +231,9 @@ def _split(spec: DataSpec, protocol: Protocol, found: list[Found], test_found: l
                   kind, {"train": fit_groups, "val": val_groups, "test": test_groups}, list(warnings))  # fmt: skip
     if not len(split.train):
         raise DataError(f"{spec.data}: no training windows are left after the split; add recordings.")
+    if not len(split.test) and spec.test_data is not None:
+        raise DataError(f"{spec.test_data} has no labelled window to measure the model on: label its recordings (the "
+                        f"label column), or replay them without labels: harlite simulate BUNDLE --dataset {spec.test_data}.")  # fmt: skip
     if not len(split.test):
         raise DataError(f"{spec.data}: the test split has no labelled windows; give --test-data or --test-subjects.")
     missing = [name for name, n in split.train.class_counts(protocol.labels).items() if n == 0]
@@ -223,7 +244,7 @@ def _split(spec: DataSpec, protocol: Protocol, found: list[Found], test_found: l
     return split
 
 
-def _by_time(found: list[Found], protocol: Protocol) -> WindowSet:
+def _by_time(found: list[StoredRecording], protocol: Protocol) -> WindowSet:
     """Every window of ``found`` in memory, grouped ``recording#train``, ``#val``, ``#test`` by where it lies in
     its recording, or ``#gap`` for a window that straddles a boundary (used by no split, so no sample is in
     two)."""
@@ -279,7 +300,7 @@ def describe(spec: DataSpec = DataSpec()) -> dict[str, Any]:
     if spec.own:
         summary = load_dataset(spec.data).summary()
         if spec.test_data is not None:
-            test = load_dataset(spec.test_data).summary()
+            test = load_dataset(spec.test_data, min_labels=0).summary()
             summary["test_data"] = {k: test[k] for k in ("source", "recordings", "subjects", "hours", "rates_hz")}
     else:
         recordings = load_hapt()

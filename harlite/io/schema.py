@@ -225,6 +225,7 @@ class Record(Spec):
     fields: dict[str, Spec]
     optional: frozenset[str] = frozenset()
     equals: Ref | None = None
+    closed: bool = False  # other keys are an error (a typo in a file a person writes)
 
     def describe(self, root: dict[str, Any]) -> str:
         return "an object with " + ", ".join(self.fields)
@@ -232,6 +233,10 @@ class Record(Spec):
     def _check(self, value: Any, where: str, root: dict[str, Any]) -> None:
         if not isinstance(value, dict):
             self._fail(value, where, root)
+        extra = [k for k in value if k not in self.fields] if self.closed else []
+        if extra:
+            raise Invalid(where or "the document", f"has the unknown key {show(extra[0])}; it may hold "
+                          f"{', '.join(self.fields)}")
         for name, spec in self.fields.items():
             inner = f"{where}.{name}" if where else name
             if name not in value:
@@ -323,3 +328,29 @@ def show(value: Any) -> str:
     text = repr(value) if isinstance(value, str) else json.dumps(value, ensure_ascii=True, default=str)
     return text if len(text) <= 60 else text[:57] + "..."
 
+
+
+def parse_json(data: bytes, what: str, error: type[HarliteError], hint: str = "") -> Any:
+    """Strict JSON of a file read from outside: UTF-8 (a BOM allowed), no NaN or Infinity, no key twice in
+    one object; ``error`` (one line naming ``what``) otherwise."""
+    fix = f"; {hint}" if hint else ""
+    try:
+        return json.loads(data.decode("utf-8-sig"), parse_constant=no_json_constants, object_pairs_hook=no_duplicate_keys)
+    except UnicodeDecodeError:
+        raise error(f"{what} is not UTF-8 text{fix}.") from None
+    except json.JSONDecodeError as e:
+        raise error(f"{what} is not valid JSON (line {e.lineno}: {e.msg}){fix}.") from None
+    except (ValueError, RecursionError) as e:
+        raise error(f"{what} is not valid JSON ({str(e) or 'nested too deeply'}){fix}.") from None
+
+
+def no_json_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [k for k, _ in pairs]
+    duplicate = next((k for i, k in enumerate(keys) if k in keys[:i]), None)
+    if duplicate is not None:
+        raise ValueError(f"the key {duplicate!r} appears twice in one object")
+    return dict(pairs)

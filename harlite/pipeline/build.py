@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -12,11 +11,11 @@ from typing import Any
 from harlite.bundle.manifest import MANIFEST
 from harlite.codegen.targets import DEFAULT_TARGET
 from harlite.data.hapt import hapt_pickle_path
-from harlite.data.windows import DataSpec, load_split
-from harlite.errors import HarliteError
+from harlite.data.windows import DataSpec, check_folders, load_split
 from harlite.io.files import write_json
 from harlite.pipeline.cluster import all_sum, cluster_errors, current, lost_worker
 from harlite.pipeline.convert import convert
+from harlite.pipeline.release import check_release_target, release_bundle
 from harlite.pipeline.report import PICTURES, write_report
 from harlite.pipeline.stages import RunFolder
 from harlite.pipeline.train import RUN_FILES, TrainConfig, train
@@ -60,15 +59,19 @@ class BuildConfig:
 
 
 def build(out: str | Path, config: BuildConfig = BuildConfig(), release: str | Path | None = None,
-          force: bool = False) -> dict[str, Any]:  # fmt: skip
+          force: bool = False, release_failed: bool = False) -> dict[str, Any]:  # fmt: skip
     """Run every stage into the run folder ``out``; returns the gathered results.
 
     A stage whose inputs are unchanged since the last build into ``out`` is not redone. ``release``
-    copies the finished bundle (with its report) to a folder such as ``models/cnn_lstm``.
+    copies the finished bundle (with its report) to a folder such as ``models/cnn_lstm`` when the
+    parity check passed (or ``release_failed``): ``results["release"]`` says whether it did. A release
+    folder holding anything harlite did not release there is refused before training begins.
     """
     out = Path(out)
-    if release is not None and Path(release, MANIFEST).exists() and not force:
-        raise HarliteError(f"{release} already holds a bundle; pass --force to replace it.")
+    if release is not None:
+        check_release_target(Path(release), force)
+    if config.data.own:
+        check_folders(config.data, out)
     cluster = current() if os.environ.get("TF_CONFIG", "").strip() and not config.workers else None
     if cluster is not None and not cluster.chief:
         return _follow(out, config, cluster)
@@ -101,9 +104,10 @@ def build(out: str | Path, config: BuildConfig = BuildConfig(), release: str | P
         pictures = [name for source, name, _ in PICTURES if (out / source).exists()]
         run.stage("report", {**params, "results": results}, ["report.md", *pictures],
                   lambda: {"files": [str(p) for p in write_report(out, results)]})  # fmt: skip
-        write_json(out / "build.json", results)
         if release is not None:
-            _release(out, Path(release))
+            released = release_if_passed(results, out, Path(release), force, release_failed)
+            results["release"] = {"path": str(release), "released": released}
+        write_json(out / "build.json", results)
     return results
 
 
@@ -143,6 +147,15 @@ def _follow(out: Path, config: BuildConfig, cluster: Any) -> dict[str, Any]:
     return {"worker": cluster.rank, "workers": cluster.workers}
 
 
+def release_if_passed(results: dict[str, Any], out: Path, release: Path, force: bool, release_failed: bool) -> bool:
+    """Release the run's bundle into ``release`` if its parity check passed (or ``release_failed``)."""
+    if not (results["parity"]["passed"] or release_failed):
+        return False
+    release_bundle(out, release, force)
+    print(f"harlite build: released {release}", file=sys.stderr)
+    return True
+
+
 def data_inputs(spec: DataSpec) -> list[Path]:
     """The files a build's data come from: the embedded HAPT pickle, or the dataset folder(s)."""
     if not spec.own:
@@ -163,15 +176,3 @@ def _convert(convert: Any, train_dir: Path, bundle: Path, split: Any, params: di
     manifest["build"].update(params)  # how it was built: model, seed, quick, data
     write_json(bundle / MANIFEST, {k: v for k, v in manifest.items() if k != "_root"})
     return {k: manifest[k] for k in ("artifacts", "ops", "tflm", "model", "metrics", "quantization") if k in manifest}
-
-
-def _release(run_dir: Path, release: Path) -> None:
-    """Copy the bundle and the report (with its pictures) into ``release``."""
-    staging = release.with_name(f".{release.name}.tmp")
-    shutil.rmtree(staging, ignore_errors=True)
-    shutil.copytree(run_dir / "bundle", staging)
-    for page in [run_dir / "report.md", *run_dir.glob("report_*.png")]:
-        shutil.copy2(page, staging / page.name)
-    shutil.rmtree(release, ignore_errors=True)
-    staging.rename(release)
-    print(f"harlite build: released {release}", file=sys.stderr)

@@ -35,7 +35,7 @@ import harlite
 import harlite.data
 from harlite.core import frontend
 from harlite.errors import HarliteError
-from harlite.io.files import write_json
+from harlite.io.files import read_json, write_json
 from harlite.io.hashing import sha256_file
 from harlite.io.locks import LOCK_FILE, FolderLock
 
@@ -183,8 +183,8 @@ class RunFolder:
 def _read_record(path: Path) -> dict[str, Any] | None:
     """A stage record, or None when it is missing or unreadable (the stage is then redone)."""
     try:
-        record = json.loads(path.read_text())
-    except (OSError, ValueError):
+        record = read_json(path)
+    except (OSError, HarliteError):
         return None
     needed = ("key", "outputs", "seconds", "result")
     return record if isinstance(record, dict) and all(k in record for k in needed) else None

@@ -31,7 +31,7 @@ from harlite.bundle.run_folder import load_model, read_model_input, save_model, 
 from harlite.core.frontend import standardize
 from harlite.core.metrics import plot_confusion
 from harlite.data.shards import ShardedWindows
-from harlite.data.windows import IN_MEMORY_BYTES, DataSpec, Split, Windows, load_split
+from harlite.data.windows import IN_MEMORY_BYTES, DataSpec, Split, Windows, check_folders, load_split
 from harlite.io.files import atomic_write_bytes, check_writable, read_json, write_json
 from harlite.io.locks import folder_lock
 from harlite.pipeline.cluster import current
@@ -165,6 +165,8 @@ def train(
     part way (``out/backup``) resumes from its last finished epoch.
     """
     out = Path(out)
+    if split is None and data_spec.own:
+        check_folders(data_spec, out)
     cluster = current()  # first: TensorFlow forms a cluster only before it runs anything
     chief = cluster.chief
     with folder_lock(out) if chief else contextlib.nullcontext():  # one writer: a second training into out is refused

@@ -25,6 +25,7 @@ from harlite.core.protocol import UNLABELLED
 from harlite.core.smoothing import SmoothingSpec, parse_smoothing, smooth
 from harlite.data.datasets import load_dataset
 from harlite.data.hapt import load_hapt
+from harlite.data.layout import Layout, Units
 from harlite.data.recordings import Recording, read_csv
 from harlite.data.windows import window_labels
 from harlite.errors import HarliteError
@@ -91,6 +92,15 @@ class SimulationResult:
                 rows.append(row)
         return rows
 
+    def predictions(self) -> dict[str, dict[str, int]]:
+        """Windows predicted per label, raw and smoothed: what a replay without labels reports."""
+        out = {}
+        for which in ("raw", "smoothed"):
+            found = np.concatenate([getattr(tr, which) for tr in self.traces]) if self.traces else np.zeros(0, int)
+            counts = np.bincount(found.astype(np.int64), minlength=len(self.labels))
+            out[which] = {name: int(n) for name, n in zip(self.labels, counts) if n}
+        return out
+
     def summary(self) -> dict[str, Any]:
         """The machine-readable result without the per-window rows."""
         return {
@@ -102,6 +112,7 @@ class SimulationResult:
                 for tr in self.traces
             ],
             "windows": self.window_counts,
+            "predictions": self.predictions(),
             "metrics": self.metrics,
             "latency": self.latency,
             "warnings": self.warnings,
@@ -134,7 +145,8 @@ def simulate(
     fitted, warnings = [], []
     relabel = bundle.manifest.get("dataset") or {}
     for rec in recordings:
-        rec = fit_to_bundle(rec, spec, labels, relabel.get("merge"), tuple(relabel.get("ignore", ())))
+        rec = fit_to_bundle(rec, spec, labels, relabel.get("merge"), tuple(relabel.get("ignore", ())),
+                            relabel.get("gravity", "included"))  # fmt: skip
         for warning in rec.warnings:
             warnings.append(warning)
             say(f"warning: {warning}")
@@ -223,15 +235,18 @@ def _latency(played: list[_Played], seconds: float, cpu_seconds: float, int8: bo
 
 
 def fit_to_bundle(rec: Recording, spec: FrontEndSpec, labels: tuple[str, ...], merge: dict[str, str] | None = None,
-                  ignore: tuple[str, ...] = ()) -> Recording:  # fmt: skip
+                  ignore: tuple[str, ...] = (), gravity: str | None = None) -> Recording:  # fmt: skip
     """``rec`` at the bundle's rate, with the bundle's raw sensors and labels, renamed by the training
     dataset's ``merge`` (other names count as unlabelled)."""
     if rec.rate != spec.rate_hz:
         raise HarliteError(
             f"{rec.source}: {rec.rate:g} Hz but the bundle expects {spec.rate_hz:g} Hz: "
-            "read it with harlite.data.recordings.read_csv(path, rate), which resamples steady rates."
+            "read it with harlite.data.recordings.read_csv(path, rate), which puts it on the model's grid."
         )
     rec = rec.with_raw_channels(spec.raw_channels)
+    if gravity is not None and rec.gravity != gravity:
+        raise HarliteError(f"{rec.source} holds acceleration {'without' if rec.gravity == 'removed' else 'with'} gravity, "
+                           f"but the bundle's model was trained on acceleration {'with' if gravity == 'included' else 'without'} it.")  # fmt: skip
     if rec.labels is None or rec.classes == labels:
         return rec
     merge = merge or {}
@@ -350,22 +365,29 @@ def load_recordings(
     dataset: str | None = None,
     subjects: list[str] | tuple[str, ...] | None = None,
     manifest: dict[str, Any] | None = None,
+    units: Units = Units(),
+    layout: Layout | None = None,
 ) -> list[Recording]:
-    """Recordings from CSV files (``.csv``, ``.csv.gz``) and/or a dataset: ``hapt`` (its ``subjects``) or a
-    dataset folder (every recording, or those of ``subjects``), at the rate of the bundle ``manifest``."""
+    """Recordings from CSV files (``.csv``, ``.csv.gz``; in ``units``, through the column mapping
+    ``layout``) and/or a dataset: ``hapt`` (its ``subjects``) or a dataset folder (every recording, or
+    those of ``subjects``; any number of labels, or none), at the rate of the bundle ``manifest``.
+    Acceleration is expected with gravity unless the bundle's model was trained without it."""
     rate = None if manifest is None else float(manifest["rate_hz"])
+    gravity = ((manifest or {}).get("dataset") or {}).get("gravity", "included")
+    suffixes = (".csv", ".csv.gz") + ((".txt", ".tsv") if layout is not None else ())
+    layout = layout if layout is not None else Layout(gravity=gravity)
     recordings = []
     for path in map(Path, paths):
-        if not path.name.lower().endswith((".csv", ".csv.gz")):
+        if not path.name.lower().endswith(suffixes):
             raise HarliteError(
-                f"{path}: unknown recording format: harlite replays .csv or .csv.gz files with the header "
-                "time_s,acc_x,acc_y,acc_z[,gyro_x,gyro_y,gyro_z][,label] (see docs/data.md)."
+                f"{path}: unknown recording format: harlite replays CSV files (.csv, .csv.gz) with the header "
+                "time_s,acc_x,acc_y,acc_z[,gyro_x,gyro_y,gyro_z][,label], or others through --mapping (docs/data.md)."
             )
-        recordings.append(read_csv(path, rate))
+        recordings.append(read_csv(path, rate, units, layout))
     if dataset == "hapt":
         recordings.extend(load_hapt(subjects))
     elif dataset is not None:
-        found = load_dataset(dataset).recordings
+        found = load_dataset(dataset, min_labels=0).recordings
         chosen = [r for r in found if subjects is None or r.subject in subjects]
         recordings.extend(r.resampled(rate) if rate else r for r in chosen)
     if not recordings:

@@ -15,9 +15,10 @@ import numpy as np
 
 from harlite.bundle.loader import load_bundle
 from harlite.core.smoothing import parse_smoothing, smooth
+from harlite.data.layout import Layout, Units
 from harlite.data.recordings import Recording
 from harlite.errors import HarliteError
-from harlite.io.files import atomic_write_bytes, atomic_write_text, check_writable, write_json
+from harlite.io.files import atomic_write_bytes, atomic_write_text, check_writable, is_within, write_json
 from harlite.io.locks import folder_lock
 from harlite.run.simulate import PURE, SimulationResult, bundle_subjects, load_recordings, simulate
 
@@ -39,12 +40,15 @@ def run(
     golden: str | Path | None = None,
     force: bool = False,
     log: Callable[[str], None] | None = None,
+    units: Units = Units(),
+    layout: Layout | None = None,
     jobs: int = 1,
 ) -> dict[str, Any]:
     """What ``harlite simulate`` does: load, replay, then write the timeline, plot and golden vectors.
 
     The recordings are the CSV files ``paths``, a ``dataset``'s (with ``subjects``, or the bundle's own
-    ``split``: test or train) and ``recordings`` already loaded. The folders written (``out``, ``golden``, the plot's) are locked for the whole run,
+    ``split``: test or train) and ``recordings`` already loaded; ``units`` and the column mapping ``layout`` say how
+    to read the files; nothing is written into a dataset folder replayed (it would be read as a recording later). The folders written (``out``, ``golden``, the plot's) are locked for the whole run,
     so a second harlite writing there is refused. Returns the summary with the written files under ``files``.
     """
     bundle = load_bundle(bundle)
@@ -64,6 +68,10 @@ def run(
     folders = [Path(out)] if out is not None else []
     folders += [Path(golden)] if golden is not None else []
     folders += [Path(plot).parent] if plot is not None else []
+    for folder in folders if dataset not in (None, "hapt") else []:
+        if is_within(folder, Path(dataset)):
+            raise HarliteError(f"{folder} lies inside the dataset {dataset}: its files would be read as recordings "
+                               "later; write them elsewhere.")  # fmt: skip
     with contextlib.ExitStack() as locks:
         for folder in dict.fromkeys(folders):
             locks.enter_context(folder_lock(folder))
@@ -73,7 +81,7 @@ def run(
             check_writable(target, force)
         given = list(recordings or [])
         wanted_data = paths or dataset or not given
-        recordings = given + (load_recordings(paths, dataset, subjects, bundle.manifest) if wanted_data else [])
+        recordings = given + (load_recordings(paths, dataset, subjects, bundle.manifest, units, layout) if wanted_data else [])
         result = simulate(bundle, recordings, runtime, smoothing, log, jobs=jobs)
         files = write_timeline(result, out, force) if out is not None else []
         # The plot and the golden vectors show one recording: the first that gave a window.
