@@ -5,6 +5,7 @@ same seed; the in-memory limit deciding how training reads its windows."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -136,3 +137,41 @@ def test_a_split_larger_than_the_limit_streams_and_says_so(folder, tmp_path, mon
     again = train(tmp_path / "again", tiny, split=split)
     assert again["test"]["float"]["confusion"] == metrics["test"]["float"]["confusion"]
     assert os.path.getsize(tmp_path / "run" / "model.keras") > 0
+
+
+def test_a_changed_column_mapping_or_file_is_windowed_again(folder, tmp_path, monkeypatch, capsys) -> None:
+    """The store's key is the content and how it is read: a mapping that negates an axis, or an edit that keeps
+    a file's size and modification time, never reuses the windows cut before."""
+    from harlite.data.sources import stored_folder
+
+    monkeypatch.setenv("HARLITE_CACHE", str(tmp_path / "cache"))
+    data = tmp_path / "data"
+    for subject in ("1", "3"):
+        shutil.copytree(folder / subject, data / subject)
+    frontend = lambda raw, gravity: DataSpec().frontend(raw, gravity)  # noqa: E731
+
+    def first_windows() -> np.ndarray:
+        stored = stored_folder(data, frontend)
+        return stored.recordings[0].entry.shards(stored.labels, "1")[0].X()
+
+    plain = first_windows()
+    assert "windowing 4 recordings" in capsys.readouterr().err
+    mapping = {"time": "time_s", "acc_x": "-acc_x", "acc_y": "acc_y", "acc_z": "acc_z", "gyro_x": "gyro_x",
+               "gyro_y": "gyro_y", "gyro_z": "gyro_z", "label": "label"}  # fmt: skip
+    (data / "dataset.json").write_text(json.dumps({"columns": mapping}))
+    negated = first_windows()
+    assert "windowing 4 recordings" in capsys.readouterr().err
+    channels = DataSpec().frontend(("acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z")).channels
+    x = [i for i, name in enumerate(channels) if name.endswith("acc_x")]
+    assert np.allclose(negated[..., x], -plain[..., x], atol=1e-5) and not np.allclose(negated, plain)
+    (data / "dataset.json").unlink()
+    assert np.array_equal(first_windows(), plain) and "windowing" not in capsys.readouterr().err
+    path = sorted((data / "1").glob("*.csv"))[0]
+    stat, text = path.stat(), path.read_text()
+    line = text.splitlines()[200]
+    edited = line.replace(line.split(",")[1], line.split(",")[1][:-1] + str((int(line.split(",")[1][-1]) + 1) % 10), 1)
+    path.write_text(text.replace(line, edited, 1))
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert path.stat().st_size == stat.st_size and path.stat().st_mtime_ns == stat.st_mtime_ns
+    first_windows()
+    assert "windowing 1 recording " in capsys.readouterr().err
