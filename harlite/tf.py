@@ -141,4 +141,3 @@ def litert_interpreter(model: bytes, **options: Any) -> Any:
         interpreter = Interpreter(model_content=model, **options)
         interpreter.allocate_tensors()
     return interpreter
-

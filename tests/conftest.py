@@ -11,7 +11,7 @@ import pytest
 from harlite.data.uci_har import FOLDER, INNER_ZIP, SIGNALS
 
 # The session-scoped tiny bundle (a real model trained on real windows) and its helpers.
-pytest_plugins = ("fixtures_bundle",)
+pytest_plugins = ("fixtures_bundle", "fixtures_firmware")
 
 # The tiny UCI HAR set: (split, labels 1-6, subjects); signal value = channel + 10 * window + t / 1000.
 UCI_SPLITS = {"train": ([1, 2, 6, 4], [1, 1, 3, 3]), "test": ([5, 3, 1], [2, 4, 4])}

@@ -32,7 +32,9 @@ PHYPHOX_SEPARATORS = {"comma": (",", "."), "tab": ("\t", "."), "semicolon": (";"
 def java_sci(value: float, decimal: str = ".") -> str:
     """``value`` as Java's DecimalFormat("0.000000000E0") prints it: 1.234567890E-2, -9.806650000E0."""
     if value == 0 or not math.isfinite(value):
-        text = "0.000000000E0" if value == 0 else ("NaN" if math.isnan(value) else ("-" if value < 0 else "") + "\u221e")
+        text = (
+            "0.000000000E0" if value == 0 else ("NaN" if math.isnan(value) else ("-" if value < 0 else "") + "\u221e")
+        )
     else:
         exponent = math.floor(math.log10(abs(value)))
         mantissa = round(value / 10**exponent, 9)
@@ -86,8 +88,10 @@ def spreadsheet(rec, path: Path, seed: int = 0) -> Path:
     fields, decimal commas, plain numbers, the header unquoted with "m/s²", CP1252 and CRLF line ends."""
     t = clock(len(rec), rec.rate, 0.0, 0.1, seed) + 0.0137
     acc = rec.samples[:, :3].astype(np.float64) * G
-    lines = ["Time (s);Acceleration x (m/s\u00b2);Acceleration y (m/s\u00b2);Acceleration z (m/s\u00b2);"
-             "Absolute acceleration (m/s\u00b2)"]
+    lines = [
+        "Time (s);Acceleration x (m/s\u00b2);Acceleration y (m/s\u00b2);Acceleration z (m/s\u00b2);"
+        "Absolute acceleration (m/s\u00b2)"
+    ]
     for ti, row in zip(t, acc):
         fields = [f"{ti:.6f}", *(f"{v:.8g}" for v in row), f"{float(np.linalg.norm(row)):.8g}"]
         lines.append(";".join(fields).replace(".", ","))
@@ -119,12 +123,15 @@ def sensor_logger(rec, folder: Path, platform: str = "android", gyro_rate: float
         seconds = clock(len(xyz), rate, 0.21677 + offset, jitter, seed + k)
         ns = start_ns + np.round(seconds * 1e9).astype(np.int64)
         lines = ["time,seconds_elapsed,z,y,x"]
-        lines += [f"{n},{s!r},{z!r},{y!r},{x!r}" for n, s, (x, y, z) in zip(ns.tolist(), seconds.tolist(), xyz.tolist())]
+        lines += [
+            f"{n},{s!r},{z!r},{y!r},{x!r}" for n, s, (x, y, z) in zip(ns.tolist(), seconds.tolist(), xyz.tolist())
+        ]
         (folder / f"{name}.csv").write_text("\n".join(lines) + "\n")
     (folder / "Metadata.csv").write_text(
         "version,device name,recording epoch time,recording time,recording timezone,platform,appVersion,device id,"
         f"sensors,sampleRateMs,standardisation,platform version\n3,Pixel 7,{start_ns // 10**6},2024-06-10_14-45-36,"
-        f"Europe/Zurich,{platform},1.36.0,abc123,{'|'.join(files)},{1000 / rec.rate:g},false,14\n")
+        f"Europe/Zurich,{platform},1.36.0,abc123,{'|'.join(files)},{1000 / rec.rate:g},false,14\n"
+    )
     return folder
 
 

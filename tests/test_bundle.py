@@ -149,13 +149,25 @@ MALFORMED = [
     ("frontend.rate_hz", 100.0, "frontend.rate_hz must equal rate_hz"),
     ("frontend.raw_channels", ["acc_x", "acc_y", "acc_z"], "frontend.raw_channels must equal raw_channels"),
     ("frontend.units", ["g"] * 9, "field frontend.units must equal frontend.channels"),
-    ("frontend.channels", lambda m: ["body acc x", *m["frontend"]["channels"][1:]], "frontend.channels[0] must be a channel name"),
-    ("frontend.channels", lambda m: [*m["frontend"]["channels"][:8], "tilt_x"], "field frontend: unknown channel 'tilt_x'"),
+    (
+        "frontend.channels",
+        lambda m: ["body acc x", *m["frontend"]["channels"][1:]],
+        "frontend.channels[0] must be a channel name",
+    ),
+    (
+        "frontend.channels",
+        lambda m: [*m["frontend"]["channels"][:8], "tilt_x"],
+        "field frontend: unknown channel 'tilt_x'",
+    ),
     ("frontend.gravity_sos", [[1, 2, 3]], "frontend.gravity_sos[0] must be a list of exactly 6"),
     ("frontend.gravity_cutoff_hz", 30.0, "frontend.gravity_cutoff_hz must be a finite number > 0 and < rate_hz (25)"),
     ("frontend.digest", "0123456789abcdef", "made by another front-end implementation"),
     ("frontend.gravity_order", 4, "field frontend"),  # a filter this harlite does not design from these values
-    ("normalization.mean", [0.0] * 8, "normalization.mean must be a list of exactly 9 (the length of frontend.channels)"),
+    (
+        "normalization.mean",
+        [0.0] * 8,
+        "normalization.mean must be a list of exactly 9 (the length of frontend.channels)",
+    ),
     ("normalization.std", [0.0] * 9, "field normalization.std[0] must be a finite number > 0, got 0"),
     ("normalization.std", [1e-40] * 9, "normalization.std holds a standard deviation too small to quantize"),
     ("normalization", _DELETE, "field normalization is missing"),
@@ -190,7 +202,11 @@ MALFORMED = [
 ]
 
 
-@pytest.mark.parametrize(("field", "value", "message"), MALFORMED, ids=[f"{f}={'edit' if callable(v) else str(v)[:20]}" for f, v, _ in MALFORMED])
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    MALFORMED,
+    ids=[f"{f}={'edit' if callable(v) else str(v)[:20]}" for f, v, _ in MALFORMED],
+)
 def test_every_malformed_field_is_one_line_naming_it(good_manifest: dict[str, Any], field: str, value: Any,
                                                      message: str) -> None:  # fmt: skip
     manifest = copy.deepcopy(good_manifest)
@@ -447,11 +463,15 @@ def _with_external_link(members: dict[str, bytes]) -> None:
     [
         (lambda m: m.update({"assets/payload.py": b"print(1)"}), "unexpected or missing: assets/payload.py"),
         (lambda m: m.pop("metadata.json"), "unexpected or missing: metadata.json"),
-        (_edit_config(lambda c: c["config"]["layers"][1].update(module="os", class_name="system")),
-         "uses 'system' from module 'os'"),
+        (
+            _edit_config(lambda c: c["config"]["layers"][1].update(module="os", class_name="system")),
+            "uses 'system' from module 'os'",
+        ),
         (_edit_config(lambda c: c["config"]["layers"][1].update(class_name="TFOpLambda")), "uses 'TFOpLambda'"),
-        (_edit_config(lambda c: c["config"]["layers"][1].update(registered_name="Custom>Conv1D")),
-         "registers 'Custom>Conv1D'"),
+        (
+            _edit_config(lambda c: c["config"]["layers"][1].update(registered_name="Custom>Conv1D")),
+            "registers 'Custom>Conv1D'",
+        ),
         (_with_external_link, "stolen is a ExternalLink"),
         (lambda m: m.update({"config.json": b"{NaN"}), "is not valid JSON"),
     ],

@@ -34,7 +34,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_firmware import SANITIZERS, TESTS, compile_ok, tool
+from test_firmware import TESTS
+from tools import SANITIZERS, compile_ok, tool
 
 from harlite.board.sources import C_DIR as CORE
 from harlite.board.sources import CORE_SOURCES
@@ -97,7 +98,9 @@ def window_scores(labels: np.ndarray, n_classes: int = 6) -> np.ndarray:
     return scores
 
 
-def board_lines(program: Path, raw: np.ndarray, labels: np.ndarray | None = None, gaps: tuple[str, ...] = ()) -> list[bytes]:
+def board_lines(
+    program: Path, raw: np.ndarray, labels: np.ndarray | None = None, gaps: tuple[str, ...] = ()
+) -> list[bytes]:
     """What the board prints for ``raw`` (and, with ``labels``, one '# pred' line per window)."""
     work = program.parent
     raw.astype("<f4").tofile(work / "raw.bin")
@@ -529,7 +532,10 @@ def test_busy_port(fake_board: FakeBoard, tmp_path: Path) -> None:
     [
         (b"", ("no data from", "harlite board")),
         (b"hello from a GPS module\r\n$GPGGA,123519,4807.038,N\r\n" * 20, ("no harlite CSV header", "GPS")),
-        (bytes(np.random.default_rng(0).integers(0, 256, 3000, dtype=np.uint8)), ("garbage at 115200 baud", "wrong baud")),
+        (
+            bytes(np.random.default_rng(0).integers(0, 256, 3000, dtype=np.uint8)),
+            ("garbage at 115200 baud", "wrong baud"),
+        ),
         (b"# error: IMU.begin() failed: is HARLITE_IMU_BMI270 right?\r\n" * 3, ("failed to start", "IMU.begin()")),
     ],
     ids=["silent", "not-harlite", "wrong-baud", "board-error"],
@@ -553,9 +559,15 @@ def test_board_that_stops_sending_samples(board: Path, fake_board: FakeBoard, tm
 @pytest.mark.parametrize(
     ("existing", "words"),
     [
-        ("time_s,acc_x,acc_y,acc_z,label\n" + "".join(f"{i / 50:.6f},0,0,1,sit\n" for i in range(60)), ("holds acc at 50 Hz",)),
-        ("time_s,acc_x,acc_y,acc_z,gyro_x,gyro_y,gyro_z\n" + "".join(f"{i / 100:.6f},0,0,1,0,0,0\n" for i in range(60)),
-         ("holds acc,gyro at 100 Hz", "samples acc,gyro at 50 Hz")),
+        (
+            "time_s,acc_x,acc_y,acc_z,label\n" + "".join(f"{i / 50:.6f},0,0,1,sit\n" for i in range(60)),
+            ("holds acc at 50 Hz",),
+        ),
+        (
+            "time_s,acc_x,acc_y,acc_z,gyro_x,gyro_y,gyro_z\n"
+            + "".join(f"{i / 100:.6f},0,0,1,0,0,0\n" for i in range(60)),
+            ("holds acc,gyro at 100 Hz", "samples acc,gyro at 50 Hz"),
+        ),
     ],
     ids=["acc-only-dataset", "100hz-dataset"],
 )
@@ -599,8 +611,7 @@ def acc_only_manifest() -> dict:
 def test_accelerometer_only_board(fake_board: FakeBoard, tmp_path: Path) -> None:
     """A board of 3 raw channels: its header and banner say acc, and capture records 3 columns."""
     config = write_config(tmp_path / "acc", acc_only_manifest())
-    if "#define HARLITE_NUM_RAW 3" not in (config / "harlite_model_config.h").read_text():
-        pytest.skip("needs issue 12: the generated header's HARLITE_NUM_RAW from the manifest's raw_channels")
+    assert "#define HARLITE_NUM_RAW 3" in (config / "harlite_model_config.h").read_text()
     program = build_board(config)
     acc = subject2(1000).samples[:, :3]
     lines = board_lines(program, acc)
@@ -627,8 +638,6 @@ def label_runs(labels: np.ndarray, name: str, longest: int = 2) -> list[tuple[in
 def test_captured_dataset_builds(board: Path, tmp_path: Path) -> None:
     """The loop: HAPT walking, sitting and lying of three subjects replayed by the fake board and
     captured with labels of our own, then ``harlite build --data`` of that folder."""
-    if "--data" not in cli("build", "--help").stdout:
-        pytest.skip("needs build --data (issue 12)")
     out = tmp_path / "data"
     for subject in (1, 3, 6):
         rec = load_hapt([subject])[0]
@@ -637,7 +646,9 @@ def test_captured_dataset_builds(board: Path, tmp_path: Path) -> None:
                 board_link = FakeBoard(tmp_path)
                 try:
                     board_link.play(board_lines(board, rec.samples[a:b]))
-                    result, _ = run_capture(board_link.port, out, label=own, subject=f"s{subject}", seconds=(b - a) / 50)
+                    result, _ = run_capture(
+                        board_link.port, out, label=own, subject=f"s{subject}", seconds=(b - a) / 50
+                    )
                 finally:
                     board_link.close()
                 assert result.samples == b - a and result.lost_samples == 0

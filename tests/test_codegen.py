@@ -9,15 +9,14 @@ the generated code, not TFLM (users compile the real library).
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 from fixtures_bundle import copy_bundle
+from tools import tool
 
 from harlite.bundle.loader import load_bundle
 from harlite.codegen.sources import ARTIFACTS, TFLM_DIR
@@ -36,16 +35,6 @@ from harlite.pipeline.c_sources import measure_arena, probe_arena, write_sources
 
 STRICT = ["-Wall", "-Wextra", "-Werror"]
 CORTEX_M4 = ["-mcpu=cortex-m4", "-mthumb", "-Os"]
-
-
-def tool(name: str) -> str:
-    """A compiler's path; skip without it, but fail in CI, which installs it."""
-    path = shutil.which(name)
-    if path is None:
-        if os.environ.get("CI"):
-            pytest.fail(f"{name} not found: apt-get install $(cat .ci/apt-packages.txt)")
-        pytest.skip(f"{name} not found")
-    return path
 
 
 def run_ok(cmd: list, cwd: Path | None = None) -> str:

@@ -70,7 +70,9 @@ def test_merge_chains_end_where_they_end(dataset: Path) -> None:
 def test_one_label_spelled_two_ways_is_one_class(tmp_path: Path, harlite_cache: Path) -> None:
     for s, form in enumerate(("NFC", "NFD", "NFC")):
         name = unicodedata.normalize(form, "café")
-        write_csv(synthetic(s, 50.0, 8.0, labels=("wave", "rest")).with_classes(("wave", "rest")), tmp_path / f"{s}/a.csv")
+        write_csv(
+            synthetic(s, 50.0, 8.0, labels=("wave", "rest")).with_classes(("wave", "rest")), tmp_path / f"{s}/a.csv"
+        )
         path = tmp_path / f"{s}/a.csv"
         path.write_text(path.read_text().replace(",rest\n", f",{name}\n"))
     assert load_dataset(tmp_path).labels == ("café", "wave")

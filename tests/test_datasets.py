@@ -41,7 +41,9 @@ def synthetic(subject: int, rate: float, seconds_per_label: float = 24.0, gyro: 
             freq, acc_amp, gyro_amp = MOVES[label] if label else (0.0, 0.0, 0.0)
             phase = np.sin(2 * np.pi * freq * t + rng.uniform(0, 6.3))
             acc = gravity + acc_amp * phase[:, None] * np.array([1.0, 0.3, -0.2]) + rng.normal(0, 0.02, (n, 3))
-            rot = gyro_amp * np.cos(2 * np.pi * freq * t)[:, None] * np.array([0.2, 1.0, 0.1]) + rng.normal(0, 0.01, (n, 3))
+            rot = gyro_amp * np.cos(2 * np.pi * freq * t)[:, None] * np.array([0.2, 1.0, 0.1]) + rng.normal(
+                0, 0.01, (n, 3)
+            )
             parts.append(np.hstack([acc, rot]) if gyro else acc)
             names += [label] * n
     samples = np.concatenate(parts).astype(np.float32)
@@ -56,7 +58,9 @@ def pure_windows(seconds_per_label: float = 24.0, n_labels: int = 3, rate: float
     from the layout alone."""
     step = int(2.0 * rate) + int(seconds_per_label * rate)
     starts = np.arange(0, n_labels * step - 128 + 1, 64)
-    return [int(((starts >= k * step + int(2.0 * rate)) & (starts + 128 <= (k + 1) * step)).sum()) for k in range(n_labels)]
+    return [
+        int(((starts >= k * step + int(2.0 * rate)) & (starts + 128 <= (k + 1) * step)).sum()) for k in range(n_labels)
+    ]
 
 
 def make_dataset(root: Path, subjects: range, rate: float, gyro: bool = True, **kwargs) -> Path:
@@ -103,7 +107,10 @@ def test_the_split_falls_back_to_recordings_then_to_time(tmp_path: Path, harlite
     # no window is in two parts: windows straddling a boundary are in none
     assert len(split.train) + len(split.val) == len(split.pool) and len(split.train) > 4 * len(split.val) > 0
     assert {g.rsplit("#", 1)[1] for part in (split.train, split.val, split.test) for g in part.group} == {
-        "train", "val", "test"}
+        "train",
+        "val",
+        "test",
+    }
     chosen = load_split(DataSpec(data=str(two), test_subjects=("person2",)))
     assert chosen.kind == "subject" and chosen.groups["test"] == ["person2"]
 
@@ -116,7 +123,10 @@ def test_labels_from_dataset_json_merge_and_ignore(tmp_path: Path, harlite_cache
     assert dataset.labels == ("rest", "moving")
     split = load_split(DataSpec(data=str(data)))
     wave, _, rest = pure_windows()
-    counts = {name: n + split.test.class_counts(dataset.labels)[name] for name, n in split.pool.class_counts(dataset.labels).items()}
+    counts = {
+        name: n + split.test.class_counts(dataset.labels)[name]
+        for name, n in split.pool.class_counts(dataset.labels).items()
+    }
     assert counts == {"rest": 4 * rest, "moving": 4 * wave}  # wave became moving; brush counts as unlabelled
 
 

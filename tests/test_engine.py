@@ -4,8 +4,8 @@ its integer sigmoid/tanh on every int16 input, warning-free under gcc and arm-no
 ASan/UBSan, and the Cortex-M4 build under QEMU (DSP and portable paths) equal to the host, within the
 instruction, flash and RAM budgets.
 
-The cross toolchain and QEMU come from .ci/apt-packages.txt; without them those tests skip locally and
-fail in CI (see tests/test_firmware.py ``tool``).
+The cross toolchain and QEMU come from .ci/apt-packages.txt (scripts/test.sh installs them); without them
+those tests fail.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pytest
 from fixtures_bundle import build_tiny_bundle, bundle_windows
-from test_firmware import tool
+from tools import tool
 
 from harlite.board.engine_bench import BENCH_C, footprint, run_cortex_m4
 from harlite.board.toolchain import CORTEX_M4, WARNINGS
@@ -151,7 +151,12 @@ def one_op_model(op: str, input_scale: float) -> bytes:
     operator = schema.OperatorT()
     operator.opcodeIndex, operator.inputs, operator.outputs = 0, [0], [1]
     graph = schema.SubGraphT()
-    graph.tensors, graph.inputs, graph.outputs, graph.operators = [tensor(0, input_scale), tensor(1, 2**-15)], [0], [1], [operator]
+    graph.tensors, graph.inputs, graph.outputs, graph.operators = (
+        [tensor(0, input_scale), tensor(1, 2**-15)],
+        [0],
+        [1],
+        [operator],
+    )
     m = schema.ModelT()
     m.version, m.subgraphs, m.operatorCodes, m.buffers = 3, [graph], [code], [schema.BufferT()]
     builder = flatbuffers.Builder(1024)
@@ -188,7 +193,7 @@ def test_generated_files_carry_the_marker_and_only_numbers(tmp_path: Path) -> No
     assert sorted(engine.files) == sorted([HEADER, MODEL_C, *KERNEL_FILES])
     for name, text in engine.files.items():
         assert MARKER in text.splitlines()[0], name
-        assert "*/ \"evil" not in text and "#include <x>" not in text
+        assert '*/ "evil' not in text and "#include <x>" not in text
     model_c = engine.files[MODEL_C]
     strings = re.findall(r'"[^"\n]*"', model_c)
     assert strings == ['"harlite_engine.h"', '"harlite_engine_kernels.h"'], strings

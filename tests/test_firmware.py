@@ -1,93 +1,63 @@
 """The firmware's C core and pipeline, compiled with the real compilers: host tests under sanitizers, the
 Cortex-M4 build run in QEMU, both replaying golden vectors of a real HAPT recording (Python front end +
 TFLM via ``harlite simulate``'s golden dump), the serial format read back by ``read_csv``, the core's
-size; the whole portable part (front end + C engine + smoothing + serial lines) on a recording under QEMU,
-whose '# pred' lines must equal ``harlite simulate --runtime c``, within the flash, RAM and instruction
-limits of the released model; the same on a tiny bundle of labels of its own on accelerometer-only data.
+size; the per-sample path (front end + C engine + smoothing + serial lines) on a recording on the host
+and, for a tiny bundle of labels of its own on accelerometer-only data, under QEMU, whose '# pred' lines
+must equal ``harlite simulate --runtime c`` (the released model on five cores: tests/test_cores.py); the
+sketch folder firmware/arduino/harlite_har, which must be what harlite writes, compiled as the Arduino
+builder would.
 
-The cross toolchain and QEMU come from the Debian packages in .ci/apt-packages.txt; without them these
-tests skip locally and fail in CI (the CI environment variable set).
+The cross toolchain and QEMU come from the Debian packages in .ci/apt-packages.txt (scripts/test.sh
+installs them); without them these tests fail.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import subprocess
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
-from fixtures_bundle import OPTIONS, copy_bundle
+from fixtures_bundle import copy_bundle
+from fixtures_firmware import (
+    NANO33BLE_CFLAGS,
+    OWN_LABELS,
+    assert_pred_lines_equal_timeline,
+    first_minutes,
+    own_recording,
+    pred_fields,
+    write_stubs,
+)
+from tools import SANITIZERS, compile_ok, run, tool
 
-from harlite.board.firmware import ENGINE_LIMITS, core_footprint, engine_build, measure, run_pipeline
+from harlite.board.firmware import core_footprint, engine_build, measure
+from harlite.board.images import run_pipeline
+from harlite.board.sources import ARM_STARTUP, CORE_SOURCES, RUN_C
 from harlite.board.sources import C_DIR as CORE
-from harlite.board.sources import CORE_SOURCES, RUN_C
-from harlite.board.sources import STARTUP as M4_STARTUP
-from harlite.board.toolchain import CORTEX_M4, QEMU, WARNINGS
+from harlite.board.toolchain import CORES, WARNINGS
 from harlite.bundle.loader import load_bundle
-from harlite.cli import main
 from harlite.codegen.sources import TFLM_DIR
 from harlite.codegen.tflm import DATA_CPP, config_header
-from harlite.core.frontend import ACC, RAW6_CHANNELS, FrontEndSpec, cut_windows, features, quantize
+from harlite.core.frontend import RAW6_CHANNELS, FrontEndSpec, cut_windows, features, quantize
 from harlite.core.protocol import UCI_LABELS as LABELS
 from harlite.data.hapt import load_hapt
-from harlite.data.recordings import Recording, read_csv, write_csv
-from harlite.data.windows import DataSpec, load_split
-from harlite.pipeline.c_sources import write_sources
-from harlite.pipeline.convert import convert
-from harlite.pipeline.train import TrainConfig, train
+from harlite.data.recordings import read_csv
+from harlite.errors import HarliteError
+from harlite.pipeline.c_sources import write_sketch, write_sources
 from harlite.run.simulate import simulate
 from harlite.run.timeline import dump_golden
 
 FIRMWARE = Path(__file__).resolve().parents[1] / "firmware"
 TESTS = FIRMWARE / "tests"
-STARTUP = M4_STARTUP
 SKETCH = FIRMWARE / "arduino" / "harlite_har"
-# What the Arduino Mbed OS Nano Boards core (4.6.0, variants/ARDUINO_NANO33BLE/cflags.txt) compiles C with.
-NANO33BLE_CFLAGS = ["-std=gnu11", "-Os", "-Wall", "-Wextra", "-fdata-sections", "-ffunction-sections",
-                    "-funsigned-char", "-mcpu=cortex-m4", "-mfloat-abi=softfp", "-mfpu=fpv4-sp-d16",
-                    "-mthumb"]  # fmt: skip
-SANITIZERS = ["-fsanitize=address,undefined,float-cast-overflow", "-fno-sanitize-recover=all"]
 RELEASED = Path(__file__).resolve().parents[1] / "models" / "cnn_lstm"
 FLASH_BUDGET, RAM_BUDGET = 4096, 8192
-SAMPLES = 18000  # six minutes at 50 Hz
-# The own-label, accelerometer-only dataset: HAPT recordings without the gyroscope, activities renamed.
-OWN_SUBJECTS, OWN_TEST = ("1", "3", "5", "2"), "2"
-OWN_MERGE = {"WALKING": "walk", "WALKING_UPSTAIRS": "Treppe (\u2191\u2193)", "WALKING_DOWNSTAIRS": "Treppe (\u2191\u2193)",
-             "SITTING": "sit or stand", "STANDING": "sit or stand", "LAYING": "lie down"}  # fmt: skip
-OWN_LABELS = ["walk", "Treppe (\u2191\u2193)", "sit or stand", "lie down"]
+M4 = CORES["cortex-m4"]
 SMOOTHING_MODES = {"none": 0, "majority": 1, "ema": 2}
 GOLDEN_LINE = re.compile(
     r"^golden: samples=(\d+) windows=(\d+) values=(\d+) lsb1=(\d+) worse=(\d+) fnv=(\w+)$", re.MULTILINE
 )
-
-
-def tool(name: str) -> str:
-    """Path of a compiler or emulator; skip without it, but fail in CI, which must install it."""
-    path = shutil.which(name)
-    if path is None:
-        message = f"{name} not found: apt-get install $(cat .ci/apt-packages.txt)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
-
-
-def run(cmd: list, cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(c) for c in cmd], cwd=cwd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
-        check=False,
-    )
-
-
-def compile_ok(cmd: list) -> None:
-    done = run(cmd)
-    assert done.returncode == 0, f"{' '.join(map(str, cmd))}\n{done.stdout}{done.stderr}"
 
 
 def walking(n: int, seed: int = 0) -> np.ndarray:
@@ -99,37 +69,6 @@ def walking(n: int, seed: int = 0) -> np.ndarray:
     raw[:, 1] += np.sin(0.05 * t)
     raw[:, 4] += 0.8 * np.sin(2 * np.pi * 2 * t + 0.4)
     return raw.astype(np.float32)
-
-
-def first_minutes(rec: Recording, n: int = SAMPLES) -> Recording:
-    return replace(rec, samples=rec.samples[:n], labels=None if rec.labels is None else rec.labels[:n])
-
-
-@pytest.fixture(scope="module")
-def own_bundle(tmp_path_factory: pytest.TempPathFactory, _session_cache: Path) -> Path:
-    """A tiny bundle of labels of its own on accelerometer-only data: a dataset folder of four HAPT
-    subjects' recordings without the gyroscope, the six activities merged into four names of its own
-    (dataset.json), trained for two epochs and converted as ``harlite convert`` does (TFLM and C engine)."""
-    root = tmp_path_factory.mktemp("own")
-    data = root / "data"
-    for rec in load_hapt(OWN_SUBJECTS):
-        write_csv(rec.with_raw_channels(ACC), data / rec.subject / f"{rec.source.split(':')[-1]}.csv")
-    (data / "dataset.json").write_text(json.dumps({"labels": OWN_LABELS, "merge": OWN_MERGE}))
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("HARLITE_CACHE", str(_session_cache))
-        split = load_split(DataSpec(data=str(data), test_subjects=(OWN_TEST,), val_subjects=1))
-        metrics = train(root / "run", TrainConfig(epochs=2, options=dict(OPTIONS)), split=split)
-        convert(root / "run", root / "bundle", calibration=200, split=split)
-    counts = {name: int(n) for name, n in zip(OWN_LABELS, np.bincount(split.pool.y, minlength=len(OWN_LABELS)))}
-    print(f"\nown-label acc-only bundle: training windows per class {counts}, test accuracy "
-          f"{metrics['test']['float']['accuracy']:.3f} (float, two epochs)")
-    return root / "bundle"
-
-
-def own_recording(bundle: Path) -> Recording:
-    """The own dataset's first recording of its test subject, as a user's CSV reads back."""
-    folder = Path(load_bundle(bundle).manifest["dataset"]["data"]) / OWN_TEST
-    return read_csv(sorted(folder.glob("*.csv"))[0])
 
 
 @pytest.fixture(scope="module", params=["hapt", "own"])
@@ -244,16 +183,15 @@ def test_host_core_other_front_ends(spec: FrontEndSpec, tmp_path: Path) -> None:
 
 def build_cortex_m4(header_dir: Path, out: Path) -> Path:
     """The same C tests for the Cortex-M4F (newlib, semihosting), linked for QEMU's mps2-an386."""
-    sources = [STARTUP / "startup.c", *CORE_SOURCES, TESTS / "test_core.c"]
-    flags = ["-std=c99", *CORTEX_M4, "-Os", "-g", *WARNINGS, f"-I{header_dir}", f"-I{CORE}"]
-    link = ["--specs=rdimon.specs", "-T", STARTUP / "mps2_an386.ld"]
-    compile_ok([tool("arm-none-eabi-gcc"), *flags, *sources, *link, "-o", out])
+    sources = [ARM_STARTUP, *CORE_SOURCES, TESTS / "test_core.c"]
+    flags = ["-std=c99", *M4.cpu, "-Os", "-g", *WARNINGS, f"-I{header_dir}", f"-I{CORE}"]
+    compile_ok([tool("arm-none-eabi-gcc"), *flags, *sources, *M4.link_flags(), *M4.run_libs, "-o", out])
     return out
 
 
 def test_cortex_m4_under_qemu_equals_host(host_tests: Path, golden: Path, tmp_path: Path) -> None:
     elf = build_cortex_m4(golden, tmp_path / "test_core.elf")
-    on_arm = run_tests([tool("qemu-system-arm"), *QEMU, "-kernel", elf], golden)
+    on_arm = run_tests([*M4.emulator(), "-kernel", elf], golden)
     on_host = run_tests([host_tests], golden)
     assert on_arm == on_host  # bit for bit: the same int8 tensors (hash) and the same 1-LSB count
     print(f"\nCortex-M4 (QEMU mps2-an386) vs host: {on_arm}")
@@ -279,7 +217,7 @@ def test_model_array_cross_compiles_into_flash(golden: Path, tmp_path: Path) -> 
     """The generated model array, as the sketch compiles it: const (flash, .rodata), 16-byte aligned."""
     tflm = golden.parent / "bundle" / TFLM_DIR
     obj = tmp_path / "model_data.o"
-    compile_ok([tool("arm-none-eabi-g++"), "-std=gnu++14", *CORTEX_M4, "-Os", "-Wall", "-Wextra", "-Werror", "-c",
+    compile_ok([tool("arm-none-eabi-g++"), "-std=gnu++14", *M4.cpu, "-Os", "-Wall", "-Wextra", "-Werror", "-c",
                 tflm / DATA_CPP, "-o", obj])  # fmt: skip
     symbols = run([tool("arm-none-eabi-nm"), "-S", obj]).stdout.split()
     _, size, kind = symbols[symbols.index("harlite_model_data") - 3 : symbols.index("harlite_model_data")]
@@ -289,160 +227,68 @@ def test_model_array_cross_compiles_into_flash(golden: Path, tmp_path: Path) -> 
     assert re.search(r"\.rodata\S*\s+\w+\s+\w+\s+\w+\s+\w+\s+2\*\*4", sections), sections
 
 
-def test_sketch_carries_the_core_unchanged() -> None:
-    """The Arduino IDE compiles only the sketch folder, so it holds copies of the core: the same bytes."""
-    for name in ("harlite_core.h", "harlite_core.c", "harlite_serial.h", "harlite_serial.c", "harlite_pipeline.h",
-                 "harlite_pipeline.c"):
-        assert (SKETCH / name).read_bytes() == (CORE / name).read_bytes(), f"cp harlite/board/c/{name} {SKETCH}/"
+def test_sketch_folder_is_what_harlite_writes(tmp_path: Path) -> None:
+    """firmware/arduino/harlite_har holds no file kept by hand: the released bundle's sketch, regenerated
+    from the package and the bundle, is the same folder, file for file and byte for byte."""
+    written = write_sketch(load_bundle(RELEASED), tmp_path / "sketch")
+    assert {p.name for p in written} == {p.name for p in (tmp_path / "sketch").iterdir()} - {".harlite.lock"}
+    ours = {p.name: p.read_bytes() for p in sorted(SKETCH.iterdir()) if p.name != ".harlite.lock"}
+    regenerated = {p.name: p.read_bytes() for p in written}
+    assert sorted(ours) == sorted(regenerated)
+    for name, data in regenerated.items():
+        assert ours[name] == data, f"{SKETCH / name} differs from what harlite writes"
+
+
+def test_an_edited_sketch_is_kept_and_other_files_refused_without_force(tmp_path: Path) -> None:
+    bundle = load_bundle(RELEASED)
+    folder = tmp_path / "sketch"
+    write_sketch(bundle, folder)
+    ino, core = folder / "harlite_har.ino", folder / "harlite_core.c"
+    ino.write_text(ino.read_text().replace("/* #define HARLITE_ENGINE */", "#define HARLITE_ENGINE"))
+    core.write_text(core.read_text() + "\n")  # harlite's file, still marked: refreshed
+    edited = ino.read_text()
+    write_sketch(bundle, folder)
+    assert ino.read_text() == edited and core.read_bytes() == (SKETCH / "harlite_core.c").read_bytes()
+    core.write_text("/* my own core */\n")  # not harlite's any more
+    with pytest.raises(HarliteError, match="--force"):
+        write_sketch(bundle, folder)
+    write_sketch(bundle, folder, force=True)
+    assert ino.read_bytes() == (SKETCH / "harlite_har.ino").read_bytes()
 
 
 # ---------------------------------------------------------------- the whole portable part, as the board runs it
 
 
-def pred_fields(line: str) -> dict[str, str]:
-    assert line.startswith("# pred,"), line
-    return dict(kv.split("=", 1) for kv in line[len("# pred,") :].split(","))
-
-
-def assert_pred_lines_equal_timeline(lines: list[str], timeline: Path) -> None:
-    """Every '# pred' line carries the simulator's window: start_s and end_s (the board prints 6 decimals,
-    the timeline 4), pred_raw, pred_smoothed, and p: the top class's probability to 3 decimals."""
-    rows = json.loads(timeline.read_text())["rows"]
-    assert len(lines) == len(rows) > 0
-    for i, (line, row) in enumerate(zip(lines, rows)):
-        board = pred_fields(line)
-        want = {"start_s": row["start_s"], "end_s": row["end_s"], "pred_raw": row["pred_raw"],
-                "pred_smoothed": row["pred_smoothed"], "p": f"{row['p_' + row['pred_raw']]:.3f}"}  # fmt: skip
-        got = {"start_s": round(float(board["start_s"]), 4), "end_s": round(float(board["end_s"]), 4),
-               "pred_raw": board["pred_raw"], "pred_smoothed": board["pred_smoothed"], "p": board["p"]}  # fmt: skip
-        assert got == want, f"window {i}: {line}"
-
-
-@pytest.fixture(scope="module")
-def replays(tmp_path_factory: pytest.TempPathFactory, _session_cache: Path, own_bundle: Path) -> dict:
-    """Per bundle (released, own): a recording as a CSV file, the samples the board gets from it, and
-    ``harlite simulate BUNDLE REC.csv --runtime c --smoothing majority:3`` (the sketch's smoothing) on it."""
-    root = tmp_path_factory.mktemp("replays")
-    cases = {"released": (RELEASED, load_hapt(["2"])[0]), "own": (own_bundle, own_recording(own_bundle))}
-    result = {}
-    for name, (bundle, rec) in cases.items():
-        csv = write_csv(first_minutes(rec), root / name / "rec.csv")
-        out = root / name / "sim"
-        with pytest.MonkeyPatch.context() as mp:
-            mp.setenv("HARLITE_CACHE", str(_session_cache))
-            done = CliRunner().invoke(main, ["simulate", str(bundle), str(csv), "--runtime", "c", "--smoothing",
-                                             "majority:3", "--out", str(out)])  # fmt: skip
-        assert done.exit_code == 0, done.output
-        result[name] = {"bundle": bundle, "raw": read_csv(csv).samples, "timeline": out / "timeline.json"}
-    return result
-
-
-def test_firmware_on_cortex_m4_prints_what_simulate_predicts_within_limits(replays: dict, tmp_path: Path) -> None:
-    """The released bundle's engine path (front end + C engine + weights + smoothing + serial lines) built
-    for the Cortex-M4 and run under QEMU on six minutes of HAPT test subject 2: every pred line equals the
-    simulator's; flash, RAM (static + measured stack) and instructions per window within issue 14's limits."""
-    tool("arm-none-eabi-gcc")
-    tool("qemu-system-arm")
-    case = replays["released"]
-    figures = measure(engine_build(load_bundle(case["bundle"])), case["raw"], tmp_path)
-    lines = figures.pop("pred_lines")
-    assert_pred_lines_equal_timeline(lines, case["timeline"])
-    assert figures["samples"] == SAMPLES and figures["windows"] == len(lines) == 280 and figures["failed_windows"] == 0
-    parts = figures.pop("parts")
-    print(f"\nengine path on Cortex-M4 (QEMU): {len(lines)} pred lines identical to simulate --runtime c; {figures}")
-    print("parts: " + ", ".join(f"{k} {v['flash_bytes']} B flash / {v['ram_bytes']} B RAM" for k, v in parts.items()))
-    # What is counted: the parts add up to the image, which holds the portable part and what newlib and
-    # libgcc add for it (memcpy, memset), nothing of the test driver, start-up code or stdio.
-    assert sum(v["flash_bytes"] for v in parts.values()) == figures["flash_bytes"]
-    assert sum(v["ram_bytes"] for v in parts.values()) == figures["static_ram_bytes"]
-    engine = load_bundle(RELEASED).manifest["engine"]
-    assert parts["engine model (weights)"]["flash_bytes"] > engine["weight_bytes"]
-    assert parts["engine model (weights)"]["ram_bytes"] == engine["scratch_bytes"]
-    assert parts["pipeline state"]["ram_bytes"] >= 2 * 128 * 9  # the front end's ring and the model's input
-    assert 0 < figures["model_stack_bytes"] <= figures["stack_bytes"] < 4096
-    assert figures["ram_bytes"] == figures["static_ram_bytes"] + figures["stack_bytes"]
-    for key, limit in ENGINE_LIMITS.items():
-        assert figures[key] <= limit, (key, figures[key], limit)
-    assert figures["instructions"]["model"] > 706_800  # at least one instruction per multiply-accumulate
-    # invoke_ms under QEMU: the model's instructions at one a cycle of the nRF52840's 64 MHz
-    expected_ms = figures["instructions"]["model"] / 64_000
-    assert {int(pred_fields(line)["invoke_ms"]) for line in lines} <= {int(expected_ms), int(expected_ms) + 1}
-
-
 def build_host_pipeline(bundle: Path, out: Path) -> Path:
-    """The pipeline driver with the bundle's C engine for the host: gcc, C99, sanitizers, warnings as errors."""
-    build = engine_build(load_bundle(bundle))
+    """The pipeline driver with the bundle's C library for the host: gcc, C99, sanitizers, warnings as errors."""
+    build = engine_build(load_bundle(bundle), out.parent / "library")
     flags = ["-std=c99", "-O1", "-g", *WARNINGS, *SANITIZERS, *build.flags()]
     compile_ok([tool("gcc"), *flags, *build.c_sources, RUN_C, "-o", out])
     return out
 
 
 @pytest.mark.parametrize("case", ["released", "own"])
-def test_pipeline_on_the_host_prints_what_simulate_predicts(case: str, replays: dict, tmp_path: Path) -> None:
-    """The same driver and pipeline under ASan/UBSan on the host, on the released bundle and on the
+def test_pipeline_on_the_host_prints_what_simulate_predicts(case: str, request: pytest.FixtureRequest,
+                                                            tmp_path: Path) -> None:  # fmt: skip
+    """The same driver and library under ASan/UBSan on the host, on the released bundle and on the
     own-label accelerometer-only one (labels with spaces and non-ASCII letters, three raw channels)."""
-    replay = replays[case]
+    replay = request.getfixturevalue(f"{case}_replay")
     lines, figures = run_pipeline([build_host_pipeline(replay["bundle"], tmp_path / "run_pipeline")], replay["raw"],
                                   tmp_path)  # fmt: skip
     assert_pred_lines_equal_timeline(lines, replay["timeline"])
     assert figures["failed_windows"] == 0 and figures["samples"] == len(replay["raw"])
 
 
-def test_own_label_acc_only_engine_path_on_cortex_m4(replays: dict, tmp_path: Path) -> None:
-    tool("qemu-system-arm")
-    replay = replays["own"]
-    figures = measure(engine_build(load_bundle(replay["bundle"])), replay["raw"], tmp_path)
+def test_own_label_acc_only_engine_path_on_cortex_m4(own_replay: dict, tmp_path: Path) -> None:
+    figures = measure(
+        engine_build(load_bundle(own_replay["bundle"]), tmp_path / "library"), own_replay["raw"], tmp_path
+    )
     lines = figures.pop("pred_lines")
-    assert_pred_lines_equal_timeline(lines, replay["timeline"])
+    assert_pred_lines_equal_timeline(lines, own_replay["timeline"])
     assert {pred_fields(line)["pred_raw"] for line in lines} <= set(OWN_LABELS)
-    assert replay["raw"].shape[1] == 3
+    assert own_replay["raw"].shape[1] == 3
     figures.pop("parts")
     print(f"\nown-label acc-only engine path on Cortex-M4 (QEMU): {len(lines)} pred lines identical; {figures}")
-
-
-# Declarations of what the sketch uses from the Arduino core, mbed and the IMU libraries (none is
-# installable here): enough for the compiler to check the sketch's own code and its use of the pipeline.
-SKETCH_STUBS = {
-    "Arduino.h": """#pragma once
-#include <math.h>
-#include <stdint.h>
-#include <string.h>
-#define LED_BUILTIN 13
-#define HIGH 1
-#define LOW 0
-#define OUTPUT 1
-unsigned long micros(void);
-unsigned long millis(void);
-void delay(unsigned long ms);
-void pinMode(int pin, int mode);
-void digitalWrite(int pin, int value);
-struct SerialStub {
-  void begin(unsigned long baud);
-  bool connected();
-  explicit operator bool();
-  void print(const char* text);
-  void print(unsigned long value);
-  void println(const char* text = "");
-};
-extern SerialStub Serial;
-""",
-    "mbed.h": """#pragma once
-#include <stdint.h>
-enum { osPriorityBelowNormal = 16 };
-namespace rtos {
-struct Thread { Thread(int priority, uint32_t stack_size); void start(void (*task)()); };
-struct Semaphore { explicit Semaphore(int count); void acquire(); void release(); };
-}  // namespace rtos
-""",
-    "imu.h": """#pragma once
-struct ImuStub {
-  int begin();
-  int readAcceleration(float& x, float& y, float& z);
-  int readGyroscope(float& x, float& y, float& z);
-};
-extern ImuStub IMU;
-""",
-}
 
 
 @pytest.mark.parametrize("imu", ["HARLITE_IMU_BMI270", "HARLITE_IMU_LSM9DS1"])
@@ -450,14 +296,21 @@ def test_sketch_with_the_c_engine_needs_no_tflm(imu: str, tmp_path: Path) -> Non
     """The sketch folder as the Arduino builder compiles it with -DHARLITE_ENGINE (every .c with the Nano 33
     BLE's C flags, .cpp and the .ino as C++ with Arduino.h first), with no TFLM header on the include path:
     no warning, and nothing of TFLM is included."""
-    for name, text in SKETCH_STUBS.items():
-        (tmp_path / name).write_text(text)
-    for name in ("Arduino_BMI270_BMM150.h", "Arduino_LSM9DS1.h"):
-        shutil.copy(tmp_path / "imu.h", tmp_path / name)
+    write_stubs(tmp_path)
     gcc, gxx = tool("arm-none-eabi-gcc"), tool("arm-none-eabi-g++")
-    cxx = ["-std=gnu++14", *NANO33BLE_CFLAGS[1:], "-Werror", f"-I{tmp_path}", f"-I{SKETCH}", f"-D{imu}", "-DHARLITE_ENGINE"]
+    cxx = [
+        "-std=gnu++14",
+        *NANO33BLE_CFLAGS[1:],
+        "-Werror",
+        f"-I{tmp_path}",
+        f"-I{SKETCH}",
+        f"-D{imu}",
+        "-DHARLITE_ENGINE",
+    ]
     for source in sorted(SKETCH.glob("*.c")):
-        compile_ok([gcc, *NANO33BLE_CFLAGS, "-Werror", f"-I{SKETCH}", "-c", source, "-o", tmp_path / f"{source.stem}.o"])
+        compile_ok(
+            [gcc, *NANO33BLE_CFLAGS, "-Werror", f"-I{SKETCH}", "-c", source, "-o", tmp_path / f"{source.stem}.o"]
+        )
     compile_ok([gxx, *cxx, "-c", SKETCH / DATA_CPP, "-o", tmp_path / "data.o"])
     compile_ok([gxx, *cxx, "-x", "c++", "-include", "Arduino.h", "-c", SKETCH / "harlite_har.ino", "-o", tmp_path / "ino.o",
                 "-MD", "-MF", tmp_path / "ino.d"])  # fmt: skip

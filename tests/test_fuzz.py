@@ -182,7 +182,9 @@ def mutate_board(lines: list[bytes], rng: random.Random) -> list[bytes]:
             lines[i] = bytes(line)
         elif op == 4:
             field = rng.choice([b"rate_hz=50", b"sensors=acc,gyro", b"format=1", b"labels=walk,sit"])
-            lines[0] = lines[0].replace(field, field.split(b"=")[0] + b"=" + rng.choice([b"0", b"-1", b"x", b"", b"1e9"]))
+            lines[0] = lines[0].replace(
+                field, field.split(b"=")[0] + b"=" + rng.choice([b"0", b"-1", b"x", b"", b"1e9"])
+            )
         else:
             lines.insert(i, lines[max(2, i - rng.randint(1, 20))] if len(lines) > 3 else b"")
         if not lines:
@@ -205,6 +207,7 @@ def test_random_board_lines_end_in_0_1_or_2_and_write_only_into_out(tmp_path: Pa
         work.mkdir()
         board = FakeBoard(work)
         out = work / "data"
+
         def feed(board: FakeBoard = board, lines: list[bytes] = lines) -> None:
             with contextlib.suppress(BaseException):  # capture may stop reading at any line: so be it
                 board.wait_open(10)

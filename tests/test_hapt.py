@@ -164,7 +164,10 @@ def test_cli_info_hapt_json(harlite_cache: Path) -> None:
     assert info["split"] == "subject" and info["groups"]["test"] == ["2", "4", "9", "10", "12", "13", "18", "20", "24"]
     train, val, test = (info["windows"][part] for part in ("train", "val", "test"))
     assert len(info["groups"]["val"]) == 4 and not set(info["groups"]["val"]) & set(info["groups"]["train"])
-    assert train["total"] == sum(v for k, v in train.items() if k != "total") and train["total"] + val["total"] > 2 * test["total"]
+    assert (
+        train["total"] == sum(v for k, v in train.items() if k != "total")
+        and train["total"] + val["total"] > 2 * test["total"]
+    )
     assert min(test[k] for k in test) > 300 and test["total"] == 2874  # every class, UCI HAR's test windows
     assert info["warnings"] == []
 
@@ -173,7 +176,11 @@ def test_cli_export_as_a_dataset_folder(tmp_path: Path, harlite_cache: Path) -> 
     result = CliRunner().invoke(main, ["data", "export", "--subjects", "9,2", "--as-dataset", "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*.csv")) == [
-        "2/hapt_exp03_user02.csv", "2/hapt_exp04_user02.csv", "9/hapt_exp17_user09.csv", "9/hapt_exp18_user09.csv"]
+        "2/hapt_exp03_user02.csv",
+        "2/hapt_exp04_user02.csv",
+        "9/hapt_exp17_user09.csv",
+        "9/hapt_exp18_user09.csv",
+    ]
 
 
 @pytest.mark.parametrize("command", [["data"], ["data", "info"], ["data", "export"], ["data", "fetch"]])

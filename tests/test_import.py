@@ -110,7 +110,9 @@ def test_a_sensor_logger_folder_joins_its_sensors_on_their_clocks(walk, tmp_path
     with zipfile.ZipFile(archive, "w") as z:
         for f in folder.iterdir():
             z.write(f, f"{folder.name}/{f.name}")
-    code, out = run("data", "import", archive, "--format", "sensor-logger", "--label", "stairs", "--out", tmp_path / "ds")
+    code, out = run(
+        "data", "import", archive, "--format", "sensor-logger", "--label", "stairs", "--out", tmp_path / "ds"
+    )
     assert code == 0, out
     rec = read_csv(tmp_path / "ds" / "subject1" / f"{folder.name}.csv")
     assert rec.raw_channels[-1] == "gyro_z" and rec.rate == pytest.approx(50.0, rel=1e-3)

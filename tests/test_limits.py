@@ -34,7 +34,9 @@ def test_read_bounded_returns_plain_and_gzipped_bytes_within_the_caps(tmp_path: 
 def test_a_gzip_bomb_is_refused_in_little_memory(tmp_path: Path) -> None:
     bomb = gzip_bomb(tmp_path / "walk.csv.gz", 1 << 30)  # 1 GiB of zeros in 1 MB
     assert bomb.stat().st_size < 2 * MiB
-    result = peak_memory(f"from harlite.io.limits import read_bounded\nread_bounded({str(bomb)!r}, 1 << 30, max_ratio=100)")
+    result = peak_memory(
+        f"from harlite.io.limits import read_bounded\nread_bounded({str(bomb)!r}, 1 << 30, max_ratio=100)"
+    )
     assert result["error"] and "expands more than 100 times" in result["error"] and "walk.csv.gz" in result["error"]
     assert result["peak_mib"] < MEMORY_CAP_MIB, result
     # the same bomb under a plain size cap: cut off at the cap, streamed
@@ -135,7 +137,10 @@ def test_run_folder_records_and_cache_files_are_read_bounded(tmp_path: Path, har
     with pytest.raises(BundleError, match="exists; pass --force"):
         check_replaceable(tmp_path / "protocol.json", force=False)  # no hang on the FIFO
     built = {"x": np.arange(3)}
-    for prefix, plant in (("fifo", lambda p: os.mkfifo(p)), ("damaged", lambda p: p.write_bytes(b"PK\x03\x04 not a zip"))):
+    for prefix, plant in (
+        ("fifo", lambda p: os.mkfifo(p)),
+        ("damaged", lambda p: p.write_bytes(b"PK\x03\x04 not a zip")),
+    ):
         path = cache_dir() / f"{prefix}-{hashlib.sha256(b'id').hexdigest()[:16]}.npz"
         plant(path)
         got = cached_arrays(prefix, "id", lambda: built)

@@ -76,7 +76,7 @@ def test_header_in_any_order_and_case_crlf_bom_blank_lines(tmp_path: Path) -> No
     path = tmp_path / "rec.csv"
     path.write_bytes(b"\xef\xbb\xbf" + text.encode())
     rec = read_csv(path)
-    np.testing.assert_array_equal(rec.samples, np.tile(np.array([1, 2, 3, .4, .5, .6], np.float32), (4, 1)))
+    np.testing.assert_array_equal(rec.samples, np.tile(np.array([1, 2, 3, 0.4, 0.5, 0.6], np.float32), (4, 1)))
     assert rec.classes == ("Sitting", "laying") and rec.labels.tolist() == [0, UNLABELLED, 1, 0]
 
 
@@ -88,7 +88,7 @@ def test_a_serial_capture_with_comment_lines_reads_as_it_is(tmp_path: Path) -> N
     path = tmp_path / "session.csv"
     path.write_text("\n".join(capture) + "\n")
     rec = read_csv(path)
-    np.testing.assert_array_equal(rec.samples, np.tile(np.array([1, 0, 0, .4, .5, .6], np.float32), (4, 1)))
+    np.testing.assert_array_equal(rec.samples, np.tile(np.array([1, 0, 0, 0.4, 0.5, 0.6], np.float32), (4, 1)))
     path.write_text("\n".join(capture[:-1] + ["0.02,1,0,0,.4,.5,.6"]) + "\n")
     with pytest.raises(RecordingError, match=r"line 7: time goes back \(0.02 s after 0.04 s\)"):
         read_csv(path)
@@ -143,12 +143,24 @@ def test_a_one_hour_file_reads_back_whole(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("rows", "header", "message"),
     [
-        (_rows(), "time_s,acc_x,acc_y,gyro_x,gyro_y,gyro_z,label", r"line 1: no column acc_z; the header is 'time_s,acc_x,acc_y,gyro_x"),
-        (_rows(3) + ["0.060000,0.1,abc,1.0,0.01,0.02,0.03,"] + _rows(2), CSV_HEADER, r"line 5: 'abc' in column 'acc_y' is not a number"),
+        (
+            _rows(),
+            "time_s,acc_x,acc_y,gyro_x,gyro_y,gyro_z,label",
+            r"line 1: no column acc_z; the header is 'time_s,acc_x,acc_y,gyro_x",
+        ),
+        (
+            _rows(3) + ["0.060000,0.1,abc,1.0,0.01,0.02,0.03,"] + _rows(2),
+            CSV_HEADER,
+            r"line 5: 'abc' in column 'acc_y' is not a number",
+        ),
         (_rows(3) + ["0.060000,0.1,0.2,1.0,0.01,0.02"], CSV_HEADER, r"line 5: 6 fields"),
         (_rows(3) + ["0.060000,0.1,nan,1.0,0.01,0.02,0.03,"], CSV_HEADER, r"line 5: a value is not a finite number"),
         (_rows(4) + ["0.500000,0.1,0.2,1.0,0.01,0.02,0.03,"], CSV_HEADER, r"line 6: a gap of 0.440 s"),
-        (_rows(4) + ["0.040000,0.1,0.2,1.0,0.01,0.02,0.03,"], CSV_HEADER, r"line 6: time goes back \(0.04 s after 0.06 s\).*split it there"),
+        (
+            _rows(4) + ["0.040000,0.1,0.2,1.0,0.01,0.02,0.03,"],
+            CSV_HEADER,
+            r"line 6: time goes back \(0.04 s after 0.06 s\).*split it there",
+        ),
         (_rows(), "time_s,acc_x,acc_y,acc_z,gyro_x,gyro_y,label", r"line 1: missing column gyro_z"),
         (_rows(dt=20.0), CSV_HEADER, r"looks like milliseconds \(50 Hz if so\)"),
         (_rows(dt=2000.0), CSV_HEADER, r"rises by 2000 per sample, which looks like microseconds \(500 Hz"),

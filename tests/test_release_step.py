@@ -39,7 +39,9 @@ def test_a_folder_harlite_did_not_release_is_never_deleted(run_dir: Path, tmp_pa
     assert tree(target) == before
 
 
-def test_a_release_is_replaced_only_with_force_and_only_if_all_its_files_are_harlites(run_dir: Path, tmp_path: Path) -> None:
+def test_a_release_is_replaced_only_with_force_and_only_if_all_its_files_are_harlites(
+    run_dir: Path, tmp_path: Path
+) -> None:
     target = tmp_path / "models" / "mine"
     release_bundle(run_dir, target, force=False)
     assert load_bundle(target).labels and (target / "report.md").is_file()

@@ -284,7 +284,9 @@ def test_cli_replays_a_phone_recording_without_labels_or_a_one_label_dataset(tin
     assert summary["metrics"] is None and summary["windows"]["no_labels"] == summary["windows"]["total"] > 40
     assert summary["predictions"] == reference["predictions"]
     assert "predicted (windows)" in _run(tiny_bundle, in_g, "--runtime", "litert").output
-    labelled = replace(recording, samples=recording.samples[:3000], labels=np.where(recording.labels[:3000] == 4, 4, -1))
+    labelled = replace(
+        recording, samples=recording.samples[:3000], labels=np.where(recording.labels[:3000] == 4, 4, -1)
+    )
     write_csv(labelled, tmp_path / "one" / "ann" / "standing.csv")
     res = _run(tiny_bundle, "--dataset", tmp_path / "one", "--runtime", "litert")
     assert res.exit_code == 0 and "measured on STANDING" in res.output, res.output

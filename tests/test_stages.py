@@ -125,8 +125,12 @@ def test_changed_code_identity_redoes_the_stages(pipeline: Pipeline, monkeypatch
     pipeline.run()
     identity = code_identity()
     assert identity["frontend"] == harlite.core.frontend.IMPLEMENTATION and identity["harlite"] == harlite.__version__
-    assert identity["parsers"]["hapt"] == hapt.PARSER_VERSION and identity["parsers"]["uci_har"] == uci_har.PARSER_VERSION
-    monkeypatch.setattr(harlite.core.frontend, "IMPLEMENTATION", harlite.core.frontend.IMPLEMENTATION + 1)  # a new front end
+    assert (
+        identity["parsers"]["hapt"] == hapt.PARSER_VERSION and identity["parsers"]["uci_har"] == uci_har.PARSER_VERSION
+    )
+    monkeypatch.setattr(
+        harlite.core.frontend, "IMPLEMENTATION", harlite.core.frontend.IMPLEMENTATION + 1
+    )  # a new front end
     capsys.readouterr()
     assert pipeline.run() == ["data", "model", "bundle"]
     assert "[1/3] data... (code changed)" in capsys.readouterr().err
@@ -186,7 +190,9 @@ def test_a_second_writer_is_refused_until_the_first_exits(tmp_path: Path) -> Non
     holder = _hold(out)
     try:
         start = time.perf_counter()
-        with pytest.raises(HarliteError, match=rf"{out} is being written by another harlite process \(pid {holder.pid}"):
+        with pytest.raises(
+            HarliteError, match=rf"{out} is being written by another harlite process \(pid {holder.pid}"
+        ):
             RunFolder(out, total=1)
         with pytest.raises(HarliteError, match=r"wait for it to finish, or write to another folder \(--out\)"):
             with folder_lock(out):

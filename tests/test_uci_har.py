@@ -220,7 +220,9 @@ def test_fetch_refuses_a_zip_bomb_in_little_memory(tmp_path: Path, bomb, message
     assert not (cache / "uci-har.zip").exists()
 
 
-def test_the_check_and_the_parse_stream_a_large_member(tmp_path: Path, uci_har_folder: Path, harlite_cache: Path) -> None:
+def test_the_check_and_the_parse_stream_a_large_member(
+    tmp_path: Path, uci_har_folder: Path, harlite_cache: Path
+) -> None:
     """A dataset file bigger than the member cap is refused by name, in the folder form too."""
     folder = tmp_path / FOLDER
     shutil.copytree(uci_har_folder, folder)

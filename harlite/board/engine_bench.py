@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from harlite.board.sources import STARTUP
-from harlite.board.toolchain import CORTEX_M4, ICOUNT, QEMU, WARNINGS, object_size, run_tool, tool
+from harlite.board.sources import ARM_STARTUP
+from harlite.board.toolchain import CORES, CORTEX_M4, ICOUNT, WARNINGS, object_size, run_tool, tool
 from harlite.engine.generate import KERNELS_DIR, MODEL_C, Engine, generate
 from harlite.errors import HarliteError
 
@@ -24,6 +24,7 @@ BENCH_C = KERNELS_DIR / "harlite_engine_bench.c"
 FIGURES = re.compile(r"engine: windows=(\d+) ticks=(\d+) worst=(\d+) calibration_ticks=(\d+) "
                      r"calibration_instructions=(\d+) stack=(\d+) scratch=(\d+)")  # fmt: skip
 M4_FLAGS = ("-std=c99", *CORTEX_M4, "-Os", "-ffunction-sections", "-fdata-sections", *WARNINGS)
+M4 = CORES["cortex-m4"]
 
 
 def write_sources(engine: Engine, folder: Path) -> list[Path]:
@@ -39,8 +40,8 @@ def build_cortex_m4(engine: Engine, folder: Path, portable: bool = False) -> Pat
     sources = write_sources(engine, folder)
     defines = ["-DHARLITE_ENGINE_PORTABLE"] if portable else []
     elf = folder / ("engine_portable.elf" if portable else "engine.elf")
-    run_tool([tool("arm-none-eabi-gcc"), *M4_FLAGS, *defines, f"-I{folder}", STARTUP / "startup.c", *sources, BENCH_C,
-          "--specs=rdimon.specs", "-Wl,--gc-sections", "-T", STARTUP / "mps2_an386.ld", "-o", elf])  # fmt: skip
+    run_tool([tool("arm-none-eabi-gcc"), *M4_FLAGS, *defines, f"-I{folder}", ARM_STARTUP, *sources, BENCH_C,
+              *M4.link_flags(), *M4.run_libs, "-Wl,--gc-sections", "-o", elf])  # fmt: skip
     return elf
 
 
@@ -52,7 +53,7 @@ def run_cortex_m4(engine: Engine, windows: np.ndarray, portable: bool = False) -
         folder = Path(tmp)
         elf = build_cortex_m4(engine, folder, portable)
         windows.tofile(folder / "input_int8.bin")
-        text = run_tool([tool("qemu-system-arm"), *QEMU, *ICOUNT, "-kernel", elf], cwd=folder)
+        text = run_tool([*M4.emulator(), *ICOUNT, "-kernel", elf], cwd=folder)
         scores = np.fromfile(folder / "output_int8.bin", np.int8).reshape(-1, engine.classes)
     match = FIGURES.search(text)
     if not match:
@@ -63,8 +64,11 @@ def run_cortex_m4(engine: Engine, windows: np.ndarray, portable: bool = False) -
         "windows": n,
         "instructions_per_window": round(ticks * per_tick / max(n, 1)),
         "instructions_worst_window": round(worst * per_tick),
-        "calibration": {"loop_instructions": cal_instr, "systick_ticks": cal_ticks,
-                        "instructions_per_tick": per_tick},  # fmt: skip
+        "calibration": {
+            "loop_instructions": cal_instr,
+            "systick_ticks": cal_ticks,
+            "instructions_per_tick": per_tick,
+        },  # fmt: skip
         "stack_bytes": stack,
         "scratch_bytes": scratch,
         "path": "portable C" if portable else "DSP (SMLAD)",

@@ -156,5 +156,3 @@ def _datasets(h5: Any) -> list[str]:
     found: list[str] = []
     h5.visititems(lambda item_name, obj: found.append(item_name) if isinstance(obj, h5py.Dataset) else None)
     return found
-
-

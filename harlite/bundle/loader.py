@@ -91,7 +91,9 @@ class Bundle:
         path = self._resolve(kind)
         with open_regular(path, BundleError) as f:  # a regular file (no device, FIFO or folder)
             size = os.fstat(f.fileno()).st_size
-        self._check(kind, path, size, sha256_file(path, MAX_ARTIFACT_BYTES) if size == self.entry(kind)["bytes"] else "")
+        self._check(
+            kind, path, size, sha256_file(path, MAX_ARTIFACT_BYTES) if size == self.entry(kind)["bytes"] else ""
+        )
         return path
 
     def _verified_bytes(self, kind: str) -> bytes:
@@ -163,8 +165,11 @@ class Bundle:
         for kind in kinds:
             text = self._verified_bytes(kind).decode("utf-8", errors="replace")
             if _without_comment(text) != _without_comment(expected[kind]):
-                what = ("the model array differs from the int8 model byte for byte" if kind in MODEL_ARRAY_KINDS
-                        else "it differs from what this harlite generates from the int8 model and the manifest")
+                what = (
+                    "the model array differs from the int8 model byte for byte"
+                    if kind in MODEL_ARRAY_KINDS
+                    else "it differs from what this harlite generates from the int8 model and the manifest"
+                )
                 raise BundleError(f"{self.root / self.entry(kind)['file']} is not the C source of "
                                   f"{self.entry('int8')['file']} ({what}): the bundle was altered or made by "
                                   f"another harlite; {REBUILD}.")  # fmt: skip
@@ -199,4 +204,3 @@ def load_bundle(path: str | Path, verify: bool = True) -> Bundle:
     if verify:
         bundle.verify()
     return bundle
-

@@ -57,7 +57,11 @@ def _units(channels: list[str]) -> list[str]:
 
 
 IMU_ACC = ({"name": "acc_x", "unit": "g"}, {"name": "acc_y", "unit": "g"}, {"name": "acc_z", "unit": "g"})
-IMU_GYRO = ({"name": "gyro_x", "unit": "rad/s"}, {"name": "gyro_y", "unit": "rad/s"}, {"name": "gyro_z", "unit": "rad/s"})
+IMU_GYRO = (
+    {"name": "gyro_x", "unit": "rad/s"},
+    {"name": "gyro_y", "unit": "rad/s"},
+    {"name": "gyro_z", "unit": "rad/s"},
+)
 # A label goes into C string literals and the board's serial lines: harlite.core.protocol.check_label is the rule.
 LABEL = Checked(check_label, f"a label of 1 to {LABEL_MAX_BYTES} UTF-8 bytes without control characters, ',', "
                 "'=', quotes, backslashes or surrounding spaces")  # fmt: skip
@@ -202,7 +206,9 @@ def _check_semantics(manifest: dict[str, Any], where: str) -> None:
                           f"{REBUILD}.")  # fmt: skip
     quant, norm = manifest["quantization"]["input"], manifest["normalization"]
     with np.errstate(all="ignore"):
-        mul, add = quantize_params(np.asarray(norm["mean"]), np.asarray(norm["std"]), quant["scale"], quant["zero_point"])
+        mul, add = quantize_params(
+            np.asarray(norm["mean"]), np.asarray(norm["std"]), quant["scale"], quant["zero_point"]
+        )
     if not (np.isfinite(mul).all() and np.isfinite(add).all()):
         raise BundleError(f"{where}: field normalization.std holds a standard deviation too small to quantize "
                           f"with quantization.input.scale {quant['scale']:g}; {ALTERED}.")  # fmt: skip
@@ -217,7 +223,9 @@ def read_manifest(path: Path) -> dict[str, Any]:
     keys) and validate it; a BundleError otherwise."""
     data = read_bounded(path, MAX_MANIFEST_BYTES, error=BundleError)
     try:
-        manifest = json.loads(data.decode("utf-8"), parse_constant=no_json_constants, object_pairs_hook=no_duplicate_keys)
+        manifest = json.loads(
+            data.decode("utf-8"), parse_constant=no_json_constants, object_pairs_hook=no_duplicate_keys
+        )
     except UnicodeDecodeError:
         raise BundleError(f"{path} is not UTF-8 text: it is not a bundle manifest; {REBUILD}.") from None
     except json.JSONDecodeError as e:
@@ -238,7 +246,9 @@ def manifest_path(path: str | Path) -> Path:
                               "or 'harlite convert'.")  # fmt: skip
         return found
     if not path.exists():
-        raise BundleError(f"{path} does not exist: point to a bundle folder made by 'harlite build' or 'harlite convert'.")
+        raise BundleError(
+            f"{path} does not exist: point to a bundle folder made by 'harlite build' or 'harlite convert'."
+        )
     if path.suffix.lower() != ".json":
         raise BundleError(f"{path} is not a bundle: pass the bundle's folder or its {MANIFEST} (made by "
                           "'harlite build' or 'harlite convert').")  # fmt: skip

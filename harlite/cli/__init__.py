@@ -65,12 +65,17 @@ class LazyGroup(click.Group):
             if verbose():
                 raise
             where = f"{printable(str(error.filename))}: " if error.filename else ""
-            raise _Failure(f"{where}{error.strerror or error}; check the path, its permissions and free space", 2) from None
+            raise _Failure(
+                f"{where}{error.strerror or error}; check the path, its permissions and free space", 2
+            ) from None
         except Exception as error:  # a bug: say so in one line, the traceback on request
             if verbose():
                 raise
-            raise _Failure(f"internal error ({type(error).__name__}: {error}); rerun with --verbose for the "
-                           "traceback and report it", 1) from None
+            raise _Failure(
+                f"internal error ({type(error).__name__}: {error}); rerun with --verbose for the "
+                "traceback and report it",
+                1,
+            ) from None
 
 
 class _Failure(click.ClickException):
@@ -88,8 +93,14 @@ def _set_verbose(ctx: click.Context, param: click.Parameter, value: bool) -> Non
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="harlite")
-@click.option("--verbose", is_flag=True, expose_value=False, is_eager=True, callback=_set_verbose,
-              help="Show TensorFlow's own log and full tracebacks.")
+@click.option(
+    "--verbose",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_set_verbose,
+    help="Show TensorFlow's own log and full tracebacks.",
+)
 def main() -> None:
     """harlite: a small, accurate activity classifier from a dataset to a microcontroller or a phone.
 
@@ -105,7 +116,7 @@ def main() -> None:
       build     all of the above in one resumable run
       bench     every stage's figures in one JSON
       capture   record a labelled dataset from a board over serial
-      export    the model as a folder: a web page that runs it in a phone's browser
+      export    the model as a folder: a C library (Arduino, CMake: ESP-IDF, Zephyr), a web page
       serve     that page over HTTPS for a phone, its recordings into a dataset
 
     \b

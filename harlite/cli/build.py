@@ -16,22 +16,48 @@ from harlite.pipeline.build import build as run
 
 
 @click.command()
-@click.option("--model", "model_name", type=click.Choice(["cnn_lstm", "lstm"]), default="cnn_lstm", show_default=True,
-              help="Architecture: cnn_lstm (compact default for MCUs) or lstm (two stacked LSTM(32)).")
+@click.option(
+    "--model",
+    "model_name",
+    type=click.Choice(["cnn_lstm", "lstm"]),
+    default="cnn_lstm",
+    show_default=True,
+    help="Architecture: cnn_lstm (compact default for MCUs) or lstm (two stacked LSTM(32)).",
+)
 @data_options
-@click.option("--epochs", type=click.IntRange(1), default=None,
-              help="Training epochs.  [default: chosen from the amount of data; 80 for HAPT]")
-@click.option("--target", type=click.Choice(list(TARGETS)), default=DEFAULT_TARGET, show_default=True,
-              help="The TFLM the firmware builds against (see 'harlite convert --help').")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/default"),
-              show_default=True, help="Run folder; a stage whose inputs are unchanged is not redone.")
+@click.option(
+    "--epochs",
+    type=click.IntRange(1),
+    default=None,
+    help="Training epochs.  [default: chosen from the amount of data; 80 for HAPT]",
+)
+@click.option(
+    "--target",
+    type=click.Choice(list(TARGETS)),
+    default=DEFAULT_TARGET,
+    show_default=True,
+    help="The TFLM the firmware builds against (see 'harlite convert --help').",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("runs/default"),
+    show_default=True,
+    help="Run folder; a stage whose inputs are unchanged is not redone.",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for training and QAT.")
 @stream_option
 @workers_option
 @click.option("--quick", is_flag=True, help="A small smoke run (2 epochs, part of the test data), about 75 s.")
-@click.option("--release", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Also copy the finished bundle and report here, e.g. models/cnn_lstm.")
-@click.option("--force", is_flag=True, help="Replace an existing bundle at --release (never files harlite did not write).")
+@click.option(
+    "--release",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Also copy the finished bundle and report here, e.g. models/cnn_lstm.",
+)
+@click.option(
+    "--force", is_flag=True, help="Replace an existing bundle at --release (never files harlite did not write)."
+)
 @click.option("--release-failed", is_flag=True, help="Release even when the parity check fails.")
 @click.option("--json", "as_json", is_flag=True, help="Print the gathered results as JSON on stdout.")
 def build(model_name: str, data: Path | None, test_data: Path | None, test_subjects: tuple[str, ...] | None,
@@ -73,22 +99,48 @@ def build(model_name: str, data: Path | None, test_data: Path | None, test_subje
             f"parity {'passed' if results['parity']['passed'] else 'FAILED'}"
         )
     if release is not None and not results["release"]["released"]:
-        click.echo(f"parity FAILED: {release} was not released (the bundle is in {out}/bundle; --release-failed "
-                   "releases it anyway)", err=True)
+        click.echo(
+            f"parity FAILED: {release} was not released (the bundle is in {out}/bundle; --release-failed "
+            "releases it anyway)",
+            err=True,
+        )
     if not results["parity"]["passed"]:
         raise SystemExit(1)
 
 
 @click.command()
 @click.argument("sections", nargs=-1, type=click.Choice(SECTIONS + ("all",)))
-@click.option("--bundle", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("models/cnn_lstm"), show_default=True, help="Bundle whose figures are measured.")
-@click.option("--seeds", type=click.IntRange(1), default=3, show_default=True,
-              help="Seeds for the train section (mean and spread).")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write the figures to this JSON file (default: bench.json).")
-@click.option("--scale-work", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/bench-scale"),
-              show_default=True, help="Folder of the scale section: its data copies, window cache and runs (kept).")
+@click.option(
+    "--bundle",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("models/cnn_lstm"),
+    show_default=True,
+    help="Bundle whose figures are measured.",
+)
+@click.option(
+    "--seeds",
+    type=click.IntRange(1),
+    default=3,
+    show_default=True,
+    help="Seeds for the train section (mean and spread).",
+)
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    is_flag=False,
+    flag_value=Path("-"),
+    help="Write the figures to this JSON file (default: bench.json); --json alone "
+    "prints them on stdout (the table then goes to stderr).",
+)
+@click.option(
+    "--scale-work",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("runs/bench-scale"),
+    show_default=True,
+    help="Folder of the scale section: its data copies, window cache and runs (kept).",
+)
 @click.option("--force", is_flag=True, help="Overwrite the JSON file.")
 def bench(sections: tuple[str, ...], bundle: Path, seeds: int, json_path: Path | None, scale_work: Path,
           force: bool) -> None:  # fmt: skip
@@ -96,23 +148,29 @@ def bench(sections: tuple[str, ...], bundle: Path, seeds: int, json_path: Path |
 
     SECTIONS: data (cold and warm load), train (float/PTQ/QAT over --seeds seeds, both models; slow),
     bundle (sizes, arena, parity and host latency of --bundle), simulate (replay throughput), firmware
-    (the firmware's portable part on a Cortex-M4 under QEMU: flash, RAM with stack and instructions per
-    window, with the C engine, and with TFLM when HARLITE_TFLM_ARDUINO names a checkout of the Arduino
-    library tflite-micro-arduino-examples), scale (peak memory and windows per second of one training
-    epoch on 1x, 4x and 16x HAPT, one worker and two; slow, 1.5 GB of hard-linked CSV copies and the
-    windows in --scale-work). Default: all but train and scale.
+    (the firmware's per-sample path under QEMU on Cortex-M0, M4F, M7, M33 and RV32IMC: flash, RAM with
+    stack and instructions per window, with the C engine, and on the M4 with TFLM when
+    HARLITE_TFLM_ARDUINO names a checkout of the Arduino library tflite-micro-arduino-examples), scale
+    (peak memory and windows per second of one training epoch on 1x, 4x and 16x HAPT, one worker and two;
+    slow, 1.5 GB of hard-linked CSV copies and the windows in --scale-work). Default: all but train and
+    scale.
 
     \b
     Examples:
       harlite bench --json bench.json
+      harlite bench firmware --json > firmware.json
       harlite bench data
       harlite bench train --seeds 3 --json bench_train.json
       harlite bench scale --json bench_scale.json
     """
     chosen = tuple(s for s in SECTIONS if s not in SLOW_SECTIONS) if not sections else sections
     chosen = SECTIONS if "all" in chosen else chosen
-    path = check_writable(json_path or Path("bench.json"), force)
+    to_stdout = json_path == Path("-")
+    path = None if to_stdout else check_writable(json_path or Path("bench.json"), force)
     figures = run_bench(chosen, bundle=bundle, seeds=seeds, scale_work=scale_work)
-    write_json(path, figures)
-    click.echo(format_table(figures))
-    click.echo(f"wrote {path}")
+    click.echo(format_table(figures), err=to_stdout)
+    if path is None:
+        click.echo(json.dumps(figures, indent=2, default=str))
+    else:
+        write_json(path, figures)
+        click.echo(f"wrote {path}")

@@ -19,13 +19,25 @@ from harlite.errors import HarliteError
 @click.option("--label", help="The activity being recorded (the label column); with --labels, the one to start with.")
 @click.option("--labels", help="Comma-separated labels for keys 1-9, e.g. walk,sit,brush (interactive mode).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="The dataset folder.")
-@click.option("--subject", default=DEFAULT_SUBJECT, show_default=True,
-              help="Who or what wears the board: the recordings' folder under --out.")
-@click.option("--seconds", type=click.FloatRange(min=0, min_open=True),
-              help="Stop after this many seconds of samples (default: until q or Ctrl-C).")
+@click.option(
+    "--subject",
+    default=DEFAULT_SUBJECT,
+    show_default=True,
+    help="Who or what wears the board: the recordings' folder under --out.",
+)
+@click.option(
+    "--seconds",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Stop after this many seconds of samples (default: until q or Ctrl-C).",
+)
 @click.option("--baud", type=click.IntRange(min=1), default=BAUD, show_default=True, help="Serial baud rate.")
-@click.option("--wait", type=click.FloatRange(min=0.1), default=WAIT_S, show_default=True,
-              help="Seconds to wait for the board's CSV header (and, later, for any line).")
+@click.option(
+    "--wait",
+    type=click.FloatRange(min=0.1),
+    default=WAIT_S,
+    show_default=True,
+    help="Seconds to wait for the board's CSV header (and, later, for any line).",
+)
 @click.option("--list-ports", is_flag=True, help="List the serial ports and exit.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 def capture(port: str | None, label: str | None, labels: str | None, out: Path | None, subject: str,
@@ -55,7 +67,9 @@ def capture(port: str | None, label: str | None, labels: str | None, out: Path |
         if as_json:
             click.echo(json.dumps(ports, indent=2))
         for p in [] if as_json else ports:
-            click.echo(f"{p['device']}\t{p['description']}\t{p['hwid']}" + ("\t(Arduino)" if p["vid"] == 0x2341 else ""))
+            click.echo(
+                f"{p['device']}\t{p['description']}\t{p['hwid']}" + ("\t(Arduino)" if p["vid"] == 0x2341 else "")
+            )
         if not ports and not as_json:
             click.echo("no serial ports found: plug the board in (a charge-only USB cable shows none)", err=True)
         return

@@ -15,16 +15,33 @@ from harlite.pipeline.convert import convert as run
 
 @click.command()
 @click.argument("model", type=click.Path(path_type=Path))
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Bundle folder to write (not needed when MODEL is a bundle).")
-@click.option("--firmware", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Also write the TFLM and C engine sources into this sketch folder, e.g. firmware/arduino/harlite_har.")
-@click.option("--target", type=click.Choice(list(TARGETS)), default=None,
-              help="The TFLM the firmware builds against: tflm-arduino-2023.02 (the sketch's Arduino library) "
-                   "or tflm-2026 (today's TFLM). The int8 model is written to run there as parity certifies.  "
-                   f"[default: {DEFAULT_TARGET}; a bundle keeps its own]")
-@click.option("--calibration", type=click.IntRange(1), default=500, show_default=True,
-              help="Calibration windows for the int8 model, from training subjects only.")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Bundle folder to write (not needed when MODEL is a bundle).",
+)
+@click.option(
+    "--firmware",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Also write the TFLM and C engine sources into this sketch folder, e.g. firmware/arduino/harlite_har.",
+)
+@click.option(
+    "--target",
+    type=click.Choice(list(TARGETS)),
+    default=None,
+    help="The TFLM the firmware builds against: tflm-arduino-2023.02 (the sketch's Arduino library) "
+    "or tflm-2026 (today's TFLM). The int8 model is written to run there as parity certifies.  "
+    f"[default: {DEFAULT_TARGET}; a bundle keeps its own]",
+)
+@click.option(
+    "--calibration",
+    type=click.IntRange(1),
+    default=500,
+    show_default=True,
+    help="Calibration windows for the int8 model, from training subjects only.",
+)
 @click.option("--force", is_flag=True, help="Overwrite an existing bundle's files.")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON on stdout.")
 def convert(model: Path, out: Path | None, firmware: Path | None, target: str | None, calibration: int, force: bool,
@@ -59,8 +76,9 @@ def convert(model: Path, out: Path | None, firmware: Path | None, target: str | 
     else:
         if out is None:
             raise click.UsageError("--out is required: the bundle folder to write.")
-        manifest = run(model, out, calibration=calibration, force=force, firmware=firmware,
-                       target=target or DEFAULT_TARGET)
+        manifest = run(
+            model, out, calibration=calibration, force=force, firmware=firmware, target=target or DEFAULT_TARGET
+        )
     if as_json:
         click.echo(json.dumps(manifest, indent=2))
     else:

@@ -41,8 +41,12 @@ def data() -> None:
 
 @data.command()
 @data_options
-@click.option("--source", type=click.Choice(SOURCES), default=None,
-              help="hapt (the default without --data) or uci-har (the official pre-cut windows, with --from).")
+@click.option(
+    "--source",
+    type=click.Choice(SOURCES),
+    default=None,
+    help="hapt (the default without --data) or uci-har (the official pre-cut windows, with --from).",
+)
 @click.option("--from", "path", type=click.Path(exists=True, path_type=Path), help="UCI HAR zip or folder.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
 def info(data: Path | None, test_data: Path | None, test_subjects: tuple[str, ...] | None, val_subjects: int | None,
@@ -138,16 +142,30 @@ def fetch(dataset: str, path: Path | None, force: bool) -> None:
 
 @data.command(name="import")
 @click.argument("source", type=click.Path(exists=True, path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(FORMATS), required=True,
-              help="phyphox (a CSV export), sensor-logger (an export folder or zip), wisdm (WISDM v1.1 raw "
-                   "text), csv (any CSV with time and x, y, z columns; see --mapping).")
-@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="The dataset folder to write.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    required=True,
+    help="phyphox (a CSV export), sensor-logger (an export folder or zip), wisdm (WISDM v1.1 raw "
+    "text), csv (any CSV with time and x, y, z columns; see --mapping).",
+)
+@click.option(
+    "--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="The dataset folder to write."
+)
 @click.option("--label", help="The activity of every sample, for sources without labels.")
 @click.option("--subject", help="The subject folder under --out (WISDM: its users).  [default: subject1]")
-@click.option("--units", callback=parse_units, help="Units of the source where it does not say, e.g. acc=m/s^2,gyro=deg/s.")
-@click.option("--gravity", type=click.Choice(["removed"]), help="Accept acceleration without gravity (linear acceleration).")
-@click.option("--mapping", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="csv: a JSON file with dataset.json's column keys (columns, time_unit, rate_hz, csv, units).")
+@click.option(
+    "--units", callback=parse_units, help="Units of the source where it does not say, e.g. acc=m/s^2,gyro=deg/s."
+)
+@click.option(
+    "--gravity", type=click.Choice(["removed"]), help="Accept acceleration without gravity (linear acceleration)."
+)
+@click.option(
+    "--mapping",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="csv: a JSON file with dataset.json's column keys (columns, time_unit, rate_hz, csv, units).",
+)
 @click.option("--force", is_flag=True, help="Replace files an earlier import wrote.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
 def import_(source: Path, fmt: str, out: Path, label: str | None, subject: str | None, units: object,

@@ -40,22 +40,49 @@ def _samples(value: str | None, rate: float, option: str) -> int | None:
 def data_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """--data, --test-data, --test-subjects, --val-subjects, --rate, --window, --hop."""
     options = [
-        click.option("--data", "data", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
-                     help="A folder of your CSV recordings (one subfolder per subject; docs/data.md). "
-                          "Default: the embedded UCI HAPT recordings."),
-        click.option("--test-data", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
-                     help="A folder of recordings that is the test split (same labels and sensors as --data)."),
-        click.option("--test-subjects", callback=parse_groups, default=None,
-                     help="Subjects (first-level folder names) held out for testing, e.g. alice,bob. "
-                          "Default: 20% of the subjects (HAPT: UCI HAR's nine)."),
-        click.option("--val-subjects", type=click.IntRange(0), default=None,
-                     help="Training subjects held out for validation (QAT selects on them). Default: 15% (HAPT: 4)."),
-        click.option("--rate", "rate_hz", type=click.FloatRange(1, 5000), default=None,
-                     help="Sample rate of the model in Hz; recordings are resampled to it.  [default: 50]"),
-        click.option("--window", callback=_length, default=None,
-                     help="Window in samples or seconds (128 or 2.56s).  [default: 128]"),
-        click.option("--hop", callback=_length, default=None,
-                     help="Hop between windows in samples or seconds.  [default: 64]"),
+        click.option(
+            "--data",
+            "data",
+            type=click.Path(exists=True, file_okay=False, path_type=Path),
+            default=None,
+            help="A folder of your CSV recordings (one subfolder per subject; docs/data.md). "
+            "Default: the embedded UCI HAPT recordings.",
+        ),
+        click.option(
+            "--test-data",
+            type=click.Path(exists=True, file_okay=False, path_type=Path),
+            default=None,
+            help="A folder of recordings that is the test split (same labels and sensors as --data).",
+        ),
+        click.option(
+            "--test-subjects",
+            callback=parse_groups,
+            default=None,
+            help="Subjects (first-level folder names) held out for testing, e.g. alice,bob. "
+            "Default: 20% of the subjects (HAPT: UCI HAR's nine).",
+        ),
+        click.option(
+            "--val-subjects",
+            type=click.IntRange(0),
+            default=None,
+            help="Training subjects held out for validation (QAT selects on them). Default: 15% (HAPT: 4).",
+        ),
+        click.option(
+            "--rate",
+            "rate_hz",
+            type=click.FloatRange(1, 5000),
+            default=None,
+            help="Sample rate of the model in Hz; recordings are resampled to it.  [default: 50]",
+        ),
+        click.option(
+            "--window",
+            callback=_length,
+            default=None,
+            help="Window in samples or seconds (128 or 2.56s).  [default: 128]",
+        ),
+        click.option(
+            "--hop", callback=_length, default=None, help="Hop between windows in samples or seconds.  [default: 64]"
+        ),
     ]
     for option in reversed(options):
         command = option(command)

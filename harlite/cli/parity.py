@@ -11,17 +11,41 @@ from harlite.run.parity import Thresholds, run
 
 @click.command()
 @click.argument("bundle", type=click.Path(exists=True))
-@click.option("--split", type=click.Choice(["test", "train", "all"]), default="test", show_default=True,
-              help="Whose windows: the bundle's test split, its training subjects, or all.")
+@click.option(
+    "--split",
+    type=click.Choice(["test", "train", "all"]),
+    default="test",
+    show_default=True,
+    help="Whose windows: the bundle's test split, its training subjects, or all.",
+)
 @click.option("--limit", type=click.IntRange(min=1), help="Use N windows spread evenly over the split.")
-@click.option("--min-tflm-agreement", type=click.FloatRange(0, 1), default=0.99, show_default=True,
-              help="Least top-1 agreement of TFLM int8 with LiteRT int8 (a fraction).")
-@click.option("--max-int8-drop", type=click.FloatRange(min=0), default=1.0, show_default=True,
-              help="Most accuracy points LiteRT int8 or TFLM int8 may lose against Keras float.")
-@click.option("--min-float-agreement", type=click.FloatRange(0, 1), default=0.999, show_default=True,
-              help="Least top-1 agreement of LiteRT float32 with Keras (a fraction).")
-@click.option("--data", type=click.Path(exists=True, file_okay=False), default=None,
-              help="The dataset folder, when it has moved since the bundle was built (split as built).")
+@click.option(
+    "--min-tflm-agreement",
+    type=click.FloatRange(0, 1),
+    default=0.99,
+    show_default=True,
+    help="Least top-1 agreement of TFLM int8 with LiteRT int8 (a fraction).",
+)
+@click.option(
+    "--max-int8-drop",
+    type=click.FloatRange(min=0),
+    default=1.0,
+    show_default=True,
+    help="Most accuracy points LiteRT int8 or TFLM int8 may lose against Keras float.",
+)
+@click.option(
+    "--min-float-agreement",
+    type=click.FloatRange(0, 1),
+    default=0.999,
+    show_default=True,
+    help="Least top-1 agreement of LiteRT float32 with Keras (a fraction).",
+)
+@click.option(
+    "--data",
+    type=click.Path(exists=True, file_okay=False),
+    default=None,
+    help="The dataset folder, when it has moved since the bundle was built (split as built).",
+)
 @click.option("--out", type=click.Path(file_okay=False), help="Write parity.json and parity.md into this folder.")
 @click.option("--force", is_flag=True, help="Overwrite parity.json/parity.md that harlite did not write.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")

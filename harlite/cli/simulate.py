@@ -24,24 +24,50 @@ def _smoothing(ctx: click.Context, param: click.Parameter, value: str) -> str:
 @click.command()
 @click.argument("bundle", type=click.Path(exists=True))
 @click.argument("recordings", nargs=-1, metavar="[RECORDING]...", type=click.Path(exists=True, dir_okay=False))
-@click.option("--dataset", help="Replay a dataset's continuous recordings: hapt (the embedded default) or a "
-              "dataset folder.  [default with --split or --subjects: the bundle's own data]")
+@click.option(
+    "--dataset",
+    help="Replay a dataset's continuous recordings: hapt (the embedded default) or a "
+    "dataset folder.  [default with --split or --subjects: the bundle's own data]",
+)
 @click.option("--subjects", callback=parse_groups, help="Subjects of --dataset, comma-separated (e.g. 2,4 or alice).")
 @click.option("--split", type=click.Choice(SPLITS), help="The bundle's test or training subjects of its data.")
-@click.option("--runtime", type=click.Choice(["tflm", "c", "litert", "keras"]), default="tflm", show_default=True,
-              help="tflm: the int8 model in TFLite Micro (the board); c: harlite's C engine (the board without "
-                   "TFLM, compiled here); litert: int8 in LiteRT; keras: the float model.")
-@click.option("--smoothing", default="none", show_default=True, callback=_smoothing,
-              help="none, majority:K (last K windows) or ema:ALPHA (average of probabilities).")
+@click.option(
+    "--runtime",
+    type=click.Choice(["tflm", "c", "litert", "keras"]),
+    default="tflm",
+    show_default=True,
+    help="tflm: the int8 model in TFLite Micro (the board); c: harlite's C engine (the board without "
+    "TFLM, compiled here); litert: int8 in LiteRT; keras: the float model.",
+)
+@click.option(
+    "--smoothing",
+    default="none",
+    show_default=True,
+    callback=_smoothing,
+    help="none, majority:K (last K windows) or ema:ALPHA (average of probabilities).",
+)
 @click.option("--out", type=click.Path(file_okay=False), help="Folder for timeline.csv and timeline.json.")
 @click.option("--plot", type=click.Path(dir_okay=False), help="PNG of the first recording: signal, true and predicted.")
-@click.option("--dump-golden", "golden", type=click.Path(file_okay=False),
-              help="Folder for the firmware's golden vectors of the first recording (tflm or c).")
-@click.option("--units", callback=parse_units, help="Units of the RECORDING files, e.g. acc=m/s^2,gyro=deg/s.  [default: g, rad/s]")
-@click.option("--time-unit", type=click.Choice(["s", "ms", "us", "ns"]), help="Unit of the files' time column.  [default: s]")
-@click.option("--mapping", type=click.Path(exists=True, dir_okay=False),
-              help="A JSON file with dataset.json's column keys (columns, time_unit, rate_hz, csv, gravity, units) "
-                   "for RECORDING files in other columns.")
+@click.option(
+    "--dump-golden",
+    "golden",
+    type=click.Path(file_okay=False),
+    help="Folder for the firmware's golden vectors of the first recording (tflm or c).",
+)
+@click.option(
+    "--units",
+    callback=parse_units,
+    help="Units of the RECORDING files, e.g. acc=m/s^2,gyro=deg/s.  [default: g, rad/s]",
+)
+@click.option(
+    "--time-unit", type=click.Choice(["s", "ms", "us", "ns"]), help="Unit of the files' time column.  [default: s]"
+)
+@click.option(
+    "--mapping",
+    type=click.Path(exists=True, dir_okay=False),
+    help="A JSON file with dataset.json's column keys (columns, time_unit, rate_hz, csv, gravity, units) "
+    "for RECORDING files in other columns.",
+)
 @jobs_option
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
 @click.option("--force", is_flag=True, help="Overwrite existing output files.")

@@ -26,14 +26,27 @@ def _print(result: dict[str, Any], as_json: bool, text: str) -> None:
 
 
 @click.command()
-@click.option("--model", "model_name", type=click.Choice(MODEL_NAMES), default="cnn_lstm", show_default=True,
-              help="Architecture: cnn_lstm (compact default for MCUs) or lstm (2x LSTM(32) reference).")
+@click.option(
+    "--model",
+    "model_name",
+    type=click.Choice(MODEL_NAMES),
+    default="cnn_lstm",
+    show_default=True,
+    help="Architecture: cnn_lstm (compact default for MCUs) or lstm (2x LSTM(32) reference).",
+)
 @data_options
-@click.option("--epochs", type=click.IntRange(1), default=None,
-              help="Epochs of the cosine schedule.  [default: chosen from the amount of data; 80 for HAPT]")
+@click.option(
+    "--epochs",
+    type=click.IntRange(1),
+    default=None,
+    help="Epochs of the cosine schedule.  [default: chosen from the amount of data; 80 for HAPT]",
+)
 @click.option("--batch-size", type=click.IntRange(1), default=None, help="Batch size.  [default: from the data]")
-@click.option("--class-weights/--no-class-weights", default=None,
-              help="Weigh classes equally in the loss.  [default: when classes are unequal by more than 2:1]")
+@click.option(
+    "--class-weights/--no-class-weights",
+    default=None,
+    help="Weigh classes equally in the loss.  [default: when classes are unequal by more than 2:1]",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed (weights, shuffling, augmentation).")
 @stream_option
 @workers_option
@@ -81,10 +94,21 @@ def train(model_name: str, data: Path | None, test_data: Path | None, test_subje
 @click.command()
 @click.argument("run_dir", type=click.Path(path_type=Path))
 @click.option("--epochs", type=click.IntRange(1), default=8, show_default=True, help="QAT epochs.")
-@click.option("--lr", "learning_rate", type=click.FloatRange(0, min_open=True), default=1e-4, show_default=True,
-              help="Peak learning rate (cosine decay).")
-@click.option("--calibration", type=click.IntRange(1), default=500, show_default=True,
-              help="Calibration windows from training subjects.")
+@click.option(
+    "--lr",
+    "learning_rate",
+    type=click.FloatRange(0, min_open=True),
+    default=1e-4,
+    show_default=True,
+    help="Peak learning rate (cosine decay).",
+)
+@click.option(
+    "--calibration",
+    type=click.IntRange(1),
+    default=500,
+    show_default=True,
+    help="Calibration windows from training subjects.",
+)
 @workers_option
 @click.option("--force", is_flag=True, help="Overwrite RUN_DIR/qat.")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON on stdout.")
@@ -115,17 +139,31 @@ def qat(run_dir: Path, epochs: int, learning_rate: float, calibration: int, work
             click.echo(f"worker {metrics['worker']}: done; the chief writes {run_dir / 'qat'}")
             return
     scores = {k: metrics["test"][k] for k in ("float", "ptq_int8", "qat_int8")}
-    _print(metrics, as_json, f"{run_dir / 'qat'}: kept {metrics['chosen']} ({metrics['reason']}); test {_summary(scores)}")
+    _print(
+        metrics, as_json, f"{run_dir / 'qat'}: kept {metrics['chosen']} ({metrics['reason']}); test {_summary(scores)}"
+    )
 
 
 @click.command()
 @click.argument("artifact", type=click.Path(path_type=Path))
-@click.option("--data", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
-              help="The dataset folder, when it has moved since the model was trained (split as trained).")
-@click.option("--runtime", type=click.Choice(["litert", "tflm", "c"]), default="litert", show_default=True,
-              help="Where int8 models run: LiteRT, TFLite Micro, or harlite's C engine (the board's code).")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
-              help="Folder for evaluation.json and confusion_<model>.png.")
+@click.option(
+    "--data",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="The dataset folder, when it has moved since the model was trained (split as trained).",
+)
+@click.option(
+    "--runtime",
+    type=click.Choice(["litert", "tflm", "c"]),
+    default="litert",
+    show_default=True,
+    help="Where int8 models run: LiteRT, TFLite Micro, or harlite's C engine (the board's code).",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for evaluation.json and confusion_<model>.png.",
+)
 @jobs_option
 @click.option("--force", is_flag=True, help="Overwrite an existing evaluation.json.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON on stdout.")
@@ -143,8 +181,9 @@ def evaluate(artifact: Path, data: Path | None, runtime: str, out: Path | None, 
       harlite evaluate models/cnn_lstm/model_int8.tflite --runtime c
       harlite evaluate runs/big/bundle --runtime tflm --jobs 4
     """
-    report = evaluate_artifact(artifact, out=out, force=force, data=None if data is None else str(data), runtime=runtime,
-                               jobs=jobs)  # fmt: skip
+    report = evaluate_artifact(
+        artifact, out=out, force=force, data=None if data is None else str(data), runtime=runtime, jobs=jobs
+    )
     lines = [f"{name:<14} accuracy {m['accuracy']:.2%}  macro-F1 {m['macro_f1']:.3f}  (n={m['n']})"
              for name, m in report["results"].items()]  # fmt: skip
     _print(report, as_json, "\n".join(lines))

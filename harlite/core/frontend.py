@@ -258,9 +258,7 @@ def standardize(windows: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.nd
     return ((np.asarray(windows, np.float32) - np.float32(mean)) / np.float32(std)).astype(np.float32)
 
 
-def quantize_params(
-    mean: np.ndarray, std: np.ndarray, scale: float, zero_point: int
-) -> tuple[np.ndarray, np.ndarray]:
+def quantize_params(mean: np.ndarray, std: np.ndarray, scale: float, zero_point: int) -> tuple[np.ndarray, np.ndarray]:
     """(mul, add) per channel so that q = floor(x * mul + add + 0.5) standardizes and quantizes."""
     mul = 1.0 / (np.asarray(std, np.float64) * scale)
     add = zero_point - np.asarray(mean, np.float64) * mul

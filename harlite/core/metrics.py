@@ -45,7 +45,9 @@ def classification_metrics(
     }
 
 
-def plot_confusion(cm: np.ndarray | list, labels: tuple[str, ...] | list[str], path: str | Path, title: str = "") -> Path:
+def plot_confusion(
+    cm: np.ndarray | list, labels: tuple[str, ...] | list[str], path: str | Path, title: str = ""
+) -> Path:
     """Write a row-normalised confusion matrix with counts as a PNG."""
     import matplotlib
 

@@ -77,7 +77,6 @@ class Protocol:
         return cls(tuple(manifest["labels"]), FrontEndSpec.from_dict(manifest["frontend"]))
 
 
-
 def check_label(name: Any) -> str:
     """``name`` stripped, if it can be a label (C string literals and serial lines carry it); else DataError."""
     if not isinstance(name, str) or not name.strip():

@@ -165,7 +165,10 @@ class _Session:
             if stop.is_set():
                 result.stopped = stop.reason
             elif reader.closed:
-                result.stopped, result.error = "disconnected", f"the board on {result.port} went away (unplugged or reset?)"
+                result.stopped, result.error = (
+                    "disconnected",
+                    f"the board on {result.port} went away (unplugged or reset?)",
+                )
                 result.garbled_lines += bool(reader.pending)  # the line it was sending
             elif time.monotonic() - heard > silence:
                 result.stopped = "silent"
@@ -221,7 +224,7 @@ class _Session:
     def _sample(self, line: str) -> None:
         t = float(line[: line.index(",")]) * self.board.time_scale
         if self.board.time_scale != 1.0:  # a device printing ms or us: the file holds seconds
-            line = f"{t:.6f}{line[line.index(','):]}"
+            line = f"{t:.6f}{line[line.index(',') :]}"
         if self.previous is not None:
             step = round((t - self.previous) * self.board.rate_hz)
             if step != 1:

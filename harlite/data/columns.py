@@ -155,10 +155,18 @@ def join_sensors(folder: str | Path, layout: Layout, units: Units = Units()) -> 
         total = 0.0
         for c in parts[sensor]:
             _check_rising(c)
-            total = total + np.stack([np.interp(grid, c.origin + c.time, c.values[:, k].astype(np.float64)) for k in range(c.values.shape[1])], axis=1)
+            total = total + np.stack(
+                [
+                    np.interp(grid, c.origin + c.time, c.values[:, k].astype(np.float64))
+                    for k in range(c.values.shape[1])
+                ],
+                axis=1,
+            )
         columns.append(total)
     dropped = int(len(clock) - keep.sum())
-    notes = base.notes + ((f"{folder}: {dropped} samples outside the span every sensor covers left out",) if dropped else ())
+    notes = base.notes + (
+        (f"{folder}: {dropped} samples outside the span every sensor covers left out",) if dropped else ()
+    )
     raw = tuple(a for a in AXES if a.split("_")[0] in parts)
     joined = base.take(keep)
     values = np.concatenate(columns, axis=1).astype(np.float32)

@@ -109,7 +109,14 @@ def resolve_merge(merge: dict[str, str]) -> dict[str, str]:
 
 def check_subject(name: str) -> str:
     """A subject is a folder of the dataset: a label's rules (``check_label``), and no '/', '\\' or leading '.'."""
-    if not isinstance(name, str) or not name or "/" in name or "\\" in name or name.startswith(".") or name != name.strip():
+    if (
+        not isinstance(name, str)
+        or not name
+        or "/" in name
+        or "\\" in name
+        or name.startswith(".")
+        or name != name.strip()
+    ):
         raise HarliteError(f"subject {name!r} cannot be used: it names a folder; no '/', '\\', leading '.' or "
                            "outer spaces.")  # fmt: skip
     try:
@@ -217,7 +224,9 @@ def dataset_files(root: Path, exclude: tuple[Path, ...] = ()) -> tuple[DatasetCo
     config = DatasetConfig.read(root)
     found = find_recordings(root, config.layout, exclude)
     if not found.recordings:
-        what = f"folders with {config.layout.sensors['acc'][0]}" if config.layout.sensors else ".csv or .csv.gz recordings"
+        what = (
+            f"folders with {config.layout.sensors['acc'][0]}" if config.layout.sensors else ".csv or .csv.gz recordings"
+        )
         raise DataError(f"{root} holds no {what}; a dataset is a folder of CSV recordings, one subfolder per subject "
                         f"(see docs/data.md){'; ' + found.note(root)[0] if found.skipped else ''}.")  # fmt: skip
     return config, found

@@ -107,7 +107,9 @@ def import_source(src: str | Path, fmt: str, out: str | Path, label: str | None 
 def _phyphox(src: Path, result: ImportResult, gravity: str | None, units: Units | None,
              mapping: dict[str, Any] | None) -> list[tuple[Columns, Layout]]:  # fmt: skip
     """Every phyphox CSV of ``src`` (a file or an export folder, ``meta/`` left out)."""
-    files = [src] if src.is_file() else sorted(p for p in src.rglob("*.csv") if "meta" not in p.relative_to(src).parts[:-1])
+    files = (
+        [src] if src.is_file() else sorted(p for p in src.rglob("*.csv") if "meta" not in p.relative_to(src).parts[:-1])
+    )
     if not files:
         raise DataError(f"{src} holds no phyphox CSV export (Raw Data.csv): export the experiment as CSV.")
     found = []
@@ -130,7 +132,13 @@ def _phyphox(src: Path, result: ImportResult, gravity: str | None, units: Units 
 def _sensor_logger(src: Path, result: ImportResult, gravity: str | None, units: Units | None,
                    mapping: dict[str, Any] | None) -> list[tuple[Columns, Layout]]:  # fmt: skip
     """A Sensor Logger export folder, or a folder of them."""
-    folders = [src] if _has_acc(src) else sorted(p for p in src.iterdir() if p.is_dir() and _has_acc(p)) if src.is_dir() else []
+    folders = (
+        [src]
+        if _has_acc(src)
+        else sorted(p for p in src.iterdir() if p.is_dir() and _has_acc(p))
+        if src.is_dir()
+        else []
+    )
     if not folders:
         raise DataError(f"{src} is not a Sensor Logger export: it needs TotalAcceleration.csv, or Accelerometer.csv "
                         "with Gravity.csv (export the recording as a zip of CSV files, with those sensors on).")  # fmt: skip
@@ -154,7 +162,9 @@ def _sensor_logger(src: Path, result: ImportResult, gravity: str | None, units: 
 
 
 def _has_acc(folder: Path) -> bool:
-    return folder.is_dir() and ((folder / "TotalAcceleration.csv").is_file() or (folder / "Accelerometer.csv").is_file())
+    return folder.is_dir() and (
+        (folder / "TotalAcceleration.csv").is_file() or (folder / "Accelerometer.csv").is_file()
+    )
 
 
 def _sensor_logger_metadata(folder: Path, result: ImportResult) -> tuple[str, bool]:
@@ -189,7 +199,9 @@ def _wisdm(src: Path, result: ImportResult) -> list[tuple[str, str, Columns, Lay
 def _csv(src: Path, result: ImportResult, gravity: str | None, units: Units | None,
          mapping: dict[str, Any] | None) -> list[tuple[Columns, Layout]]:  # fmt: skip
     """Any CSV (a file, or every .csv/.csv.gz of a folder), through ``mapping`` or the header's names."""
-    files = [src] if src.is_file() else sorted(p for p in src.rglob("*") if p.name.lower().endswith((".csv", ".csv.gz")))
+    files = (
+        [src] if src.is_file() else sorted(p for p in src.rglob("*") if p.name.lower().endswith((".csv", ".csv.gz")))
+    )
     found = []
     for path in files:
         if mapping is not None:
@@ -225,7 +237,9 @@ def _pieces(columns: Columns, result: ImportResult) -> list[Columns]:
     cut = pieces(columns, JUMP)
     short = len(columns) - sum(map(len, cut))
     if short:
-        result.left_out["rows alone between clock jumps"] = result.left_out.get("rows alone between clock jumps", 0) + short
+        result.left_out["rows alone between clock jumps"] = (
+            result.left_out.get("rows alone between clock jumps", 0) + short
+        )
     return cut
 
 
@@ -259,7 +273,9 @@ def _write(found: list[tuple[str, str, Columns, Layout]], out: Path, label: str 
             rec = recording(piece, layout=Layout(gravity=layout.gravity), fill_holes=True)
         except RecordingError as e:
             result.notes.append(f"left out {piece.path} rows {piece.lines[0]}-{piece.lines[-1]}: {e}")
-            result.left_out["rows of unusable stretches"] = result.left_out.get("rows of unusable stretches", 0) + len(piece)
+            result.left_out["rows of unusable stretches"] = result.left_out.get("rows of unusable stretches", 0) + len(
+                piece
+            )
             continue
         path = write_csv(rec, target, force=True)
         result.files.append({"path": str(path), "subject": subject, "samples": len(rec), "rate_hz": round(rec.rate, 3),
@@ -307,16 +323,25 @@ class _unpacked:
         except (zipfile.BadZipFile, OSError) as e:
             raise DataError(f"{self.src} is not a readable zip ({e}).") from None
         with archive:
-            members = [i for i in archive.infolist() if not i.is_dir() and i.filename.lower().endswith((".csv", ".txt"))]
+            members = [
+                i for i in archive.infolist() if not i.is_dir() and i.filename.lower().endswith((".csv", ".txt"))
+            ]
             if len(members) > MAX_ZIP_FILES:
                 raise DataError(f"{self.src} holds {len(members)} files, more than {MAX_ZIP_FILES}.")
             for info in members:
-                parts = [re.sub(r"[^\w. -]+", "_", p).strip(". ") or "_" for p in info.filename.split("/") if p not in ("", ".", "..")]
+                parts = [
+                    re.sub(r"[^\w. -]+", "_", p).strip(". ") or "_"
+                    for p in info.filename.split("/")
+                    if p not in ("", ".", "..")
+                ]
                 if not parts or parts[0] == "__MACOSX":
                     continue
                 target = root.joinpath(*parts)
                 target.parent.mkdir(parents=True, exist_ok=True)
-                with zip_member(archive, info, MAX_ZIP_MEMBER, MAX_ZIP_RATIO, str(self.src)) as stream, open(target, "wb") as f:
+                with (
+                    zip_member(archive, info, MAX_ZIP_MEMBER, MAX_ZIP_RATIO, str(self.src)) as stream,
+                    open(target, "wb") as f,
+                ):
                     while chunk := stream.read(MiB):
                         f.write(chunk)
         inner = [p for p in root.iterdir()] if root.is_dir() else []

@@ -60,7 +60,9 @@ class Units:
     def __post_init__(self) -> None:
         for sensor in ("acc", "gyro"):
             if getattr(self, sensor) not in UNITS[sensor]:
-                raise DataError(f"unknown {sensor} unit {getattr(self, sensor)!r}: use one of {', '.join(UNITS[sensor])}.")
+                raise DataError(
+                    f"unknown {sensor} unit {getattr(self, sensor)!r}: use one of {', '.join(UNITS[sensor])}."
+                )
 
     def scales(self, raw_channels: tuple[str, ...]) -> np.ndarray:
         """Per raw channel, the factor to g or rad/s."""
@@ -89,7 +91,9 @@ class Layout:
         if given and "time" not in columns and "rate_hz" not in raw:
             columns["time"] = DEFAULT_COLUMNS["time"]
         csv = raw.get("csv", {})
-        style = Style({"tab": "\t"}.get(csv.get("delimiter"), csv.get("delimiter")), csv.get("decimal"), csv.get("encoding"))
+        style = Style(
+            {"tab": "\t"}.get(csv.get("delimiter"), csv.get("delimiter")), csv.get("decimal"), csv.get("encoding")
+        )
         sensors = {k: (v,) if isinstance(v, str) else tuple(v) for k, v in raw.get("sensors", {}).items()}
         layout = cls(columns, raw.get("time_unit", "s"), raw.get("rate_hz"), style, raw.get("gravity", "included"),
                      sensors, given)  # fmt: skip
@@ -150,7 +154,11 @@ def resolve(table: Table, layout: Layout, sensors: tuple[str, ...] | None = None
     optional_label = "label" in layout.columns and layout.columns["label"] == DEFAULT_COLUMNS["label"]
     optional_gyro = not layout.given
     missing, found = [], {}
-    for key in ["time"] * ("time" in layout.columns and layout.rate_hz is None) + wanted + ["label"] * ("label" in layout.columns):
+    for key in (
+        ["time"] * ("time" in layout.columns and layout.rate_hz is None)
+        + wanted
+        + ["label"] * ("label" in layout.columns)
+    ):
         name = layout.columns[key].lstrip("-") if key != "time" else layout.columns[key]
         index = table.index(name)
         if index is None and not ((key == "label" and optional_label) or (key in GYRO and optional_gyro)):
@@ -186,8 +194,10 @@ def missing_message(table: Table, layout: Layout, missing: list[str]) -> str:
         config = {**guess.to_config(), **({"units": units} if units else {})}
         text += f". Map the columns in the dataset's dataset.json: {json.dumps(config, ensure_ascii=False)}{hint}"
     else:
-        text += (". Name the columns time_s,acc_x,acc_y,acc_z[,gyro_x,gyro_y,gyro_z][,label], or map yours in "
-                 'dataset.json: "columns": {"time": ..., "acc_x": ..., ...} (docs/data.md)')
+        text += (
+            ". Name the columns time_s,acc_x,acc_y,acc_z[,gyro_x,gyro_y,gyro_z][,label], or map yours in "
+            'dataset.json: "columns": {"time": ..., "acc_x": ..., ...} (docs/data.md)'
+        )
     return text + "."
 
 

@@ -268,11 +268,15 @@ def _rate_problem(path: Path, rate: float, step: float, unit: str, target: float
                     f'or set "time_unit": "{name}" in the dataset\'s dataset.json (simulate: --time-unit {name}).')  # fmt: skip
     need = f"the model samples at {target:g} Hz, so at least {low:.3g} Hz is needed" if target else \
         f"harlite reads {MIN_RATE_HZ:g} to {MAX_RATE_HZ:g} Hz"  # fmt: skip
-    return (f"{path}: the time column gives {rate:.4g} Hz ({step:.3g} s per sample); {need}. Check that the time "
-            f"column is in {TIME_WORDS[unit]}.")
+    return (
+        f"{path}: the time column gives {rate:.4g} Hz ({step:.3g} s per sample); {need}. Check that the time "
+        f"column is in {TIME_WORDS[unit]}."
+    )
 
 
-def _regrid(t: np.ndarray, samples: np.ndarray, labels: np.ndarray | None, rate: float) -> tuple[np.ndarray, np.ndarray | None]:
+def _regrid(
+    t: np.ndarray, samples: np.ndarray, labels: np.ndarray | None, rate: float
+) -> tuple[np.ndarray, np.ndarray | None]:
     """Samples (and nearest labels) on the uniform time base t0 + k / rate."""
     grid = t[0] + np.arange(int(np.floor((t[-1] - t[0]) * rate)) + 1) / rate
     regridded = np.stack([np.interp(grid, t, samples[:, c]) for c in range(samples.shape[1])], axis=1)
@@ -325,5 +329,7 @@ def gravity_magnitude(acc: np.ndarray, rate: float) -> float:
     with np.errstate(over="ignore", invalid="ignore"):
         clipped = np.clip(acc, -1e6, 1e6)  # a spike must not carry its stretch
         size = max(1, min(n, int(GRAVITY_STRETCH_S * rate)))
-        stretches = clipped[: n - n % size].reshape(-1, size, 3).mean(axis=1) if n >= size else clipped.mean(axis=0)[None]
+        stretches = (
+            clipped[: n - n % size].reshape(-1, size, 3).mean(axis=1) if n >= size else clipped.mean(axis=0)[None]
+        )
         return float(np.median(np.linalg.norm(stretches, axis=1)))

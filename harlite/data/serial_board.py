@@ -53,7 +53,13 @@ class Board:
 
     def to_dict(self) -> dict[str, Any]:
         labels = {"labels": self.banner["labels"].split(",")} if "labels" in self.banner else {}
-        return {**self.banner, **labels, "sensors": self.sensors, "rate_hz": self.rate_hz, "columns": list(self.columns)}
+        return {
+            **self.banner,
+            **labels,
+            "sensors": self.sensors,
+            "rate_hz": self.rate_hz,
+            "columns": list(self.columns),
+        }
 
 
 def parse_banner(line: str) -> dict[str, str]:
@@ -187,7 +193,9 @@ def _board(header: str, banner: dict[str, str], reader: LineReader, port: str) -
     try:
         rate = float(banner["rate_hz"])
     except (KeyError, ValueError):
-        raise HarliteError(f"{port}: the board's banner has no rate_hz: reflash firmware/arduino/harlite_har.") from None
+        raise HarliteError(
+            f"{port}: the board's banner has no rate_hz: reflash firmware/arduino/harlite_har."
+        ) from None
     if not MIN_RATE_HZ <= rate <= MAX_RATE_HZ:  # also NaN
         raise HarliteError(f"{port}: the board's banner says rate_hz={printable(banner['rate_hz'], 40)}, but a board samples "
                            f"at {MIN_RATE_HZ:g} to {MAX_RATE_HZ:g} Hz: reflash firmware/arduino/harlite_har.")  # fmt: skip

@@ -170,15 +170,20 @@ def open_table(path: str | Path, style: Style = Style()) -> Table:
     try:
         sample = [item for _, item in zip(range(SNIFF_ROWS + 1), lines)]
         if not sample:
-            raise TableError(f"{path} is empty (or holds only blank and # comment lines); a recording starts with "
-                             "a header such as time_s,acc_x,acc_y,acc_z,gyro_x,gyro_y,gyro_z,label.")
+            raise TableError(
+                f"{path} is empty (or holds only blank and # comment lines); a recording starts with "
+                "a header such as time_s,acc_x,acc_y,acc_z,gyro_x,gyro_y,gyro_z,label."
+            )
         delimiter = style.delimiter or _delimiter(path, [line for _, line in sample])
         decimal = style.decimal or _decimal(delimiter, [line for _, line in sample[1:]])
     except BaseException:
         stream.close()
         raise
     chosen = Style(delimiter, decimal, encoding)
-    header = [h.replace("\ufeff", "").strip().strip('"').strip() for h in next(csv.reader([sample[0][1]], delimiter=delimiter))]
+    header = [
+        h.replace("\ufeff", "").strip().strip('"').strip()
+        for h in next(csv.reader([sample[0][1]], delimiter=delimiter))
+    ]
     rest = itertools.chain(sample[1:], lines)
     return Table(path, chosen, header, sample[0][0], notes, rest, stream)
 
@@ -204,7 +209,9 @@ def _encoding(path: Path, head: bytes, given: str | None) -> tuple[str, list[str
     return "utf-8", []
 
 
-def _content_lines(path: Path, source: BinaryIO | io.TextIOBase, encoding: str, detected: bool) -> Iterator[tuple[int, str]]:
+def _content_lines(
+    path: Path, source: BinaryIO | io.TextIOBase, encoding: str, detected: bool
+) -> Iterator[tuple[int, str]]:
     """Numbered lines that are not blank or ``#`` comments, each at most MAX_LINE_BYTES long. A binary
     ``source`` is read in chunks and decoded a chunk of whole lines at a time (an error still names its
     line); a text one (UTF-16) line by line."""
@@ -218,7 +225,9 @@ def _content_lines(path: Path, source: BinaryIO | io.TextIOBase, encoding: str, 
         cut = data.rfind(b"\n") + 1 if chunk else len(data)
         whole, rest = data[:cut], data[cut:]
         if len(rest) > MAX_LINE_BYTES:
-            raise TableError(f"{path}, line {number + 1} is longer than {MAX_LINE_BYTES} bytes: not a table of samples.")
+            raise TableError(
+                f"{path}, line {number + 1} is longer than {MAX_LINE_BYTES} bytes: not a table of samples."
+            )
         try:
             text = whole.decode(encoding)
         except UnicodeDecodeError as e:
@@ -232,7 +241,9 @@ def _content_lines(path: Path, source: BinaryIO | io.TextIOBase, encoding: str, 
             lines.pop()
         if any(len(line) > MAX_LINE_BYTES for line in lines):
             long = next(i for i, line in enumerate(lines) if len(line) > MAX_LINE_BYTES)
-            raise TableError(f"{path}, line {number + long + 1} is longer than {MAX_LINE_BYTES} bytes: not a table of samples.")
+            raise TableError(
+                f"{path}, line {number + long + 1} is longer than {MAX_LINE_BYTES} bytes: not a table of samples."
+            )
         yield from [(n, s) for n, line in enumerate(lines, number + 1) if (s := line.strip()) and s[0] != "#"]
         number += len(lines)
         if not chunk:
@@ -246,12 +257,16 @@ def _text_lines(path: Path, source: io.TextIOBase) -> Iterator[tuple[int, str]]:
         try:
             line = source.readline(MAX_LINE_BYTES + 1)
         except UnicodeDecodeError as e:
-            raise TableError(f"{path}, line {number + 1} is not UTF-16 text ({e.reason}): check the encoding.") from None
+            raise TableError(
+                f"{path}, line {number + 1} is not UTF-16 text ({e.reason}): check the encoding."
+            ) from None
         if not line:
             return
         number += 1
         if len(line) > MAX_LINE_BYTES and not line.endswith("\n"):
-            raise TableError(f"{path}, line {number} is longer than {MAX_LINE_BYTES} characters: not a table of samples.")
+            raise TableError(
+                f"{path}, line {number} is longer than {MAX_LINE_BYTES} characters: not a table of samples."
+            )
         stripped = line.strip()
         if stripped and not stripped.startswith("#"):
             yield number, stripped

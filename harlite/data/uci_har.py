@@ -61,9 +61,7 @@ def load_uci_har_windows(path: str | Path | None = None) -> tuple[np.ndarray, np
     ``None`` means the copy ``harlite data fetch uci-har`` stored. Parsed arrays are cached.
     """
     if path is None and not default_path().exists():
-        raise DataError(
-            "UCI HAR is not downloaded: run 'harlite data fetch uci-har' (or pass --from PATH to a copy)."
-        )
+        raise DataError("UCI HAR is not downloaded: run 'harlite data fetch uci-har' (or pass --from PATH to a copy).")
     found = locate(default_path() if path is None else path)
     arrays = cached_arrays("uci-har", _identity(found), lambda: _parse(found))
     return arrays["X"], arrays["y"], arrays["subject"]

@@ -67,7 +67,9 @@ def read_wisdm(path: str | Path, units: Units = UNITS) -> tuple[list[tuple[str, 
         while line := text.readline(MAX_LINE_BYTES + 1):
             number += 1
             if len(line) > MAX_LINE_BYTES:
-                raise TableError(f"{path}, line {number} is longer than {MAX_LINE_BYTES} characters: not WISDM raw text.")
+                raise TableError(
+                    f"{path}, line {number} is longer than {MAX_LINE_BYTES} characters: not WISDM raw text."
+                )
             for part in line.split(";"):
                 if not part.strip():
                     continue
@@ -94,10 +96,14 @@ def read_wisdm(path: str | Path, units: Units = UNITS) -> tuple[list[tuple[str, 
                         xyz[start:end][keep].astype(np.float32), labels[start:end][keep], tuple(vocabulary),
                         numbers[start:end][keep], ACC)  # fmt: skip
         cut = pieces(whole, JUMP)
-        dropped["alone between clock jumps"] = dropped.get("alone between clock jumps", 0) + len(whole) - sum(map(len, cut))
+        dropped["alone between clock jumps"] = (
+            dropped.get("alone between clock jumps", 0) + len(whole) - sum(map(len, cut))
+        )
         found += [(user, piece) for piece in cut]
         start = end
-    return [(user, replace(piece, classes=tuple(vocabulary))) for user, piece in found], {k: v for k, v in dropped.items() if v}
+    return [(user, replace(piece, classes=tuple(vocabulary))) for user, piece in found], {
+        k: v for k, v in dropped.items() if v
+    }
 
 
 def _number(text: str) -> float:

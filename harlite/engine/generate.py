@@ -117,6 +117,7 @@ def _plan(steps: list[Step], tensors: list[Tensor], views: dict[int, tuple[int, 
 
     Each kernel's output goes after its input, before it, or over it as far as its access pattern allows
     (``Step.in_place``); the temporaries of a kernel live only during its call."""
+
     def base(tensor: int) -> tuple[int, int]:
         return views.get(tensor, (tensor, 0))
 

@@ -235,8 +235,9 @@ class Record(Spec):
             self._fail(value, where, root)
         extra = [k for k in value if k not in self.fields] if self.closed else []
         if extra:
-            raise Invalid(where or "the document", f"has the unknown key {show(extra[0])}; it may hold "
-                          f"{', '.join(self.fields)}")
+            raise Invalid(
+                where or "the document", f"has the unknown key {show(extra[0])}; it may hold {', '.join(self.fields)}"
+            )
         for name, spec in self.fields.items():
             inner = f"{where}.{name}" if where else name
             if name not in value:
@@ -329,13 +330,14 @@ def show(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-
 def parse_json(data: bytes, what: str, error: type[HarliteError], hint: str = "") -> Any:
     """Strict JSON of a file read from outside: UTF-8 (a BOM allowed), no NaN or Infinity, no key twice in
     one object; ``error`` (one line naming ``what``) otherwise."""
     fix = f"; {hint}" if hint else ""
     try:
-        return json.loads(data.decode("utf-8-sig"), parse_constant=no_json_constants, object_pairs_hook=no_duplicate_keys)
+        return json.loads(
+            data.decode("utf-8-sig"), parse_constant=no_json_constants, object_pairs_hook=no_duplicate_keys
+        )
     except UnicodeDecodeError:
         raise error(f"{what} is not UTF-8 text{fix}.") from None
     except json.JSONDecodeError as e:

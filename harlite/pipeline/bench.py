@@ -89,15 +89,25 @@ def run_bench(sections: tuple[str, ...] = SECTIONS, bundle: str | Path | None = 
     return result
 
 
+def _shown(path: Path) -> str:
+    """A path as bench.json records it: relative to the working folder when inside it (no machine's home)."""
+    try:
+        return path.relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
 def bench_bundle(bundle: Bundle) -> dict[str, Any]:
     """Sizes, arena and released metrics from the manifest; parity and host latency measured now."""
     manifest = bundle.manifest
     report = parity(bundle, log=progress)
     pairs = report["pairs"]
     return {
-        "bundle": str(bundle.root),
+        "bundle": _shown(bundle.root),
         "model": manifest.get("model", {}),
-        "bytes": {kind: a["bytes"] for kind, a in manifest["artifacts"].items() if kind in ("int8", "float16", "float32")},
+        "bytes": {
+            kind: a["bytes"] for kind, a in manifest["artifacts"].items() if kind in ("int8", "float16", "float32")
+        },
         "tflm": manifest.get("tflm", {}),
         "ops": manifest.get("ops", []),
         "released_metrics": manifest.get("metrics", {}),
@@ -125,8 +135,8 @@ def bench_simulate(bundle: Bundle) -> dict[str, Any]:
 
 
 def bench_firmware(bundle: Bundle) -> dict[str, Any]:
-    """The firmware's portable part on an emulated Cortex-M4 (needs arm-none-eabi-gcc and QEMU): flash, RAM
-    and instructions per window with the C engine and, given $HARLITE_TFLM_ARDUINO, with TFLM."""
+    """The firmware's per-sample path on five emulated cores (needs the cross compilers and QEMU): flash,
+    RAM and instructions per window with the C engine and, given $HARLITE_TFLM_ARDUINO, with TFLM."""
     try:
         return bench(bundle)
     except ToolMissing as missing:

@@ -1,6 +1,7 @@
 """The stage that writes a bundle's C sources: check the int8 model against its TFLM target, measure
-TFLM's arena, render every source (``harlite.codegen``), write them into ``tflm/`` and ``engine/`` (and a
-firmware folder) and record them in the manifest.
+TFLM's arena, render every source (``harlite.codegen``), write them into ``tflm/`` and ``engine/`` and
+record them in the manifest; and, given a firmware folder, the harlite_har sketch made of them
+(``write_sketch``).
 
 The arena size is measured, not guessed: the smallest arena with which TFLite Micro's interpreter
 allocates and invokes the model, found by bisection, each probe in a subprocess (a too-small arena
@@ -14,7 +15,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from harlite.bundle.loader import load_bundle
+from harlite.board.arduino import SKETCH, sketch_files
+from harlite.board.sources import library_copies
+from harlite.bundle.loader import Bundle, load_bundle
 from harlite.bundle.manifest import MANIFEST, artifact_entry
 from harlite.codegen.c_text import c_comment
 from harlite.codegen.sources import (
@@ -80,14 +83,16 @@ def measure_arena(model_path: str | Path, step: int = ARENA_STEP) -> dict[str, i
     return {"arena_bytes": hi + margin, "arena_min_bytes": hi, "arena_margin_bytes": margin, "arena_step_bytes": step}
 
 
-def write_sources(bundle_dir: str | Path, firmware_dir: str | Path | None = None, force: bool = False) -> dict[str, Any]:
+def write_sources(
+    bundle_dir: str | Path, firmware_dir: str | Path | None = None, force: bool = False
+) -> dict[str, Any]:
     """Check the int8 model against the bundle's TFLM target and in TFLM itself, measure its arena, write
     ``bundle_dir/tflm/*`` and ``bundle_dir/engine/*`` (and the same files into ``firmware_dir``), and
-    record target, ops, arena, engine figures and artifacts in the manifest; returns the manifest.
+    record target, ops, arena, engine figures and artifacts in the manifest, then write the sketch into
+    ``firmware_dir`` (``write_sketch``); returns the manifest.
 
     The bundle is loaded with ``harlite.bundle.loader.load_bundle`` (its int8 model verified; the C sources are
-    what this writes anew) under a lock on ``bundle_dir``. Files in ``firmware_dir`` are replaced only
-    when harlite generated them, or with ``force``.
+    what this writes anew) under a lock on ``bundle_dir``.
     """
     bundle_dir = Path(bundle_dir)
     with folder_lock(bundle_dir):
@@ -103,8 +108,7 @@ def write_sources(bundle_dir: str | Path, firmware_dir: str | Path | None = None
         engine = generate(model, comment)  # fails early for a construct the C engine does not run
         firmware = Path(firmware_dir) if firmware_dir is not None else None
         if firmware is not None:
-            for name in [*ARTIFACTS.values(), *ENGINE_ARTIFACTS.values()]:
-                check_replaceable(firmware / name, force)
+            check_sketch(firmware, force)
         print(f"harlite codegen: measuring the TFLite Micro arena of {model_path.name} ({len(model)} bytes)...",
               file=sys.stderr)  # fmt: skip
         tflm = measure_arena(model_path)
@@ -115,20 +119,44 @@ def write_sources(bundle_dir: str | Path, firmware_dir: str | Path | None = None
         names = {**ARTIFACTS, **ENGINE_ARTIFACTS}
         for kind, text in texts.items():
             atomic_write_text(bundle_dir / artifact_folder(kind) / names[kind], text)
-        if firmware is not None:
-            with folder_lock(firmware):
-                for kind, text in texts.items():
-                    atomic_write_text(firmware / names[kind], text)
         manifest["artifacts"] = {**manifest["artifacts"],
                                  **{kind: artifact_entry(bundle_dir / artifact_folder(kind) / names[kind], bundle_dir)
                                     for kind in texts}}  # fmt: skip
         write_json(bundle_dir / MANIFEST, manifest)
-        load_bundle(bundle_dir)  # what was written reads back verified
+        bundle = load_bundle(bundle_dir)  # what was written reads back verified
+        if firmware is not None:
+            write_sketch(bundle, firmware, force)
     print(f"harlite codegen: {target}; arena {tflm['arena_bytes']} bytes (measured minimum {tflm['arena_min_bytes']} "
           f"+ margin {tflm['arena_margin_bytes']}), {len(ops)} ops; C engine scratch {engine.scratch_bytes} bytes "
           f"-> {bundle_dir / TFLM_DIR}, {bundle_dir / ENGINE_DIR}" + (f" and {firmware}" if firmware is not None else ""),
           file=sys.stderr)  # fmt: skip
     return manifest
+
+
+def check_sketch(folder: Path, force: bool) -> None:
+    """The sketch's files in ``folder`` may be replaced: harlite generated them, or ``force`` (the .ino is
+    the user's to edit: ``write_sketch`` keeps an edited one)."""
+    for name in [*library_copies(api=False), *ARTIFACTS.values(), *ENGINE_ARTIFACTS.values()]:
+        check_replaceable(folder / name, force)
+
+
+def write_sketch(bundle: Bundle, folder: str | Path, force: bool = False) -> list[Path]:
+    """The harlite_har sketch of ``bundle`` (``harlite.board.arduino.sketch_files``) written into ``folder``:
+    every file harlite generates; the .ino when the folder has none, when it is harlite's unchanged, or with
+    ``force``. Files harlite did not generate are replaced only with ``force``. Returns the files written."""
+    folder = Path(folder)
+    check_sketch(folder, force)
+    written = []
+    with folder_lock(folder):
+        for name, text in sketch_files(bundle).items():
+            path = folder / name
+            if name == SKETCH and path.exists() and not force and path.read_text(errors="replace") != text:
+                print(
+                    f"harlite: kept {path}, which differs from harlite's sketch (--force replaces it)", file=sys.stderr
+                )
+                continue
+            written.append(atomic_write_text(path, text))
+    return written
 
 
 def _measured_with() -> str:

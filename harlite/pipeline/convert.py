@@ -258,7 +258,9 @@ def _source_model(source: Path) -> tuple[Any, dict[str, Any]]:
     return load_model(source), _known_metrics(source.parent)
 
 
-def build_manifest(root: Path, model: Any, int8: bytes, model_input: ModelInput, metrics: dict[str, Any]) -> dict[str, Any]:
+def build_manifest(
+    root: Path, model: Any, int8: bytes, model_input: ModelInput, metrics: dict[str, Any]
+) -> dict[str, Any]:
     """manifest.json of docs/bundle.md for the files already written in ``root``."""
     artifacts = {"keras": artifact_entry(root / "model.keras", root)}
     artifacts.update({kind: artifact_entry(root / name, root) for kind, name in TFLITE_FILES.items()})

@@ -85,7 +85,9 @@ def artifact_models(artifact: str | Path, runtime: str = "litert") -> tuple[dict
         raise BundleError(f"{path} is neither a .keras nor a .tflite model.")
     if (folder / MANIFEST).exists() and path.is_dir():
         bundle = load_bundle(folder)
-        models = {k: open_runtime(bundle, _bundle_kind(k, runtime)) for k in bundle.kinds if k in (*BUNDLE_KINDS, "int8")}
+        models = {
+            k: open_runtime(bundle, _bundle_kind(k, runtime)) for k in bundle.kinds if k in (*BUNDLE_KINDS, "int8")
+        }
         return models, ModelInput.from_dict(bundle.manifest)
     if (folder / MANIFEST).exists():
         manifest = read_manifest(folder / MANIFEST)  # validated; the loose file need not be one of its artifacts
@@ -131,7 +133,11 @@ def evaluate(
             check_writable(Path(out) / "evaluation.json", force)
         models, model_input = artifact_models(artifact, runtime)
         if split is None:
-            spec = model_input.data if data is None else DataSpec.from_dict({**model_input.data.to_dict(), "data": str(data)})
+            spec = (
+                model_input.data
+                if data is None
+                else DataSpec.from_dict({**model_input.data.to_dict(), "data": str(data)})
+            )
             split = load_split(spec, model_input.protocol)
         labels = model_input.protocol.labels
         predictions = _predictions(models, artifact, runtime, split.test, jobs)

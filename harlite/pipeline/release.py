@@ -28,7 +28,13 @@ def release_files(folder: Path) -> set[str] | None:
         manifest = read_manifest(folder / MANIFEST)
     except BundleError:
         return None
-    return {MANIFEST, REPORT, LOCK_FILE, *(name for _, name, _ in PICTURES), *(a["file"] for a in manifest["artifacts"].values())}
+    return {
+        MANIFEST,
+        REPORT,
+        LOCK_FILE,
+        *(name for _, name, _ in PICTURES),
+        *(a["file"] for a in manifest["artifacts"].values()),
+    }
 
 
 def _contents(folder: Path) -> tuple[list[str], list[str]]:

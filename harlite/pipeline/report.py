@@ -44,7 +44,9 @@ def _per_class_table(qat: dict[str, Any]) -> list[str]:
 
 
 def _data_lines(data: dict[str, Any], config: dict[str, Any]) -> list[str]:
-    source = "the embedded UCI HAPT recordings (UCI HAR protocol)" if data["source"] == "hapt" else f"`{data['source']}`"
+    source = (
+        "the embedded UCI HAPT recordings (UCI HAR protocol)" if data["source"] == "hapt" else f"`{data['source']}`"
+    )
     split = {"subject": "by subject", "recording": "by recording (fewer than 3 subjects)",
              "time": "by time (the last 20% of every recording is test)"}[data["split"]]  # fmt: skip
     test = config["data"].get("test_data")

@@ -159,7 +159,9 @@ class RunFolder:
         path = Path(path)
         return path if path.is_absolute() else self.root / path
 
-    def _stale(self, previous: dict[str, Any] | None, key: str, parts: dict[str, Any], outputs: list[str]) -> str | None:
+    def _stale(
+        self, previous: dict[str, Any] | None, key: str, parts: dict[str, Any], outputs: list[str]
+    ) -> str | None:
         """Why the stage must be redone, or None to keep it."""
         if previous is None:
             return "not run before"

@@ -220,8 +220,13 @@ def train(
         write_json(out / "history.json", history)
         write_json(out / "metrics.json", metrics)
         plot_history(history, out / "learning_curves.png")
-        plot_confusion(test["confusion"], protocol.labels, out / "confusion.png", title=f"{config.model} float, test split")
-        print(f"harlite train: test accuracy {test['accuracy']:.4f}, macro-F1 {test['macro_f1']:.4f} -> {out}", file=sys.stderr)
+        plot_confusion(
+            test["confusion"], protocol.labels, out / "confusion.png", title=f"{config.model} float, test split"
+        )
+        print(
+            f"harlite train: test accuracy {test['accuracy']:.4f}, macro-F1 {test['macro_f1']:.4f} -> {out}",
+            file=sys.stderr,
+        )
     return metrics
 
 
@@ -241,7 +246,11 @@ def load_run(run_dir: str | Path, split: Split | None = None) -> tuple[Any, Trai
 
 def model_info(model: Any) -> dict[str, Any]:
     """Architecture, deployed parameter count and MACs per window."""
-    return {"architecture": model.name, "params": count_params(model), "macs_per_window": count_macs(export_copy(model))}
+    return {
+        "architecture": model.name,
+        "params": count_params(model),
+        "macs_per_window": count_macs(export_copy(model)),
+    }
 
 
 def plot_history(history: list[dict[str, float]], path: Path) -> Path:

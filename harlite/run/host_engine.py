@@ -105,7 +105,9 @@ def load_library(lib: Path) -> ctypes.CDLL:
     return ctypes.CDLL(str(lib))
 
 
-def verified_library(files: dict[str, str], flags: tuple[str, ...] = (), cache: Path | None = None) -> tuple[Path, ctypes.CDLL]:
+def verified_library(
+    files: dict[str, str], flags: tuple[str, ...] = (), cache: Path | None = None
+) -> tuple[Path, ctypes.CDLL]:
     """The engine library for ``files``, compiled or cached, checked and loaded; a cached copy that fails
     the checks is compiled again (in a private temporary folder when the cache's copy is not ours)."""
     lib = build_library(files, flags, cache)
@@ -152,6 +154,3 @@ class HostEngine:
     def run(self, x: np.ndarray) -> np.ndarray:
         """The interpreter interface of harlite.run.runtimes: one (window, channels) int8 window."""
         return self.invoke_int8(x)
-
-
-

@@ -143,7 +143,9 @@ def parity(
     manifest = bundle.manifest
     if split is None:
         model_input = ModelInput.from_dict(manifest)
-        spec = model_input.data if data is None else DataSpec.from_dict({**model_input.data.to_dict(), "data": str(data)})
+        spec = (
+            model_input.data if data is None else DataSpec.from_dict({**model_input.data.to_dict(), "data": str(data)})
+        )
         split = load_split(spec, model_input.protocol)
     windows = select_windows(split, part, limit)
     say(f"parity: {len(windows)} windows of the {part} split through {', '.join(NAMES.values())}")
@@ -216,7 +218,9 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run(bundle: str | Path, out: str | Path | None = None, force: bool = False, **options: Any) -> tuple[dict[str, Any], list[Path]]:
+def run(
+    bundle: str | Path, out: str | Path | None = None, force: bool = False, **options: Any
+) -> tuple[dict[str, Any], list[Path]]:
     """What ``harlite parity`` does: ``parity(bundle, **options)``, and with ``out`` its reports written
     there (``write_reports``), the folder locked for the whole run; returns the report and the files."""
     if out is None:

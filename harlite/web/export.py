@@ -1,12 +1,13 @@
 """The web export of a bundle: a static folder that runs the model in a browser, the board's C in WebAssembly.
 
-``harlite export BUNDLE --format web --out DIR`` writes ``index.html`` (the page: live activity,
+``harlite export BUNDLE --format web --out DIR`` (``harlite.pipeline.export``) writes ``index.html`` (the page: live activity,
 probabilities, timeline, recording), ``app.js`` (the page's code), ``harlite.js`` (the ES module web
 developers embed), ``style.css``, ``harlite.wasm`` and ``manifest.json`` (what the model is; the wasm's
 size and sha256, which harlite.js checks). Nothing else is loaded: no CDN, no network beyond the folder.
 
-``harlite.wasm`` is the board's C (the resampler, the front end and smoothing of harlite/board/c, the
-bundle's C engine and config header) behind ``assets/harlite_web.c``, compiled with clang for wasm32 and
+``harlite.wasm`` is the model's C library, the one the arduino and cmake exports hold (``harlite.h`` over the
+front end, smoothing and pipeline of harlite/board/c, the bundle's verified C engine and config header), with
+the stream resampler in front, behind ``assets/harlite_web.c``, compiled with clang for wasm32 and
 linked by wasm-ld against wasi-libc (for memcpy and memset: no imports, no JavaScript glue). It is cached
 under harlite's cache folder, keyed by the sources and the tools.
 """
@@ -24,26 +25,22 @@ from pathlib import Path
 from typing import Any
 
 from harlite import __version__
+from harlite.board.library import library_files
 from harlite.board.sources import C_DIR
-from harlite.codegen.tflm import config_header
-from harlite.engine import generate
-from harlite.errors import BundleError, HarliteError, ToolMissing
+from harlite.errors import HarliteError, ToolMissing
 from harlite.io.cache import cache_dir
-from harlite.io.files import atomic_write_bytes
-from harlite.io.locks import folder_lock
 
 FORMAT = "harlite-web"
 FORMAT_VERSION = 1
 ASSETS = ("index.html", "app.js", "harlite.js", "style.css")
 GLUE = "harlite_web.c"
-CORE_FILES = ("harlite_core.h", "harlite_core.c", "harlite_resample.h", "harlite_resample.c")
+RESAMPLER = ("harlite_resample.h", "harlite_resample.c")
 WASM = "harlite.wasm"
 MANIFEST = "manifest.json"
 # -ffp-contract=off: the front end and resampler round as numpy does (wasm has no FMA, but be explicit).
 CFLAGS = ("--target=wasm32-wasi", "-O2", "-std=c99", "-ffp-contract=off", "-DHARLITE_ENGINE_PORTABLE",
           "-Wall", "-Werror", "-fno-common", "-ffunction-sections", "-fdata-sections")  # fmt: skip
 LDFLAGS = ("--no-entry", "--strip-all", "--gc-sections")
-FILES = (*ASSETS, WASM, MANIFEST)
 
 
 def _assets() -> Any:
@@ -70,11 +67,10 @@ def toolchain() -> dict[str, str]:
 
 
 def wasm_sources(bundle: Any) -> dict[str, str]:
-    """The C files of the wasm: the glue, the firmware core, the bundle's engine and config header."""
-    files = {name: (C_DIR / name).read_text() for name in CORE_FILES}
+    """The C files of the wasm: the model's C library (``harlite.board.library``), the resampler, the glue."""
+    files = library_files(bundle)
+    files.update({name: (C_DIR / name).read_text() for name in RESAMPLER})
     files[GLUE] = (_assets() / GLUE).read_text()
-    files.update(generate(bundle.read("int8")).files)
-    files["harlite_model_config.h"] = config_header(bundle.manifest)
     return files
 
 
@@ -144,30 +140,3 @@ def web_files(bundle: Any) -> dict[str, bytes]:
     files[WASM] = wasm
     files[MANIFEST] = (json.dumps(web_manifest(bundle, wasm, tools), indent=2) + "\n").encode()
     return files
-
-
-def export_web(bundle: Any, out: str | Path, force: bool = False) -> dict[str, Any]:
-    """Write the web export of ``bundle`` into ``out``; returns its files and bytes.
-
-    A folder that already holds files of these names is refreshed only when harlite wrote it (its
-    manifest.json is a harlite web manifest), or with ``force``. The folder is locked while it is written.
-    """
-    out = Path(out)
-    files = web_files(bundle)
-    with folder_lock(out):
-        existing = [name for name in FILES if (out / name).exists()]
-        if existing and not force and not _ours(out / MANIFEST):
-            raise BundleError(f"{out} holds {', '.join(existing)} that harlite did not write: choose another --out "
-                              "or pass --force.")  # fmt: skip
-        for name in FILES:
-            atomic_write_bytes(out / name, files[name])
-    return {"out": str(out), "files": {name: len(files[name]) for name in FILES},
-            "bytes": sum(len(data) for data in files.values())}  # fmt: skip
-
-
-def _ours(manifest: Path) -> bool:
-    try:
-        data = json.loads(manifest.read_bytes()[: 1 << 20])
-    except (OSError, ValueError):
-        return False
-    return isinstance(data, dict) and data.get("format") == FORMAT

@@ -12,10 +12,11 @@
  * model is done, the main loop smooths the prediction and prints one "# pred" line. Line formats:
  * harlite_serial.h.
  *
- * Files: harlite_core.*, harlite_serial.*, harlite_pipeline.* are copies of firmware/core
- * (tests/test_firmware.py keeps them identical); harlite_model_config.h, harlite_model_data.*,
- * harlite_op_resolver.h (TFLM) and harlite_engine*.{h,c} (the C engine) are generated from a bundle by
- * `harlite convert --firmware firmware/arduino/harlite_har`. See firmware/README.md.
+ * Files: every other file of this folder is written by `harlite convert BUNDLE --firmware FOLDER`:
+ * harlite_core.*, harlite_serial.*, harlite_pipeline.* (copies of the portable C inside the harlite
+ * package, harlite/board/c/), and from the bundle harlite_model_config.h, harlite_model_data.*,
+ * harlite_op_resolver.h (TFLM) and harlite_engine*.{h,c} (the C engine). This sketch is written there
+ * too, when the folder has none or with --force (an edited sketch is kept). See firmware/README.md.
  */
 
 /* ---- Configuration: edit here or pass -D flags (platformio.ini does) ---- */

@@ -31,7 +31,23 @@ void harlite_pipeline_gap(harlite_pipeline_t *p, uint32_t lost) {
 
 int harlite_pipeline_invoke(harlite_pipeline_t *p) { return p->model(p->input, p->output); }
 
+void harlite_pipeline_predict(harlite_pipeline_t *p, harlite_prediction_t *prediction) {
+    int c;
+    prediction->start = p->window_start;
+    prediction->end = p->window_start + HARLITE_WINDOW;
+    prediction->start_s = (float)prediction->start / (float)HARLITE_RATE_HZ;
+    prediction->end_s = (float)prediction->end / (float)HARLITE_RATE_HZ;
+    prediction->label = harlite_argmax_int8(p->output, HARLITE_NUM_CLASSES);
+    prediction->smoothed = harlite_smoother_update(&p->smoother, p->output);
+    for (c = 0; c < HARLITE_NUM_CLASSES; c++) {
+        prediction->scores[c] = p->output[c];
+        prediction->probabilities[c] = (float)(p->output[c] - HARLITE_OUTPUT_ZERO_POINT) * HARLITE_OUTPUT_SCALE;
+    }
+    prediction->probability = prediction->probabilities[prediction->label];
+}
+
 int harlite_pipeline_report(harlite_pipeline_t *p, char *line, uint32_t invoke_ms) {
-    const int smoothed = harlite_smoother_update(&p->smoother, p->output);
-    return harlite_format_prediction(line, p->window_start, p->output, smoothed, invoke_ms);
+    harlite_prediction_t prediction;
+    harlite_pipeline_predict(p, &prediction);
+    return harlite_format_prediction(line, prediction.start, prediction.scores, prediction.smoothed, invoke_ms);
 }

@@ -18,8 +18,10 @@
  *   harlite_pipeline_invoke(&p);                        the model's thread (or right away)
  *   harlite_pipeline_report(&p, line, invoke_ms);       sampling loop, once the model is done
  *
- * While the model runs, the caller must not push with model_idle set (that writes the input) nor
- * report (that reads the output); nothing else is shared. No allocation; not reentrant per pipeline.
+ * (or harlite_pipeline_predict for the prediction as numbers instead of a line). While the model runs,
+ * the caller must not push with model_idle set (that writes the input) nor report (that reads the
+ * output); nothing else is shared. No allocation; not reentrant per pipeline. harlite.h wraps all of it
+ * in one call per sample for a program that runs the model right away.
  */
 #ifndef HARLITE_PIPELINE_H
 #define HARLITE_PIPELINE_H
@@ -48,6 +50,19 @@ typedef struct {
     uint32_t window_start; /* first sample of the window in input */
 } harlite_pipeline_t;
 
+/* One window's prediction (harlite_pipeline_predict, harlite_push). Fields may be added at the end of
+ * a group in later versions: use the names, not the layout. */
+typedef struct {
+    uint32_t start;        /* index of the window's first sample (samples since init; lost samples count) */
+    uint32_t end;          /* one past its last sample: the window holds samples [start, end) */
+    float start_s, end_s;  /* the same in seconds (index / HARLITE_RATE_HZ) */
+    int32_t label;         /* the window's class: the largest score, ties to the lowest index */
+    int32_t smoothed;      /* the smoothed class (the pipeline's smoothing) */
+    float probability;     /* probabilities[label] */
+    float probabilities[HARLITE_NUM_CLASSES]; /* (scores - HARLITE_OUTPUT_ZERO_POINT) * HARLITE_OUTPUT_SCALE */
+    int8_t scores[HARLITE_NUM_CLASSES];       /* the model's int8 output */
+} harlite_prediction_t;
+
 /* What harlite_pipeline_push found. */
 #define HARLITE_PUSH_NONE 0    /* no window completed */
 #define HARLITE_PUSH_WINDOW 1  /* a window is in input: run the model */
@@ -68,8 +83,11 @@ void harlite_pipeline_gap(harlite_pipeline_t *p, uint32_t lost);
 /* Run the model on the window in input; returns the model's status (0: ok). */
 int harlite_pipeline_invoke(harlite_pipeline_t *p);
 
-/* Smooth the model's output and write the window's "# pred" line (no newline) into
- * line[HARLITE_LINE_MAX]; returns its length. */
+/* Smooth the model's output (once per window) and describe the window in *prediction. */
+void harlite_pipeline_predict(harlite_pipeline_t *p, harlite_prediction_t *prediction);
+
+/* harlite_pipeline_predict, then the window's "# pred" line (no newline) into line[HARLITE_LINE_MAX];
+ * returns its length. */
 int harlite_pipeline_report(harlite_pipeline_t *p, char *line, uint32_t invoke_ms);
 
 #ifdef __cplusplus

@@ -11,6 +11,8 @@ typedef char harlite_check_label_count[sizeof labels == HARLITE_NUM_CLASSES * HA
 static const uint32_t pow10[10] = {1u, 10u, 100u, 1000u, 10000u, 100000u, 1000000u, 10000000u, 100000000u,
                                    1000000000u};
 
+const char *harlite_label(int index) { return index >= 0 && index < HARLITE_NUM_CLASSES ? labels[index] : ""; }
+
 /* Decimal digits of v, at least min_digits (zero-padded). */
 static char *put_uint(char *p, uint32_t v, int min_digits) {
     char digits[10];

@@ -65,6 +65,10 @@ int harlite_format_prediction(char *line, uint32_t start, const int8_t scores[HA
  */
 int harlite_format_banner(char *line, int part, const char *firmware, const char *imu);
 
+/* The name of class `index` (0 .. HARLITE_NUM_CLASSES - 1; at most 31 bytes of UTF-8), or "" for another
+ * index. */
+const char *harlite_label(int index);
+
 /* Writes x with `decimals` (0..9) digits after the point, correctly rounded (ties to even), into p;
  * returns the end of the text (not NUL-terminated). */
 char *harlite_put_fixed(char *p, float x, int decimals);

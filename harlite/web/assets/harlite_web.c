@@ -1,7 +1,8 @@
 /*
- * harlite's WebAssembly module: the board's C (resampler, front end, engine, smoothing) behind a few
- * exported functions that harlite.js calls. No imports, no allocation: buffers are static and
- * harlite.js reads them through the exported memory.
+ * harlite's WebAssembly module: the stream resampler (harlite_resample.h) in front of the C API the boards
+ * and the arduino and cmake exports run (harlite.h: front end, engine, smoothing), behind a few exported
+ * functions that harlite.js calls. No imports, no allocation: buffers are static and harlite.js reads them
+ * through the exported memory.
  *
  *   hl_reset(mode, k, alpha)  start again (smoothing as harlite_smoother_init); 0 for a bad setting
  *   hl_sample()               where to write one raw sample (HARLITE_NUM_RAW floats) before hl_push
@@ -13,22 +14,17 @@
  *   hl_config(what)           the compiled-in model shape, for harlite.js to check against manifest.json
  */
 #include <stdint.h>
+#include <string.h>
 
-#include "harlite_core.h"
-#include "harlite_engine.h"
+#include "harlite.h"
 #include "harlite_resample.h"
 
 /* Grid samples (and so windows) one push can make: an interval is at most GAP_PERIODS periods. */
 #define HL_MAX (HARLITE_RESAMPLE_GAP_PERIODS + 1)
 #define HL_EXPORT(name) __attribute__((export_name(#name)))
 
-typedef char hl_engine_matches_config[(HARLITE_ENGINE_WINDOW == HARLITE_WINDOW &&
-                                       HARLITE_ENGINE_CHANNELS == HARLITE_NUM_CHANNELS &&
-                                       HARLITE_ENGINE_CLASSES == HARLITE_NUM_CLASSES) ? 1 : -1];
-
 static harlite_resampler_t resampler;
-static harlite_frontend_t front_end;
-static harlite_smoother_t smoother;
+static harlite_t har;
 static float sample[HARLITE_NUM_RAW];
 static float grid[HL_MAX][HARLITE_NUM_RAW];
 static int8_t inputs[HL_MAX][HARLITE_WINDOW_BYTES];
@@ -36,8 +32,7 @@ static int8_t scores[HL_MAX][HARLITE_NUM_CLASSES];
 static int32_t smoothed[HL_MAX];
 static double starts[HL_MAX];
 static int32_t grid_count, status;
-static uint32_t segment_samples; /* grid samples since the grid (re)started */
-static double first_t, segment_start;
+static double first_t, segment_start; /* the first sample's time; that of the segment's (since a restart) */
 static int started;
 
 HL_EXPORT(hl_sample) float *hl_sample(void) { return sample; }
@@ -64,15 +59,14 @@ HL_EXPORT(hl_config) int32_t hl_config(int32_t what) {
 
 HL_EXPORT(hl_reset) int32_t hl_reset(int32_t mode, int32_t k, float alpha) {
     harlite_resampler_reset(&resampler);
-    harlite_frontend_reset(&front_end);
     grid_count = status = 0;
-    segment_samples = 0;
     started = 0;
-    return harlite_smoother_init(&smoother, (harlite_smoothing_t)mode, (unsigned)(k < 0 ? 0 : k), alpha);
+    return harlite_init(&har, (harlite_smoothing_t)mode, (unsigned)(k < 0 ? 0 : k), alpha);
 }
 
 HL_EXPORT(hl_push) int32_t hl_push(double t) {
     int32_t windows = 0;
+    harlite_prediction_t pred;
     grid_count = 0;
     status = harlite_resampler_push(&resampler, t, sample);
     if (status == HARLITE_RESAMPLE_DROPPED) return 0;
@@ -81,19 +75,15 @@ HL_EXPORT(hl_push) int32_t hl_push(double t) {
         first_t = segment_start = t;
     }
     if (status == HARLITE_RESAMPLE_RESTART) {
-        harlite_frontend_reset(&front_end);
-        harlite_smoother_reset(&smoother);
-        segment_samples = 0;
+        harlite_reset(&har); /* sample indexes count from the restart again */
         segment_start = t;
     }
     while (grid_count < HL_MAX && harlite_resampler_next(&resampler, grid[grid_count])) {
-        segment_samples++;
-        if (harlite_frontend_push(&front_end, grid[grid_count])) {
-            harlite_frontend_window_int8(&front_end, inputs[windows]);
-            harlite_engine_invoke(inputs[windows], scores[windows]);
-            smoothed[windows] = harlite_smoother_update(&smoother, scores[windows]);
-            starts[windows] = (segment_start - first_t) +
-                              (double)(segment_samples - HARLITE_WINDOW) / (double)HARLITE_RATE_HZ;
+        if (harlite_push(&har, grid[grid_count], &pred) == 1) {
+            memcpy(inputs[windows], har.input, sizeof inputs[windows]);
+            memcpy(scores[windows], pred.scores, sizeof scores[windows]);
+            smoothed[windows] = pred.smoothed;
+            starts[windows] = (segment_start - first_t) + (double)pred.start / (double)HARLITE_RATE_HZ;
             windows++;
         }
         grid_count++;

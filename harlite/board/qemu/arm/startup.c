@@ -1,7 +1,9 @@
 /*
- * Bare-metal start-up for the Cortex-M4F of QEMU's mps2-an386, for the tests: the vector table, a reset
- * handler that turns the FPU on and copies .data before newlib's rdimon crt0 (_start: .bss, semihosting
- * stdio, main, exit with main's return value), and a fault handler that ends QEMU with a failure.
+ * Bare-metal start-up for the Arm M-profile cores harlite runs under QEMU (Cortex-M0 on microbit, M4F on
+ * mps2-an386, M7 on mps2-an500, M33 on mps2-an505; one linker script per machine beside this file): the
+ * vector table, a reset handler that turns the FPU on (on a core that has one) and copies .data before
+ * newlib's rdimon crt0 (_start: .bss, semihosting stdio, main, exit with main's return value), and a
+ * fault handler that ends QEMU with a failure.
  */
 #include <stdint.h>
 
@@ -21,9 +23,11 @@ void Fault_Handler(void) {
 
 void Reset_Handler(void) {
     uint32_t *src = &__data_load__, *dst = &__data_start__;
+#if defined(__ARM_FP)
     /* CPACR: full access to CP10 and CP11 (the FPU), before the first floating-point instruction. */
     *(volatile uint32_t *)0xE000ED88u |= 0xFu << 20;
     __asm__ volatile("dsb\n\tisb" : : : "memory");
+#endif
     while (dst < &__data_end__) *dst++ = *src++;
     _start();
     Fault_Handler(); /* _start does not return */

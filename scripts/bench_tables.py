@@ -1,0 +1,132 @@
+"""The figures README.md and firmware/README.md quote, from benchmarks/bench.json (``harlite bench``).
+
+Each table lies between ``<!-- bench:NAME -->`` and ``<!-- /bench:NAME -->``; this rewrites them from the
+JSON, or with --check only says which differ (tests/test_bench_tables.py runs that). scripts/bench.sh
+measures and rewrites in one go.
+
+    python scripts/bench_tables.py [--check] [--bench benchmarks/bench.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+BLOCKS = {"README.md": ("released", "cores"), "firmware/README.md": ("runtimes",)}
+CORE_NAMES = {"cortex-m0": "Cortex-M0", "cortex-m4": "Cortex-M4F", "cortex-m7": "Cortex-M7", "cortex-m33": "Cortex-M33",
+              "rv32imc": "RV32IMC"}  # fmt: skip
+
+
+def _b(n: float) -> str:
+    return f"{int(n):,} B"
+
+
+def _m(n: float) -> str:
+    return f"{n / 1e6:.2f} M"
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.2f}%"
+
+
+def released(bench: dict[str, Any]) -> str:
+    b, fw, sim = bench["bundle"], bench["firmware"], bench["simulate"]
+    metrics, acc, pairs = b["released_metrics"], b["accuracy"], b["max_abs_diff"]
+    chosen = "qat_int8" if metrics["int8"]["accuracy"] == metrics["qat_int8"]["accuracy"] else "ptq_int8"
+    ptq, qat = (_pct(metrics[k]["accuracy"]) for k in ("ptq_int8", "qat_int8"))
+    ptq, qat = (f"**{v}**" if k == chosen else v for k, v in (("ptq_int8", ptq), ("qat_int8", qat)))
+    same = "identical outputs" if pairs.get("c|tflm") == 0 else f"outputs within {pairs.get('c|tflm')}"
+    drop = 100 * (acc["keras"] - acc["tflm"])
+    tflm, m4, core = b["tflm"], fw["cores"]["cortex-m4"], fw["core"]
+    rows = [
+        ("float accuracy (Keras)", f"{_pct(acc['keras'])} (macro-F1 {metrics['float']['macro_f1']:.3f})"),
+        ("int8 accuracy (LiteRT): PTQ / QAT (kept on validation)", f"{ptq} / {qat}"),
+        (f"int8 accuracy in TFLite Micro and in the C engine ({same}); TFLM top-1 agreement with LiteRT int8",
+         f"{_pct(acc['tflm'])} ({drop:.2f} points under float); {_pct(b['agreement']['tflm|litert-int8'])}"),
+        ("int8 model (flash) / float16 / float32", " / ".join(_b(b["bytes"][k]) for k in ("int8", "float16", "float32"))),
+        ("parameters; multiply-accumulates per window", f"{b['model']['params']:,}; {b['model']['macs_per_window']:,}"),
+        (f"TFLM tensor arena (measured minimum {_b(tflm['arena_min_bytes'])} + margin)", _b(tflm["arena_bytes"])),
+        ("C front end on Cortex-M4 (`-Os`): flash / RAM", f"{_b(core['flash_bytes'])} / {_b(core['ram_bytes'])}"),
+        ("the firmware's per-sample path with the C engine on Cortex-M4 (QEMU, `-Os`): flash / RAM with stack / "
+         "instructions per window (other cores below)",
+         f"{_b(m4['flash_bytes'])} / {_b(m4['ram_bytes'])} / {_m(m4['instructions_per_window'])}"),
+    ]  # fmt: skip
+    if fw["tflm"].get("measured"):
+        t = fw["tflm"]
+        rows.append(("the same with the sketch's TFLM (the Arduino library) instead",
+                     f"{_b(t['flash_bytes'])} / {_b(t['ram_bytes'])} / {_m(t['instructions_per_window'])}"))  # fmt: skip
+    rows.append(("replay of the test subjects' continuous recordings (TFLM)",
+                 f"{_pct(sim['accuracy_pure_windows'])} on pure windows, "
+                 f"~{round(sim['latency']['windows_per_s'], -1):,.0f} windows/s on the host"))  # fmt: skip
+    return "| | value |\n| --- | --- |\n" + "".join(f"| {k} | {v} |\n" for k, v in rows)
+
+
+def cores(bench: dict[str, Any]) -> str:
+    rows = ["| core (QEMU machine) | flash | RAM: static + stack | instructions per window (of which the model) | "
+            "at 64 MHz |\n", "| --- | --- | --- | --- | --- |\n"]  # fmt: skip
+    for name, c in bench["firmware"]["cores"].items():
+        machine = c["machine"].split("-machine ")[1].split()[0]
+        rows.append(f"| {CORE_NAMES.get(name, name)} (`{machine}`) | {_b(c['flash_bytes'])} | "
+                    f"{c['static_ram_bytes']:,} + {c['stack_bytes']:,} = {_b(c['ram_bytes'])} | "
+                    f"{c['instructions_per_window']:,} ({c['instructions']['model']:,}) | "
+                    f"{c['instructions_per_window'] / 64e3:.0f} ms |\n")  # fmt: skip
+    return "".join(rows)
+
+
+def runtimes(bench: dict[str, Any]) -> str:
+    fw = bench["firmware"]
+    m4, t, limits = fw["cores"]["cortex-m4"], fw["tflm"], fw["limits"]
+    engine = [f"{_b(m4['flash_bytes'])} (limit {limits['flash_bytes'] // 1024} KiB)",
+              f"{m4['static_ram_bytes']:,} + {m4['stack_bytes']:,} = {_b(m4['ram_bytes'])} (limit "
+              f"{limits['ram_bytes'] // 1024} KiB)",
+              f"{m4['instructions_per_window']:,} (the engine: {m4['instructions']['model']:,}) (limit "
+              f"{limits['instructions_per_window'] / 1e6:g} M)",
+              f"about {m4['instructions_per_window'] / 64e3:.0f} ms a window"]  # fmt: skip
+    tflm = ([_b(t["flash_bytes"]), f"{t['static_ram_bytes']:,} + {t['stack_bytes']:,} = {_b(t['ram_bytes'])}",
+             f"{t['instructions_per_window']:,} (the model's `Reset()` + `Invoke()`: {t['instructions']['model']:,})",
+             f"about {t['instructions_per_window'] / 64e3:.0f} ms a window"]
+            if t.get("measured") else ["not measured"] * 4)  # fmt: skip
+    names = ["flash", "RAM, static + stack", "instructions per window", "at 64 MHz, one instruction a cycle"]
+    return ("| | TFLite Micro (default) | harlite's C engine (`HARLITE_ENGINE`) |\n| --- | --- | --- |\n"
+            + "".join(f"| {n} | {a} | {b} |\n" for n, a, b in zip(names, tflm, engine)))
+
+
+RENDER = {"released": released, "cores": cores, "runtimes": runtimes}
+
+
+def update(root: Path, bench: dict[str, Any], check: bool = False) -> list[str]:
+    """Rewrite (or with ``check`` only compare) every block; returns the blocks that differed."""
+    differing = []
+    for file, names in BLOCKS.items():
+        path = root / file
+        text = original = path.read_text()
+        for name in names:
+            pattern = re.compile(rf"(<!-- bench:{name} -->\n)(.*?)(<!-- /bench:{name} -->)", re.DOTALL)
+            match = pattern.search(text)
+            if match is None:
+                raise SystemExit(f"{file}: no <!-- bench:{name} --> block")
+            if match.group(2) != RENDER[name](bench):
+                differing.append(f"{file}:{name}")
+                text = text[: match.start(2)] + RENDER[name](bench) + text[match.end(2) :]
+        if text != original and not check:
+            path.write_text(text)
+    return differing
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--check", action="store_true", help="only say which blocks differ (exit 1 if any)")
+    parser.add_argument("--bench", type=Path, default=REPO / "benchmarks" / "bench.json")
+    args = parser.parse_args()
+    differing = update(REPO, json.loads(args.bench.read_text()), args.check)
+    print(("differ: " if args.check else "rewrote: ") + (", ".join(differing) or "nothing"))
+    sys.exit(1 if args.check and differing else 0)
+
+
+if __name__ == "__main__":
+    main()
