@@ -10,7 +10,7 @@ import click
 from harlite.cli.options import data_options, data_spec, stream_option, workers_option
 from harlite.codegen.targets import DEFAULT_TARGET, TARGETS
 from harlite.io.files import check_writable, write_json
-from harlite.pipeline.bench import SECTIONS, SLOW_SECTIONS, format_table, run_bench
+from harlite.pipeline.bench import SECTIONS, SLOW_SECTIONS, format_table, kept_sections, run_bench
 from harlite.pipeline.build import BuildConfig
 from harlite.pipeline.build import build as run
 
@@ -131,8 +131,9 @@ def build(model_name: str, data: Path | None, test_data: Path | None, test_subje
     default=None,
     is_flag=False,
     flag_value=Path("-"),
-    help="Write the figures to this JSON file (default: bench.json); --json alone "
-    "prints them on stdout (the table then goes to stderr).",
+    help="Write the figures to this JSON file (default: bench.json; the sections of an earlier harlite bench "
+    "there that this run does not measure are kept); --json alone prints them on stdout (the table then goes "
+    "to stderr).",
 )
 @click.option(
     "--scale-work",
@@ -172,5 +173,5 @@ def bench(sections: tuple[str, ...], bundle: Path, seeds: int, json_path: Path |
     if path is None:
         click.echo(json.dumps(figures, indent=2, default=str))
     else:
-        write_json(path, figures)
+        write_json(path, kept_sections(path, figures))
         click.echo(f"wrote {path}")

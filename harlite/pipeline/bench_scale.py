@@ -22,6 +22,7 @@ from typing import Any
 
 from harlite.data.hapt import SUBJECTS, export_hapt
 from harlite.data.windows import DataSpec, load_split
+from harlite.io.cache import cache_at
 from harlite.io.files import read_json
 
 SIZES = (1, 4, 16)
@@ -88,14 +89,12 @@ def train_run(folder: Path, out: Path, workers: int, env: dict[str, str]) -> dic
 def bench_scale(work: str | Path = "runs/bench-scale", sizes: tuple[int, ...] = SIZES,
                 workers: tuple[int, ...] = WORKERS) -> dict[str, Any]:  # fmt: skip
     """Peak memory and windows per second of one training epoch at every size, for every worker count."""
+    figures: dict[str, Any] = {"work": str(work), "sizes": {}}
     work = Path(work).resolve()
     env = {**os.environ, "HARLITE_CACHE": str(work / "cache")}
     env.pop("TF_CONFIG", None)
-    previous = os.environ.get("HARLITE_CACHE")
-    os.environ["HARLITE_CACHE"] = env["HARLITE_CACHE"]
-    try:
+    with cache_at(env["HARLITE_CACHE"]):
         folders = make_datasets(work, sizes)
-        figures: dict[str, Any] = {"work": str(work), "sizes": {}}
         for size in sizes:
             started = time.perf_counter()
             split = load_split(DataSpec(data=str(folders[size])))
@@ -106,11 +105,6 @@ def bench_scale(work: str | Path = "runs/bench-scale", sizes: tuple[int, ...] = 
                 print(f"bench: scale {size}x, {n} worker{'s' * (n > 1)}...", file=sys.stderr)
                 row[f"workers_{n}"] = train_run(folders[size], work / "runs" / f"{size}x_w{n}", n, env)
             figures["sizes"][f"{size}x"] = row
-    finally:
-        if previous is None:
-            os.environ.pop("HARLITE_CACHE", None)
-        else:
-            os.environ["HARLITE_CACHE"] = previous
     first, last = f"{min(sizes)}x", f"{max(sizes)}x"
     for n in workers:
         runs = [figures["sizes"][s].get(f"workers_{n}", {}) for s in (first, last)]
