@@ -104,6 +104,29 @@ def test_tf_config_is_read_as_tensorflow_documents_it() -> None:
     chief = {"cluster": {"chief": ["c:0"], "worker": ["w:1", "w:2"]}, "task": {"type": "worker", "index": 0}}
     assert parse_tf_config(json.dumps(chief)) == (["c:0", "w:1", "w:2"], 1)
     for bad in ("{", '{"cluster": {}}', json.dumps({**chief, "task": {"type": "worker", "index": 5}}),
-                json.dumps({**chief, "task": {"type": "ps", "index": 0}})):  # fmt: skip
+                json.dumps({**chief, "task": {"type": "ps", "index": 0}}),
+                json.dumps({**chief, "cluster": {"worker": ["w:1", "w2"]}})):  # fmt: skip
         with pytest.raises(HarliteError, match="TF_CONFIG is not a cluster harlite can join"):
             parse_tf_config(bad)
+
+
+def test_a_bad_tf_config_or_a_clash_with_workers_is_one_line(folder, tmp_path, monkeypatch) -> None:
+    from click.testing import CliRunner
+
+    from harlite.cli import main
+
+    monkeypatch.setenv("HARLITE_CACHE", str(tmp_path / "cache"))
+    train = ["train", "--data", str(folder), "--epochs", "1", "--out", str(tmp_path / "run")]
+    for config, args, message in (
+        ('{"cluster": {"worker": ["127.0.0.1:1", "localhost"]}, "task": {"type": "worker", "index": 0}}', [],
+         "'localhost' is no host:port address"),
+        (tf_config(["127.0.0.1:1", "127.0.0.1:2"], 0), ["--workers", "2"], "--workers starts a cluster of its own"),
+    ):  # fmt: skip
+        monkeypatch.setenv("TF_CONFIG", config)
+        result = CliRunner().invoke(main, train + args)
+        if args:
+            build = CliRunner().invoke(main, ["build", *train[1:], *args])
+            assert build.exit_code == 2 and build.output.count("\n") == 1 and message in build.output, build.output
+        errors = [line for line in result.output.splitlines() if line.strip()]
+        assert result.exit_code == 2 and len(errors) == 1 and message in errors[0], result.output
+    assert not (tmp_path / "run" / "model.keras").exists()

@@ -19,7 +19,7 @@ from harlite.pipeline.release import check_release_target, release_bundle
 from harlite.pipeline.report import PICTURES, write_report
 from harlite.pipeline.stages import RunFolder
 from harlite.pipeline.train import RUN_FILES, TrainConfig, train
-from harlite.pipeline.workers import qat_on_workers, train_on_workers
+from harlite.pipeline.workers import check_local, qat_on_workers, train_on_workers
 from harlite.run import parity, timeline
 
 STAGES = 7
@@ -72,6 +72,8 @@ def build(out: str | Path, config: BuildConfig = BuildConfig(), release: str | P
         check_release_target(Path(release), force)
     if config.data.own:
         check_folders(config.data, out)
+    if config.workers:
+        check_local(config.workers)
     cluster = current() if os.environ.get("TF_CONFIG", "").strip() and not config.workers else None
     if cluster is not None and not cluster.chief:
         return _follow(out, config, cluster)

@@ -104,6 +104,9 @@ def parse_tf_config(raw: str) -> tuple[list[str], int]:
         rank = index if kind == "chief" else len(chiefs) + index
         if kind not in ("chief", "worker") or not 0 <= rank < len(tasks) or len(chiefs) > 1:
             raise ValueError(f"task {kind} {index} is not in the cluster")
+        wrong = [a for a in tasks if not isinstance(a, str) or not a.rpartition(":")[0] or not a.rpartition(":")[2].isdigit()]
+        if wrong:
+            raise ValueError(f"{wrong[0]!r} is no host:port address")
     except (ValueError, KeyError, TypeError, AttributeError) as e:
         raise HarliteError(f"TF_CONFIG is not a cluster harlite can join ({e}); it must be like "
                            '{"cluster": {"worker": ["host1:port", "host2:port"]}, "task": {"type": "worker", '

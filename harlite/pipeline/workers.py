@@ -51,6 +51,15 @@ def tf_config(addresses: list[str], index: int) -> str:
     return json.dumps({"cluster": {"worker": addresses}, "task": {"type": "worker", "index": index}})
 
 
+def check_local(n: int) -> None:
+    """``--workers n`` makes a cluster of its own: n must be 2 or more, and TF_CONFIG unset."""
+    if os.environ.get("TF_CONFIG", "").strip():
+        raise HarliteError("--workers starts a cluster of its own, but TF_CONFIG is set: unset it, or run without "
+                           "--workers to be one worker of the cluster TF_CONFIG describes.")  # fmt: skip
+    if n < 2:
+        raise HarliteError(f"--workers {n}: give 2 or more worker processes (or leave it out for one).")
+
+
 def train_on_workers(out: str | Path, config: Any, workers: int, force: bool = False, data_spec: Any = None) -> dict:
     """``harlite.pipeline.train.train`` on ``workers`` local processes; returns the metrics the chief wrote."""
     from dataclasses import asdict
@@ -59,6 +68,7 @@ def train_on_workers(out: str | Path, config: Any, workers: int, force: bool = F
     from harlite.io.files import check_writable, read_json
     from harlite.pipeline.train import RUN_FILES
 
+    check_local(workers)
     out, data_spec = Path(out), data_spec or DataSpec()
     for name in RUN_FILES:
         check_writable(out / name, force)
@@ -73,6 +83,7 @@ def qat_on_workers(run_dir: str | Path, workers: int, force: bool = False, **opt
     from harlite.io.files import check_writable, read_json
     from harlite.pipeline.qat import QAT_FILES
 
+    check_local(workers)
     out = Path(run_dir) / "qat"
     for name in QAT_FILES:
         check_writable(out / name, force)
@@ -83,11 +94,7 @@ def qat_on_workers(run_dir: str | Path, workers: int, force: bool = False, **opt
 
 def launch(task: dict[str, Any], n: int, logs: Path, resume: str) -> None:
     """Run ``task`` on ``n`` local workers until all finish; ``WorkersFailed`` when one does not."""
-    if os.environ.get("TF_CONFIG", "").strip():
-        raise HarliteError("--workers starts a cluster of its own, but TF_CONFIG is set: unset it, or run without "
-                           "--workers to be one worker of the cluster TF_CONFIG describes.")  # fmt: skip
-    if n < 2:
-        raise HarliteError(f"--workers {n}: give 2 or more worker processes (or leave it out for one).")
+    check_local(n)
     logs.mkdir(parents=True, exist_ok=True)
     addresses = [f"127.0.0.1:{port}" for port in free_ports(n)]
     payload = json.dumps(task)
