@@ -106,6 +106,8 @@ def _speed(run: dict[str, Any]) -> str:
 
 
 def scale(bench: dict[str, Any]) -> str:
+    if "scale" not in bench:
+        return "Not measured yet: `harlite bench scale --json benchmarks/bench.json --force`.\n"
     s = bench["scale"]
     rows = ["| data | recordings | training windows | windows read | peak memory, 1 worker | windows/s, 1 worker | "
             "peak memory, 2 workers (the larger) | windows/s, 2 workers |\n",
@@ -121,6 +123,8 @@ def scale(bench: dict[str, Any]) -> str:
 
 
 def scale_summary(bench: dict[str, Any]) -> str:
+    if "scale" not in bench:
+        return ""
     s = bench["scale"]
     one, big = s["sizes"]["1x"]["workers_1"], s["sizes"]["16x"]["workers_1"]
     return (f"One training epoch on 16x HAPT ({big['train_windows']:,} windows) peaked at {_mb(big)} of resident "
