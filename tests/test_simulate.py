@@ -292,3 +292,16 @@ def test_cli_replays_a_phone_recording_without_labels_or_a_one_label_dataset(tin
     assert res.exit_code == 0 and "measured on STANDING" in res.output, res.output
     res = _run(tiny_bundle, "--dataset", tmp_path / "one", "--runtime", "litert", "--out", tmp_path / "one" / "sim")
     assert res.exit_code == 2 and "lies inside the dataset" in res.output and not (tmp_path / "one" / "sim").exists()
+
+
+def test_a_replay_worker_that_dies_is_one_clear_error() -> None:
+    """--jobs: a worker process killed part way (as the kernel's OOM killer would) is a HarliteError naming the
+    cause, not a traceback from the process pool."""
+    import os
+    import signal
+
+    from harlite.errors import HarliteError
+    from harlite.run.processes import in_processes
+
+    with pytest.raises(HarliteError, match="worker process of --jobs 2 ended without finishing"):
+        in_processes(os.kill, [signal.SIGKILL] * 2, 2, os.getpid)  # each worker kills itself

@@ -14,7 +14,10 @@ import multiprocessing
 import os
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
+
+from harlite.errors import HarliteError
 
 _STATE: dict[str, Any] = {}
 
@@ -31,15 +34,19 @@ def in_processes(function: Callable[[Any, Any], Any], items: Iterable[Any], jobs
                  setup: Callable[[], Any]) -> list[Any]:  # fmt: skip
     """``[function(setup(), item) for item in items]``, over ``jobs`` worker processes (``setup`` runs once per
     worker; with ``jobs`` 1, here). ``function`` and ``setup`` must be picklable (module-level functions,
-    ``functools.partial`` of them)."""
+    ``functools.partial`` of them). A worker that dies (killed, out of memory) is a HarliteError."""
     items = list(items)
     jobs = max(1, min(jobs, len(items)))
     if jobs == 1:
         state = setup()
         return [function(state, item) for item in items]
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(jobs, mp_context=context, initializer=_start, initargs=(setup,)) as pool:
-        return list(pool.map(_call, [function] * len(items), items))
+    try:
+        with ProcessPoolExecutor(jobs, mp_context=context, initializer=_start, initargs=(setup,)) as pool:
+            return list(pool.map(_call, [function] * len(items), items))
+    except BrokenProcessPool:
+        raise HarliteError(f"a worker process of --jobs {jobs} ended without finishing (killed, or out of memory); "
+                           "run again, with fewer --jobs if memory ran short.") from None  # fmt: skip
 
 
 def default_jobs() -> int:
