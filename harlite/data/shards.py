@@ -43,7 +43,7 @@ from harlite.io.cache import cache_dir
 from harlite.io.files import atomic_write_bytes, write_json
 from harlite.io.limits import read_bounded
 
-STORE_VERSION = 2  # bump when the entries' layout or the windows they hold change
+STORE_VERSION = 3  # bump when the entries' layout or the windows they hold change
 SHARD_WINDOWS = 4096  # at most this many windows per shard file (19 MB at 128 x 9)
 ENTRY = "entry.json"
 MAX_ENTRY_BYTES = 16 << 20  # entry.json: a few hundred bytes per shard
