@@ -114,7 +114,9 @@ def test_a_bad_tf_config_or_a_clash_with_workers_is_one_line(folder, tmp_path, m
     from click.testing import CliRunner
 
     from harlite.cli import main
+    from harlite.pipeline import cluster
 
+    monkeypatch.setattr(cluster, "_CURRENT", [])  # this process's cluster is made once: as a fresh process would
     monkeypatch.setenv("HARLITE_CACHE", str(tmp_path / "cache"))
     train = ["train", "--data", str(folder), "--epochs", "1", "--out", str(tmp_path / "run")]
     for config, args, message in (
