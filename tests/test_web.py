@@ -20,12 +20,12 @@ from typing import Any
 
 import numpy as np
 import pytest
-from chromium import Browser
 
 from harlite.bundle.loader import load_bundle
 from harlite.data.hapt import load_hapt
 from harlite.data.recordings import read_csv, write_csv
 from harlite.run.simulate import simulate
+from harlite.web.chromium import Browser
 
 ROOT = Path(__file__).resolve().parents[1]
 RELEASED = ROOT / "models" / "cnn_lstm"
