@@ -4,13 +4,16 @@ packages.
 Chromium reads protocol messages (JSON, each ended by a NUL byte) on its fd 3 and writes on fd 4. A bash
 trampoline moves two pipe ends there (subprocess closes what a preexec_fn duplicates, and dash refuses fd
 numbers over 9). ``Browser`` starts Debian's chromium with a fresh profile and no network beyond the
-pages it is sent to; ``Page.eval`` runs JavaScript in a page and returns its (awaited) value. Every wait is
-bounded (``timeout``).
+pages it is sent to (``loopback_site`` serves a folder to it); ``Page.eval`` runs JavaScript in a page and
+returns its (awaited) value. Every wait is bounded (``timeout``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
+import functools
+import http.server
 import json
 import os
 import queue
@@ -19,6 +22,8 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from harlite.errors import ToolMissing
@@ -26,6 +31,24 @@ from harlite.errors import ToolMissing
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          "--disable-default-apps", "--mute-audio", "--remote-debugging-pipe")  # fmt: skip
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args: Any) -> None:
+        """No line on stderr per request."""
+
+
+@contextlib.contextmanager
+def loopback_site(folder: str | Path) -> Iterator[str]:
+    """``folder`` served over HTTP on 127.0.0.1 (a secure context for the browser), in a thread, while the
+    block runs; yields the base URL (``http://127.0.0.1:PORT``)."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(folder)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def executable() -> str:
