@@ -28,7 +28,8 @@ from harlite.pipeline.bench_firmware import BENCH_SECONDS, bench_recording
 from harlite.pipeline.export import export
 from harlite.run.runtimes import open_runtime
 from harlite.run.simulate import simulate
-from harlite.web.chromium import Browser, loopback_site
+from harlite.web.chromium import Browser, executable, loopback_site
+from harlite.web.export import toolchain
 
 RUNS = 5
 SAMPLES_FILE = "samples.f32"  # the recording's samples, float32 little-endian, raw channels per row
@@ -95,6 +96,8 @@ def bench_web(bundle: Bundle, seconds: float = BENCH_SECONDS, runs: int = RUNS) 
 
 def measure_web(bundle: Bundle, seconds: float = BENCH_SECONDS, runs: int = RUNS) -> dict[str, Any]:
     """Export, serve, open in Chromium and measure (``bench_web``); ToolMissing without the tools."""
+    executable()  # before the minutes of work, the tools: chromium, then (the export) clang and wasm-ld
+    toolchain()
     source, raw = bench_recording(bundle, seconds)
     spec = bundle.frontend()
     trace = simulate(bundle, [Recording(raw, spec.rate_hz, raw_channels=spec.raw_channels, source=source)], "c")
