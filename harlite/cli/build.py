@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from harlite.cli.options import data_options, data_spec
+from harlite.cli.train import MODEL_NAMES
 from harlite.codegen.targets import DEFAULT_TARGET, TARGETS
 from harlite.io.files import check_writable, write_json
 from harlite.pipeline.bench import SECTIONS, format_table, run_bench
@@ -116,6 +117,12 @@ def build(model_name: str, data: Path | None, test_data: Path | None, test_subje
     help="Seeds for the train section (mean and spread).",
 )
 @click.option(
+    "--models",
+    type=click.Choice(MODEL_NAMES),
+    multiple=True,
+    help="Models the train section trains (repeat for more; default: all).",
+)
+@click.option(
     "--json",
     "json_path",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -126,15 +133,19 @@ def build(model_name: str, data: Path | None, test_data: Path | None, test_subje
     "prints them on stdout (the table then goes to stderr).",
 )
 @click.option("--force", is_flag=True, help="Overwrite the JSON file.")
-def bench(sections: tuple[str, ...], bundle: Path, seeds: int, json_path: Path | None, force: bool) -> None:
+def bench(sections: tuple[str, ...], bundle: Path, seeds: int, models: tuple[str, ...], json_path: Path | None,
+          force: bool) -> None:  # fmt: skip
     """Measure every stage and write one JSON: the figures notes quote.
 
-    SECTIONS: data (cold and warm load), train (float/PTQ/QAT over --seeds seeds, both models; slow),
-    bundle (sizes, arena, parity and host latency of --bundle), simulate (replay throughput), firmware
-    (the firmware's per-sample path under QEMU on Cortex-M0, M4F, M7, M33 and RV32IMC: flash, RAM with
-    stack and instructions per window, with the C engine, and on the M4 with TFLM when
-    HARLITE_TFLM_ARDUINO names a checkout of the Arduino library tflite-micro-arduino-examples). Default:
-    all but train.
+    SECTIONS: data (cold and warm load), train (float/PTQ/QAT over --seeds seeds, of --models, default
+    both; slow), bundle (sizes, arena, parity and host latency of --bundle), simulate (replay
+    throughput), firmware (the firmware's per-sample path under QEMU on Cortex-M0, M4F, M7, M33 and
+    RV32IMC: flash, RAM with stack and instructions per window, with the C engine, and on the M4 with
+    TFLM when HARLITE_TFLM_ARDUINO names a checkout of the Arduino library
+    tflite-micro-arduino-examples), web (the web export in headless Chromium: its bytes, ms per window
+    and samples/s through harlite.js, devicemotion events/s through the page, the host's C engine for
+    comparison, and whether the predictions are simulate --runtime c's; needs chromium, clang, wasm-ld).
+    Default: all but train.
 
     \b
     Examples:
@@ -142,12 +153,14 @@ def bench(sections: tuple[str, ...], bundle: Path, seeds: int, json_path: Path |
       harlite bench firmware --json > firmware.json
       harlite bench data
       harlite bench train --seeds 3 --json bench_train.json
+      harlite bench train --models cnn_lstm --seeds 3 --json bench_train.json
+      harlite bench web --json web.json
     """
     chosen = tuple(s for s in SECTIONS if s != "train") if not sections else sections
     chosen = SECTIONS if "all" in chosen else chosen
     to_stdout = json_path == Path("-")
     path = None if to_stdout else check_writable(json_path or Path("bench.json"), force)
-    figures = run_bench(chosen, bundle=bundle, seeds=seeds)
+    figures = run_bench(chosen, bundle=bundle, seeds=seeds, models=models or MODEL_NAMES)
     click.echo(format_table(figures), err=to_stdout)
     if path is None:
         click.echo(json.dumps(figures, indent=2, default=str))
