@@ -1,4 +1,4 @@
-"""The figures README.md and firmware/README.md quote, from benchmarks/bench.json (``harlite bench``).
+"""The figures README.md, firmware/README.md and docs/phone.md quote, from benchmarks/bench.json (``harlite bench``).
 
 Each table lies between ``<!-- bench:NAME -->`` and ``<!-- /bench:NAME -->``; this rewrites them from the
 JSON, or with --check only says which differ (tests/test_bench_tables.py runs that). scripts/bench.sh
@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-BLOCKS = {"README.md": ("released", "cores", "scale_summary"), "firmware/README.md": ("runtimes",),
-          "docs/scale.md": ("scale",)}
+BLOCKS = {"README.md": ("released", "cores", "web", "scale_summary"), "firmware/README.md": ("runtimes",),
+          "docs/phone.md": ("web",), "docs/scale.md": ("scale",)}
 CORE_NAMES = {"cortex-m0": "Cortex-M0", "cortex-m4": "Cortex-M4F", "cortex-m7": "Cortex-M7", "cortex-m33": "Cortex-M33",
               "rv32imc": "RV32IMC"}  # fmt: skip
 
@@ -97,6 +97,30 @@ def runtimes(bench: dict[str, Any]) -> str:
             + "".join(f"| {n} | {a} | {b} |\n" for n, a, b in zip(names, tflm, engine)))
 
 
+def web(bench: dict[str, Any]) -> str:
+    w = bench["web"]
+    js, engine = w["harlite_js"], w["host_c_engine_ms_per_window"]
+
+    def pair(figure: dict[str, float], digits: int, unit: str = "") -> str:
+        return f"{figure['best']:,.{digits}f}{unit} (median {figure['median']:,.{digits}f})"
+
+    rows = [
+        ("measured in", f"headless {w['chromium']}; {w['recording']} ({w['windows']} windows); the best of "
+         f"{w['runs']} runs (their median)"),
+        ("the export: all its files / `harlite.wasm` (clang, `-O2`, wasm-ld, no imports)",
+         f"{_b(w['export_bytes'])} / {_b(w['wasm_bytes'])}"),
+        ("predictions identical to `harlite simulate --runtime c` (harlite.js and the page)",
+         "yes" if w["identical_predictions"] else "**no**"),
+        ("whole path per window through `harlite.js` in WebAssembly (resampler, front end, C engine, smoothing)",
+         pair(js["ms_per_window"], 2, " ms")),
+        ("the C engine alone on the host, as `simulate --runtime c` builds it (gcc `-O2`)", pair(engine, 2, " ms")),
+        ("samples/s through `harlite.js` (`push` with objects, as a page calls it)", pair(js["samples_per_s"], 0)),
+        ("devicemotion events/s through the page's handler (units, push, display)",
+         pair(w["page_devicemotion_events_per_s"], 0)),
+    ]  # fmt: skip
+    return "| | value |\n| --- | --- |\n" + "".join(f"| {k} | {v} |\n" for k, v in rows)
+
+
 def _mb(run: dict[str, Any]) -> str:
     return f"{run['peak_rss_mb']:,.0f} MB" if "peak_rss_mb" in run else "failed"
 
@@ -132,7 +156,8 @@ def scale_summary(bench: dict[str, Any]) -> str:
             f"benchmarks/bench.json, {s['date'][:10]}, {bench['machine']['cpus']} CPUs).\n")
 
 
-RENDER = {"released": released, "cores": cores, "runtimes": runtimes, "scale": scale, "scale_summary": scale_summary}
+RENDER = {"released": released, "cores": cores, "runtimes": runtimes, "web": web, "scale": scale,
+          "scale_summary": scale_summary}
 
 
 def update(root: Path, bench: dict[str, Any], check: bool = False) -> list[str]:
@@ -146,9 +171,13 @@ def update(root: Path, bench: dict[str, Any], check: bool = False) -> list[str]:
             match = pattern.search(text)
             if match is None:
                 raise SystemExit(f"{file}: no <!-- bench:{name} --> block")
-            if match.group(2) != RENDER[name](bench):
+            try:
+                rendered = RENDER[name](bench)
+            except KeyError as missing:
+                raise SystemExit(f"{file}: the {name} table needs bench.json's {missing} figures: run harlite bench") from None
+            if match.group(2) != rendered:
                 differing.append(f"{file}:{name}")
-                text = text[: match.start(2)] + RENDER[name](bench) + text[match.end(2) :]
+                text = text[: match.start(2)] + rendered + text[match.end(2) :]
         if text != original and not check:
             path.write_text(text)
     return differing

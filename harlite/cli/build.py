@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from harlite.cli.options import data_options, data_spec, stream_option, workers_option
+from harlite.cli.train import MODEL_NAMES
 from harlite.codegen.targets import DEFAULT_TARGET, TARGETS
 from harlite.io.files import check_writable, write_json
 from harlite.pipeline.bench import SECTIONS, SLOW_SECTIONS, format_table, kept_sections, run_bench
@@ -125,6 +126,12 @@ def build(model_name: str, data: Path | None, test_data: Path | None, test_subje
     help="Seeds for the train section (mean and spread).",
 )
 @click.option(
+    "--models",
+    type=click.Choice(MODEL_NAMES),
+    multiple=True,
+    help="Models the train section trains (repeat for more; default: all).",
+)
+@click.option(
     "--json",
     "json_path",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -143,18 +150,21 @@ def build(model_name: str, data: Path | None, test_data: Path | None, test_subje
     help="Folder of the scale section: its data copies, window cache and runs (kept).",
 )
 @click.option("--force", is_flag=True, help="Overwrite the JSON file.")
-def bench(sections: tuple[str, ...], bundle: Path, seeds: int, json_path: Path | None, scale_work: Path,
-          force: bool) -> None:  # fmt: skip
+def bench(sections: tuple[str, ...], bundle: Path, seeds: int, models: tuple[str, ...], json_path: Path | None,
+          scale_work: Path, force: bool) -> None:  # fmt: skip
     """Measure every stage and write one JSON: the figures notes quote.
 
-    SECTIONS: data (cold and warm load), train (float/PTQ/QAT over --seeds seeds, both models; slow),
-    bundle (sizes, arena, parity and host latency of --bundle), simulate (replay throughput), firmware
-    (the firmware's per-sample path under QEMU on Cortex-M0, M4F, M7, M33 and RV32IMC: flash, RAM with
-    stack and instructions per window, with the C engine, and on the M4 with TFLM when
-    HARLITE_TFLM_ARDUINO names a checkout of the Arduino library tflite-micro-arduino-examples), scale
-    (peak memory and windows per second of one training epoch on 1x, 4x and 16x HAPT, one worker and two;
-    slow, 1.5 GB of hard-linked CSV copies and the windows in --scale-work). Default: all but train and
-    scale.
+    SECTIONS: data (cold and warm load), train (float/PTQ/QAT over --seeds seeds, of --models, default
+    both; slow), bundle (sizes, arena, parity and host latency of --bundle), simulate (replay
+    throughput), firmware (the firmware's per-sample path under QEMU on Cortex-M0, M4F, M7, M33 and
+    RV32IMC: flash, RAM with stack and instructions per window, with the C engine, and on the M4 with
+    TFLM when HARLITE_TFLM_ARDUINO names a checkout of the Arduino library
+    tflite-micro-arduino-examples), web (the web export in headless Chromium: its bytes, ms per window
+    and samples/s through harlite.js, devicemotion events/s through the page, the host's C engine for
+    comparison, and whether the predictions are simulate --runtime c's; needs chromium, clang, wasm-ld),
+    scale (peak memory and windows per second of one training epoch on 1x, 4x and 16x HAPT, one worker
+    and two; slow, 1.5 GB of hard-linked CSV copies and the windows in --scale-work). Default: all but
+    train and scale.
 
     \b
     Examples:
@@ -162,13 +172,15 @@ def bench(sections: tuple[str, ...], bundle: Path, seeds: int, json_path: Path |
       harlite bench firmware --json > firmware.json
       harlite bench data
       harlite bench train --seeds 3 --json bench_train.json
-      harlite bench scale --json bench_scale.json
+      harlite bench train --models cnn_lstm --seeds 3 --json bench_train.json
+      harlite bench web --json web.json
+      harlite bench scale --json benchmarks/bench.json --force
     """
     chosen = tuple(s for s in SECTIONS if s not in SLOW_SECTIONS) if not sections else sections
     chosen = SECTIONS if "all" in chosen else chosen
     to_stdout = json_path == Path("-")
     path = None if to_stdout else check_writable(json_path or Path("bench.json"), force)
-    figures = run_bench(chosen, bundle=bundle, seeds=seeds, scale_work=scale_work)
+    figures = run_bench(chosen, bundle=bundle, seeds=seeds, models=models or MODEL_NAMES, scale_work=scale_work)
     click.echo(format_table(figures), err=to_stdout)
     if path is None:
         click.echo(json.dumps(figures, indent=2, default=str))

@@ -22,13 +22,14 @@ from harlite.io.cache import cache_at
 from harlite.io.files import check_writable, read_json, write_json
 from harlite.pipeline.bench_firmware import bench
 from harlite.pipeline.bench_scale import bench_scale
+from harlite.pipeline.bench_web import bench_web
 from harlite.pipeline.convert import to_float
-from harlite.pipeline.models import DEFAULT_MODEL
+from harlite.pipeline.models import DEFAULT_MODEL, MODELS
 from harlite.pipeline.train import TrainConfig, train
 from harlite.run.parity import parity
 from harlite.run.simulate import simulate
 
-SECTIONS = ("data", "train", "bundle", "simulate", "firmware", "scale")
+SECTIONS = ("data", "train", "bundle", "simulate", "firmware", "web", "scale")
 SLOW_SECTIONS = ("train", "scale")  # run only when named
 
 
@@ -154,7 +155,7 @@ def bench_firmware(bundle: Bundle) -> dict[str, Any]:
 
 def bench_train(
     out: str | Path = "runs/bench",
-    models: tuple[str, ...] = ("cnn_lstm", "lstm"),
+    models: tuple[str, ...] = tuple(MODELS),
     seeds: tuple[int, ...] = (0, 1, 2),
     epochs: int | None = None,
     force: bool = True,
@@ -222,13 +223,14 @@ def _spread(runs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     }
 
 
-BUNDLE_SECTIONS = {"bundle", "simulate", "firmware"}
+BUNDLE_SECTIONS = {"bundle", "simulate", "firmware", "web"}
 _SECTION_RUNNERS: dict[str, Callable[..., dict[str, Any]]] = {
     "data": lambda **_: bench_data(),
-    "train": lambda seeds, **_: bench_train(seeds=tuple(range(seeds))),
+    "train": lambda seeds, models=tuple(MODELS), **_: bench_train(models=models, seeds=tuple(range(seeds))),
     "bundle": lambda bundle, **_: bench_bundle(bundle),
     "simulate": lambda bundle, **_: bench_simulate(bundle),
     "firmware": lambda bundle, **_: bench_firmware(bundle),
+    "web": lambda bundle, **_: bench_web(bundle),
     "scale": lambda scale_work="runs/bench-scale", **_: bench_scale(scale_work),
 }
 
