@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-BLOCKS = {"README.md": ("released", "cores", "web"), "firmware/README.md": ("runtimes",), "docs/phone.md": ("web",)}
+BLOCKS = {"README.md": ("released", "cores", "web", "scale_summary"), "firmware/README.md": ("runtimes",),
+          "docs/phone.md": ("web",), "docs/scale.md": ("scale",)}
 CORE_NAMES = {"cortex-m0": "Cortex-M0", "cortex-m4": "Cortex-M4F", "cortex-m7": "Cortex-M7", "cortex-m33": "Cortex-M33",
               "rv32imc": "RV32IMC"}  # fmt: skip
 
@@ -120,7 +121,43 @@ def web(bench: dict[str, Any]) -> str:
     return "| | value |\n| --- | --- |\n" + "".join(f"| {k} | {v} |\n" for k, v in rows)
 
 
-RENDER = {"released": released, "cores": cores, "runtimes": runtimes, "web": web}
+def _mb(run: dict[str, Any]) -> str:
+    return f"{run['peak_rss_mb']:,.0f} MB" if "peak_rss_mb" in run else "failed"
+
+
+def _speed(run: dict[str, Any]) -> str:
+    return f"{run['windows_per_s']:,.0f}" if "windows_per_s" in run else "failed"
+
+
+def scale(bench: dict[str, Any]) -> str:
+    if "scale" not in bench:
+        return "Not measured yet: `harlite bench scale --json benchmarks/bench.json --force`.\n"
+    s = bench["scale"]
+    rows = ["| data | recordings | training windows | windows read | peak memory, 1 worker | windows/s, 1 worker | "
+            "peak memory, 2 workers (the larger) | windows/s, 2 workers |\n",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |\n"]  # fmt: skip
+    for size, row in s["sizes"].items():
+        one, two = row.get("workers_1", {}), row.get("workers_2", {})
+        rows.append(f"| {size} | {row['recordings']:,} | {one.get('train_windows', 0):,} | "
+                    f"{'streamed' if one.get('input') == 'streamed' else 'in memory'} | {_mb(one)} | {_speed(one)} | "
+                    f"{_mb(two)} | {_speed(two)} |\n")  # fmt: skip
+    return "".join(rows) + (f"\nPeak memory from 1x to 16x: {s['peak_rss_growth_workers_1']:.2f}x with one worker, "
+                            f"{s.get('peak_rss_growth_workers_2', float('nan')):.2f}x with two (target: at most "
+                            f"{s['target_growth']:g}x); measured {s['date']}.\n")  # fmt: skip
+
+
+def scale_summary(bench: dict[str, Any]) -> str:
+    if "scale" not in bench:
+        return ""
+    s = bench["scale"]
+    one, big = s["sizes"]["1x"]["workers_1"], s["sizes"]["16x"]["workers_1"]
+    return (f"One training epoch on 16x HAPT ({big['train_windows']:,} windows) peaked at {_mb(big)} of resident "
+            f"memory, {s['peak_rss_growth_workers_1']:.2f}x the {_mb(one)} of 1x (`harlite bench scale`, "
+            f"benchmarks/bench.json, {s['date'][:10]}, {bench['machine']['cpus']} CPUs).\n")
+
+
+RENDER = {"released": released, "cores": cores, "runtimes": runtimes, "web": web, "scale": scale,
+          "scale_summary": scale_summary}
 
 
 def update(root: Path, bench: dict[str, Any], check: bool = False) -> list[str]:

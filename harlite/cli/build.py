@@ -7,11 +7,11 @@ from pathlib import Path
 
 import click
 
-from harlite.cli.options import data_options, data_spec
+from harlite.cli.options import data_options, data_spec, stream_option, workers_option
 from harlite.cli.train import MODEL_NAMES
 from harlite.codegen.targets import DEFAULT_TARGET, TARGETS
 from harlite.io.files import check_writable, write_json
-from harlite.pipeline.bench import SECTIONS, format_table, run_bench
+from harlite.pipeline.bench import SECTIONS, SLOW_SECTIONS, format_table, kept_sections, run_bench
 from harlite.pipeline.build import BuildConfig
 from harlite.pipeline.build import build as run
 
@@ -47,6 +47,8 @@ from harlite.pipeline.build import build as run
     help="Run folder; a stage whose inputs are unchanged is not redone.",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for training and QAT.")
+@stream_option
+@workers_option
 @click.option("--quick", is_flag=True, help="A small smoke run (2 epochs, part of the test data), about 75 s.")
 @click.option(
     "--release",
@@ -61,14 +63,16 @@ from harlite.pipeline.build import build as run
 @click.option("--json", "as_json", is_flag=True, help="Print the gathered results as JSON on stdout.")
 def build(model_name: str, data: Path | None, test_data: Path | None, test_subjects: tuple[str, ...] | None,
           val_subjects: int | None, rate_hz: float | None, window: str | None, hop: str | None, epochs: int | None,
-          target: str, out: Path, seed: int, quick: bool, release: Path | None, force: bool, release_failed: bool,
-          as_json: bool) -> None:  # fmt: skip
+          target: str, out: Path, seed: int, stream: bool | None, workers: int | None, quick: bool, release: Path | None,
+          force: bool, release_failed: bool, as_json: bool) -> None:  # fmt: skip
     """Data, train, QAT, convert, parity, simulate and a report, in one command.
 
     Runs on the embedded default data (UCI HAPT) or on your recordings (--data: any labels, acc or acc
     and gyro, any steady rate) and writes OUT/report.md, OUT/bundle (the model in every form plus the
     TFLM C sources; its manifest carries your labels, sensors and rate to the firmware), OUT/parity and
-    OUT/simulate (the test recordings replayed). Exits 1 if the parity check fails.
+    OUT/simulate (the test recordings replayed). Exits 1 if the parity check fails. Training and QAT run
+    on --workers local processes, or on the cluster TF_CONFIG describes (every worker runs the same
+    command; the chief writes OUT, which the workers must share: docs/scale.md).
 
     \b
     Examples:
@@ -77,10 +81,15 @@ def build(model_name: str, data: Path | None, test_data: Path | None, test_subje
       harlite build --data my_recordings/ --out runs/mine
       harlite build --data wrist/ --test-data wrist_test/ --rate 25 --out runs/wrist
       harlite build --release models/cnn_lstm --force
+      harlite build --data big/ --workers 2 --out runs/big
     """
     spec = data_spec(data, test_data, test_subjects, val_subjects, rate_hz, window, hop)
-    config = BuildConfig(model=model_name, seed=seed, quick=quick, data=spec, epochs=epochs, target=target)
+    config = BuildConfig(model=model_name, seed=seed, quick=quick, data=spec, epochs=epochs, target=target,
+                         workers=workers, stream=stream)  # fmt: skip
     results = run(out, config, release=release, force=force, release_failed=release_failed)
+    if "worker" in results:
+        click.echo(f"worker {results['worker']} of {results['workers']}: done; the chief writes {out}")
+        return
     if as_json:
         click.echo(json.dumps(results, indent=2, default=str))
     else:
@@ -129,12 +138,20 @@ def build(model_name: str, data: Path | None, test_data: Path | None, test_subje
     default=None,
     is_flag=False,
     flag_value=Path("-"),
-    help="Write the figures to this JSON file (default: bench.json); --json alone "
-    "prints them on stdout (the table then goes to stderr).",
+    help="Write the figures to this JSON file (default: bench.json; the sections of an earlier harlite bench "
+    "there that this run does not measure are kept); --json alone prints them on stdout (the table then goes "
+    "to stderr).",
+)
+@click.option(
+    "--scale-work",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("runs/bench-scale"),
+    show_default=True,
+    help="Folder of the scale section: its data copies, window cache and runs (kept).",
 )
 @click.option("--force", is_flag=True, help="Overwrite the JSON file.")
 def bench(sections: tuple[str, ...], bundle: Path, seeds: int, models: tuple[str, ...], json_path: Path | None,
-          force: bool) -> None:  # fmt: skip
+          scale_work: Path, force: bool) -> None:  # fmt: skip
     """Measure every stage and write one JSON: the figures notes quote.
 
     SECTIONS: data (cold and warm load), train (float/PTQ/QAT over --seeds seeds, of --models, default
@@ -144,8 +161,10 @@ def bench(sections: tuple[str, ...], bundle: Path, seeds: int, models: tuple[str
     TFLM when HARLITE_TFLM_ARDUINO names a checkout of the Arduino library
     tflite-micro-arduino-examples), web (the web export in headless Chromium: its bytes, ms per window
     and samples/s through harlite.js, devicemotion events/s through the page, the host's C engine for
-    comparison, and whether the predictions are simulate --runtime c's; needs chromium, clang, wasm-ld).
-    Default: all but train.
+    comparison, and whether the predictions are simulate --runtime c's; needs chromium, clang, wasm-ld),
+    scale (peak memory and windows per second of one training epoch on 1x, 4x and 16x HAPT, one worker
+    and two; slow, 1.5 GB of hard-linked CSV copies and the windows in --scale-work). Default: all but
+    train and scale.
 
     \b
     Examples:
@@ -155,15 +174,16 @@ def bench(sections: tuple[str, ...], bundle: Path, seeds: int, models: tuple[str
       harlite bench train --seeds 3 --json bench_train.json
       harlite bench train --models cnn_lstm --seeds 3 --json bench_train.json
       harlite bench web --json web.json
+      harlite bench scale --json benchmarks/bench.json --force
     """
-    chosen = tuple(s for s in SECTIONS if s != "train") if not sections else sections
+    chosen = tuple(s for s in SECTIONS if s not in SLOW_SECTIONS) if not sections else sections
     chosen = SECTIONS if "all" in chosen else chosen
     to_stdout = json_path == Path("-")
     path = None if to_stdout else check_writable(json_path or Path("bench.json"), force)
-    figures = run_bench(chosen, bundle=bundle, seeds=seeds, models=models or MODEL_NAMES)
+    figures = run_bench(chosen, bundle=bundle, seeds=seeds, models=models or MODEL_NAMES, scale_work=scale_work)
     click.echo(format_table(figures), err=to_stdout)
     if path is None:
         click.echo(json.dumps(figures, indent=2, default=str))
     else:
-        write_json(path, figures)
+        write_json(path, kept_sections(path, figures))
         click.echo(f"wrote {path}")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from harlite.cli.options import parse_groups, parse_units
+from harlite.cli.options import jobs_option, parse_groups, parse_units
 from harlite.core.smoothing import parse_smoothing
 from harlite.run.timeline import run
 
@@ -68,6 +68,7 @@ def _smoothing(ctx: click.Context, param: click.Parameter, value: str) -> str:
     help="A JSON file with dataset.json's column keys (columns, time_unit, rate_hz, csv, gravity, units) "
     "for RECORDING files in other columns.",
 )
+@jobs_option
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
 @click.option("--force", is_flag=True, help="Overwrite existing output files.")
 def simulate(
@@ -84,6 +85,7 @@ def simulate(
     units: object,
     time_unit: str | None,
     mapping: str | None,
+    jobs: int,
     as_json: bool,
     force: bool,
 ) -> None:
@@ -99,6 +101,7 @@ def simulate(
     Examples:
       harlite simulate models/cnn_lstm --dataset hapt --split test --smoothing majority:3 --out sim
       harlite simulate models/cnn_lstm walk.csv --plot walk.png --dump-golden firmware/tests/golden
+      harlite simulate models/cnn_lstm --dataset my_data/ --jobs 4 --out sim
       harlite simulate models/cnn_lstm phone.csv --units acc=m/s^2 --time-unit ns
     """
     from harlite.data.datasets import read_config_json
@@ -126,6 +129,7 @@ def simulate(
         log=lambda message: click.echo(message, err=True),
         units=units,
         layout=layout,
+        jobs=jobs,
     )
     if as_json:
         click.echo(json.dumps(summary, indent=2))

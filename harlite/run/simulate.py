@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from harlite.data.layout import Layout, Units
 from harlite.data.recordings import Recording, read_csv
 from harlite.data.windows import window_labels
 from harlite.errors import HarliteError
+from harlite.run.processes import in_processes
 from harlite.run.runtimes import open_runtime
 
 # --runtime name -> harlite.run.runtimes kind
@@ -123,27 +125,26 @@ def simulate(
     runtime: str = "tflm",
     smoothing: str | SmoothingSpec = "none",
     log: Callable[[str], None] | None = None,
+    jobs: int = 1,
 ) -> SimulationResult:
     """Replay ``recordings`` through ``bundle``'s front end, quantization, ``runtime`` and smoothing.
 
     ``runtime`` is tflm, c (harlite's C engine, compiled for this host), litert (the int8 model in LiteRT)
     or keras (the float model); ``log`` receives progress and warnings. ``bundle`` is a loaded ``Bundle``
-    or a bundle's path (loaded and verified here).
+    or a bundle's path (loaded and verified here). With ``jobs`` > 1 the recordings are replayed in that
+    many worker processes (``harlite.run.processes``; each recording on its own, so the result is the
+    serial one exactly).
     """
     if runtime not in RUNTIMES:
         raise HarliteError(f"unknown runtime {runtime!r}: choose one of {', '.join(RUNTIMES)}.")
     bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
-    manifest = bundle.manifest
     spec = bundle.frontend()
     labels = bundle.labels
     smoothing = parse_smoothing(smoothing)
     say = log or (lambda message: None)
-    model = open_runtime(bundle, RUNTIMES[runtime])
-    player = _Player(spec, manifest, model, smoothing)
-    traces, warnings = [], []
-    started, cpu_started = time.perf_counter(), time.process_time()
-    relabel = manifest.get("dataset") or {}
-    for n, rec in enumerate(recordings, 1):
+    fitted, warnings = [], []
+    relabel = bundle.manifest.get("dataset") or {}
+    for rec in recordings:
         rec = fit_to_bundle(rec, spec, labels, relabel.get("merge"), tuple(relabel.get("ignore", ())),
                             relabel.get("gravity", "included"))  # fmt: skip
         for warning in rec.warnings:
@@ -155,9 +156,22 @@ def simulate(
                 f"({spec.window} samples): no windows."
             )
             say(f"warning: {warnings[-1]}")
-        traces.append(player.play(rec))
-        say(f"[{n}/{len(recordings)}] {rec.source}: {len(traces[-1].starts)} windows")
-    seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
+        fitted.append(rec)
+    started, cpu_started = time.perf_counter(), time.process_time()
+    if jobs > 1 and len(fitted) > 1:
+        played = in_processes(_replay, fitted, jobs, partial(_player, str(bundle.root), runtime, str(smoothing)))
+    else:
+        player = _player(bundle, runtime, smoothing)
+        played = []
+        for n, rec in enumerate(fitted, 1):
+            played.append(_replay(player, rec))
+            say(f"[{n}/{len(fitted)}] {rec.source}: {len(played[-1].trace.starts)} windows")
+    if jobs > 1 and len(fitted) > 1:
+        for n, (rec, one) in enumerate(zip(fitted, played), 1):
+            say(f"[{n}/{len(fitted)}] {rec.source}: {len(one.trace.starts)} windows")
+    seconds = time.perf_counter() - started
+    cpu_seconds = time.process_time() - cpu_started + (sum(p.cpu_seconds for p in played) if jobs > 1 else 0.0)
+    traces = [replace(one.trace, recording=rec) for one, rec in zip(played, fitted)]
     counts = _window_counts(traces)
     return SimulationResult(
         bundle=bundle,
@@ -166,11 +180,58 @@ def simulate(
         labels=labels,
         spec=spec,
         traces=traces,
-        latency=player.latency(seconds, cpu_seconds),
+        latency=_latency(played, seconds, cpu_seconds, runtime != "keras"),
         window_counts=counts,
         metrics=_metrics(traces, labels) if counts[PURE] else None,
         warnings=warnings,
     )
+
+
+@dataclass
+class _Played:
+    """One recording's replay as a worker returns it: the trace (without the recording) and its timing."""
+
+    trace: Trace
+    invoke_ms: list[float]
+    batch_seconds: float
+    batch_windows: int
+    cpu_seconds: float
+
+
+def _player(bundle: Bundle | str, runtime: str, smoothing: str | SmoothingSpec) -> _Player:
+    """A player of ``bundle`` (a path is loaded and verified) in ``runtime``."""
+    bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
+    return _Player(bundle.frontend(), bundle.manifest, open_runtime(bundle, RUNTIMES[runtime]), parse_smoothing(smoothing))
+
+
+def _replay(player: _Player, rec: Recording) -> _Played:
+    cpu, invokes, batch = time.process_time(), len(player.invoke_ms), (player.batch_seconds, player.batch_windows)
+    trace = player.play(rec)
+    return _Played(replace(trace, recording=None), player.invoke_ms[invokes:], player.batch_seconds - batch[0],
+                   player.batch_windows - batch[1], time.process_time() - cpu)  # fmt: skip
+
+
+def _latency(played: list[_Played], seconds: float, cpu_seconds: float, int8: bool) -> dict[str, Any]:
+    """Per-invoke latency (ms) and end-to-end windows per second (front end, quantization, smoothing),
+    by the wall clock and by CPU time (every worker's; other busy processes do not inflate it)."""
+    ms = np.asarray([t for p in played for t in p.invoke_ms], np.float64)
+    batch_seconds, batch_windows = sum(p.batch_seconds for p in played), sum(p.batch_windows for p in played)
+    windows = len(ms) + batch_windows
+    if len(ms):
+        invoke = {"mean": float(ms.mean())} | {f"p{q}": float(np.percentile(ms, q)) for q in (50, 99)}
+    elif batch_windows:  # one batch per recording: only the mean per window is known
+        invoke = {"mean": 1e3 * batch_seconds / batch_windows, "p50": None, "p99": None}
+    else:
+        invoke = None
+    return {
+        "windows": windows,
+        "seconds": seconds,
+        "windows_per_s": windows / seconds if windows and seconds > 0 else 0.0,
+        "cpu_seconds": cpu_seconds,
+        "windows_per_cpu_s": windows / cpu_seconds if windows and cpu_seconds > 0 else 0.0,
+        "batched": not int8,
+        "invoke_ms": invoke,
+    }
 
 
 def fit_to_bundle(rec: Recording, spec: FrontEndSpec, labels: tuple[str, ...], merge: dict[str, str] | None = None,
@@ -257,27 +318,6 @@ class _Player:
             inputs=np.array(inputs, np.int8).reshape(m, window, n_channels) if self.int8 else None,
             outputs=np.array(outputs, np.int8).reshape(m, self.n_classes) if self.int8 else None,
         )
-
-    def latency(self, seconds: float, cpu_seconds: float) -> dict[str, Any]:
-        """Per-invoke latency (ms) and end-to-end windows per second (front end, quantization, smoothing),
-        by the wall clock and by this process's CPU time (which other busy processes do not inflate)."""
-        ms = np.asarray(self.invoke_ms, np.float64)
-        windows = len(ms) + self.batch_windows
-        if len(ms):
-            invoke = {"mean": float(ms.mean())} | {f"p{q}": float(np.percentile(ms, q)) for q in (50, 99)}
-        elif self.batch_windows:  # one batch per recording: only the mean per window is known
-            invoke = {"mean": 1e3 * self.batch_seconds / self.batch_windows, "p50": None, "p99": None}
-        else:
-            invoke = None
-        return {
-            "windows": windows,
-            "seconds": seconds,
-            "windows_per_s": windows / seconds if windows and seconds > 0 else 0.0,
-            "cpu_seconds": cpu_seconds,
-            "windows_per_cpu_s": windows / cpu_seconds if windows and cpu_seconds > 0 else 0.0,
-            "batched": not self.int8,
-            "invoke_ms": invoke,
-        }
 
 
 def _window_truth(rec: Recording, spec: FrontEndSpec) -> tuple[np.ndarray, np.ndarray]:

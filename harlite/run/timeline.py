@@ -42,6 +42,7 @@ def run(
     log: Callable[[str], None] | None = None,
     units: Units = Units(),
     layout: Layout | None = None,
+    jobs: int = 1,
 ) -> dict[str, Any]:
     """What ``harlite simulate`` does: load, replay, then write the timeline, plot and golden vectors.
 
@@ -80,10 +81,8 @@ def run(
             check_writable(target, force)
         given = list(recordings or [])
         wanted_data = paths or dataset or not given
-        recordings = given + (
-            load_recordings(paths, dataset, subjects, bundle.manifest, units, layout) if wanted_data else []
-        )
-        result = simulate(bundle, recordings, runtime, smoothing, log)
+        recordings = given + (load_recordings(paths, dataset, subjects, bundle.manifest, units, layout) if wanted_data else [])
+        result = simulate(bundle, recordings, runtime, smoothing, log, jobs=jobs)
         files = write_timeline(result, out, force) if out is not None else []
         # The plot and the golden vectors show one recording: the first that gave a window.
         wanted = " and ".join(name for name, path in (("plot", plot), ("golden vectors", golden)) if path is not None)
