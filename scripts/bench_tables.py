@@ -1,4 +1,4 @@
-"""The figures README.md and firmware/README.md quote, from benchmarks/bench.json (``harlite bench``).
+"""The figures README.md, firmware/README.md and docs/phone.md quote, from benchmarks/bench.json (``harlite bench``).
 
 Each table lies between ``<!-- bench:NAME -->`` and ``<!-- /bench:NAME -->``; this rewrites them from the
 JSON, or with --check only says which differ (tests/test_bench_tables.py runs that). scripts/bench.sh
@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-BLOCKS = {"README.md": ("released", "cores"), "firmware/README.md": ("runtimes",)}
+BLOCKS = {"README.md": ("released", "cores", "web", "scale_summary"), "firmware/README.md": ("runtimes",),
+          "docs/phone.md": ("web",), "docs/scale.md": ("scale",)}
 CORE_NAMES = {"cortex-m0": "Cortex-M0", "cortex-m4": "Cortex-M4F", "cortex-m7": "Cortex-M7", "cortex-m33": "Cortex-M33",
               "rv32imc": "RV32IMC"}  # fmt: skip
 
@@ -96,7 +97,67 @@ def runtimes(bench: dict[str, Any]) -> str:
             + "".join(f"| {n} | {a} | {b} |\n" for n, a, b in zip(names, tflm, engine)))
 
 
-RENDER = {"released": released, "cores": cores, "runtimes": runtimes}
+def web(bench: dict[str, Any]) -> str:
+    w = bench["web"]
+    js, engine = w["harlite_js"], w["host_c_engine_ms_per_window"]
+
+    def pair(figure: dict[str, float], digits: int, unit: str = "") -> str:
+        return f"{figure['best']:,.{digits}f}{unit} (median {figure['median']:,.{digits}f})"
+
+    rows = [
+        ("measured in", f"headless {w['chromium']}; {w['recording']} ({w['windows']} windows); the best of "
+         f"{w['runs']} runs (their median)"),
+        ("the export: all its files / `harlite.wasm` (clang, `-O2`, wasm-ld, no imports)",
+         f"{_b(w['export_bytes'])} / {_b(w['wasm_bytes'])}"),
+        ("predictions identical to `harlite simulate --runtime c` (harlite.js and the page)",
+         "yes" if w["identical_predictions"] else "**no**"),
+        ("whole path per window through `harlite.js` in WebAssembly (resampler, front end, C engine, smoothing)",
+         pair(js["ms_per_window"], 2, " ms")),
+        ("the C engine alone on the host, as `simulate --runtime c` builds it (gcc `-O2`)", pair(engine, 2, " ms")),
+        ("samples/s through `harlite.js` (`push` with objects, as a page calls it)", pair(js["samples_per_s"], 0)),
+        ("devicemotion events/s through the page's handler (units, push, display)",
+         pair(w["page_devicemotion_events_per_s"], 0)),
+    ]  # fmt: skip
+    return "| | value |\n| --- | --- |\n" + "".join(f"| {k} | {v} |\n" for k, v in rows)
+
+
+def _mb(run: dict[str, Any]) -> str:
+    return f"{run['peak_rss_mb']:,.0f} MB" if "peak_rss_mb" in run else "failed"
+
+
+def _speed(run: dict[str, Any]) -> str:
+    return f"{run['windows_per_s']:,.0f}" if "windows_per_s" in run else "failed"
+
+
+def scale(bench: dict[str, Any]) -> str:
+    if "scale" not in bench:
+        return "Not measured yet: `harlite bench scale --json benchmarks/bench.json --force`.\n"
+    s = bench["scale"]
+    rows = ["| data | recordings | training windows | windows read | peak memory, 1 worker | windows/s, 1 worker | "
+            "peak memory, 2 workers (the larger) | windows/s, 2 workers |\n",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |\n"]  # fmt: skip
+    for size, row in s["sizes"].items():
+        one, two = row.get("workers_1", {}), row.get("workers_2", {})
+        rows.append(f"| {size} | {row['recordings']:,} | {one.get('train_windows', 0):,} | "
+                    f"{'streamed' if one.get('input') == 'streamed' else 'in memory'} | {_mb(one)} | {_speed(one)} | "
+                    f"{_mb(two)} | {_speed(two)} |\n")  # fmt: skip
+    return "".join(rows) + (f"\nPeak memory from 1x to 16x: {s['peak_rss_growth_workers_1']:.2f}x with one worker, "
+                            f"{s.get('peak_rss_growth_workers_2', float('nan')):.2f}x with two (target: at most "
+                            f"{s['target_growth']:g}x); measured {s['date']}.\n")  # fmt: skip
+
+
+def scale_summary(bench: dict[str, Any]) -> str:
+    if "scale" not in bench:
+        return ""
+    s = bench["scale"]
+    one, big = s["sizes"]["1x"]["workers_1"], s["sizes"]["16x"]["workers_1"]
+    return (f"One training epoch on 16x HAPT ({big['train_windows']:,} windows) peaked at {_mb(big)} of resident "
+            f"memory, {s['peak_rss_growth_workers_1']:.2f}x the {_mb(one)} of 1x (`harlite bench scale`, "
+            f"benchmarks/bench.json, {s['date'][:10]}, {bench['machine']['cpus']} CPUs).\n")
+
+
+RENDER = {"released": released, "cores": cores, "runtimes": runtimes, "web": web, "scale": scale,
+          "scale_summary": scale_summary}
 
 
 def update(root: Path, bench: dict[str, Any], check: bool = False) -> list[str]:
@@ -110,9 +171,13 @@ def update(root: Path, bench: dict[str, Any], check: bool = False) -> list[str]:
             match = pattern.search(text)
             if match is None:
                 raise SystemExit(f"{file}: no <!-- bench:{name} --> block")
-            if match.group(2) != RENDER[name](bench):
+            try:
+                rendered = RENDER[name](bench)
+            except KeyError as missing:
+                raise SystemExit(f"{file}: the {name} table needs bench.json's {missing} figures: run harlite bench") from None
+            if match.group(2) != rendered:
                 differing.append(f"{file}:{name}")
-                text = text[: match.start(2)] + RENDER[name](bench) + text[match.end(2) :]
+                text = text[: match.start(2)] + rendered + text[match.end(2) :]
         if text != original and not check:
             path.write_text(text)
     return differing

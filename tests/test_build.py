@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+import harlite.pipeline.bench as bench
 from harlite.bundle.loader import load_bundle
 from harlite.cli import main
 from harlite.io.hashing import sha256_file
@@ -71,3 +72,14 @@ def test_quick_build_runs_every_stage_then_resumes_without_redoing_any(tmp_path:
     assert "[4/7] convert... (bundle was altered)" in repaired.stderr
     assert load_bundle(out / "bundle").read("int8") == (release / "model_int8.tflite").read_bytes()
     assert sha256_file(release / "model_int8.tflite") == int8  # the same conversion again
+
+
+@pytest.mark.parametrize(("options", "models"), [([], ("cnn_lstm", "lstm")), (["--models", "cnn_lstm"], ("cnn_lstm",))])
+def test_bench_train_trains_the_models_asked_for(options: list[str], models: tuple[str, ...], tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    asked = []
+    monkeypatch.setattr(bench, "bench_train", lambda **kwargs: asked.append(kwargs) or {"models": {}})
+    done = CliRunner().invoke(main, ["bench", "train", "--seeds", "2", *options, "--json", str(tmp_path / "b.json")])
+    assert done.exit_code == 0, done.output
+    assert asked == [{"models": models, "seeds": (0, 1)}]
+    assert CliRunner().invoke(main, ["bench", "train", "--models", "gru"]).exit_code == 2

@@ -237,6 +237,11 @@ def test_a_spike_is_clipped_with_a_warning_and_jitter_is_regridded(tmp_path: Pat
     rec = read_csv(_write(tmp_path / "spike.csv", rows))
     assert rec.samples[100, 2] == 16.0 and rec.samples[99, 2] == 1.0
     assert len(rec.warnings) == 1 and "1 sample(s) beyond what an IMU reports" in rec.warnings[0]
+    rows[101] = "2.020,0.0,0.0,-1e999,0.0,0.0,0.1,walk"  # beyond float32: a spike too, clipped before resampling
+    for rate in (40.0, 64.0):
+        rec = read_csv(_write(tmp_path / "spikes.csv", rows), rate)
+        assert np.isfinite(rec.samples).all() and np.abs(rec.samples[:, 2]).max() == 16.0
+        assert "2 sample(s) beyond what an IMU reports" in rec.warnings[0]
     rng = np.random.default_rng(0)
     times = np.cumsum(rng.uniform(0.012, 0.028, 300))  # a phone logger: 20 ms +- 8 ms
     jitter = [f"{t:.6f},{np.sin(t):.6f},0.0,1.0,walk" for t in times]

@@ -23,10 +23,10 @@ from urllib.parse import urlsplit
 
 import numpy as np
 import pytest
-from chromium import Browser
 
 from harlite.data.hapt import load_hapt
 from harlite.data.recordings import read_csv, write_csv
+from harlite.web.chromium import Browser
 
 ROOT = Path(__file__).resolve().parents[1]
 RELEASED = ROOT / "models" / "cnn_lstm"

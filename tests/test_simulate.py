@@ -219,13 +219,15 @@ def test_cli_short_recording_warns_and_gives_no_windows(tiny_bundle, recording, 
 
 
 def test_replay_matches_evaluate_on_the_same_windows(tiny_bundle, harlite_cache) -> None:
-    from harlite.data.windows import windows_from_recordings
+    from harlite.core.frontend import cut_windows, features
     from harlite.pipeline.evaluate import evaluate
 
     recordings = load_hapt([2, 4])
-    arrays = windows_from_recordings(recordings, HAPT.frontend)
+    cut = [(cut_windows(features(r.samples, HAPT.frontend), HAPT.frontend), window_labels(r.labels, len(r), HAPT.frontend),
+            r.subject) for r in recordings]  # fmt: skip
+    X, y, group = (np.concatenate(p) for p in zip(*[(X[y >= 0], y[y >= 0], np.full((y >= 0).sum(), s)) for X, y, s in cut]))
     split = bundle_split(tiny_bundle, harlite_cache)
-    split = replace(split, test=WindowSet(arrays["X"], arrays["y"], arrays["subject"]))
+    split = replace(split, test=WindowSet(X, y, group))
     evaluated = evaluate(tiny_bundle / "model_int8.tflite", split=split)["results"]["model_int8"]
     litert = simulate(tiny_bundle, recordings, runtime="litert").metrics["raw"]
     tflm = simulate(tiny_bundle, recordings, runtime="tflm").metrics["raw"]
@@ -245,6 +247,27 @@ def test_recording_at_100_hz_scores_like_the_50_hz_original(tiny_bundle, tmp_pat
     assert abs(a.metrics["raw"]["accuracy"] - b.metrics["raw"]["accuracy"]) <= 0.01
     n = min(len(a.traces[0].raw), len(b.traces[0].raw))
     assert (a.traces[0].raw[:n] == b.traces[0].raw[:n]).mean() > 0.95
+
+
+def test_two_processes_replay_the_19_test_recordings_exactly_as_one(tiny_bundle, harlite_cache, tmp_path) -> None:
+    from harlite.core.protocol import UCI_TEST_SUBJECTS
+    from harlite.pipeline.evaluate import evaluate
+
+    recordings = load_hapt(UCI_TEST_SUBJECTS)
+    assert len(recordings) == 19
+    serial = simulate(tiny_bundle, recordings, runtime="tflm", smoothing="majority:3")
+    parallel = simulate(tiny_bundle, recordings, runtime="tflm", smoothing="majority:3", jobs=2)
+    assert len(serial.rows()) > 4000
+    assert parallel.rows() == serial.rows() and parallel.metrics == serial.metrics
+    for one, two in zip(serial.traces, parallel.traces):
+        np.testing.assert_array_equal(one.outputs, two.outputs)
+        np.testing.assert_array_equal(one.inputs, two.inputs)
+    write_timeline(serial, tmp_path / "one")
+    write_timeline(parallel, tmp_path / "two")
+    assert (tmp_path / "one" / "timeline.csv").read_bytes() == (tmp_path / "two" / "timeline.csv").read_bytes()
+    # evaluate's windows over two processes, each reading its own part: the same scores
+    model = tiny_bundle / "model_int8.tflite"
+    assert evaluate(model, jobs=2)["results"] == evaluate(model)["results"]
 
 
 def test_cli_replays_a_phone_recording_without_labels_or_a_one_label_dataset(tiny_bundle, recording, tmp_path) -> None:
@@ -275,3 +298,16 @@ def test_cli_replays_a_phone_recording_without_labels_or_a_one_label_dataset(tin
     assert res.exit_code == 0 and "measured on STANDING" in res.output, res.output
     res = _run(tiny_bundle, "--dataset", tmp_path / "one", "--runtime", "litert", "--out", tmp_path / "one" / "sim")
     assert res.exit_code == 2 and "lies inside the dataset" in res.output and not (tmp_path / "one" / "sim").exists()
+
+
+def test_a_replay_worker_that_dies_is_one_clear_error() -> None:
+    """--jobs: a worker process killed part way (as the kernel's OOM killer would) is a HarliteError naming the
+    cause, not a traceback from the process pool."""
+    import os
+    import signal
+
+    from harlite.errors import HarliteError
+    from harlite.run.processes import in_processes
+
+    with pytest.raises(HarliteError, match="worker process of --jobs 2 ended without finishing"):
+        in_processes(os.kill, [signal.SIGKILL] * 2, 2, os.getpid)  # each worker kills itself

@@ -7,25 +7,22 @@ as written (50 Hz) and made irregular (about 60 Hz, intervals varying by +-40%, 
 
 from __future__ import annotations
 
-import functools
-import http.server
 import json
 import os
 import shutil
 import subprocess
 import sys
-import threading
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from chromium import Browser
 
 from harlite.bundle.loader import load_bundle
 from harlite.data.hapt import load_hapt
 from harlite.data.recordings import read_csv, write_csv
 from harlite.run.simulate import simulate
+from harlite.web.chromium import Browser, loopback_site
 
 ROOT = Path(__file__).resolve().parents[1]
 RELEASED = ROOT / "models" / "cnn_lstm"
@@ -90,16 +87,10 @@ def site(tmp_path_factory: pytest.TempPathFactory, _session_cache: Path) -> dict
         f.write("time_s,acc_x,acc_y,acc_z,gyro_x,gyro_y,gyro_z\n")
         f.writelines(",".join(map(repr, [1234.5 + float(ti), *map(float, row)])) + "\n" for ti, row in zip(t, values))
     (root / "index.html").write_text("<!doctype html><title>check</title>")
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    handler.log_message = lambda *args: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    browser = Browser()
-    page = browser.page(f"http://127.0.0.1:{server.server_address[1]}/index.html")
-    page.wait("document.readyState === 'complete'")
-    yield {"root": root, "page": page, "browser": browser, "url": f"http://127.0.0.1:{server.server_address[1]}"}
-    browser.close()
-    server.shutdown()
+    with loopback_site(root) as url, Browser() as browser:
+        page = browser.page(f"{url}/index.html")
+        page.wait("document.readyState === 'complete'")
+        yield {"root": root, "page": page, "browser": browser, "url": url}
     patch.undo()
 
 

@@ -121,6 +121,21 @@ def data_spec(data: Path | None, test_data: Path | None, test_subjects: tuple[st
     )
 
 
+workers_option = click.option(
+    "--workers", type=click.IntRange(2), default=None,
+    help="Train with this many worker processes on this machine, a TensorFlow cluster over loopback (as "
+         "several machines would; docs/scale.md). Without it, TF_CONFIG (if set) makes this process one "
+         "worker of a cluster.")  # fmt: skip
+stream_option = click.option(
+    "--stream/--in-memory", default=None,
+    help="Stream the training windows from the window cache, or hold them in memory.  [default: stream "
+         "when the split is larger than 64 MB]")  # fmt: skip
+jobs_option = click.option(
+    "--jobs", type=click.IntRange(1), default=1, show_default=True,
+    help="Worker processes for the recordings (or windows), each with its own runtime; the results are "
+         "those of one process. Pays for many recordings: each worker first imports its runtime.")  # fmt: skip
+
+
 def parse_units(ctx: click.Context, param: click.Parameter, value: str | None) -> object:
     """``acc=m/s^2,gyro=deg/s``: the units of a recording's columns (harlite.data.layout.Units)."""
     if value is None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from harlite.cli.options import parse_groups, parse_units
+from harlite.cli.options import jobs_option, parse_groups, parse_units
 from harlite.core.orientation import rotation_matrix
 from harlite.core.smoothing import parse_smoothing
 from harlite.run.timeline import run
@@ -90,6 +90,7 @@ def _rotation(ctx: click.Context, param: click.Parameter, value: str | None) -> 
     help="A JSON file with dataset.json's column keys (columns, time_unit, rate_hz, csv, gravity, units) "
     "for RECORDING files in other columns.",
 )
+@jobs_option
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
 @click.option("--force", is_flag=True, help="Overwrite existing output files.")
 def simulate(
@@ -108,6 +109,7 @@ def simulate(
     units: object,
     time_unit: str | None,
     mapping: str | None,
+    jobs: int,
     as_json: bool,
     force: bool,
 ) -> None:
@@ -126,6 +128,7 @@ def simulate(
       harlite simulate models/cnn_lstm --dataset hapt --split test --out sim
       harlite simulate models/cnn_lstm --split test --rotate x:180 --smoothing none
       harlite simulate models/cnn_lstm walk.csv --plot walk.png --dump-golden firmware/tests/golden
+      harlite simulate models/cnn_lstm --dataset my_data/ --jobs 4 --out sim
       harlite simulate models/cnn_lstm phone.csv --units acc=m/s^2 --time-unit ns
     """
     from harlite.data.datasets import read_config_json
@@ -155,6 +158,7 @@ def simulate(
         log=lambda message: click.echo(message, err=True),
         units=units,
         layout=layout,
+        jobs=jobs,
     )
     if as_json:
         click.echo(json.dumps(summary, indent=2))

@@ -90,6 +90,15 @@ def read_columns(path: str | Path, layout: Layout = Layout(), units: Units = Uni
     return _finite(columns, padding=layout.given)
 
 
+def header_channels(path: str | Path, layout: Layout = Layout()) -> tuple[str, ...]:
+    """The raw sensors of a recording (acc, or acc and gyro) from its header alone (a folder of one file per
+    sensor: from the layout), as ``read_columns`` would find them."""
+    if layout.sensors:
+        return tuple(a for a in AXES if a.split("_")[0] in layout.sensors)
+    with open_table(Path(path), layout.style) as table:
+        return resolve(table, layout).raw_channels
+
+
 def _finite(columns: Columns, padding: bool) -> Columns:
     """With ``padding`` (someone else's format), rows padded with NaN at the end (phyphox pads shorter
     columns) are left out with a note; any other value that is not a finite number is an error naming its line."""

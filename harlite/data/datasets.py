@@ -223,15 +223,8 @@ def _regular(path: Path) -> bool:
         return False
 
 
-def load_dataset(root: str | Path, min_labels: int = 2, exclude: tuple[Path, ...] = ()) -> Dataset:
-    """Read every recording of the dataset folder ``root`` (at its own rate), with one label vocabulary.
-
-    The labels are dataset.json's ``labels`` when given (in that order), otherwise every name found,
-    sorted. A dataset without recordings, with mixed sensor sets, or with fewer than ``min_labels``
-    labels (2 to train; a test folder or a replay may have one, or none) is an error; so is a label in
-    dataset.json that no recording uses.
-    """
-    root = Path(root)
+def dataset_files(root: Path, exclude: tuple[Path, ...] = ()) -> tuple[DatasetConfig, Found]:
+    """A dataset folder's ``dataset.json`` and recordings; a DataError when it is no folder or holds none."""
     if not root.is_dir():
         raise DataError(f"{root} is not a folder: --data takes a folder of CSV recordings (see docs/data.md).")
     config = DatasetConfig.read(root)
@@ -242,34 +235,70 @@ def load_dataset(root: str | Path, min_labels: int = 2, exclude: tuple[Path, ...
         )
         raise DataError(f"{root} holds no {what}; a dataset is a folder of CSV recordings, one subfolder per subject "
                         f"(see docs/data.md){'; ' + found.note(root)[0] if found.skipped else ''}.")  # fmt: skip
-    recordings, warnings = [], found.note(root)
-    for path in found.recordings:
-        rec = read_csv(path, units=config.units, layout=config.layout)
-        relative = path.relative_to(root)
-        subject = relative.parts[0] if len(relative.parts) > 1 else relative.name
-        recordings.append(replace(rec, subject=subject, source=str(relative)))
-        warnings += rec.warnings
-    sensors = {r.raw_channels for r in recordings}
-    if len(sensors) > 1:
-        with_gyro = next(r.source for r in recordings if len(r.raw_channels) == 6)
-        without = next(r.source for r in recordings if len(r.raw_channels) == 3)
+    return config, found
+
+
+def subject_and_source(root: Path, path: Path) -> tuple[str, str]:
+    """The group a recording belongs to (its first folder under ``root``, or itself at the top) and its name."""
+    relative = path.relative_to(root)
+    return (relative.parts[0] if len(relative.parts) > 1 else relative.name), str(relative)
+
+
+def one_sensor_set(root: Path, sensors: dict[str, tuple[str, ...]]) -> tuple[str, ...]:
+    """The raw sensors every recording of a dataset has (``sensors``: source -> its raw channels); recordings
+    with and without a gyroscope are an error naming one of each."""
+    if len(set(sensors.values())) > 1:
+        with_gyro = next(source for source, raw in sensors.items() if len(raw) == 6)
+        without = next(source for source, raw in sensors.items() if len(raw) == 3)
         raise DataError(f"{root}: recordings differ in their sensors ({with_gyro} has a gyroscope, {without} "
                         "does not); give every recording the same columns, or drop the gyro columns.")  # fmt: skip
-    found_labels = [config.merge.get(name, name) for r in recordings for name in r.classes]
-    found_labels = [check_label(name) for name in dict.fromkeys(found_labels) if name not in config.ignore]
-    labels = config.labels if config.labels is not None else tuple(sorted(found_labels))
-    unused = [name for name in labels if name not in found_labels]
+    return next(iter(sensors.values()))
+
+
+def dataset_labels(root: Path, config: DatasetConfig, names: list[str]) -> tuple[str, ...]:
+    """The dataset's labels from the label names its recordings hold (in order found): dataset.json's
+    ``labels`` when given (each must be used), otherwise every name after ``merge`` and ``ignore``, sorted."""
+    found = [config.merge.get(name, name) for name in names]
+    found = [check_label(name) for name in dict.fromkeys(found) if name not in config.ignore]
+    labels = config.labels if config.labels is not None else tuple(sorted(found))
+    unused = [name for name in labels if name not in found]
     if config.labels is not None and unused:
         raise DataError(f"{root / DATASET_FILE} lists label {', '.join(unused)}, which no recording uses; "
                         "remove it from \"labels\" or record it.")  # fmt: skip
+    return tuple(labels)
+
+
+def check_label_count(root: Path, labels: tuple[str, ...], min_labels: int) -> None:
+    if len(labels) < min_labels:
+        raise DataError(f"{root}: only {len(labels)} label ({', '.join(labels) or 'none'}) in the recordings' "
+                        "label column; a classifier needs at least two activities to train.")  # fmt: skip
+
+
+def load_dataset(root: str | Path, min_labels: int = 2, exclude: tuple[Path, ...] = ()) -> Dataset:
+    """Read every recording of the dataset folder ``root`` (at its own rate), with one label vocabulary.
+
+    The labels are dataset.json's ``labels`` when given (in that order), otherwise every name found,
+    sorted. A dataset without recordings, with mixed sensor sets, or with fewer than ``min_labels``
+    labels (2 to train; a test folder or a replay may have one, or none) is an error; so is a label in
+    dataset.json that no recording uses. (Training reads a folder one recording at a time instead:
+    ``harlite.data.sources``.)
+    """
+    root = Path(root)
+    config, found = dataset_files(root, exclude)
+    recordings, warnings = [], found.note(root)
+    for path in found.recordings:
+        rec = read_csv(path, units=config.units, layout=config.layout)
+        subject, source = subject_and_source(root, path)
+        recordings.append(replace(rec, subject=subject, source=source))
+        warnings += rec.warnings
+    raw = one_sensor_set(root, {r.source: r.raw_channels for r in recordings})
+    labels = dataset_labels(root, config, [name for r in recordings for name in r.classes])
     try:
         recordings = [r.with_classes(labels, config.merge, config.ignore) for r in recordings]
     except RecordingError as e:
         raise DataError(f"{e} (labels from {root / DATASET_FILE})") from None
-    if len(labels) < min_labels:
-        raise DataError(f"{root}: only {len(labels)} label ({', '.join(labels) or 'none'}) in the recordings' "
-                        "label column; a classifier needs at least two activities to train.")  # fmt: skip
-    return Dataset(root, recordings, tuple(labels), next(iter(sensors)), warnings, config.layout.gravity)
+    check_label_count(root, labels, min_labels)
+    return Dataset(root, recordings, labels, raw, warnings, config.layout.gravity)
 
 
 def check_recorded_protocol(out: Path, sensors: str, rate_hz: float) -> None:

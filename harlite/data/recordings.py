@@ -185,14 +185,16 @@ def recording(columns: Columns, rate: float | None = None, units: Units = Units(
     path, time = columns.path, columns.time
     warnings = list(columns.notes)
     source_rate, regrid = _steady_rate(path, columns.lines, time, rate, layout.time_unit, fill_holes)
-    samples, labels = columns.values, columns.labels
+    labels = columns.labels
+    if rate is None and regrid is not None:
+        warnings.append(regrid)
+    # checked and spikes clipped before any interpolation, which would smear a spike (or make NaN of inf)
+    samples = _plausible(path, columns.values, source_rate, columns.raw_channels, units, layout, warnings)
     if rate is not None:  # straight onto the model's grid, as a phone's stream is (harlite.core.resample)
         samples, labels = stream_resample(time, samples, float(rate), labels)
         source_rate = float(rate)
     elif regrid is not None:
-        warnings.append(regrid)
         samples, labels = _regrid(time, samples, labels, source_rate)
-    samples = _plausible(path, samples, source_rate, columns.raw_channels, units, layout, warnings)
     return Recording(samples.astype(np.float32, copy=False), source_rate, labels, columns.classes,
                      columns.raw_channels, None, str(path), tuple(warnings), layout.gravity)  # fmt: skip
 

@@ -8,37 +8,29 @@ hop, channels); it is stored in run folders and bundles so that every stage find
 
 from __future__ import annotations
 
-import json
-import sys
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from harlite.core.frontend import (
-    DEFAULT_HOP,
-    DEFAULT_RATE_HZ,
-    DEFAULT_WINDOW,
-    FrontEndSpec,
-    cut_windows,
-    default_channels,
-    features,
-    window_starts,
-)
-from harlite.core.protocol import HAPT, UCI_TEST_SUBJECTS, UNLABELLED, Protocol
+from harlite.core.frontend import DEFAULT_HOP, DEFAULT_RATE_HZ, DEFAULT_WINDOW, FrontEndSpec, default_channels
+from harlite.core.protocol import HAPT, UCI_TEST_SUBJECTS, Protocol
 from harlite.core.unknown import OTHER_LABEL
-from harlite.data import hapt
-from harlite.data.datasets import DATASET_FILE, DatasetConfig, find_recordings, load_dataset, natural_key
+from harlite.data.datasets import load_dataset, natural_key
 from harlite.data.hapt import load_hapt
 from harlite.data.recordings import Recording
+from harlite.data.shards import ShardedWindows, WindowSet, window_labels
+from harlite.data.sources import StoredRecording, protocol_gravity, read_recordings, stored_folder, stored_hapt
 from harlite.errors import DataError
-from harlite.io.cache import cached_arrays
 from harlite.io.files import is_within
-from harlite.io.hashing import sha256_file
+
+__all__ = ["DataSpec", "Split", "WindowSet", "Windows", "check_folders", "describe", "load_split", "protocol_gravity",
+           "window_labels"]
 
 HAPT_SOURCE = "hapt"
-WINDOWS_VERSION = 2  # bump when the cached window arrays change layout
+# A split whose windows take at most this many bytes is held in memory; a larger one streams from the store.
+IN_MEMORY_BYTES = 64 << 20
 # The automatic split of a user's dataset: shares of the groups held out for test and validation.
 TEST_SHARE, VAL_SHARE, MIN_GROUPS = 0.2, 0.15, 3
 # By time (too few subjects and recordings): the last 20 % of every recording is test, the 10 % before validation.
@@ -47,30 +39,8 @@ TIME_VAL_START, TIME_TEST_START = 0.7, 0.8
 FEW_WINDOWS, UNEQUAL_RATIO = 20, 5.0
 
 
-@dataclass(frozen=True)
-class WindowSet:
-    """Labelled windows in physical units: X (n, window, C) float32, y (n,) class, group (n,) the split unit."""
-
-    X: np.ndarray
-    y: np.ndarray
-    group: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.y)
-
-    def take(self, mask: np.ndarray) -> WindowSet:
-        return WindowSet(self.X[mask], self.y[mask], self.group[mask])
-
-    def of_groups(self, groups: tuple[str, ...] | list[str]) -> WindowSet:
-        return self.take(np.isin(self.group, list(groups)))
-
-    def normalization(self) -> tuple[np.ndarray, np.ndarray]:
-        """Per-channel mean and standard deviation over every sample of every window."""
-        flat = self.X.reshape(-1, self.X.shape[-1]).astype(np.float64)
-        return flat.mean(axis=0).astype(np.float32), np.maximum(flat.std(axis=0), 1e-6).astype(np.float32)
-
-    def class_counts(self, labels: tuple[str, ...]) -> dict[str, int]:
-        return {name: int((self.y == i).sum()) for i, name in enumerate(labels)}
+# Windows in memory, or in shards on disk (read lazily): both count, label, group, normalize and batch alike.
+Windows = WindowSet | ShardedWindows
 
 
 @dataclass(frozen=True)
@@ -132,18 +102,33 @@ class DataSpec:
 
 @dataclass
 class Split:
-    """The windows of a build, split three ways, with the protocol decided from the data."""
+    """The windows of a build, split three ways, with the protocol decided from the data.
+
+    The parts are ``ShardedWindows`` (read from the window store as needed) except for a split by time,
+    whose parts are cut out of recordings and held in memory; ``in_memory`` says whether the whole split is
+    small enough (``IN_MEMORY_BYTES``) to train from memory.
+    """
 
     spec: DataSpec
     protocol: Protocol
-    train: WindowSet
-    val: WindowSet
-    test: WindowSet
-    pool: WindowSet  # every non-test window, in the data's order: calibration draws from here
+    train: Windows
+    val: Windows
+    test: Windows
+    pool: Windows  # every non-test window, in the data's order: calibration draws from here
     kind: str  # "subject", "recording" or "time": what the split keeps together
     groups: dict[str, list[str]] = field(default_factory=dict)  # train/val/test -> group names
     warnings: list[str] = field(default_factory=list)
-    relabel: dict[str, Any] = field(default_factory=dict)  # dataset.json's merge and ignore, for replays
+    relabel: dict[str, Any] = field(default_factory=dict)  # dataset.json's merge, ignore and gravity, for replays
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes the split's windows (pool and test) take in memory as float32."""
+        return self.pool.nbytes + self.test.nbytes
+
+    @property
+    def in_memory(self) -> bool:
+        """Whether the split is small enough to hold in memory (or held there already)."""
+        return self.nbytes <= IN_MEMORY_BYTES or all(isinstance(p, WindowSet) for p in (self.train, self.val, self.test))
 
     def info(self) -> dict[str, Any]:
         """The manifest's ``dataset``: where the data came from, how it was split, how labels were mapped."""
@@ -155,98 +140,46 @@ class Split:
         """The validation split's continuous recordings at the protocol's rate (what stream calibration replays)."""
         if not self.spec.own:
             return load_hapt(self.groups["val"], transitions=True) if self.groups.get("val") else []
-        recordings = [r.resampled(self.protocol.rate_hz) for r in _own_recordings(self.spec.data, self.protocol)[0]]
         if self.kind == "time":
-            return [_tail(_head(r, TIME_TEST_START), TIME_VAL_START / TIME_TEST_START, "val") for r in recordings]
-        key = (lambda r: r.subject) if self.kind == "subject" else (lambda r: r.source)
-        return [r for r in recordings if key(r) in self.groups.get("val", [])]
+            return [_tail(_head(r, TIME_TEST_START), TIME_VAL_START / TIME_TEST_START, "val")
+                    for r in read_recordings(self.spec.data, self.protocol, lambda s, r: True)]  # fmt: skip
+        val = set(self.groups.get("val", []))
+        if self.kind == "subject":
+            return read_recordings(self.spec.data, self.protocol, lambda subject, source: subject in val)
+        return read_recordings(self.spec.data, self.protocol, lambda subject, source: source in val)
 
     def test_recordings(self) -> list[Recording]:
-        """The test split's continuous recordings at the protocol's rate (what a replay streams)."""
+        """The test split's continuous recordings at the protocol's rate (what a replay streams); only those
+        files are read."""
         if not self.spec.own:
             return load_hapt(self.groups["test"], transitions=True)
-        rate = self.protocol.rate_hz
         if self.spec.test_data is not None:
-            return [r.resampled(rate) for r in _own_recordings(self.spec.test_data, self.protocol, 0)[0]]
-        recordings = [r.resampled(rate) for r in _own_recordings(self.spec.data, self.protocol)[0]]
+            return read_recordings(self.spec.test_data, self.protocol, lambda subject, source: True)
         if self.kind == "time":
-            return [_tail(r, TIME_TEST_START) for r in recordings]
-        key = (lambda r: r.subject) if self.kind == "subject" else (lambda r: r.source)
-        return [r for r in recordings if key(r) in self.groups["test"]]
-
-
-def window_labels(labels: np.ndarray | None, n: int, spec: FrontEndSpec) -> np.ndarray:
-    """The class of each stream window, or UNLABELLED where its samples do not all share one class."""
-    starts = window_starts(n, spec)
-    if labels is None:
-        return np.full(len(starts), UNLABELLED, dtype=np.int64)
-    lab = np.asarray(labels)[starts[:, None] + np.arange(spec.window)[None, :]]
-    pure = (lab == lab[:, :1]).all(axis=1) & (lab[:, 0] != UNLABELLED)
-    return np.where(pure, lab[:, 0], UNLABELLED).astype(np.int64)
-
-
-def recording_windows(rec: Recording, spec: FrontEndSpec) -> tuple[np.ndarray, np.ndarray]:
-    """All stream windows of one recording (m, window, C) and their labels (m,) (-1 where impure)."""
-    if rec.rate != spec.rate_hz:
-        raise ValueError(f"{rec.source}: rate {rec.rate} Hz, the front end expects {spec.rate_hz} Hz")
-    return cut_windows(features(rec.samples, spec), spec), window_labels(rec.labels, len(rec), spec)
-
-
-def windows_from_recordings(recordings: list[Recording], spec: FrontEndSpec) -> dict[str, np.ndarray]:
-    """Labelled windows of every recording, each run through the front end as one stream: X, y and per
-    window its subject, recording, first sample and the recording's length (what a split needs)."""
-    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("X", "y", "subject", "recording", "start", "length")}
-    for rec in recordings:
-        X, y = recording_windows(rec, spec)
-        keep = y != UNLABELLED
-        n = int(keep.sum())
-        parts["X"].append(X[keep])
-        parts["y"].append(y[keep])
-        parts["subject"].append(np.full(n, rec.subject or rec.source))
-        parts["recording"].append(np.full(n, rec.source))
-        parts["start"].append(window_starts(len(rec), spec)[keep])
-        parts["length"].append(np.full(n, len(rec), dtype=np.int64))
-    if not parts["X"] or not sum(len(y) for y in parts["y"]):
-        return {"X": np.zeros((0, spec.window, len(spec.channels)), np.float32), "y": np.zeros(0, np.int64),
-                **{k: np.zeros(0, dtype=str if k in ("subject", "recording") else np.int64)
-                   for k in ("subject", "recording", "start", "length")}}  # fmt: skip
-    return {k: np.concatenate(v).astype(str) if k in ("subject", "recording") else np.concatenate(v)
-            for k, v in parts.items()}  # fmt: skip
-
-
-def hapt_windows(
-    spec: FrontEndSpec = HAPT.frontend, cache: bool = True, transitions: bool = False
-) -> dict[str, np.ndarray]:
-    """The HAPT recordings' labelled windows through ``spec`` (cached by the front end's digest); with
-    ``transitions`` also the windows wholly inside postural transitions, as the class ``other``."""
-
-    def build() -> dict[str, np.ndarray]:
-        print("harlite: windowing the HAPT recordings (cached afterwards)...", file=sys.stderr)
-        return windows_from_recordings(hapt.load_hapt(cache=cache, transitions=transitions), spec)
-
-    identity = f"{hapt.source_identity()}|{spec.digest()}|w{WINDOWS_VERSION}" + ("|other" if transitions else "")
-    return cached_arrays("windows-hapt", identity, build) if cache else build()
+            return [_tail(r, TIME_TEST_START) for r in read_recordings(self.spec.data, self.protocol, lambda s, r: True)]
+        test = set(self.groups["test"])
+        if self.kind == "subject":
+            return read_recordings(self.spec.data, self.protocol, lambda subject, source: subject in test)
+        return read_recordings(self.spec.data, self.protocol, lambda subject, source: source in test)
 
 
 def load_split(spec: DataSpec = DataSpec(), protocol: Protocol | None = None) -> Split:
     """The split windows of ``spec``; the protocol comes from the data unless ``protocol`` fixes it
-    (a trained model's, so that its front end is the one used)."""
+    (a trained model's, so that its front end is the one used). Recordings are windowed once into the
+    window store (``harlite.data.shards``), one at a time."""
     if not spec.own:
         labels = (*HAPT.labels, OTHER_LABEL) if spec.transitions else HAPT.labels
         protocol = protocol or Protocol(labels, spec.frontend(HAPT.raw_channels))
-        return _split(spec, protocol, hapt_windows(protocol.frontend, transitions=spec.transitions), None, [])
+        return _split(spec, protocol, stored_hapt(protocol.frontend, transitions=spec.transitions), None, [])
     check_folders(spec)
-    if protocol is None:
-        dataset = load_dataset(spec.data)
-        protocol = Protocol(dataset.labels, spec.frontend(dataset.raw_channels, dataset.gravity))
-    arrays, warnings = _own_windows(spec.data, protocol)
-    test = None
+    folder = stored_folder(spec.data, spec.frontend, protocol)
+    protocol = protocol or Protocol(folder.labels, spec.frontend(folder.raw_channels, folder.relabel["gravity"]))
+    warnings, test = list(folder.warnings), None
     if spec.test_data is not None:
-        test, test_warnings = _own_windows(spec.test_data, protocol, min_labels=0)
-        warnings += test_warnings
-    split = _split(spec, protocol, arrays, test, warnings)
-    config = DatasetConfig.read(Path(spec.data))
-    split.relabel = {"merge": config.merge, "ignore": list(config.ignore), "gravity": config.layout.gravity}
+        test_folder = stored_folder(spec.test_data, spec.frontend, protocol, min_labels=0)
+        test, warnings = test_folder.recordings, warnings + test_folder.warnings
+    split = _split(spec, protocol, folder.recordings, test, warnings)
+    split.relabel = folder.relabel
     return split
 
 
@@ -263,82 +196,31 @@ def check_folders(spec: DataSpec, out: str | Path | None = None) -> None:
                             "files as recordings; write the run elsewhere.")  # fmt: skip
 
 
-def _own_recordings(folder: str, protocol: Protocol, min_labels: int = 2) -> tuple[list[Recording], list[str]]:
-    """A dataset folder's recordings, with the protocol's labels and raw sensors (at their own rates),
-    and what reading them noticed; a test folder (``min_labels`` 0) may hold one label, or none."""
-    dataset = load_dataset(folder, min_labels)
-    extra = [name for name in dataset.labels if name not in protocol.labels]
-    if extra:
-        raise DataError(f"{folder} has label {', '.join(extra)}, which the training data lacks (its labels: "
-                        f"{', '.join(protocol.labels)}); record it in the training data too, or 'ignore' it "
-                        "in the test folder's dataset.json.")  # fmt: skip
-    if len(dataset.raw_channels) < len(protocol.raw_channels):
-        raise DataError(f"{folder} has no gyroscope columns, but the training data has; give both the same sensors.")
-    if dataset.gravity != protocol_gravity(protocol):
-        raise DataError(f"{folder} holds acceleration {'without' if dataset.gravity == 'removed' else 'with'} gravity, "
-                        "the training data the other kind; give both the same (dataset.json's \"gravity\").")  # fmt: skip
-    recordings = [r.with_classes(protocol.labels).with_raw_channels(protocol.raw_channels) for r in dataset.recordings]
-    return recordings, dataset.warnings
+def _sharded(found: list[StoredRecording], protocol: Protocol, by: str) -> ShardedWindows:
+    """The windows of ``found`` recordings in the protocol's labels, grouped by subject or by recording."""
+    shards = tuple(s for f in found for s in f.entry.shards(protocol.labels, f.subject if by == "subject" else f.source))
+    return ShardedWindows(shards, protocol.window, len(protocol.frontend.channels))
 
 
-def protocol_gravity(protocol: Protocol) -> str:
-    """ "removed" when the front end takes the acceleration as it is (a model of linear acceleration)."""
-    return "included" if any(c.startswith(("body_", "gravity_", "total_")) for c in protocol.frontend.channels) \
-        else "removed"  # fmt: skip
-
-
-def _own_windows(folder: str, protocol: Protocol, min_labels: int = 2) -> tuple[dict[str, np.ndarray], list[str]]:
-    """A dataset folder's windows through the protocol's front end, cached by the content of its files
-    (sha256 of every recording and of dataset.json), with the warnings reading them gave."""
-    root = Path(folder)
-    identity = json.dumps([str(root.resolve()), dataset_digest(root), list(protocol.labels), protocol.frontend.digest(),
-                           min_labels, WINDOWS_VERSION])  # fmt: skip
-
-    def build() -> dict[str, np.ndarray]:
-        recordings, notes = _own_recordings(folder, protocol, min_labels)
-        short = [r for r in recordings if r.duration_s * protocol.rate_hz < protocol.window]
-        if len(short) == len(recordings):
-            raise DataError(f"{folder}: every recording is shorter than one window ({protocol.window} samples, "
-                            f"{protocol.window / protocol.rate_hz:.2f} s at {protocol.rate_hz:g} Hz); record "
-                            "longer, or pass a shorter --window.")  # fmt: skip
-        print(f"harlite: windowing {len(recordings)} recordings of {folder} (cached afterwards)...", file=sys.stderr)
-        arrays = windows_from_recordings([r.resampled(protocol.rate_hz) for r in recordings], protocol.frontend)
-        return {**arrays, "warnings": np.array(notes, dtype=str)}
-
-    arrays = dict(cached_arrays("windows-own", identity, build))
-    warnings = [str(w) for w in arrays.pop("warnings", np.zeros(0, str))]
-    return arrays, warnings
-
-
-def dataset_digest(root: Path) -> list[tuple[str, str]]:
-    """(relative path, sha256) of dataset.json and every recording file of a dataset folder: what its
-    windows depend on (an edit that keeps a file's size and time changes it)."""
-
-    config = DatasetConfig.read(root)
-    found = find_recordings(root, config.layout)
-    files = [root / DATASET_FILE] if (root / DATASET_FILE).is_file() else []
-    for path in found.recordings:
-        files += sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
-    return [(str(p.relative_to(root)), sha256_file(p, error=DataError)) for p in files]
-
-
-def _split(spec: DataSpec, protocol: Protocol, arrays: dict[str, np.ndarray],
-           test_arrays: dict[str, np.ndarray] | None, warnings: list[str]) -> Split:  # fmt: skip
+def _split(spec: DataSpec, protocol: Protocol, found: list[StoredRecording], test_found: list[StoredRecording] | None,
+           warnings: list[str]) -> Split:  # fmt: skip
     """Assign every window to train, validation or test; see docs/data.md for the rules."""
-    if not len(arrays["y"]):
+    labelled = [f for f in found if f.entry.n]
+    if not labelled:
         raise DataError(f"{spec.data}: no labelled window (a window's samples must all carry one label); "
                         "check the label column.")  # fmt: skip
-    subjects = sorted(set(arrays["subject"].tolist()), key=natural_key)
-    recordings = sorted(set(arrays["recording"].tolist()), key=natural_key)
-    if test_arrays is not None or spec.test_subjects is not None or not spec.own or len(subjects) >= MIN_GROUPS:
-        kind, group = "subject", arrays["subject"]
+    subjects = {f.subject for f in labelled}
+    recordings = {f.source for f in labelled}
+    if test_found is not None or spec.test_subjects is not None or not spec.own or len(subjects) >= MIN_GROUPS:
+        kind = "subject"
     elif len(recordings) >= MIN_GROUPS:
-        kind, group = "recording", arrays["recording"]
+        kind = "recording"
     else:
-        kind, group = "time", _time_groups(arrays)
-    names = sorted(set(group.tolist()), key=natural_key)
+        kind = "time"
+    everything: Windows = _by_time(labelled, protocol) if kind == "time" else _sharded(found, protocol, kind)
+    names = sorted(set(everything.names), key=natural_key)
     rng = np.random.default_rng(spec.split_seed)
-    if test_arrays is not None:
+    if test_found is not None:
         test_groups: list[str] = []
     elif kind == "time":
         test_groups = [g for g in names if g.endswith("#test")]
@@ -360,13 +242,10 @@ def _split(spec: DataSpec, protocol: Protocol, arrays: dict[str, np.ndarray],
             raise DataError(f"{n_val} validation subject(s) would leave none to train on ({len(rest)} available); "
                             "pass a smaller --val-subjects.")  # fmt: skip
         val_groups = sorted(rng.choice(rest, size=n_val, replace=False).tolist(), key=natural_key) if n_val else []
-    all_windows = WindowSet(arrays["X"], arrays["y"], group)
-    test_mask = np.isin(group, test_groups)
     fit_groups = [g for g in rest if g not in val_groups and not g.endswith("#gap")]
-    test = WindowSet(test_arrays["X"], test_arrays["y"], test_arrays["subject"]) if test_arrays is not None \
-        else all_windows.take(test_mask)  # fmt: skip
-    pool = all_windows.take(~test_mask & ~np.char.endswith(group.astype(str), "#gap"))
-    split = Split(spec, protocol, all_windows.of_groups(fit_groups), all_windows.of_groups(val_groups), test, pool,
+    test = _sharded(test_found, protocol, "subject") if test_found is not None else everything.of_groups(test_groups)
+    pool = everything.of_groups([g for g in everything.names if g not in test_groups and not g.endswith("#gap")])
+    split = Split(spec, protocol, everything.of_groups(fit_groups), everything.of_groups(val_groups), test, pool,
                   kind, {"train": fit_groups, "val": val_groups, "test": test_groups}, list(warnings))  # fmt: skip
     if not len(split.train):
         raise DataError(f"{spec.data}: no training windows are left after the split; add recordings.")
@@ -383,16 +262,22 @@ def _split(spec: DataSpec, protocol: Protocol, arrays: dict[str, np.ndarray],
     return split
 
 
-def _time_groups(arrays: dict[str, np.ndarray]) -> np.ndarray:
-    """Per window ``recording#train``, ``#val``, ``#test`` by where it lies in its recording, or ``#gap``
-    for a window that straddles a boundary (used by no split, so no sample is in two)."""
-    start, length = arrays["start"], arrays["length"]
-    end = start + arrays["X"].shape[1]
+def _by_time(found: list[StoredRecording], protocol: Protocol) -> WindowSet:
+    """Every window of ``found`` in memory, grouped ``recording#train``, ``#val``, ``#test`` by where it lies in
+    its recording, or ``#gap`` for a window that straddles a boundary (used by no split, so no sample is in
+    two)."""
+    parts = [(f, shard) for f in found for shard in f.entry.shards(protocol.labels, f.source)]
+    X = np.concatenate([shard.X() for _, shard in parts])
+    y = np.concatenate([shard.y() for _, shard in parts])
+    start = np.concatenate([shard.starts() for _, shard in parts])
+    length = np.concatenate([np.full(shard.n, f.entry.length) for f, shard in parts])
+    end = start + protocol.window
     part = np.full(len(start), "#gap", dtype=object)
     part[end <= TIME_VAL_START * length] = "#train"
     part[(start >= TIME_VAL_START * length) & (end <= TIME_TEST_START * length)] = "#val"
     part[start >= TIME_TEST_START * length] = "#test"
-    return np.char.add(arrays["recording"].astype(str), part.astype(str))
+    recording = np.concatenate([np.full(shard.n, f.source) for f, shard in parts]).astype(str)
+    return WindowSet(X, y, np.char.add(recording, part.astype(str)))
 
 
 def _head(rec: Recording, share: float) -> Recording:

@@ -15,7 +15,8 @@ import shutil
 import stat
 import tempfile
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +37,20 @@ def cache_dir() -> Path:
         path = Path(platformdirs.user_cache_dir("harlite"))
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+@contextmanager
+def cache_at(folder: str | Path) -> Iterator[Path]:
+    """Use ``folder`` as harlite's cache (``HARLITE_CACHE``) inside the block, then the previous one again."""
+    previous = os.environ.get("HARLITE_CACHE")
+    os.environ["HARLITE_CACHE"] = str(folder)
+    try:
+        yield Path(folder)
+    finally:
+        if previous is None:
+            os.environ.pop("HARLITE_CACHE", None)
+        else:
+            os.environ["HARLITE_CACHE"] = previous
 
 
 def cached_arrays(prefix: str, identity: str, build: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:

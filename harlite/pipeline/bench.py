@@ -17,17 +17,21 @@ import numpy as np
 from harlite.bundle.loader import Bundle, load_bundle
 from harlite.bundle.run_folder import ModelInput, load_model, versions
 from harlite.data.windows import load_split
-from harlite.errors import ToolMissing
-from harlite.io.files import check_writable, write_json
+from harlite.errors import HarliteError, ToolMissing
+from harlite.io.cache import cache_at
+from harlite.io.files import check_writable, read_json, write_json
 from harlite.pipeline.bench_field import LOAO_EPOCHS, bench_field
 from harlite.pipeline.bench_firmware import bench
+from harlite.pipeline.bench_scale import bench_scale
+from harlite.pipeline.bench_web import bench_web
 from harlite.pipeline.convert import to_float
-from harlite.pipeline.models import DEFAULT_MODEL
+from harlite.pipeline.models import DEFAULT_MODEL, MODELS
 from harlite.pipeline.train import TrainConfig, train
 from harlite.run.parity import parity
 from harlite.run.simulate import simulate
 
-SECTIONS = ("data", "train", "bundle", "simulate", "firmware", "field")
+SECTIONS = ("data", "train", "bundle", "simulate", "firmware", "web", "field", "scale")
+SLOW_SECTIONS = ("train", "field", "scale")  # run only when named
 
 
 def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:
@@ -38,17 +42,9 @@ def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:
 
 def bench_data() -> dict[str, Any]:
     """Cold (empty cache: unpickle, parse, filter, window) and warm (cached) load of the HAPT split."""
-    previous = os.environ.get("HARLITE_CACHE")
-    with tempfile.TemporaryDirectory() as cache:
-        os.environ["HARLITE_CACHE"] = cache
-        try:
-            cold, split = _timed(load_split)
-            warm, again = _timed(load_split)
-        finally:
-            if previous is None:
-                os.environ.pop("HARLITE_CACHE")
-            else:
-                os.environ["HARLITE_CACHE"] = previous
+    with tempfile.TemporaryDirectory() as cache, cache_at(cache):
+        cold, split = _timed(load_split)
+        warm, again = _timed(load_split)
     assert np.array_equal(split.test.y, again.test.y)
     return {
         "cold_load_s": round(cold, 2),
@@ -84,8 +80,24 @@ def run_bench(sections: tuple[str, ...] = SECTIONS, bundle: str | Path | None = 
         progress(f"{name}...")
         seconds, figures = _timed(functools.partial(_SECTION_RUNNERS[name], bundle=loaded, **options))
         figures["bench_seconds"] = round(seconds, 1)
+        figures["date"] = result["date"]
         result[name] = figures
     return result
+
+
+def kept_sections(path: Path, figures: dict[str, Any]) -> dict[str, Any]:
+    """``figures`` with the sections of the bench JSON already at ``path`` that this run did not measure
+    (a scale run adds its section to bench.json, and the next full bench keeps it); each section keeps
+    the date it was measured. A file that is no harlite bench JSON is replaced whole."""
+    try:
+        old = read_json(path)
+    except HarliteError:
+        return figures
+    if not isinstance(old, dict) or "machine" not in old:
+        return figures
+    dated = {k: {**v, "date": v.get("date", old.get("date"))} for k, v in old.items() if k in SECTIONS and isinstance(v, dict)}
+    merged = {**dated, **figures}
+    return {k: merged[k] for k in ("machine", "date", *SECTIONS) if k in merged}
 
 
 def _shown(path: Path) -> str:
@@ -144,7 +156,7 @@ def bench_firmware(bundle: Bundle) -> dict[str, Any]:
 
 def bench_train(
     out: str | Path = "runs/bench",
-    models: tuple[str, ...] = ("cnn_lstm", "lstm"),
+    models: tuple[str, ...] = tuple(MODELS),
     seeds: tuple[int, ...] = (0, 1, 2),
     epochs: int | None = None,
     force: bool = True,
@@ -212,14 +224,16 @@ def _spread(runs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     }
 
 
-BUNDLE_SECTIONS = {"bundle", "simulate", "firmware", "field"}
+BUNDLE_SECTIONS = {"bundle", "simulate", "firmware", "web", "field"}
 _SECTION_RUNNERS: dict[str, Callable[..., dict[str, Any]]] = {
     "data": lambda **_: bench_data(),
-    "train": lambda seeds, **_: bench_train(seeds=tuple(range(seeds))),
+    "train": lambda seeds, models=tuple(MODELS), **_: bench_train(models=models, seeds=tuple(range(seeds))),
     "bundle": lambda bundle, **_: bench_bundle(bundle),
     "simulate": lambda bundle, **_: bench_simulate(bundle),
     "firmware": lambda bundle, **_: bench_firmware(bundle),
+    "web": lambda bundle, **_: bench_web(bundle),
     "field": lambda bundle, field_epochs=LOAO_EPOCHS, **_: bench_field(bundle, epochs=field_epochs, log=progress),
+    "scale": lambda scale_work="runs/bench-scale", **_: bench_scale(scale_work),
 }
 
 

@@ -28,7 +28,8 @@ from harlite.errors import DataError
 from harlite.pipeline.convert import convert
 from harlite.pipeline.train import TrainConfig, train
 from harlite.pipeline.unknown import DEFAULT_RATE
-from harlite.run.simulate import PURE, simulate
+from harlite.run.simulate import simulate
+from harlite.run.traces import PURE
 
 # The device turned about the vertical (UCI HAR's x) and tilted 20 degrees about y or z.
 ROTATIONS = ("x:0", "x:90", "x:180", "x:270",

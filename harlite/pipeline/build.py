@@ -3,6 +3,7 @@ simulate and a report in one resumable run."""
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -14,12 +15,14 @@ from harlite.data.hapt import hapt_pickle_path
 from harlite.data.windows import DataSpec, check_folders, load_split
 from harlite.io.files import write_json
 from harlite.pipeline.calibrate import calibrate
+from harlite.pipeline.cluster import all_sum, cluster_errors, current, lost_worker
 from harlite.pipeline.convert import convert
 from harlite.pipeline.release import check_release_target, release_bundle
 from harlite.pipeline.report import PICTURES, write_report
 from harlite.pipeline.stages import RunFolder
 from harlite.pipeline.train import RUN_FILES, TrainConfig, train
 from harlite.pipeline.unknown import DEFAULT_RATE
+from harlite.pipeline.workers import check_local, qat_on_workers, train_on_workers
 from harlite.run import parity, timeline
 
 STAGES = 7
@@ -39,6 +42,8 @@ class BuildConfig:
     target: str = DEFAULT_TARGET
     unknown_rate: float = DEFAULT_RATE
     mounting: str = "fixed"
+    workers: int | None = None  # local worker processes for train and QAT (None: this process, or TF_CONFIG's cluster)
+    stream: bool | None = None  # stream the training windows (None: when the split is larger than 64 MB)
 
     @property
     def train_epochs(self) -> int | None:
@@ -53,7 +58,9 @@ class BuildConfig:
         return 400 if self.quick else None
 
     def params(self) -> dict[str, Any]:
-        return {**asdict(self), "data": self.data.to_dict()}
+        """What the stages' keys hold (workers and stream only when set, so earlier builds are kept)."""
+        params = {**asdict(self), "data": self.data.to_dict()}
+        return {k: v for k, v in params.items() if v is not None or k not in ("workers", "stream")}
 
 
 def build(out: str | Path, config: BuildConfig = BuildConfig(), release: str | Path | None = None,
@@ -70,7 +77,13 @@ def build(out: str | Path, config: BuildConfig = BuildConfig(), release: str | P
         check_release_target(Path(release), force)
     if config.data.own:
         check_folders(config.data, out)
+    if config.workers:
+        check_local(config.workers)
+    cluster = current() if os.environ.get("TF_CONFIG", "").strip() and not config.workers else None
+    if cluster is not None and not cluster.chief:
+        return _follow(out, config, cluster)
     params = config.params()
+    announce = (lambda redo: all_sum(cluster, [float(redo)])) if cluster is not None and cluster.workers > 1 else None
     with RunFolder(out, STAGES) as run:
         split = load_split(config.data)
         for warning in split.warnings:
@@ -78,15 +91,10 @@ def build(out: str | Path, config: BuildConfig = BuildConfig(), release: str | P
         run.stage("data", params["data"], [], lambda: _data_result(split), inputs=data_inputs(config.data))
 
         train_dir, bundle = out / "train", out / "bundle"
-        train_config = TrainConfig(model=config.model, seed=config.seed, epochs=config.train_epochs,
-                                   batch_size=config.batch_size, mounting=config.mounting)  # fmt: skip
+        train_config = _train_config(config)
         run.stage("train", params, [f"train/{name}" for name in RUN_FILES],
-                  lambda: train(train_dir, train_config, force=True, split=split))  # fmt: skip
-        from harlite.pipeline.qat import qat  # imports TensorFlow, so not at the module's import
-
-        qat_options = {} if config.qat_epochs is None else {"epochs": config.qat_epochs}
-        run.stage("qat", params, ["train/qat"],
-                  lambda: qat(train_dir, force=True, split=split, target=config.target, **qat_options))  # fmt: skip
+                  lambda: _train(train_dir, train_config, split, config), announce=announce)  # fmt: skip
+        run.stage("qat", params, ["train/qat"], lambda: _qat(train_dir, split, config), announce=announce)
         say = lambda message: print(f"  {message}", file=sys.stderr)  # noqa: E731
         run.stage("convert", params, ["bundle"], lambda: _convert(convert, train_dir, bundle, split, params, say))
         run.stage("parity", params, ["parity"],
@@ -108,6 +116,42 @@ def build(out: str | Path, config: BuildConfig = BuildConfig(), release: str | P
             results["release"] = {"path": str(release), "released": released}
         write_json(out / "build.json", results)
     return results
+
+
+def _train_config(config: BuildConfig) -> TrainConfig:
+    return TrainConfig(model=config.model, seed=config.seed, epochs=config.train_epochs, batch_size=config.batch_size,
+                       mounting=config.mounting, stream=config.stream)  # fmt: skip
+
+
+def _train(train_dir: Path, train_config: TrainConfig, split: Any, config: BuildConfig) -> dict[str, Any]:
+    if config.workers:
+        return train_on_workers(train_dir, train_config, config.workers, force=True, data_spec=config.data)
+    return train(train_dir, train_config, force=True, split=split)
+
+
+def _qat(train_dir: Path, split: Any, config: BuildConfig) -> dict[str, Any]:
+    options: dict[str, Any] = {"target": config.target}
+    options.update({} if config.qat_epochs is None else {"epochs": config.qat_epochs})
+    if config.workers:
+        return qat_on_workers(train_dir, config.workers, force=True, **options)
+    from harlite.pipeline.qat import qat  # imports TensorFlow, so not at the module's import
+
+    return qat(train_dir, force=True, split=split, **options)
+
+
+def _follow(out: Path, config: BuildConfig, cluster: Any) -> dict[str, Any]:
+    """A worker other than the chief: train and QAT with the cluster whenever the chief (re)does them; the
+    chief writes ``out`` (which must be a folder every worker sees: QAT reads the trained model there)."""
+    try:
+        split = load_split(config.data)
+        if all_sum(cluster, [0.0])[0]:
+            train(out / "train", _train_config(config), split=split)
+        if all_sum(cluster, [0.0])[0]:
+            _qat(out / "train", split, config)
+    except cluster_errors() as error:
+        raise lost_worker(error, cluster, "the build resumes where it stopped") from None
+    print(f"harlite build: worker #{cluster.rank} done; the chief writes {out}", file=sys.stderr)
+    return {"worker": cluster.rank, "workers": cluster.workers}
 
 
 def release_if_passed(results: dict[str, Any], out: Path, release: Path, force: bool, release_failed: bool) -> bool:

@@ -20,7 +20,7 @@ from harlite.bundle.manifest import FORMAT_VERSION, MANIFEST, artifact_entry
 from harlite.bundle.run_folder import ModelInput, load_model, read_model_input, save_model, versions
 from harlite.codegen.targets import DEFAULT_TARGET, get_target
 from harlite.core.frontend import quantize_params, standardize
-from harlite.data.windows import Split, WindowSet, load_split
+from harlite.data.windows import Split, Windows, load_split
 from harlite.errors import BundleError
 from harlite.io.files import atomic_write_bytes, check_writable, read_json, write_json
 from harlite.io.locks import folder_lock
@@ -36,14 +36,14 @@ TFLITE_FILES = {"int8": "model_int8.tflite", "float32": "model_float32.tflite", 
 
 
 def calibration_windows(
-    pool: WindowSet, mean: np.ndarray, std: np.ndarray, n: int = CALIBRATION_WINDOWS, seed: int = 0
+    pool: Windows, mean: np.ndarray, std: np.ndarray, n: int = CALIBRATION_WINDOWS, seed: int = 0
 ) -> np.ndarray:
     """``n`` standardized windows drawn (seeded, without replacement) from ``pool``, the split's non-test
     windows (training and validation subjects)."""
     if n < 1:
         raise BundleError(f"--calibration must be at least 1, got {n}.")
     pick = np.sort(np.random.default_rng(seed).choice(len(pool), size=min(n, len(pool)), replace=False))
-    return standardize(pool.X[pick], mean, std)
+    return standardize(pool.rows(pick), mean, std)
 
 
 def spread_input_ranges(model: Any, std: np.ndarray, calibration: np.ndarray) -> tuple[Any, np.ndarray]:
@@ -76,7 +76,7 @@ def spread_input_ranges(model: Any, std: np.ndarray, calibration: np.ndarray) ->
 
 
 def int8_ready(
-    model: Any, pool: WindowSet, mean: np.ndarray, std: np.ndarray, n: int = CALIBRATION_WINDOWS
+    model: Any, pool: Windows, mean: np.ndarray, std: np.ndarray, n: int = CALIBRATION_WINDOWS
 ) -> tuple[Any, np.ndarray, np.ndarray]:
     """``model`` with its input ranges spread (``spread_input_ranges``), its new std and the ``n``
     calibration windows of ``pool`` standardized with that std: what ``to_int8`` needs."""

@@ -10,6 +10,7 @@ every window (the fused LSTM op keeps its state between invocations).
 from __future__ import annotations
 
 import contextlib
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -21,16 +22,18 @@ from harlite.bundle.manifest import MANIFEST, MAX_ARTIFACT_BYTES, read_manifest
 from harlite.bundle.run_folder import ModelInput, read_model_input
 from harlite.core.metrics import classification_metrics, plot_confusion
 from harlite.core.unknown import UnknownSpec, decide
-from harlite.data.windows import DataSpec, Split, WindowSet, load_split
+from harlite.data.windows import DataSpec, Split, Windows, load_split
 from harlite.errors import BundleError
 from harlite.io.files import check_writable, write_json
 from harlite.io.limits import read_bounded
 from harlite.io.locks import folder_lock
 from harlite.pipeline.convert import io_details, quantization_info
+from harlite.run.processes import in_processes
 from harlite.run.runtimes import open_runtime, runtime_for
 
 MODEL_SUFFIXES = (".keras", ".tflite")
 UNKNOWN_KINDS = ("keras", "litert-int8", "tflm", "c")  # the runtimes that give what the unknown decision reads
+BATCH = 1024  # windows predicted at a time
 # --runtime of evaluate -> the harlite.run.runtimes kind that runs int8 .tflite files
 INT8_RUNTIMES = {"litert": "litert-int8", "tflm": "tflm", "c": "c"}
 # a bundle's model artifacts -> the runtime kind that runs them (int8: INT8_RUNTIMES)
@@ -60,17 +63,26 @@ def tflite_model(data: bytes, base: dict[str, Any], runtime: str = "litert", nam
     return runtime_for({**base, "quantization": quantization_info(data, mean, std)}, INT8_RUNTIMES[runtime], data, name)
 
 
-def score(model: Any, windows: WindowSet) -> dict[str, Any]:
+def predicted_classes(model: Any, windows: Windows) -> tuple[np.ndarray, np.ndarray]:
+    """(true, predicted) classes of a runtime on labelled physical windows, read a shard at a time."""
+    parts = [(y, model.predict(X).argmax(axis=-1)) for X, y in windows.batches(BATCH)]
+    if not parts:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return np.concatenate([y for y, _ in parts]), np.concatenate([p for _, p in parts])
+
+
+def score(model: Any, windows: Windows) -> dict[str, Any]:
     """classification_metrics of a runtime's predictions on labelled physical windows; for a bundle with an
     unknown decision and a runtime that can apply it, also ``unknown``: the share of the windows called
     unknown and the accuracy on the others."""
-    predicted = model.predict(windows.X).argmax(axis=-1)
-    metrics = classification_metrics(windows.y, predicted, model.manifest["labels"])
-    if "unknown" in model.manifest and model.kind in UNKNOWN_KINDS and len(windows):
-        unknown = decide(*model.unknown_features(windows.X), UnknownSpec.from_manifest(model.manifest["unknown"]))[0]
+    y, predicted = predicted_classes(model, windows)
+    metrics = classification_metrics(y, predicted, model.manifest["labels"])
+    if "unknown" in model.manifest and model.kind in UNKNOWN_KINDS and len(y):
+        spec = UnknownSpec.from_manifest(model.manifest["unknown"])
+        unknown = np.concatenate([decide(*model.unknown_features(X), spec)[0] for X, _ in windows.batches(BATCH)])
         accepted = ~unknown
         metrics["unknown"] = {"rate": float(unknown.mean()),
-                              "accepted_accuracy": float((predicted[accepted] == windows.y[accepted]).mean())
+                              "accepted_accuracy": float((predicted[accepted] == y[accepted]).mean())
                               if accepted.any() else None}  # fmt: skip
     return metrics
 
@@ -118,12 +130,14 @@ def evaluate(
     split: Split | None = None,
     data: str | None = None,
     runtime: str = "litert",
+    jobs: int = 1,
 ) -> dict[str, Any]:
     """Metrics on the test split for every model of ``artifact``; with ``out``, JSON and confusion PNGs.
 
     ``split`` defaults to the artifact's own data (its manifest's or protocol.json's ``dataset``), or
     the dataset folder ``data`` split as the artifact was; int8 models run in ``runtime`` (litert,
-    tflm or c).
+    tflm or c). With ``jobs`` > 1 the windows are predicted in that many worker processes, each opening
+    the artifact's models itself and reading its own shards (the same predictions as one process).
     """
     if runtime not in INT8_RUNTIMES:
         raise BundleError(f"unknown runtime {runtime!r}: choose one of {', '.join(INT8_RUNTIMES)}.")
@@ -139,9 +153,10 @@ def evaluate(
             )
             split = load_split(spec, model_input.protocol)
         labels = model_input.protocol.labels
+        predictions = _predictions(models, artifact, runtime, split.test, jobs)
         results = {}
-        for name, model in models.items():
-            results[name] = m = score(model, split.test)
+        for name in models:
+            results[name] = m = classification_metrics(*predictions[name], labels)
             if out is not None:
                 plot_confusion(m["confusion"], labels, Path(out) / f"confusion_{name}.png", title=name)
         report = {"artifact": str(artifact), "runtime": runtime, "split": split.kind,
@@ -149,3 +164,26 @@ def evaluate(
         if out is not None:
             write_json(Path(out) / "evaluation.json", report)
     return report
+
+
+def _predictions(models: dict[str, Any], artifact: str | Path, runtime: str, windows: Windows,
+                 jobs: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:  # fmt: skip
+    """(true, predicted) classes of every model on ``windows``, in this process or over ``jobs`` processes."""
+    if jobs <= 1:
+        return {name: predicted_classes(model, windows) for name, model in models.items()}
+    pieces = windows.pieces(4 * jobs)
+    items = [(name, piece) for name in models for piece in pieces]
+    parts = in_processes(_predict_piece, items, jobs, partial(_open_models, str(artifact), runtime))
+    found: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {name: [] for name in models}
+    for (name, _), part in zip(items, parts):
+        found[name].append(part)
+    return {name: (np.concatenate([y for y, _ in p]), np.concatenate([q for _, q in p])) for name, p in found.items()}
+
+
+def _open_models(artifact: str, runtime: str) -> dict[str, Any]:
+    return artifact_models(artifact, runtime)[0]
+
+
+def _predict_piece(models: dict[str, Any], item: tuple[str, Windows]) -> tuple[np.ndarray, np.ndarray]:
+    name, windows = item
+    return predicted_classes(models[name], windows)

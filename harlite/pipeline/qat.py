@@ -34,6 +34,7 @@ float instead of the fused int8 op. So QAT trains a twin and the converter never
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from dataclasses import replace
@@ -47,10 +48,12 @@ from harlite.codegen.targets import DEFAULT_TARGET, get_target
 from harlite.core.metrics import classification_metrics, plot_confusion
 from harlite.io.files import atomic_write_bytes, check_writable, write_json
 from harlite.io.locks import folder_lock
+from harlite.pipeline.cluster import current, outside_strategy
 from harlite.pipeline.convert import int8_ready, to_int8
-from harlite.pipeline.evaluate import score, tflite_model
+from harlite.pipeline.evaluate import predicted_classes, score, tflite_model
+from harlite.pipeline.fitting import predict_classes, start_backup
 from harlite.pipeline.models import export_copy
-from harlite.pipeline.train import echo_epoch, fit, keras_predict, load_run, score_keras, seed_everything
+from harlite.pipeline.train import BACKUP, echo_epoch, fit, load_run, make_feed, score_keras, seed_everything
 from harlite.tf import tensorflow
 from harlite.tf import tfmot as _tfmot
 
@@ -245,9 +248,7 @@ def activation_ranges(deployable: Any, calibration: np.ndarray) -> dict[str, tup
     ``<layer>/pre_activation`` (Dense logits before the softmax), as the converter calibrates them.
     """
     weighted = [layer for layer in deployable.layers if layer.weights]
-    probe = tf.keras.Model(
-        deployable.inputs, [layer.input for layer in weighted] + [layer.output for layer in weighted]
-    )
+    probe = tf.keras.Model(deployable.inputs, [layer.input for layer in weighted] + [layer.output for layer in weighted])
     values = probe.predict(calibration, batch_size=256, verbose=0)
     ranges = {"input": (float(calibration.min()), float(calibration.max()))}
     for layer, x, y in zip(weighted, values[: len(weighted)], values[len(weighted) :]):
@@ -307,8 +308,10 @@ def qat(
     the metrics written to ``run_dir/qat/metrics.json``.
     """
     run_dir, out = Path(run_dir), Path(run_dir) / "qat"
-    with folder_lock(out):  # one writer: a second harlite writing run_dir/qat is refused
-        for name in QAT_FILES:
+    cluster = current()  # first: TensorFlow forms a cluster only before it runs anything
+    chief = cluster.chief
+    with folder_lock(out) if chief else contextlib.nullcontext():  # one writer: a second harlite writing run_dir/qat is refused
+        for name in QAT_FILES if chief else ():
             check_writable(out / name, force)
         per_channel_dense = get_target(target).per_channel_dense
         float_model, config, data = load_run(run_dir, split)
@@ -319,39 +322,50 @@ def qat(
         model_input = data.model_input()
         base = model_input.to_dict()
         labels = data.protocol.labels
-        float_val = keras_predict(float_model, data.standardized(selection)).argmax(-1)
+        truth, float_val = predict_classes(float_model, selection, data.mean, data.std)
 
         def int8_candidate(model: Any) -> dict[str, Any]:
             tflite = to_int8(model, reference, per_channel_dense)
-            predicted = tflite_model(tflite, base).predict(selection.X).argmax(-1)
-            val = classification_metrics(selection.y, predicted, labels)
+            _, predicted = predicted_classes(tflite_model(tflite, base), selection)
+            val = classification_metrics(truth, predicted, labels)
             return {"model": model, "tflite": tflite, "val": val, "agreement": float(np.mean(predicted == float_val))}
+
+        def candidate_of(model: Any) -> dict[str, Any]:
+            """The int8 model of the QAT model's weights now, and the ranges seen there (made outside any
+            distribution strategy: plain Keras models, converted as the device will run them)."""
+            candidate = int8_candidate(quantized_copy(model, export_copy(float_model, batch_size=None), per_channel_dense))
+            return {**candidate, "ranges": activation_ranges(candidate["model"], reference)}
 
         start = time.perf_counter()
         ptq = int8_candidate(export_copy(float_model, batch_size=None))
         print(f"harlite qat: PTQ int8 {selected_on} accuracy {ptq['val']['accuracy']:.4f}", file=sys.stderr)
-        qat_model = quantize_aware(export_copy(float_model, batch_size=None), per_channel_dense)
-        seed_ranges(qat_model, activation_ranges(ptq["model"], reference))
-        history: list[dict[str, Any]] = []
+        first_ranges = activation_ranges(ptq["model"], reference)
+        notes = [start_backup(out / BACKUP, {"run": str(run_dir), "epochs": epochs, "learning_rate": learning_rate,
+                                             "distill": distill, "target": target})] if chief else []  # fmt: skip
+        for note in filter(None, notes):
+            print(f"harlite qat: note: {note}", file=sys.stderr)
+
+        def make() -> Any:
+            model = quantize_aware(export_copy(float_model, batch_size=None), per_channel_dense)
+            seed_ranges(model, first_ranges)
+            return model
+
         final: dict[str, Any] = {}
-        echo = echo_epoch("qat", epochs)
 
-        def after_epoch(epoch: int, row: dict[str, float]) -> None:
-            candidate = int8_candidate(
-                quantized_copy(qat_model, export_copy(float_model, batch_size=None), per_channel_dense)
-            )
-            seed_ranges(qat_model, activation_ranges(candidate["model"], reference))
-            history.append({**row, "int8_val_accuracy": candidate["val"]["accuracy"],
-                            "int8_val_macro_f1": candidate["val"]["macro_f1"],
-                            "int8_val_agreement_with_float": candidate["agreement"]})  # fmt: skip
+        def after_epoch(epoch: int, row: dict[str, float], model: Any) -> dict[str, float]:
+            candidate = outside_strategy(candidate_of, model)
+            seed_ranges(model, candidate["ranges"])
             final.update(candidate)
-            echo(epoch, row)
-            print(
-                f"qat epoch {epoch + 1}: int8 {selected_on} accuracy {candidate['val']['accuracy']:.4f}",
-                file=sys.stderr,
-            )
+            return {"int8_val_accuracy": candidate["val"]["accuracy"], "int8_val_macro_f1": candidate["val"]["macro_f1"],
+                    "int8_val_agreement_with_float": candidate["agreement"]}  # fmt: skip
 
-        fit(qat_model, data, config, epochs, learning_rate, after_epoch, teacher=float_model if distill else None)
+        feed = make_feed(data, config, epochs, teacher=distill)
+        qat_model, history = fit(make, data, feed, learning_rate, after_epoch, teacher=float_model if distill else None,
+                                 backup=out / BACKUP, progress=echo_epoch("qat", epochs))  # fmt: skip
+        if not final:  # resumed after the last epoch's checkpoint: nothing was left to train
+            final.update(candidate_of(qat_model))
+        if not chief:
+            return {"worker": cluster.rank}
         seconds = time.perf_counter() - start
         use_qat = final["val"]["accuracy"] >= ptq["val"]["accuracy"]
         chosen = final if use_qat else ptq
@@ -372,13 +386,8 @@ def qat(
             "val_agreement_with_float": {"ptq_int8": ptq["agreement"], "qat_int8": final["agreement"]},
             "test": test,
             "qat_seconds": seconds,
-            "qat": {
-                "epochs": epochs,
-                "learning_rate": learning_rate,
-                "distill": distill,
-                "history": history,
-                "selected_on": selected_on,
-            },
+            "qat": {"epochs": epochs, "learning_rate": learning_rate, "distill": distill, "history": history,
+                    "selected_on": selected_on},
             "calibration_windows": len(reference),
             "target": target,
         }

@@ -118,8 +118,10 @@ class RunFolder:
         run: Callable[[], Any],
         inputs: Iterable[str | Path] = (),
         code: Any = None,
+        announce: Callable[[bool], Any] | None = None,
     ) -> Any:
-        """Run ``run()`` (its result must be JSON) unless the stage can be kept; returns the result."""
+        """Run ``run()`` (its result must be JSON) unless the stage can be kept; returns the result.
+        ``announce(redo)`` hears the decision first (the workers of a cluster follow the chief's)."""
         self._done += 1
         prefix = f"[{self._done}/{self.total}] {name}"
         parts = {
@@ -131,6 +133,8 @@ class RunFolder:
         record_path = self.root / RECORDS / f"{name}.json"
         previous = _read_record(record_path)
         reason = self._stale(previous, key, parts, outputs)
+        if announce is not None:
+            announce(reason is not None)
         if reason is None:
             print(f"{prefix}: unchanged, kept ({previous['seconds']:.0f} s before)", file=sys.stderr)
             result, seconds, hashes = previous["result"], previous["seconds"], previous["outputs"]

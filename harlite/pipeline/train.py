@@ -14,31 +14,47 @@ per sensor and Gaussian noise. With ``mounting="any"`` every window is first tur
 axis (uniform) and tilted up to ``mounting_tilt_deg``: the model then survives a device worn turned or
 the other way round, but it can no longer use the direction of the device's tilt, which on HAPT is what
 tells sitting from standing (docs/field.md: about 3 points of accuracy), so it is not the default.
+``augment`` is applied per batch, seeded from (seed, epoch, worker, batch), inside the tf.data feed
+(``harlite.pipeline.feed``); the loop itself is ``harlite.pipeline.fitting.fit``, on one device or several
+workers (``harlite.pipeline.cluster``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from harlite.bundle.run_folder import ModelInput, load_model, read_model_input, save_model, versions, write_model_input
+from harlite.bundle.run_folder import load_model, read_model_input, save_model, versions, write_model_input
 from harlite.core.frontend import standardize
-from harlite.core.metrics import classification_metrics, plot_confusion
+from harlite.core.metrics import plot_confusion
 from harlite.core.orientation import mounting_rotations, rotate_windows
-from harlite.core.protocol import Protocol
-from harlite.data.windows import DataSpec, Split, WindowSet, check_folders, load_split
+from harlite.data.shards import ShardedWindows
+from harlite.data.windows import IN_MEMORY_BYTES, DataSpec, Split, Windows, check_folders, load_split
 from harlite.io.files import atomic_write_bytes, check_writable, read_json, write_json
 from harlite.io.locks import folder_lock
+from harlite.pipeline.cluster import current
+from harlite.pipeline.feed import Feed, Prepare
+from harlite.pipeline.fitting import (  # noqa: F401  (qat and the tests use these from here too)
+    Data,
+    class_weights,
+    echo_epoch,
+    fit,
+    keras_predict,
+    prepare_data,
+    score_keras,
+    seed_everything,
+    start_backup,
+)
 from harlite.pipeline.models import DEFAULT_MODEL, build_model, count_macs, count_params, export_copy
-from harlite.tf import keras, tensorflow
 
+BACKUP = "backup"  # in the run folder while training: the last finished epoch, to resume from
 RUN_FILES = ("model.keras", "protocol.json", "history.json", "metrics.json", "learning_curves.png", "confusion.png")
 # Small data: enough optimizer steps whatever the amount of data (within bounds), smaller batches.
 MIN_STEPS, MIN_EPOCHS, MAX_EPOCHS = 6000, 80, 400
@@ -62,12 +78,13 @@ class TrainConfig:
     mounting_tilt_deg: float = 20.0
     class_weights: bool | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    stream: bool | None = None  # windows streamed from the window store; None: when the split is large
 
     def __post_init__(self) -> None:
         if self.mounting not in MOUNTINGS:
             raise ValueError(f"mounting must be one of {', '.join(MOUNTINGS)}, got {self.mounting!r}")
 
-    def for_data(self, train: WindowSet, n_classes: int) -> TrainConfig:
+    def for_data(self, train: Windows, n_classes: int) -> TrainConfig:
         """This config with the settings left to the data chosen for it (docs/models.md, "Small data").
 
         Batch 64 from 2,048 windows (32 below, 16 under 256); epochs enough for about 6,000 optimizer steps,
@@ -77,56 +94,12 @@ class TrainConfig:
         batch = self.batch_size or (64 if n >= 2048 else 32 if n >= 256 else 16)
         steps = max(1, math.ceil(n / batch))
         epochs = self.epochs or int(np.clip(math.ceil(MIN_STEPS / steps), MIN_EPOCHS, MAX_EPOCHS))
-        counts = np.bincount(train.y, minlength=n_classes)
+        counts = train.label_counts(n_classes)
         present = counts[counts > 0]
         weights = self.class_weights
         if weights is None:
             weights = bool(len(present) and present.max() > IMBALANCE_RATIO * present.min())
         return replace(self, batch_size=batch, epochs=epochs, class_weights=weights)
-
-
-@dataclass
-class Data:
-    """A split's windows with the normalization of its training part."""
-
-    split: Split
-    mean: np.ndarray
-    std: np.ndarray
-
-    @property
-    def protocol(self) -> Protocol:
-        return self.split.protocol
-
-    @property
-    def train(self) -> WindowSet:
-        return self.split.train
-
-    @property
-    def val(self) -> WindowSet:
-        return self.split.val
-
-    @property
-    def test(self) -> WindowSet:
-        return self.split.test
-
-    def standardized(self, part: WindowSet) -> np.ndarray:
-        return standardize(part.X, self.mean, self.std)
-
-    def model_input(self) -> ModelInput:
-        return ModelInput(self.protocol, self.mean, self.std, self.split.spec, self.split.info())
-
-
-def prepare_data(split: Split) -> Data:
-    """A split with the normalization of its training windows."""
-    mean, std = split.train.normalization()
-    return Data(split, mean, std)
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and TensorFlow and make TensorFlow's ops deterministic."""
-    tf = tensorflow()
-    tf.keras.utils.set_random_seed(seed)
-    tf.config.experimental.enable_op_determinism()
 
 
 def augment(X: np.ndarray, data: Data, rng: np.random.Generator, config: TrainConfig) -> np.ndarray:
@@ -156,82 +129,30 @@ def random_rotations(n: int, sigma_deg: float, rng: np.random.Generator) -> np.n
     return (np.eye(3) + np.sin(angle) * K + (1 - np.cos(angle)) * K @ K).astype(np.float32)
 
 
-def fit(
-    model: Any,
-    data: Data,
-    config: TrainConfig,
-    epochs: int,
-    learning_rate: float,
-    on_epoch: Callable[[int, dict[str, float]], None] | None = None,
-    teacher: Any = None,
-) -> list[dict[str, float]]:
-    """Train ``model`` on ``data.train`` with a cosine schedule; returns per-epoch loss/accuracy history.
+def prepare_batch(data: Data, config: TrainConfig) -> Prepare:
+    """The feed's per-batch hook: ``augment`` with a generator seeded by (seed, epoch, worker, batch)."""
 
-    With a ``teacher`` model the targets are its probabilities for the same augmented windows
-    (distillation) instead of the labels, and the training "accuracy" is agreement with the teacher.
-    Validation loss and accuracy are always against the labels.
-    """
-    k = keras()
-    steps = int(np.ceil(len(data.train) / config.batch_size))
-    schedule = k.optimizers.schedules.CosineDecay(learning_rate, decay_steps=max(1, epochs * steps))
-    loss = "categorical_crossentropy" if teacher is not None else "sparse_categorical_crossentropy"
-    model.compile(optimizer=k.optimizers.Adam(schedule), loss=loss, metrics=["accuracy"])
-    rng = np.random.default_rng(config.seed)
-    Xv, yv = data.standardized(data.val), data.val.y
-    weights = class_weights(data.train.y, data.protocol.n_classes) if config.class_weights and teacher is None else None
-    history = []
-    for epoch in range(epochs):
-        start = time.perf_counter()
-        Xa = augment(data.train.X, data, rng, config)
-        targets = data.train.y if teacher is None else keras_predict(teacher, Xa)
-        sample_weight = None if weights is None else weights[data.train.y]
-        h = model.fit(Xa, targets, sample_weight=sample_weight, batch_size=config.batch_size, epochs=1, shuffle=True,
-                      verbose=0)  # fmt: skip
-        row = {"epoch": epoch + 1, "loss": h.history["loss"][-1],
-               "accuracy" if teacher is None else "teacher_agreement": h.history["accuracy"][-1]}  # fmt: skip
-        if len(yv):
-            p = keras_predict(model, Xv)
-            row["val_loss"] = -np.mean(np.log(np.clip(p[np.arange(len(yv)), yv], 1e-7, 1.0)))
-            row["val_accuracy"] = np.mean(p.argmax(-1) == yv)
-        row["seconds"] = time.perf_counter() - start
-        history.append({k_: float(v) for k_, v in row.items()})
-        if on_epoch is not None:
-            on_epoch(epoch, history[-1])
-    return history
+    def prepare(X: np.ndarray, seed: np.ndarray) -> np.ndarray:
+        return augment(X, data, np.random.default_rng(np.asarray(seed, np.int64).tolist()), config)
+
+    return prepare
 
 
-def class_weights(y: np.ndarray, n_classes: int) -> np.ndarray:
-    """Per class n / (classes present x windows of the class): every class weighs the same in the loss."""
-    counts = np.bincount(y, minlength=n_classes).astype(np.float64)
-    present = counts > 0
-    weights = np.zeros(n_classes, np.float32)
-    weights[present] = len(y) / (present.sum() * counts[present])
-    return weights
+def make_feed(data: Data, config: TrainConfig, epochs: int, teacher: bool = False) -> Feed:
+    """How ``data.train`` reaches the model: streamed when the split is larger than the in-memory limit (or
+    ``config.stream`` says so), class weights when ``config.class_weights`` (not when distilling)."""
+    stream = (config.stream if config.stream is not None else not data.split.in_memory) and \
+        isinstance(data.train, ShardedWindows)  # fmt: skip
+    n = data.protocol.n_classes
+    weights = class_weights(data.train.label_counts(n)) if config.class_weights and not teacher else np.ones(n, np.float32)
+    return Feed(config.seed, epochs, int(config.batch_size or 64), prepare_batch(data, config), weights, stream)
 
 
-def echo_epoch(prefix: str, epochs: int) -> Callable[[int, dict[str, float]], None]:
-    """A progress line on stderr per epoch."""
-
-    def echo(epoch: int, row: dict[str, float]) -> None:
-        fit_ = f"acc {row['accuracy']:.4f}" if "accuracy" in row else f"agreement {row['teacher_agreement']:.4f}"
-        val = f" val_acc {row['val_accuracy']:.4f}" if "val_accuracy" in row else ""
-        print(f"{prefix} epoch {epoch + 1}/{epochs}: loss {row['loss']:.4f} {fit_}{val} ({row['seconds']:.1f} s)",
-              file=sys.stderr)  # fmt: skip
-
-    return echo
-
-
-def keras_predict(model: Any, X_std: np.ndarray) -> np.ndarray:
-    """Class probabilities of a Keras model for standardized windows."""
-    return model.predict(X_std, batch_size=256, verbose=0)
-
-
-def score_keras(model: Any, data: Data, part: WindowSet) -> dict[str, Any] | None:
-    """classification_metrics of a Keras model on a part of ``data`` (None for an empty part)."""
-    if not len(part):
-        return None
-    predicted = keras_predict(model, data.standardized(part)).argmax(-1)
-    return classification_metrics(part.y, predicted, data.protocol.labels)
+def input_info(data: Data, feed: Feed) -> dict[str, Any]:
+    """How the training windows were read, for metrics.json and the progress line."""
+    shards = len(data.train.shards) if isinstance(data.train, ShardedWindows) else 0
+    return {"mode": "streamed" if feed.stream else "memory", "split_bytes": data.split.nbytes,
+            "in_memory_limit_bytes": IN_MEMORY_BYTES, "train_shards": shards}  # fmt: skip
 
 
 def train(
@@ -245,30 +166,48 @@ def train(
 
     ``split`` (default: ``load_split(data_spec)``) gives the windows. The run folder gets model.keras,
     protocol.json, history.json, metrics.json, learning_curves.png and confusion.png (``RUN_FILES``).
+    With TF_CONFIG this process is one worker of a cluster (``harlite.pipeline.cluster``): every worker
+    trains, the chief writes the run folder, the others return ``{"worker": rank}``. A run that stopped
+    part way (``out/backup``) resumes from its last finished epoch.
     """
     out = Path(out)
     if split is None and data_spec.own:
         check_folders(data_spec, out)
-    with folder_lock(out):  # one writer: a second harlite training into out is refused
-        for name in RUN_FILES:
+    cluster = current()  # first: TensorFlow forms a cluster only before it runs anything
+    chief = cluster.chief
+    with folder_lock(out) if chief else contextlib.nullcontext():  # one writer: a second training into out is refused
+        for name in RUN_FILES if chief else ():
             check_writable(out / name, force)
         data = prepare_data(load_split(data_spec) if split is None else split)
         config = config.for_data(data.train, data.protocol.n_classes)
         seed_everything(config.seed)
         protocol = data.protocol
-        model = build_model(config.model, n_channels=len(protocol.frontend.channels), window=protocol.window,
-                            n_classes=protocol.n_classes, **config.options)  # fmt: skip
+        feed = make_feed(data, config, int(config.epochs or 1))
+        notes = list(data.split.warnings)
+        if chief:
+            notes += [n for n in [start_backup(out / BACKUP, {"config": asdict(config), "data": data.split.info()})] if n]
+
+        def make() -> Any:
+            return build_model(config.model, n_channels=len(protocol.frontend.channels), window=protocol.window,
+                               n_classes=protocol.n_classes, **config.options)  # fmt: skip
+
+        source = input_info(data, feed)
         print(
-            f"harlite train: {config.model}, {count_params(model)} parameters, {len(data.train)} training windows "
-            f"({len(set(data.train.group.tolist()))} {data.split.kind}s), {len(data.val)} validation, {len(data.test)} "
-            f"test; {config.epochs} epochs of batch {config.batch_size}{', class weights' if config.class_weights else ''}",
+            f"harlite train: {config.model}, {len(data.train)} training windows ({len(data.train.names)} "
+            f"{data.split.kind}s), {len(data.val)} validation, {len(data.test)} test; {config.epochs} epochs of batch "
+            f"{config.batch_size}{', class weights' if config.class_weights else ''}; windows "
+            f"{'streamed from ' + str(source['train_shards']) + ' shards' if feed.stream else 'in memory'} "
+            f"({data.split.nbytes / 2**20:.0f} MB); {cluster.describe}",
             file=sys.stderr,
         )
-        for warning in data.split.warnings:
-            print(f"harlite train: note: {warning}", file=sys.stderr)
+        for note in notes:
+            print(f"harlite train: note: {note}", file=sys.stderr)
         start = time.perf_counter()
-        history = fit(model, data, config, config.epochs, config.learning_rate, echo_epoch("train", config.epochs))
+        model, history = fit(make, data, feed, config.learning_rate, backup=out / BACKUP,
+                             progress=echo_epoch("train", int(config.epochs or 1)))  # fmt: skip
         seconds = time.perf_counter() - start
+        if not cluster.chief:
+            return {"worker": cluster.rank, "workers": cluster.workers, "train_seconds": seconds}
         test, val = (score_keras(model, data, part) for part in (data.test, data.val))
         metrics = {
             "test": {"float": test},
@@ -276,6 +215,8 @@ def train(
             "model": model_info(model),
             "train_seconds": seconds,
             "config": asdict(config),
+            "input": source,
+            "cluster": {"workers": cluster.workers, "replicas": cluster.replicas},
             "split": data.split.info(),
             "warnings": data.split.warnings,
             "versions": versions(),

@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -23,41 +24,30 @@ import numpy as np
 
 from harlite.bundle.loader import Bundle, load_bundle
 from harlite.core.frontend import FrontEndSpec, StreamingFrontEnd, quantize, window_starts
-from harlite.core.metrics import classification_metrics
 from harlite.core.orientation import rotate_samples, rotation_matrix
 from harlite.core.protocol import UNLABELLED
 from harlite.core.smoothing import SmoothingSpec, parse_smoothing, smooth
-from harlite.core.stream import OTHER, pooled, recording_counts
 from harlite.core.unknown import OTHER_LABEL, UNKNOWN, UnknownSpec, decide
 from harlite.data.datasets import load_dataset
 from harlite.data.hapt import load_hapt
 from harlite.data.layout import Layout, Units
 from harlite.data.recordings import Recording, read_csv
-from harlite.data.windows import window_labels
 from harlite.errors import HarliteError
+from harlite.run.processes import in_processes
 from harlite.run.runtimes import open_runtime
+from harlite.run.traces import (
+    PURE,
+    Trace,
+    foreign_samples,
+    replay_metrics,
+    stream_figures,
+    unknown_figures,
+    window_counts,
+    window_truth,
+)
 
 # --runtime name -> harlite.run.runtimes kind
 RUNTIMES = {"tflm": "tflm", "c": "c", "litert": "litert-int8", "keras": "keras"}
-# Why a window has no label: the kinds counted in SimulationResult.window_counts.
-PURE, STRADDLING, UNLABELLED_SAMPLES, NO_LABELS = "pure", "straddling", "unlabelled", "no_labels"
-
-
-@dataclass
-class Trace:
-    """One recording's replay: per window its start sample, tensors, probabilities and predictions."""
-
-    recording: Recording
-    starts: np.ndarray  # (m,) first sample of each window
-    probs: np.ndarray  # (m, classes) float32, dequantized for int8 runtimes
-    raw: np.ndarray  # (m,) decision: argmax of probs, or classes (unknown)
-    smoothed: np.ndarray  # (m,) the reported label after post-processing (classes: unknown)
-    truth: np.ndarray  # (m,) class of a pure window, else UNLABELLED
-    kind: np.ndarray  # (m,) PURE, STRADDLING, UNLABELLED_SAMPLES or NO_LABELS
-    inputs: np.ndarray | None = None  # (m, window, C) int8 model inputs (int8 runtimes)
-    outputs: np.ndarray | None = None  # (m, classes) int8 model outputs (int8 runtimes)
-    features: np.ndarray | None = None  # (m, hidden + logits) int8 other outputs (int8 runtimes, unknown on)
-    foreign: np.ndarray | None = None  # (samples,) bool: labelled with an activity the bundle does not know
 
 
 @dataclass
@@ -144,6 +134,7 @@ def simulate(
     log: Callable[[str], None] | None = None,
     rotation: str | None = None,
     unknown: bool = True,
+    jobs: int = 1,
 ) -> SimulationResult:
     """Replay ``recordings`` through ``bundle``'s front end, quantization, ``runtime``, unknown decision and
     post-processing.
@@ -152,7 +143,9 @@ def simulate(
     or keras (the float model); ``smoothing`` the post-processing (``None``: the bundle's ``postprocess``,
     else none); ``rotation`` turns the raw sensor axes (``harlite.core.orientation.rotation_matrix``);
     ``unknown`` False ignores the bundle's unknown decision; ``log`` receives progress and warnings.
-    ``bundle`` is a loaded ``Bundle`` or a bundle's path (loaded and verified here).
+    ``bundle`` is a loaded ``Bundle`` or a bundle's path (loaded and verified here). With ``jobs`` > 1 the
+    recordings are replayed in that many worker processes (``harlite.run.processes``; each recording on its
+    own, so the result is the serial one exactly).
     """
     if runtime not in RUNTIMES:
         raise HarliteError(f"unknown runtime {runtime!r}: choose one of {', '.join(RUNTIMES)}.")
@@ -163,15 +156,12 @@ def simulate(
     smoothing = bundle_smoothing(manifest) if smoothing is None else parse_smoothing(smoothing)
     turn = rotation_matrix(rotation) if rotation else None
     say = log or (lambda message: None)
-    model = open_runtime(bundle, RUNTIMES[runtime])
     decision = UnknownSpec.from_manifest(manifest["unknown"]) if unknown and "unknown" in manifest else None
-    player = _Player(spec, manifest, model, smoothing, decision)
-    traces, warnings = [], []
-    started, cpu_started = time.perf_counter(), time.process_time()
+    fitted, foreign, warnings = [], [], []
     relabel = manifest.get("dataset") or {}
     ignore = (*relabel.get("ignore", ()), OTHER_LABEL)  # "other" samples: quietly none of the bundle's classes
-    for n, rec in enumerate(recordings, 1):
-        foreign = foreign_samples(rec, labels, relabel.get("merge"), tuple(relabel.get("ignore", ())))
+    for rec in recordings:
+        foreign.append(foreign_samples(rec, labels, relabel.get("merge"), tuple(relabel.get("ignore", ()))))
         rec = fit_to_bundle(rec, spec, labels, relabel.get("merge"), ignore, relabel.get("gravity", "included"))
         if turn is not None:
             rec = replace(rec, samples=rotate_samples(rec.samples, rec.raw_channels, turn))
@@ -184,10 +174,23 @@ def simulate(
                 f"({spec.window} samples): no windows."
             )
             say(f"warning: {warnings[-1]}")
-        traces.append(replace(player.play(rec), foreign=foreign))
-        say(f"[{n}/{len(recordings)}] {rec.source}: {len(traces[-1].starts)} windows")
-    seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
-    counts = _window_counts(traces)
+        fitted.append(rec)
+    started, cpu_started = time.perf_counter(), time.process_time()
+    if jobs > 1 and len(fitted) > 1:
+        played = in_processes(_replay, fitted, jobs, partial(_player, str(bundle.root), runtime, smoothing, unknown))
+    else:
+        player = _player(bundle, runtime, smoothing, unknown)
+        played = []
+        for n, rec in enumerate(fitted, 1):
+            played.append(_replay(player, rec))
+            say(f"[{n}/{len(fitted)}] {rec.source}: {len(played[-1].trace.starts)} windows")
+    if jobs > 1 and len(fitted) > 1:
+        for n, (rec, one) in enumerate(zip(fitted, played), 1):
+            say(f"[{n}/{len(fitted)}] {rec.source}: {len(one.trace.starts)} windows")
+    seconds = time.perf_counter() - started
+    cpu_seconds = time.process_time() - cpu_started + (sum(p.cpu_seconds for p in played) if jobs > 1 else 0.0)
+    traces = [replace(one.trace, recording=rec, foreign=f) for one, rec, f in zip(played, fitted, foreign)]
+    counts = window_counts(traces)
     return SimulationResult(
         bundle=bundle,
         runtime=runtime,
@@ -195,12 +198,12 @@ def simulate(
         labels=labels,
         spec=spec,
         traces=traces,
-        latency=player.latency(seconds, cpu_seconds),
+        latency=_latency(played, seconds, cpu_seconds, runtime != "keras"),
         window_counts=counts,
-        metrics=_metrics(traces, labels) if counts[PURE] else None,
+        metrics=replay_metrics(traces, labels) if counts[PURE] else None,
         warnings=warnings,
         unknown=unknown_figures(traces, len(labels), spec.window) if decision is not None else None,
-        stream=_stream(traces, spec, len(labels)),
+        stream=stream_figures(traces, spec, len(labels)),
         rotation=rotation,
     )
 
@@ -210,52 +213,53 @@ def bundle_smoothing(manifest: dict[str, Any]) -> SmoothingSpec:
     return SmoothingSpec.from_manifest(manifest["postprocess"]) if "postprocess" in manifest else SmoothingSpec()
 
 
-def foreign_samples(rec: Recording, labels: tuple[str, ...], merge: dict[str, str] | None,
-                    ignore: tuple[str, ...]) -> np.ndarray | None:  # fmt: skip
-    """Per sample: labelled with an activity the bundle does not know (and the dataset does not ignore),
-    or "other" (``OTHER_LABEL``: none of the activities, even when the bundle learned it as a class)."""
-    if rec.labels is None:
-        return None
-    merge = merge or {}
-    names = [merge.get(name, name) for name in rec.classes]
-    table = np.array([False] + [name == OTHER_LABEL or (name not in labels and name not in ignore) for name in names])
-    return table[np.asarray(rec.labels, np.int64) + 1]
+@dataclass
+class _Played:
+    """One recording's replay as a worker returns it: the trace (without the recording) and its timing."""
+
+    trace: Trace
+    invoke_ms: list[float]
+    batch_seconds: float
+    batch_windows: int
+    cpu_seconds: float
 
 
-def _stream(traces: list[Trace], spec: FrontEndSpec, classes: int) -> dict[str, Any] | None:
-    """Stream metrics of the reported labels over the recordings that have labels."""
-    parts = []
-    for tr in traces:
-        if tr.recording.labels is None or not len(tr.starts):
-            continue
-        labels = np.where(tr.foreign, OTHER, np.asarray(tr.recording.labels, np.int64))
-        parts.append(recording_counts(labels, tr.smoothed, tr.starts, spec.window, spec.hop, spec.rate_hz, classes))
-    return pooled(parts) if parts else None
+def _player(bundle: Bundle | str, runtime: str, smoothing: SmoothingSpec, unknown: bool = True) -> _Player:
+    """A player of ``bundle`` (a path is loaded and verified) in ``runtime``, with its unknown decision
+    unless ``unknown`` is False."""
+    bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
+    manifest = bundle.manifest
+    decision = UnknownSpec.from_manifest(manifest["unknown"]) if unknown and "unknown" in manifest else None
+    return _Player(bundle.frontend(), manifest, open_runtime(bundle, RUNTIMES[runtime]), smoothing, decision)
 
 
-def unknown_figures(traces: list[Trace], classes: int, window: int) -> dict[str, Any]:
-    """The unknown decision over the windows: the share of pure windows called unknown, the accuracy of
-    the others, and the share of foreign windows (at least half of their samples labelled with an
-    activity the bundle does not know) called unknown."""
-    pure = np.concatenate([tr.kind == PURE for tr in traces])
-    truth = np.concatenate([tr.truth for tr in traces])
-    raw = np.concatenate([tr.raw for tr in traces])
-    top = np.concatenate([tr.probs.argmax(axis=1) if len(tr.probs) else np.zeros(0, int) for tr in traces])
-    share = [tr.foreign[tr.starts[:, None] + np.arange(window)].mean(axis=1) if tr.foreign is not None and len(tr.starts)
-             else np.zeros(len(tr.starts)) for tr in traces]  # fmt: skip
-    foreign = np.concatenate(share) >= 0.5 if share else np.zeros(0, bool)
-    unknown = raw == classes
-    pure &= ~foreign
-    accepted = pure & ~unknown
+def _replay(player: _Player, rec: Recording) -> _Played:
+    cpu, invokes, batch = time.process_time(), len(player.invoke_ms), (player.batch_seconds, player.batch_windows)
+    trace = player.play(rec)
+    return _Played(replace(trace, recording=None), player.invoke_ms[invokes:], player.batch_seconds - batch[0],
+                   player.batch_windows - batch[1], time.process_time() - cpu)  # fmt: skip
+
+
+def _latency(played: list[_Played], seconds: float, cpu_seconds: float, int8: bool) -> dict[str, Any]:
+    """Per-invoke latency (ms) and end-to-end windows per second (front end, quantization, smoothing),
+    by the wall clock and by CPU time (every worker's; other busy processes do not inflate it)."""
+    ms = np.asarray([t for p in played for t in p.invoke_ms], np.float64)
+    batch_seconds, batch_windows = sum(p.batch_seconds for p in played), sum(p.batch_windows for p in played)
+    windows = len(ms) + batch_windows
+    if len(ms):
+        invoke = {"mean": float(ms.mean())} | {f"p{q}": float(np.percentile(ms, q)) for q in (50, 99)}
+    elif batch_windows:  # one batch per recording: only the mean per window is known
+        invoke = {"mean": 1e3 * batch_seconds / batch_windows, "p50": None, "p99": None}
+    else:
+        invoke = None
     return {
-        "windows": int(len(raw)),
-        "unknown": int(unknown.sum()),
-        "pure_windows": int(pure.sum()),
-        "pure_unknown_rate": float(unknown[pure].mean()) if pure.any() else None,
-        "accepted_accuracy": float((top[accepted] == truth[accepted]).mean()) if accepted.any() else None,
-        "accuracy_all": float((top[pure] == truth[pure]).mean()) if pure.any() else None,
-        "foreign_windows": int(foreign.sum()),
-        "foreign_unknown_rate": float(unknown[foreign].mean()) if foreign.any() else None,
+        "windows": windows,
+        "seconds": seconds,
+        "windows_per_s": windows / seconds if windows and seconds > 0 else 0.0,
+        "cpu_seconds": cpu_seconds,
+        "windows_per_cpu_s": windows / cpu_seconds if windows and cpu_seconds > 0 else 0.0,
+        "batched": not int8,
+        "invoke_ms": invoke,
     }
 
 
@@ -347,7 +351,7 @@ class _Player:
             q_in = np.array(inputs, np.int8).reshape(m, window, n_channels)
             unknown = decide(q_in, np.array(outputs), feats[:, :units], feats[:, units:], self.decision)[0]
         raw = np.where(unknown, self.n_classes, probs_arr.argmax(axis=1)) if m else np.zeros(0, np.int64)
-        truth, kind = _window_truth(rec, self.spec)
+        truth, kind = window_truth(rec, self.spec)
         return Trace(
             recording=rec,
             starts=window_starts(len(rec), self.spec),
@@ -360,60 +364,6 @@ class _Player:
             outputs=np.array(outputs, np.int8).reshape(m, self.n_classes) if self.int8 else None,
             features=feats,
         )
-
-    def latency(self, seconds: float, cpu_seconds: float) -> dict[str, Any]:
-        """Per-invoke latency (ms) and end-to-end windows per second (front end, quantization, smoothing),
-        by the wall clock and by this process's CPU time (which other busy processes do not inflate)."""
-        ms = np.asarray(self.invoke_ms, np.float64)
-        windows = len(ms) + self.batch_windows
-        if len(ms):
-            invoke = {"mean": float(ms.mean())} | {f"p{q}": float(np.percentile(ms, q)) for q in (50, 99)}
-        elif self.batch_windows:  # one batch per recording: only the mean per window is known
-            invoke = {"mean": 1e3 * self.batch_seconds / self.batch_windows, "p50": None, "p99": None}
-        else:
-            invoke = None
-        return {
-            "windows": windows,
-            "seconds": seconds,
-            "windows_per_s": windows / seconds if windows and seconds > 0 else 0.0,
-            "cpu_seconds": cpu_seconds,
-            "windows_per_cpu_s": windows / cpu_seconds if windows and cpu_seconds > 0 else 0.0,
-            "batched": not self.int8,
-            "invoke_ms": invoke,
-        }
-
-
-def _window_truth(rec: Recording, spec: FrontEndSpec) -> tuple[np.ndarray, np.ndarray]:
-    """Each window's class where pure (else UNLABELLED) and why it is or is not pure."""
-    truth = window_labels(rec.labels, len(rec), spec)
-    kind = np.full(len(truth), NO_LABELS if rec.labels is None else PURE, dtype=object)
-    if rec.labels is not None and len(truth):
-        starts = window_starts(len(rec), spec)
-        lab = np.asarray(rec.labels)[starts[:, None] + np.arange(spec.window)[None, :]]
-        kind[(lab != lab[:, :1]).any(axis=1)] = STRADDLING
-        kind[(lab == UNLABELLED).any(axis=1)] = UNLABELLED_SAMPLES
-    return truth, kind
-
-
-def _window_counts(traces: list[Trace]) -> dict[str, int]:
-    kinds = np.concatenate([tr.kind for tr in traces]) if traces else np.zeros(0, dtype=object)
-    counts = {"total": len(kinds)}
-    counts.update({k: int((kinds == k).sum()) for k in (PURE, STRADDLING, UNLABELLED_SAMPLES, NO_LABELS)})
-    return counts
-
-
-def _metrics(traces: list[Trace], labels: tuple[str, ...]) -> dict[str, Any]:
-    """Accuracy, macro-F1 and confusion over pure windows of the top class (``raw``) and of the reported
-    label (``smoothed``; a window reported unknown counts against its class, in an extra column)."""
-    pure = np.concatenate([tr.kind == PURE for tr in traces])
-    truth = np.concatenate([tr.truth for tr in traces])[pure]
-    top = np.concatenate([tr.probs.argmax(axis=1) if len(tr.probs) else np.zeros(0, int) for tr in traces])[pure]
-    reported = np.concatenate([tr.smoothed for tr in traces])[pure]
-    smoothed = classification_metrics(truth, reported, (*labels, UNKNOWN))
-    smoothed["per_class"].pop(UNKNOWN)
-    smoothed["labels"] = list(labels)
-    smoothed["macro_f1"] = float(np.mean([c["f1"] for c in smoothed["per_class"].values() if c["support"]]))
-    return {"raw": classification_metrics(truth, top, labels), "smoothed": smoothed}
 
 
 def bundle_subjects(bundle: Bundle, part: str) -> tuple[str, list[str]]:

@@ -20,7 +20,8 @@ from harlite.data.recordings import Recording
 from harlite.errors import HarliteError
 from harlite.io.files import atomic_write_bytes, atomic_write_text, check_writable, is_within, write_json
 from harlite.io.locks import folder_lock
-from harlite.run.simulate import PURE, SimulationResult, bundle_subjects, load_recordings, simulate
+from harlite.run.simulate import SimulationResult, bundle_subjects, load_recordings, simulate
+from harlite.run.traces import PURE
 
 GOLDEN_SMOOTHINGS = (
     "none",
@@ -58,6 +59,7 @@ def run(
     unknown: bool = True,
     units: Units = Units(),
     layout: Layout | None = None,
+    jobs: int = 1,
 ) -> dict[str, Any]:
     """What ``harlite simulate`` does: load, replay, then write the timeline, plot and golden vectors.
     ``smoothing`` None uses the bundle's calibrated post-processing; ``rotation`` and ``unknown`` are
@@ -100,7 +102,7 @@ def run(
         wanted_data = paths or dataset or not given
         recordings = given + (load_recordings(paths, dataset, subjects, bundle.manifest, units, layout)
                               if wanted_data else [])  # fmt: skip
-        result = simulate(bundle, recordings, runtime, smoothing, log, rotation, unknown)
+        result = simulate(bundle, recordings, runtime, smoothing, log, rotation, unknown, jobs=jobs)
         files = write_timeline(result, out, force) if out is not None else []
         # The plot and the golden vectors show one recording: the first that gave a window.
         wanted = " and ".join(name for name, path in (("plot", plot), ("golden vectors", golden)) if path is not None)

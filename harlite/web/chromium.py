@@ -1,14 +1,19 @@
-"""Headless Chromium for the tests: the DevTools protocol over --remote-debugging-pipe, no packages.
+"""Headless Chromium for the web bench and the tests: the DevTools protocol over --remote-debugging-pipe, no
+packages.
 
 Chromium reads protocol messages (JSON, each ended by a NUL byte) on its fd 3 and writes on fd 4. A bash
 trampoline moves two pipe ends there (subprocess closes what a preexec_fn duplicates, and dash refuses fd
 numbers over 9). ``Browser`` starts Debian's chromium with a fresh profile and no network beyond the
-pages it is sent to; ``Page.eval`` runs JavaScript in a page and returns its (awaited) value.
+pages it is sent to (``loopback_site`` serves a folder to it); ``Page.eval`` runs JavaScript in a page and
+returns its (awaited) value. Every wait is bounded (``timeout``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
+import functools
+import http.server
 import json
 import os
 import queue
@@ -17,21 +22,50 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-CHROMIUM = os.environ.get("HARLITE_CHROMIUM", "/usr/bin/chromium")
+from harlite.errors import ToolMissing
+
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          "--disable-default-apps", "--mute-audio", "--remote-debugging-pipe")  # fmt: skip
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args: Any) -> None:
+        """No line on stderr per request."""
+
+
+@contextlib.contextmanager
+def loopback_site(folder: str | Path) -> Iterator[str]:
+    """``folder`` served over HTTP on 127.0.0.1 (a secure context for the browser), in a thread, while the
+    block runs; yields the base URL (``http://127.0.0.1:PORT``)."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(folder)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def executable() -> str:
+    """Debian's chromium, or $HARLITE_CHROMIUM; ToolMissing (with the fix) when there is none."""
+    name = os.environ.get("HARLITE_CHROMIUM", "chromium")
+    found = shutil.which(name)
+    if found is None:
+        raise ToolMissing(f"{name} not found: apt-get install chromium (or set HARLITE_CHROMIUM to a Chromium or "
+                          "Chrome executable).")  # fmt: skip
+    return found
 
 
 class Browser:
     """One headless Chromium; close() ends it and removes its profile."""
 
     def __init__(self, *flags: str, timeout: float = 60.0) -> None:
-        if not Path(CHROMIUM).exists():
-            raise FileNotFoundError(f"{CHROMIUM} not found: apt-get install chromium (or set HARLITE_CHROMIUM)")
+        chromium = executable()
         self.timeout = timeout
         self.profile = tempfile.mkdtemp(prefix="harlite-chromium-")
         commands, self._to_chrome = os.pipe()
@@ -39,7 +73,7 @@ class Browser:
         high = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10) for fd in (commands, replies)]
         os.close(commands)
         os.close(replies)
-        argv = [CHROMIUM, *FLAGS, f"--user-data-dir={self.profile}", *flags, "about:blank"]
+        argv = [chromium, *FLAGS, f"--user-data-dir={self.profile}", *flags, "about:blank"]
         trampoline = f'exec 3<&{high[0]} 4>&{high[1]} {high[0]}<&- {high[1]}>&-; exec "$@"'
         self.process = subprocess.Popen(["bash", "-c", trampoline, "bash", *argv], pass_fds=high,
                                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -87,6 +121,16 @@ class Browser:
         for method, params in before:
             self.send(method, params, session)
         return Page(self, session, url)
+
+    def __enter__(self) -> Browser:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def version(self) -> str:
+        """The browser's product and version, e.g. ``Chrome/156.0.8078.114``."""
+        return str(self.send("Browser.getVersion")["product"])
 
     def close(self) -> None:
         try:
