@@ -15,7 +15,7 @@ import pytest
 from fixtures_firmware import RELEASED, SAMPLES, assert_pred_lines_equal_timeline, pred_fields
 from tools import run, tool
 
-from harlite.board.firmware import ENGINE_LIMITS, LIMITS_CORE
+from harlite.board.firmware import LIMITS_CORE, engine_limits
 from harlite.board.toolchain import CORES
 from harlite.bundle.loader import load_bundle
 
@@ -62,5 +62,5 @@ def test_core_prints_what_simulate_predicts(core: str, core_runs: dict, released
     ms = {int(pred_fields(line)["invoke_ms"]) for line in lines}
     assert ms <= {int(figures["instructions"]["model"] / 64_000) + d for d in (-1, 0, 1)}
     if core == LIMITS_CORE:
-        for key, limit in ENGINE_LIMITS.items():
+        for key, limit in engine_limits(load_bundle(RELEASED).manifest).items():
             assert figures[key] <= limit, (key, figures[key], limit)
