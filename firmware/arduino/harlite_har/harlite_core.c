@@ -155,36 +155,35 @@ int harlite_unknown_decide(const int8_t *window, const int8_t scores[HARLITE_NUM
     {
     enum { D = HARLITE_UNKNOWN_FEATURES, U = HARLITE_UNKNOWN_HIDDEN, C = HARLITE_NUM_CHANNELS,
            Q = HARLITE_WINDOW / 4 };
-    int32_t u[D];
-    int64_t z[D], best = INT64_MAX;
+    /* v = u - centre (int32: |u| <= 128 * HARLITE_WINDOW); the class distances accumulate as each whitened
+     * coordinate comes out, so neither u nor z is kept whole (stack and time on a Cortex-M0/M4) */
+    int32_t v[D];
+    int64_t d[HARLITE_NUM_CLASSES], best = INT64_MAX;
     int32_t e, logit_max;
-    int j, k, c, t, row = 0;
-    for (j = 0; j < U; j++) u[j] = (int32_t)features[j] - HARLITE_UNKNOWN_HIDDEN_ZERO_POINT;
+    int j, k, c, t;
+    const int16_t *a = unknown_rows;
+    for (j = 0; j < U; j++) v[j] = (int32_t)features[j] - HARLITE_UNKNOWN_HIDDEN_ZERO_POINT - unknown_center[j];
     for (c = 0; c < C; c++) {
-        int32_t sum = 0, early = 0, late = 0;
-        for (t = 0; t < HARLITE_WINDOW; t++) {
-            const int32_t v = window[t * C + c];
-            sum += v;
-            if (t < Q) early += v;
-            if (t >= HARLITE_WINDOW - Q) late += v;
-        }
-        u[U + c] = sum;
-        u[U + C + c] = late - early;
+        const int8_t *w = window + c;
+        int32_t early = 0, middle = 0, late = 0;
+        for (t = 0; t < Q; t++, w += C) early += *w;
+        for (; t < HARLITE_WINDOW - Q; t++, w += C) middle += *w;
+        for (; t < HARLITE_WINDOW; t++, w += C) late += *w;
+        v[U + c] = early + middle + late - unknown_center[U + c];
+        v[U + C + c] = late - early - unknown_center[U + C + c];
     }
-    for (j = 0; j < D; j++) { /* whitened coordinates, in 1/256 standard deviations */
-        int64_t acc = 0;
-        for (k = j; k < D; k++) acc += (int64_t)unknown_rows[row++] * ((int64_t)u[k] - unknown_center[k]);
+    for (c = 0; c < HARLITE_NUM_CLASSES; c++) d[c] = 0;
+    for (j = 0; j < D; j++) { /* whitened coordinate j, in 1/256 standard deviations */
+        int64_t acc = 0, z;
+        for (k = j; k < D; k++) acc += (int64_t)*a++ * v[k];
         acc = (acc + (INT64_C(1) << (unknown_shifts[j] - 1))) >> unknown_shifts[j]; /* arithmetic shift */
-        z[j] = acc < -UNKNOWN_CLAMP ? -UNKNOWN_CLAMP : acc > UNKNOWN_CLAMP ? UNKNOWN_CLAMP : acc;
-    }
-    for (c = 0; c < HARLITE_NUM_CLASSES; c++) {
-        int64_t d = 0;
-        for (j = 0; j < D; j++) {
-            const int64_t diff = z[j] - unknown_means[c][j];
-            d += diff * diff;
+        z = acc < -UNKNOWN_CLAMP ? -UNKNOWN_CLAMP : acc > UNKNOWN_CLAMP ? UNKNOWN_CLAMP : acc;
+        for (c = 0; c < HARLITE_NUM_CLASSES; c++) {
+            const int64_t diff = z - unknown_means[c][j];
+            d[c] += diff * diff;
         }
-        if (d < best) best = d;
     }
+    for (c = 0; c < HARLITE_NUM_CLASSES; c++) best = d[c] < best ? d[c] : best;
     logit_max = features[U];
     for (c = 1; c < HARLITE_NUM_CLASSES; c++) logit_max = features[U + c] > logit_max ? features[U + c] : logit_max;
     e = log_p[scores[top] + 128] - (logit_max - HARLITE_UNKNOWN_LOGIT_ZERO_POINT) * HARLITE_UNKNOWN_LOGIT_MUL;
