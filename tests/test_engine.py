@@ -30,6 +30,7 @@ from harlite.core.frontend import quantize
 from harlite.engine import KERNELS_DIR, generate
 from harlite.engine.fixed_point import sigmoid_table
 from harlite.engine.generate import HEADER, KERNEL_FILES, MODEL_C
+from harlite.engine.tflite_model import read_model
 from harlite.errors import BundleError
 from harlite.io.files import MARKER
 from harlite.run.host_engine import HostEngine, build_library
@@ -281,6 +282,58 @@ def test_fully_connected_rescales_with_the_double_product_of_the_scales(_session
     want = TFLM(model)(np.zeros((1, 1, 4), np.int8))[0]
     assert [int(v) for v in want] == [requantized(acc, double) for acc in accs[:32]]  # the wheel: double
     got = HostEngine(model, cache=_session_cache).invoke_int8(np.zeros((1, 4), np.int8))
+    np.testing.assert_array_equal(got, want)
+
+
+def lstm_gate_model(cell_gate_bias: np.ndarray, weight_scale: float) -> bytes:
+    """The released model's LSTM alone, one step, its weights replaced: the cell gate's input FC picks
+    the first input (scale ``weight_scale``) plus ``cell_gate_bias``, the input and output gates are
+    saturated open, no recurrence; the hidden state at 2^-11 (one LSB of the cell state)."""
+    tensors, ops, _, _, names = read_model(released_model())
+    (lstm,) = [i for i, op in enumerate(ops) if names[op.code] == "UNIDIRECTIONAL_SEQUENCE_LSTM"]
+    idx = [int(i) for i in ops[lstm].inputs]
+    inp, out, units = idx[0], int(ops[lstm].outputs[0]), tensors[idx[1]].shape[0]
+    in_scale = float(tensors[inp].scales[0])
+
+    def edit(m: Any) -> None:
+        graph = m.subgraphs[0]
+        graph.operators, graph.inputs, graph.outputs = [graph.operators[lstm]], [inp], [out]
+        for t in (inp, out):
+            graph.tensors[t].shape = [1, 1, units]
+        for t in (idx[18], out):
+            graph.tensors[t].quantization.scale = [2.0**-11]
+        graph.tensors[idx[3]].quantization.scale = [weight_scale]
+        first = np.zeros((units, units), np.int8)
+        first[:, 0] = 1
+        for gate in range(1, 9):
+            m.buffers[graph.tensors[idx[gate]].buffer].data = list(
+                (first if gate == 3 else np.zeros_like(first)).tobytes()
+            )
+        # biases that saturate the input and output gates (Q3.12 values above 8: sigmoid 1)
+        open_ = [40000 * 2**-12 / (in_scale * float(tensors[idx[g]].scales[0])) for g in (1, 4)]
+        for gate, bias in ((12, open_[0]), (13, 0), (14, cell_gate_bias), (15, open_[1])):
+            values = np.broadcast_to(np.int32(np.round(bias)), (units,)).astype("<i4")
+            m.buffers[graph.tensors[idx[gate]].buffer].data = list(values.tobytes())
+
+    return edited(released_model(), edit)
+
+
+def test_lstm_gates_rescale_with_the_double_product_of_the_scales(_session_cache: Path) -> None:
+    """The LSTM's gate FCs too: cell-gate values on which the float32 and the double product of the
+    scales round apart (the bundle's case) reach the hidden state as the wheel's."""
+    weight_scale = float(np.float32(2.6e-7))  # gate values of a few hundred LSB from accumulators of millions
+    tensors, _, inputs, _, _ = read_model(lstm_gate_model(np.zeros(1), weight_scale))
+    a = float(tensors[inputs[0]].scales[0])
+    single, double = float(np.float32(a) * np.float32(weight_scale)) / 2**-12, a * weight_scale / 2**-12
+    ties = (round((k - 0.5) / double) + d for k in range(1, 256) for d in range(-2, 3))
+    units = tensors[inputs[0]].shape[2]
+    accs = sorted({acc for acc in ties if requantized(acc, single) != requantized(acc, double)})[:units]
+    assert len(accs) >= 16
+    model = lstm_gate_model(np.array(accs + [0] * (units - len(accs))), weight_scale)
+    x = np.full((1, 1, units), int(tensors[inputs[0]].zero_points[0]), np.int8)
+    want = TFLM(model)(x)[0].reshape(-1)
+    got = HostEngine(model, cache=_session_cache).invoke_int8(x[0]).reshape(-1)
+    print(f"\n{len(accs)} cell-gate values at the corner; hidden state {want.tolist()}")
     np.testing.assert_array_equal(got, want)
 
 
