@@ -11,6 +11,7 @@ those tests fail.
 from __future__ import annotations
 
 import ctypes
+import math
 import re
 import subprocess
 from collections.abc import Callable
@@ -29,6 +30,7 @@ from harlite.core.frontend import quantize
 from harlite.engine import KERNELS_DIR, generate
 from harlite.engine.fixed_point import sigmoid_table
 from harlite.engine.generate import HEADER, KERNEL_FILES, MODEL_C
+from harlite.engine.tflite_model import read_model
 from harlite.errors import BundleError
 from harlite.io.files import MARKER
 from harlite.run.host_engine import HostEngine, build_library
@@ -135,7 +137,6 @@ def test_every_window_starts_from_zero_state(_session_cache: Path) -> None:
 
 def one_op_model(op: str, input_scale: float) -> bytes:
     """A .tflite of one int16 LOGISTIC or TANH op over 65536 values (output scale 2^-15)."""
-    import flatbuffers
     from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
 
     def tensor(index: int, scale: float) -> object:
@@ -159,6 +160,13 @@ def one_op_model(op: str, input_scale: float) -> bytes:
     )
     m = schema.ModelT()
     m.version, m.subgraphs, m.operatorCodes, m.buffers = 3, [graph], [code], [schema.BufferT()]
+    return packed(m)
+
+
+def packed(m: Any) -> bytes:
+    """A tflite schema ModelT as .tflite bytes."""
+    import flatbuffers
+
     builder = flatbuffers.Builder(1024)
     builder.Finish(m.Pack(builder), file_identifier=b"TFL3")
     return bytes(builder.Output())
@@ -202,16 +210,131 @@ def test_generated_files_carry_the_marker_and_only_numbers(tmp_path: Path) -> No
 
 def edited(model: bytes, edit: Callable[[Any], None]) -> bytes:
     """The model with ``edit`` applied to its object tree (tflite schema ModelT)."""
-    import flatbuffers
     from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
 
     m = schema.ModelT.InitFromPackedBuf(bytearray(model), 0)
     edit(m)
     for code in m.operatorCodes:  # readers take the larger of the two codes
         code.deprecatedBuiltinCode = min(code.builtinCode, 127)
-    builder = flatbuffers.Builder(1024)
-    builder.Finish(m.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
+    return packed(m)
+
+
+def fc_model(scales: tuple[float, float, float], bias: np.ndarray, depth: int = 4) -> bytes:
+    """A .tflite of one per-tensor int8 FULLY_CONNECTED (input [1, 1, depth], weights picking the first
+    input, ``bias`` per output row) with input, weight and output ``scales``; zero points 0."""
+    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
+
+    rows = len(bias)
+    weights = np.zeros((rows, depth), np.int8)
+    weights[:, 0] = 1
+
+    def tensor(shape: list[int], kind: int, scale: float, buffer: int) -> object:
+        t = schema.TensorT()
+        t.shape, t.type, t.buffer = shape, kind, buffer
+        t.quantization = schema.QuantizationParametersT()
+        t.quantization.scale, t.quantization.zeroPoint = [scale], [0]
+        return t
+
+    def buffer(data: bytes = b"") -> object:
+        b = schema.BufferT()
+        b.data = list(data) or None
+        return b
+
+    a, w, c = scales
+    code = schema.OperatorCodeT()
+    code.builtinCode = code.deprecatedBuiltinCode = schema.BuiltinOperator.FULLY_CONNECTED
+    code.version = 1
+    operator = schema.OperatorT()
+    operator.opcodeIndex, operator.inputs, operator.outputs = 0, [0, 1, 2], [3]
+    operator.builtinOptionsType = schema.BuiltinOptions.FullyConnectedOptions
+    operator.builtinOptions = schema.FullyConnectedOptionsT()
+    graph = schema.SubGraphT()
+    graph.tensors = [tensor([1, 1, depth], schema.TensorType.INT8, a, 0),
+                     tensor([rows, depth], schema.TensorType.INT8, w, 1),
+                     tensor([rows], schema.TensorType.INT32, float(np.float32(a) * np.float32(w)), 2),
+                     tensor([1, rows], schema.TensorType.INT8, c, 0)]  # fmt: skip
+    graph.inputs, graph.outputs, graph.operators = [0], [3], [operator]
+    m = schema.ModelT()
+    m.version, m.subgraphs, m.operatorCodes = 3, [graph], [code]
+    m.buffers = [buffer(), buffer(weights.tobytes()), buffer(bias.astype("<i4").tobytes())]
+    return packed(m)
+
+
+def requantized(acc: int, real: float) -> int:
+    """TFLite's MultiplyByQuantizedMultiplier of a positive accumulator by ``real`` < 1, its multiplier
+    made by QuantizeMultiplier: a rounding high multiply by the Q0.31 mantissa, then a rounding shift."""
+    mantissa, exponent = math.frexp(real)
+    multiplier = math.floor(mantissa * 2**31 + 0.5)
+    high = (acc * multiplier + 2**30) >> 31
+    return (high + (1 << (-exponent - 1))) >> -exponent
+
+
+def test_fully_connected_rescales_with_the_double_product_of_the_scales(_session_cache: Path) -> None:
+    """The wheel requantizes a per-tensor FULLY_CONNECTED (and the LSTM's gate FCs) with input scale x
+    weight scale in double, not the float32 product: accumulators on which the two multipliers round
+    differently (a bundle's LSTM met one, 1 LSB off) come out as the wheel's."""
+    a, w, c = (float(np.float32(v)) for v in (0.0078431317, 0.0070177843, 4.000123))
+    single, double = float(np.float32(a) * np.float32(w)) / c, a * w / c
+    ties = (round((k - 0.5) / double) + d for k in range(1, 128) for d in range(-2, 3))  # output k - 1/2
+    accs = sorted({acc for acc in ties if requantized(acc, single) != requantized(acc, double)})
+    assert len(accs) >= 6
+    model = fc_model((a, w, c), np.array(accs[:32], np.int32))
+    want = TFLM(model)(np.zeros((1, 1, 4), np.int8))[0]
+    assert [int(v) for v in want] == [requantized(acc, double) for acc in accs[:32]]  # the wheel: double
+    got = HostEngine(model, cache=_session_cache).invoke_int8(np.zeros((1, 4), np.int8))
+    np.testing.assert_array_equal(got, want)
+
+
+def lstm_gate_model(cell_gate_bias: np.ndarray, weight_scale: float) -> bytes:
+    """The released model's LSTM alone, one step, its weights replaced: the cell gate's input FC picks
+    the first input (scale ``weight_scale``) plus ``cell_gate_bias``, the input and output gates are
+    saturated open, no recurrence; the hidden state at 2^-11 (one LSB of the cell state)."""
+    tensors, ops, _, _, names = read_model(released_model())
+    (lstm,) = [i for i, op in enumerate(ops) if names[op.code] == "UNIDIRECTIONAL_SEQUENCE_LSTM"]
+    idx = [int(i) for i in ops[lstm].inputs]
+    inp, out, units = idx[0], int(ops[lstm].outputs[0]), tensors[idx[1]].shape[0]
+    in_scale = float(tensors[inp].scales[0])
+
+    def edit(m: Any) -> None:
+        graph = m.subgraphs[0]
+        graph.operators, graph.inputs, graph.outputs = [graph.operators[lstm]], [inp], [out]
+        for t in (inp, out):
+            graph.tensors[t].shape = [1, 1, units]
+        for t in (idx[18], out):
+            graph.tensors[t].quantization.scale = [2.0**-11]
+        graph.tensors[idx[3]].quantization.scale = [weight_scale]
+        first = np.zeros((units, units), np.int8)
+        first[:, 0] = 1
+        for gate in range(1, 9):
+            m.buffers[graph.tensors[idx[gate]].buffer].data = list(
+                (first if gate == 3 else np.zeros_like(first)).tobytes()
+            )
+        # biases that saturate the input and output gates (Q3.12 values above 8: sigmoid 1)
+        open_ = [40000 * 2**-12 / (in_scale * float(tensors[idx[g]].scales[0])) for g in (1, 4)]
+        for gate, bias in ((12, open_[0]), (13, 0), (14, cell_gate_bias), (15, open_[1])):
+            values = np.broadcast_to(np.int32(np.round(bias)), (units,)).astype("<i4")
+            m.buffers[graph.tensors[idx[gate]].buffer].data = list(values.tobytes())
+
+    return edited(released_model(), edit)
+
+
+def test_lstm_gates_rescale_with_the_double_product_of_the_scales(_session_cache: Path) -> None:
+    """The LSTM's gate FCs too: cell-gate values on which the float32 and the double product of the
+    scales round apart (the bundle's case) reach the hidden state as the wheel's."""
+    weight_scale = float(np.float32(2.6e-7))  # gate values of a few hundred LSB from accumulators of millions
+    tensors, _, inputs, _, _ = read_model(lstm_gate_model(np.zeros(1), weight_scale))
+    a = float(tensors[inputs[0]].scales[0])
+    single, double = float(np.float32(a) * np.float32(weight_scale)) / 2**-12, a * weight_scale / 2**-12
+    ties = (round((k - 0.5) / double) + d for k in range(1, 256) for d in range(-2, 3))
+    units = tensors[inputs[0]].shape[2]
+    accs = sorted({acc for acc in ties if requantized(acc, single) != requantized(acc, double)})[:units]
+    assert len(accs) >= 16
+    model = lstm_gate_model(np.array(accs + [0] * (units - len(accs))), weight_scale)
+    x = np.full((1, 1, units), int(tensors[inputs[0]].zero_points[0]), np.int8)
+    want = TFLM(model)(x)[0].reshape(-1)
+    got = HostEngine(model, cache=_session_cache).invoke_int8(x[0]).reshape(-1)
+    print(f"\n{len(accs)} cell-gate values at the corner; hidden state {want.tolist()}")
+    np.testing.assert_array_equal(got, want)
 
 
 def test_unsupported_models_are_clear_errors() -> None:

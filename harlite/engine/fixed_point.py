@@ -38,9 +38,10 @@ def f32(x: Any) -> float:
     return float(np.float32(x))
 
 
-def f32_product(a: float, b: float) -> float:
-    """a * b in float32 (TFLite's per-tensor GetQuantizedConvolutionMultipler), as a double."""
-    return float(np.float32(a) * np.float32(b))
+def fc_multiplier(input_scale: float, weight_scale: float, output_scale: float) -> tuple[int, int]:
+    """The requantization of a convolution or fully-connected row (also the LSTM's gate FCs): the float32
+    scales multiplied and divided in double, as the wheel's Prepare does (per channel and per tensor)."""
+    return quantize_multiplier(f32(input_scale) * f32(weight_scale) / f32(output_scale))
 
 
 def round_away(x: float) -> float:

@@ -16,7 +16,7 @@ from harlite.engine.fixed_point import (
     INT16_RANGE,
     activation_range,
     f32,
-    f32_product,
+    fc_multiplier,
     quantize_multiplier,
 )
 from harlite.engine.tflite_model import ACT_TANH, INT8, INT16, INT32, PADDING_SAME, PADDING_VALID, Tensor
@@ -149,9 +149,9 @@ def _check_rounding(w: np.ndarray, bias: np.ndarray | None, mults: np.ndarray, s
 
 
 def _per_channel_multipliers(inp: Tensor, w: Tensor, out: Tensor, n: int) -> tuple[list[int], list[int]]:
-    """Conv and per-channel FC: double(input scale) * double(filter scale) / double(output scale)."""
+    """Conv and per-channel FC: one multiplier per output channel."""
     scales = w.scales if len(w.scales) > 1 else np.repeat(w.scales, n)
-    pairs = [quantize_multiplier(f32(inp.scale) * f32(s) / f32(out.scale)) for s in scales]
+    pairs = [fc_multiplier(inp.scale, s, out.scale) for s in scales]
     return [m for m, _ in pairs], [s for _, s in pairs]
 
 
@@ -218,8 +218,8 @@ def fc_step(em: Emitter, op: Any, t: list[Tensor], where: str) -> Step:
     _check_accumulator(weights, bias, where)
     if len(w.scales) > 1:
         mults, shifts = _per_channel_multipliers(inp, w, out, n)
-    else:  # per tensor: the product of the scales in float32
-        m, s = quantize_multiplier(f32_product(inp.scale, w.scale) / f32(out.scale))
+    else:  # per tensor
+        m, s = fc_multiplier(inp.scale, w.scale, out.scale)
         mults, shifts = [m], [s]
     act = activation_range(int(opts.fusedActivationFunction), out, INT8_RANGE, where)
     rows = em.rows(weights, bias, mults, shifts, out.zero_point, act, where)
@@ -277,9 +277,9 @@ def lstm_step(em: Emitter, op: Any, t: list[Tensor], where: str, table: str) -> 
         w_in.append(_weights(wi, where, False, units).reshape(units, in_n))
         w_rec.append(_weights(wr, where, False, units).reshape(units, units))
         biases.append(_bias(get[12 + gate], units, where))
-        # TFLite Micro's LSTM prepares its gate FCs without a bias: float32 product of the scales
-        in_m.append(quantize_multiplier(f32_product(inp.scale, wi.scale) / GATE_Q))
-        rec_m.append(quantize_multiplier(f32_product(hidden.scale, wr.scale) / GATE_Q))
+        # the wheel prepares the gate FCs like per-tensor FULLY_CONNECTED: the scales' product in double
+        in_m.append(fc_multiplier(inp.scale, wi.scale, GATE_Q))
+        rec_m.append(fc_multiplier(hidden.scale, wr.scale, GATE_Q))
     w_in_all, w_rec_all, bias_all = np.concatenate(w_in), np.concatenate(w_rec), np.concatenate(biases)
     _check_accumulator(w_in_all, bias_all, where)
     _check_accumulator(w_rec_all, None, where)

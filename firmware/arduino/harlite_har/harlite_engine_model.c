@@ -535,7 +535,7 @@ static const int32_t hl_bias13[160] = {
     279, -11, 360, -118
 };
 static const int32_t hl_mult14[4] = {
-    1770704768, 1283390336, 1409157760, 1315890176
+    1770704807, 1283390325, 1409157759, 1315890227
 };
 static const int8_t hl_shift15[4] = {
     2, 1, 1, 1
@@ -743,7 +743,7 @@ static const uint32_t hl_w16[1600] = {
     0xf4f6e71bu, 0xded2e6f0u, 0x1df1ec24u, 0x02c6bcd4u, 0xdfe7fbf5u, 0xcc032702u, 0xf1f01b01u, 0x1d3aee09u
 };
 static const int32_t hl_mult17[4] = {
-    1586092800, 1273300352, 1191183616, 1139365120
+    1586092755, 1273300297, 1191183614, 1139365103
 };
 static const int8_t hl_shift18[4] = {
     -2, -2, -2, -2
@@ -765,7 +765,7 @@ static const int32_t hl_bias21[8] = {
     -2729, -3648, -2766, 1719, 1303, -1486, 0, 0
 };
 static const int32_t hl_mult22[1] = {
-    1825039192
+    1825039217
 };
 static const int8_t hl_shift23[1] = {
     -10
