@@ -83,3 +83,13 @@ def test_bench_train_trains_the_models_asked_for(options: list[str], models: tup
     assert done.exit_code == 0, done.output
     assert asked == [{"models": models, "seeds": (0, 1)}]
     assert CliRunner().invoke(main, ["bench", "train", "--models", "gru"]).exit_code == 2
+
+
+def test_bench_data_loads_the_split_cold_then_warm_from_a_private_cache(harlite_cache: Path) -> None:
+    """The data section reads its windows (kept in a temporary cache, read lazily) before that cache goes."""
+    from harlite.data.windows import load_split
+
+    figures = bench.bench_data()
+    split = load_split()
+    assert (figures["train_windows"], figures["test_windows"]) == (len(split.pool), len(split.test)) != (0, 0)
+    assert figures["cold_load_s"] > 0 and figures["warm_load_s"] >= 0 and isinstance(figures["pass"], bool)

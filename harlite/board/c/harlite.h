@@ -6,7 +6,7 @@
  *
  *   #include "harlite.h"
  *
- *   static harlite_t har;                      (2,452 bytes for the released model; plus the engine's
+ *   static harlite_t har;                      (2,524 bytes for the released model; plus the engine's
  *                                               static scratch, HARLITE_ENGINE_SCRATCH_BYTES)
  *   harlite_init_calibrated(&har);            (or harlite_init(&har, HARLITE_SMOOTH_MAJORITY, 3, 0.0f))
  *   every 1 / HARLITE_RATE_HZ seconds:
