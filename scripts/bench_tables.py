@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-BLOCKS = {"README.md": ("released", "cores", "web", "scale_summary"), "firmware/README.md": ("runtimes",),
+BLOCKS = {"README.md": ("released", "seeds", "cores", "web", "scale_summary"), "firmware/README.md": ("runtimes",),
           "docs/phone.md": ("web",), "docs/scale.md": ("scale",)}
 CORE_NAMES = {"cortex-m0": "Cortex-M0", "cortex-m4": "Cortex-M4F", "cortex-m7": "Cortex-M7", "cortex-m33": "Cortex-M33",
               "rv32imc": "RV32IMC"}  # fmt: skip
@@ -52,7 +52,7 @@ def released(bench: dict[str, Any]) -> str:
         ("int8 model (flash) / float16 / float32", " / ".join(_b(b["bytes"][k]) for k in ("int8", "float16", "float32"))),
         ("parameters; multiply-accumulates per window", f"{b['model']['params']:,}; {b['model']['macs_per_window']:,}"),
         (f"TFLM tensor arena (measured minimum {_b(tflm['arena_min_bytes'])} + margin)", _b(tflm["arena_bytes"])),
-        ("C front end on Cortex-M4 (`-Os`): flash / RAM", f"{_b(core['flash_bytes'])} / {_b(core['ram_bytes'])}"),
+        ("C core on Cortex-M4 (`-Os`; front end, smoothing and the unknown decision): flash / RAM", f"{_b(core['flash_bytes'])} / {_b(core['ram_bytes'])}"),
         ("the firmware's per-sample path with the C engine on Cortex-M4 (QEMU, `-Os`): flash / RAM with stack / "
          "instructions per window (other cores below)",
          f"{_b(m4['flash_bytes'])} / {_b(m4['ram_bytes'])} / {_m(m4['instructions_per_window'])}"),
@@ -156,7 +156,21 @@ def scale_summary(bench: dict[str, Any]) -> str:
             f"benchmarks/bench.json, {s['date'][:10]}, {bench['machine']['cpus']} CPUs).\n")
 
 
-RENDER = {"released": released, "cores": cores, "runtimes": runtimes, "web": web, "scale": scale,
+def seeds(bench: dict[str, Any]) -> str:
+    t = bench["train"]
+    s = t["models"]["cnn_lstm"]["summary"]
+
+    def spread(key: str) -> str:
+        f = s[key]
+        return f"{100 * f['mean']:.2f}% (sd {100 * f['std']:.2f}; {100 * f['min']:.2f}-{100 * f['max']:.2f})"
+
+    return (f"`harlite bench train --models cnn_lstm --seeds {len(t['seeds'])}` (seeds "
+            f"{', '.join(map(str, t['seeds']))}; {t['date'][:10]}, {bench['machine']['cpus']} CPUs, this code) on the "
+            f"2,874 test windows: float {spread('float_accuracy')}, int8 as kept (PTQ or QAT, in LiteRT) "
+            f"{spread('int8_accuracy')}; train and QAT {s['train_qat_seconds']['mean'] / 60:.1f} minutes a seed.\n")
+
+
+RENDER = {"released": released, "seeds": seeds, "cores": cores, "runtimes": runtimes, "web": web, "scale": scale,
           "scale_summary": scale_summary}
 
 
