@@ -49,6 +49,9 @@ def export(bundle: Path, fmt: str, out: Path, force: bool, as_json: bool) -> Non
     if as_json:
         click.echo(json.dumps(record, indent=2))
     else:
-        click.echo(
-            f"{out}: {fmt} export of {record['bundle']}, {len(record['files'])} files (README.md says how to use it)"
+        guide = (
+            " (README.md says how to use it)"
+            if "README.md" in record["files"]
+            else " (serve it over HTTPS, as harlite serve does, and open index.html)"
         )
+        click.echo(f"{out}: {fmt} export of {record['bundle']}, {len(record['files'])} files{guide}")
