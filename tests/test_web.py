@@ -96,9 +96,15 @@ def site(tmp_path_factory: pytest.TempPathFactory, _session_cache: Path) -> dict
 
 def simulated(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Scores, inputs and window starts of `harlite simulate --runtime c` on a CSV."""
+    trace, rate = simulated_trace(path)
+    return trace.outputs, trace.inputs, trace.starts / rate
+
+
+def simulated_trace(path: Path) -> tuple[Any, float]:
+    """`harlite simulate --runtime c`'s trace of a CSV, and the bundle's rate."""
     bundle = load_bundle(RELEASED)
-    trace = simulate(bundle, [read_csv(path, bundle.frontend().rate_hz)], runtime="c").traces[0]
-    return trace.outputs, trace.inputs, trace.starts / bundle.frontend().rate_hz
+    rate = bundle.frontend().rate_hz
+    return simulate(bundle, [read_csv(path, rate)], runtime="c").traces[0], rate
 
 
 @pytest.mark.parametrize("name", ["steady.csv", "irregular.csv"])
@@ -109,7 +115,10 @@ def test_harlite_js_gives_the_int8_scores_of_simulate(site: dict, name: str) -> 
     assert np.array_equal(np.array([w["scores"] for w in got]), scores)
     assert np.array_equal(np.array([w["input"] for w in got]).reshape(inputs.shape), inputs)
     assert np.allclose([w["start_s"] for w in got], starts, atol=1e-9)
-    assert {w["label"] for w in got} >= {"WALKING", "STANDING"}  # a real recording: the model sees activities
+    trace, _ = simulated_trace(site["root"] / name)
+    names = [*load_bundle(RELEASED).labels, "unknown"]
+    assert [w["label"] for w in got] == [names[i] for i in trace.raw]  # the unknown decision as simulate's
+    assert {"STANDING", "SITTING", "unknown"} <= {w["label"] for w in got}  # standing, sitting and transitions
 
 
 def open_page(site: dict) -> Any:
